@@ -1,0 +1,101 @@
+// A thin RAII layer over SQLite used by the agent's and the hub's stores.
+//
+// Db owns one connection (WAL, synchronous=NORMAL by default -- FULL where asked, foreign keys
+// on, busy timeout). Stmt is a prepared statement with typed binds and column reads.
+// Tx is a scope-bound transaction: commit() or it rolls back when it goes out of scope, so every
+// state change is exactly one transaction. migrate() applies numbered schema steps in order and
+// records the version in PRAGMA user_version, each step in its own transaction.
+//
+// Thread-safety: a Db is used by one thread at a time (callers serialise).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/expected.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace flotilla::sql {
+
+class Stmt;
+
+class Db {
+ public:
+  Db() = default;
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  Db(Db&& other) noexcept;
+  Db& operator=(Db&& other) noexcept;
+
+  // Opens (creating if needed) the database at `path`; ":memory:" for tests.
+  static Expected<Db> open(const std::string& path, bool full_sync = false);
+
+  Status exec(const std::string& sql);
+  Expected<Stmt> prepare(const std::string& sql);
+
+  // Applies steps[i] for every i >= the stored user_version, each in one transaction.
+  Status migrate(const std::vector<std::string>& steps);
+  int64_t last_insert_rowid() const;
+  int changes() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  friend class Stmt;
+  std::string error_text() const;
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+class Stmt {
+ public:
+  Stmt() = default;
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt(Stmt&& other) noexcept;
+  Stmt& operator=(Stmt&& other) noexcept;
+
+  // Binds are 1-based, like SQLite's.
+  Stmt& bind(int idx, int64_t v);
+  Stmt& bind(int idx, const std::string& v);  // bound as TEXT
+  Stmt& bind_blob(int idx, const std::string& v);
+  Stmt& bind_null(int idx);
+
+  // Steps once: true when a row is ready, false when done; Error on failure.
+  Expected<bool> step();
+  // Runs to completion (for INSERT/UPDATE/DELETE).
+  Status run();
+  void reset();
+
+  int64_t col_int(int idx) const;
+  std::string col_text(int idx) const;  // TEXT or BLOB bytes
+  bool col_null(int idx) const;
+
+ private:
+  friend class Db;
+  Stmt(Db* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  Db* db_ = nullptr;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class Tx {
+ public:
+  explicit Tx(Db& db);  // BEGIN IMMEDIATE
+  ~Tx();                // ROLLBACK unless committed
+  Tx(const Tx&) = delete;
+  Tx& operator=(const Tx&) = delete;
+  Status begun() const { return begun_; }
+  Status commit();
+
+ private:
+  Db& db_;
+  Status begun_;
+  bool done_ = false;
+};
+
+}  // namespace flotilla::sql

@@ -1,0 +1,60 @@
+// Transport: publish/subscribe messaging between agents and hub (MQTT in production).
+//
+// start() returns at once; the transport connects in the background and reconnects forever with
+// exponential backoff, renewing its subscriptions on every connect. Handlers run on the
+// transport's own thread: keep them short (hand the message to your own loop).
+// publish() never blocks on the network; `done` is called once the broker acknowledged a QoS 1
+// message (or the QoS 0 message was written), or with an error if it could not be sent.
+//
+// Thread-safety: all methods may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/expected.hpp"
+
+namespace flotilla::sync {
+
+struct Message {
+  std::string topic;
+  std::string payload;
+};
+
+struct TransportOptions {
+  std::string server_uri;                       // tcp://127.0.0.1:1883
+  std::string client_id;
+  bool clean_session = true;
+  std::chrono::seconds keepalive{10};
+  std::chrono::milliseconds min_backoff{200};
+  std::chrono::milliseconds max_backoff{5000};
+  std::optional<Message> will;                  // sent at QoS 1 by the broker on our behalf
+  int max_inflight = 1024;
+};
+
+class Transport {
+ public:
+  using MessageHandler = std::function<void(Message)>;
+  using ConnectionHandler = std::function<void(bool connected)>;
+  using DoneHandler = std::function<void(Status)>;
+
+  virtual ~Transport() = default;
+
+  // Set both before start().
+  virtual void set_handlers(MessageHandler on_message, ConnectionHandler on_connection) = 0;
+  virtual Status start() = 0;
+  virtual void stop() = 0;
+  virtual bool connected() const = 0;
+  // Remembered and renewed after every reconnect.
+  virtual Status subscribe(const std::string& filter, int qos) = 0;
+  virtual Status publish(const std::string& topic, std::string payload, int qos,
+                         DoneHandler done = {}) = 0;
+};
+
+// MQTT over Eclipse Paho C++.
+std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options);
+
+}  // namespace flotilla::sync
