@@ -1,0 +1,199 @@
+// Transport over Eclipse Paho MQTT C++ (async client).
+//
+// Paho's own automatic reconnect only starts after a first successful connect, and an agent must
+// start while the broker is down, so this adapter runs its own connect loop: one thread that
+// (re)connects with exponential backoff, renews subscriptions, and waits for the next loss.
+// Paho throws: every call is wrapped and converted to Status here.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <mqtt/async_client.h>
+
+#include "common/log.hpp"
+#include "sync/transport.hpp"
+
+namespace flotilla::sync {
+namespace {
+
+// Completion listener for one publish: reports once and frees itself.
+class PublishListener final : public mqtt::iaction_listener {
+ public:
+  explicit PublishListener(Transport::DoneHandler done) : done_(std::move(done)) {}
+  void on_success(const mqtt::token&) override {
+    if (done_) done_(Ok());
+    delete this;
+  }
+  void on_failure(const mqtt::token& tok) override {
+    if (done_) done_(Error("publish failed (code " + std::to_string(tok.get_return_code()) + ")"));
+    delete this;
+  }
+
+ private:
+  Transport::DoneHandler done_;
+};
+
+class MqttTransport final : public Transport {
+ public:
+  explicit MqttTransport(TransportOptions opts)
+      : opts_(std::move(opts)), log_(log::get("sync")) {}
+
+  ~MqttTransport() override { stop(); }
+
+  void set_handlers(MessageHandler on_message, ConnectionHandler on_connection) override {
+    on_message_ = std::move(on_message);
+    on_connection_ = std::move(on_connection);
+  }
+
+  Status start() override {
+    try {
+      client_ = std::make_unique<mqtt::async_client>(opts_.server_uri, opts_.client_id);
+    } catch (const std::exception& e) {
+      return Error("Failed to create MQTT client for '" + opts_.server_uri + "': " + e.what());
+    }
+    client_->set_message_callback([this](mqtt::const_message_ptr m) {
+      if (on_message_) on_message_(Message{m->get_topic(), m->get_payload_str()});
+    });
+    client_->set_connection_lost_handler([this](const std::string& cause) {
+      log_->warn("mqtt connection lost server={} cause='{}'", opts_.server_uri, cause);
+      mark_disconnected();
+    });
+    running_ = true;
+    worker_ = std::thread([this] { connect_loop(); });
+    return Ok();
+  }
+
+  void stop() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!running_) return;
+      running_ = false;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    if (client_) {
+      try {
+        if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
+      } catch (const std::exception& e) {
+        log_->debug("mqtt disconnect error='{}'", e.what());
+      }
+    }
+    connected_ = false;
+  }
+
+  bool connected() const override { return connected_; }
+
+  Status subscribe(const std::string& filter, int qos) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      subscriptions_.emplace_back(filter, qos);
+    }
+    if (!connected_) return Ok();  // renewed on connect
+    try {
+      client_->subscribe(filter, qos);
+    } catch (const std::exception& e) {
+      return Error("Failed to subscribe to '" + filter + "': " + e.what());
+    }
+    return Ok();
+  }
+
+  Status publish(const std::string& topic, std::string payload, int qos,
+                 DoneHandler done) override {
+    if (!connected_ || !client_) {
+      Status st = Error("Failed to publish to '" + topic + "': not connected");
+      if (done) done(st);
+      return st;
+    }
+    auto msg = mqtt::make_message(topic, std::move(payload), qos, false);
+    auto* listener = new PublishListener(std::move(done));
+    try {
+      client_->publish(msg, nullptr, *listener);
+    } catch (const std::exception& e) {
+      Status st = Error("Failed to publish to '" + topic + "': " + e.what());
+      listener->on_failure(mqtt::token(mqtt::token::Type::PUBLISH, *client_));
+      return st;
+    }
+    return Ok();
+  }
+
+ private:
+  void mark_disconnected() {
+    bool was = connected_.exchange(false);
+    if (was && on_connection_) on_connection_(false);
+    cv_.notify_all();
+  }
+
+  bool try_connect() {
+    auto builder = mqtt::connect_options_builder()
+                       .clean_session(opts_.clean_session)
+                       .keep_alive_interval(opts_.keepalive)
+                       .connect_timeout(std::chrono::seconds(5))
+                       .max_inflight(opts_.max_inflight)
+                       .automatic_reconnect(false);
+    if (opts_.will) {
+      builder.will(mqtt::message(opts_.will->topic, opts_.will->payload, 1, false));
+    }
+    try {
+      auto tok = client_->connect(builder.finalize());
+      if (!tok->wait_for(std::chrono::seconds(6)) || !client_->is_connected()) return false;
+      std::vector<std::pair<std::string, int>> subs;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        subs = subscriptions_;
+      }
+      for (const auto& [filter, qos] : subs) client_->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
+    } catch (const std::exception& e) {
+      log_->debug("mqtt connect failed server={} error='{}'", opts_.server_uri, e.what());
+      return false;
+    }
+    return true;
+  }
+
+  void connect_loop() {
+    auto backoff = opts_.min_backoff;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (running_) {
+      if (connected_) {
+        cv_.wait(lock, [this] { return !running_ || !connected_; });
+        continue;
+      }
+      lock.unlock();
+      bool ok = try_connect();
+      lock.lock();
+      if (!running_) break;
+      if (ok) {
+        backoff = opts_.min_backoff;
+        connected_ = true;
+        log_->info("mqtt connected server={} client={}", opts_.server_uri, opts_.client_id);
+        lock.unlock();
+        if (on_connection_) on_connection_(true);
+        lock.lock();
+        continue;
+      }
+      cv_.wait_for(lock, backoff, [this] { return !running_; });
+      backoff = std::min(backoff * 2, opts_.max_backoff);
+    }
+  }
+
+  TransportOptions opts_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<mqtt::async_client> client_;
+  MessageHandler on_message_;
+  ConnectionHandler on_connection_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, int>> subscriptions_;
+  std::atomic<bool> connected_{false};
+  bool running_ = false;
+  std::thread worker_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options) {
+  return std::make_unique<MqttTransport>(std::move(options));
+}
+
+}  // namespace flotilla::sync
