@@ -6,7 +6,8 @@
 namespace flotilla {
 
 Flags::Flags(std::string program, std::string summary, bool allow_positional)
-    : program_(std::move(program)), summary_(std::move(summary)),
+    : program_(std::move(program)),
+      summary_(std::move(summary)),
       allow_positional_(allow_positional) {}
 
 void Flags::add(const std::string& name, const std::string& help, const std::string& def,
@@ -73,11 +74,15 @@ std::string Flags::usage() const {
     const Spec& s = specs_.at(name);
     std::string left = "  --" + name + (s.is_switch ? "" : " VALUE");
     out << left;
-    if (left.size() < 28) out << std::string(28 - left.size(), ' ');
-    else out << "\n" << std::string(28, ' ');
+    if (left.size() < 28)
+      out << std::string(28 - left.size(), ' ');
+    else
+      out << "\n" << std::string(28, ' ');
     out << s.help;
-    if (s.required) out << " (required)";
-    else if (!s.def.empty()) out << " (default: " << s.def << ")";
+    if (s.required)
+      out << " (required)";
+    else if (!s.def.empty())
+      out << " (default: " << s.def << ")";
     out << "\n";
   }
   out << "  --help                    show this help\n";

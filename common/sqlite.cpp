@@ -9,7 +9,8 @@ namespace flotilla::sql {
 Db::~Db() {
   if (db_ != nullptr) sqlite3_close_v2(db_);
 }
-Db::Db(Db&& other) noexcept : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+Db::Db(Db&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
     if (db_ != nullptr) sqlite3_close_v2(db_);
@@ -24,9 +25,9 @@ std::string Db::error_text() const { return db_ ? sqlite3_errmsg(db_) : "no data
 Expected<Db> Db::open(const std::string& path, bool full_sync) {
   Db db;
   db.path_ = path;
-  int rc = sqlite3_open_v2(path.c_str(), &db.db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db.db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     return Error("Failed to open database '" + path + "': " + db.error_text());
   }
@@ -63,14 +64,14 @@ Status Db::migrate(const std::vector<std::string>& steps) {
   int64_t have = ver->col_int(0);
   ver->reset();
   if (have > static_cast<int64_t>(steps.size())) {
-    return Error("Failed to open database '" + path_ + "': schema version " +
-                 std::to_string(have) + " is newer than this binary knows (" +
-                 std::to_string(steps.size()) + ")");
+    return Error("Failed to open database '" + path_ + "': schema version " + std::to_string(have) +
+                 " is newer than this binary knows (" + std::to_string(steps.size()) + ")");
   }
   for (size_t i = static_cast<size_t>(have); i < steps.size(); ++i) {
     Tx tx(*this);
     if (!tx.begun()) return tx.begun();
-    if (auto st = exec(steps[i]); !st) return st.error().WithContext("migration " + std::to_string(i + 1));
+    if (auto st = exec(steps[i]); !st)
+      return st.error().WithContext("migration " + std::to_string(i + 1));
     if (auto st = exec("PRAGMA user_version=" + std::to_string(i + 1)); !st) return st;
     if (auto st = tx.commit(); !st) return st;
   }
@@ -114,7 +115,8 @@ Expected<bool> Stmt::step() {
   int rc = sqlite3_step(s_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return Error(std::string("Failed to execute statement: ") + sqlite3_errmsg(sqlite3_db_handle(s_)));
+  return Error(std::string("Failed to execute statement: ") +
+               sqlite3_errmsg(sqlite3_db_handle(s_)));
 }
 
 Status Stmt::run() {

@@ -54,7 +54,8 @@ Status FakeBroker::route(const FakeTransport* from, const Message& m) {
   {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     if (!up_) return Error("Failed to publish '" + m.topic + "': broker is down");
-    if (from != nullptr && !from->connected_) return Error("Failed to publish '" + m.topic + "': not connected");
+    if (from != nullptr && !from->connected_)
+      return Error("Failed to publish '" + m.topic + "': not connected");
     log_.push_back(m);
     for (auto* c : clients_) {
       if (!c->connected_) continue;

@@ -37,8 +37,7 @@ class PublishListener final : public mqtt::iaction_listener {
 
 class MqttTransport final : public Transport {
  public:
-  explicit MqttTransport(TransportOptions opts)
-      : opts_(std::move(opts)), log_(log::get("sync")) {}
+  explicit MqttTransport(TransportOptions opts) : opts_(std::move(opts)), log_(log::get("sync")) {}
 
   ~MqttTransport() override { stop(); }
 
@@ -49,7 +48,11 @@ class MqttTransport final : public Transport {
 
   Status start() override {
     try {
-      client_ = std::make_unique<mqtt::async_client>(opts_.server_uri, opts_.client_id);
+      // Paho queues publishes until the network thread writes them; its default cap (100)
+      // would refuse bursts, so the cap follows max_inflight. We never send while disconnected:
+      // the caller's own outbox keeps what has not been acknowledged.
+      mqtt::create_options create(MQTTVERSION_3_1_1, std::max(opts_.max_inflight, 100) * 16);
+      client_ = std::make_unique<mqtt::async_client>(opts_.server_uri, opts_.client_id, create);
     } catch (const std::exception& e) {
       return Error("Failed to create MQTT client for '" + opts_.server_uri + "': " + e.what());
     }
@@ -143,7 +146,8 @@ class MqttTransport final : public Transport {
         std::lock_guard<std::mutex> lock(mu_);
         subs = subscriptions_;
       }
-      for (const auto& [filter, qos] : subs) client_->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
+      for (const auto& [filter, qos] : subs)
+        client_->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
     } catch (const std::exception& e) {
       log_->debug("mqtt connect failed server={} error='{}'", opts_.server_uri, e.what());
       return false;

@@ -48,7 +48,8 @@ Status validate_node_name(std::string_view node) {
     return Error("node name '" + std::string(node) + "' must be 1 to 63 characters");
   }
   auto alnum = [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c));
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c));
   };
   for (char c : node) {
     if (!alnum(c) && c != '-' && c != '.' && c != '_') {
@@ -68,7 +69,8 @@ std::string make_topic(const Topic& t) {
 }
 
 std::string up_topic(std::string_view node, uint32_t shard_count, std::string_view kind) {
-  return make_topic({shard_of(node, shard_count), std::string(node), Direction::kUp, std::string(kind)});
+  return make_topic(
+      {shard_of(node, shard_count), std::string(node), Direction::kUp, std::string(kind)});
 }
 
 std::string down_topic(std::string_view node, uint32_t shard_count, std::string_view kind) {
@@ -106,10 +108,14 @@ Expected<Topic> parse_topic(std::string_view topic) {
   t.shard = v;
   if (auto st = validate_node_name(parts[5]); !st) return bad(st.error().message());
   t.node = std::string(parts[5]);
-  if (parts[6] == "up") t.direction = Direction::kUp;
-  else if (parts[6] == "down") t.direction = Direction::kDown;
-  else return bad("direction must be up or down");
-  if (!known_kind(t.direction, parts[7])) return bad("unknown kind '" + std::string(parts[7]) + "'");
+  if (parts[6] == "up")
+    t.direction = Direction::kUp;
+  else if (parts[6] == "down")
+    t.direction = Direction::kDown;
+  else
+    return bad("direction must be up or down");
+  if (!known_kind(t.direction, parts[7]))
+    return bad("unknown kind '" + std::string(parts[7]) + "'");
   t.kind = std::string(parts[7]);
   return t;
 }

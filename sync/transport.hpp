@@ -25,13 +25,13 @@ struct Message {
 };
 
 struct TransportOptions {
-  std::string server_uri;                       // tcp://127.0.0.1:1883
+  std::string server_uri;  // tcp://127.0.0.1:1883
   std::string client_id;
   bool clean_session = true;
   std::chrono::seconds keepalive{10};
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{5000};
-  std::optional<Message> will;                  // sent at QoS 1 by the broker on our behalf
+  std::optional<Message> will;  // sent at QoS 1 by the broker on our behalf
   int max_inflight = 1024;
 };
 

@@ -1,0 +1,45 @@
+#include "common/fs.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "test/support/temp_dir.hpp"
+
+namespace flotilla {
+namespace {
+
+TEST(Fs, WriteAtomicReplacesWholeFileAndLeavesNoTemp) {
+  testing::TempDir dir;
+  std::string path = dir / "state";
+  ASSERT_TRUE(fs::write_atomic(path, "first").ok());
+  ASSERT_TRUE(fs::write_atomic(path, "second").ok());
+  EXPECT_EQ(*fs::read_file(path), "second");
+  int entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(Fs, ErrorsNameThePath) {
+  auto r = fs::read_file("/nonexistent/flotilla/x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("'/nonexistent/flotilla/x'"), std::string::npos);
+  auto w = fs::write_atomic("/nonexistent/flotilla/x", "data");
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error().message().find("Failed to create"), std::string::npos);
+}
+
+TEST(Fs, MakeDirsAndRemoveAll) {
+  testing::TempDir dir;
+  ASSERT_TRUE(fs::make_dirs(dir / "a/b/c").ok());
+  EXPECT_TRUE(fs::exists(dir / "a/b/c"));
+  ASSERT_TRUE(fs::remove_all(dir / "a").ok());
+  EXPECT_FALSE(fs::exists(dir / "a"));
+  EXPECT_TRUE(fs::remove_all(dir / "missing").ok());
+}
+
+}  // namespace
+}  // namespace flotilla

@@ -1,0 +1,34 @@
+// Real peers for integration tests, started on loopback in a temporary folder.
+#pragma once
+
+#include <string>
+
+#include "test/support/process.hpp"
+
+namespace flotilla::testing {
+
+// Path of an executable on PATH (or in /usr/sbin), empty if absent.
+std::string find_executable(const std::string& name);
+
+// Waits until something accepts TCP connections on 127.0.0.1:port.
+bool wait_for_port(int port, std::chrono::milliseconds timeout);
+
+// mosquitto on 127.0.0.1:port, anonymous, no persistence. restart() keeps the port.
+class Mosquitto {
+ public:
+  Mosquitto(std::string dir, int port);
+  ~Mosquitto() { stop(); }
+  bool start();  // false (with the log readable) if it did not come up
+  void stop();
+  void kill9();
+  int port() const { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  std::string log() const { return proc_.log(); }
+
+ private:
+  std::string dir_;
+  int port_;
+  ChildProcess proc_;
+};
+
+}  // namespace flotilla::testing
