@@ -1,0 +1,81 @@
+#include "agent/agent.hpp"
+
+#include <algorithm>
+#include <future>
+
+#include "common/log.hpp"
+
+namespace flotilla::agent {
+
+Agent::Agent(AgentConfig config, Store& store, runtime::Driver& driver, sync::Transport& transport,
+             const Clock& clock, std::string boot_id)
+    : config_(std::move(config)),
+      store_(store),
+      transport_(transport),
+      clock_(clock),
+      reconciler_(config_.node, config_.reconciler, store, driver, clock),
+      sync_(config_, store, transport, clock, std::move(boot_id),
+            [queue = queue_](uint64_t batch_id, Status st) {
+              queue->push(PublishDone{batch_id, std::move(st)});
+            }) {}
+
+Agent::~Agent() {
+  if (started_) transport_.stop();
+}
+
+Status Agent::start() {
+  if (auto st = reconciler_.recover(); !st) return st;
+  reconciler_.tick();  // converge at once, connected or not
+  next_tick_ = clock_.now() + config_.reconciler.tick;
+  transport_.set_handlers(
+      [queue = queue_](sync::Message m) { queue->push(std::move(m)); },
+      [queue = queue_](bool connected) { queue->push(ConnectionChanged{connected}); });
+  if (auto st = sync_.subscribe(); !st) return st;
+  if (auto st = transport_.start(); !st) return st;
+  started_ = true;
+  log::get("agent")->info("agent started node={} mqtt={} revision={}", config_.node,
+                          config_.mqtt_uri, store_.meta().desired_revision);
+  return Ok();
+}
+
+void Agent::run_once() {
+  bool desired_changed = false;
+  for (auto& event : queue_->take_all()) {
+    if (auto* m = std::get_if<sync::Message>(&event)) {
+      desired_changed |= sync_.on_message(*m);
+    } else if (auto* c = std::get_if<ConnectionChanged>(&event)) {
+      sync_.on_connection(c->connected);
+    } else if (auto* d = std::get_if<PublishDone>(&event)) {
+      sync_.on_publish_done(d->batch_id, d->status);
+    }
+  }
+  if (desired_changed || clock_.now() >= next_tick_) {
+    reconciler_.tick();
+    next_tick_ = clock_.now() + config_.reconciler.tick;
+  }
+  sync_.tick(static_cast<uint32_t>(reconciler_.running_count()));
+}
+
+void Agent::run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    run_once();
+    // Wake for the next tick; queued events wake us earlier.
+    auto wait = std::chrono::duration_cast<Millis>(next_tick_ - clock_.now());
+    queue_->wait(std::clamp(wait, Millis(1), config_.reconciler.tick));
+  }
+}
+
+void Agent::shutdown() {
+  if (!started_) return;
+  if (sync_.connected()) {
+    auto said = std::make_shared<std::promise<void>>();
+    auto future = said->get_future();
+    sync_.say_goodbye([said](Status) { said->set_value(); });
+    future.wait_for(std::chrono::seconds(1));
+  }
+  transport_.stop();
+  started_ = false;
+  log::get("agent")->info("agent stopped node={}; workloads keep running", config_.node);
+}
+
+}  // namespace flotilla::agent

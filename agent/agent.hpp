@@ -1,0 +1,61 @@
+// agent::Agent: wires the Store, Reconciler and SyncClient to one loop thread.
+//
+// The transport's callbacks only push into a LoopQueue; run_once() handles everything queued,
+// runs the reconciler when its tick is due (or at once after a desired-state change), and lets
+// the sync client heartbeat and flush the outbox. Stopping the agent leaves workloads running:
+// the next start adopts them (edge autonomy).
+//
+// Thread-safety: start(), run_once(), run() and shutdown() on one thread; request_stop() from
+// any thread (including a signal handler's flag-polling loop).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "agent/config.hpp"
+#include "agent/loop_queue.hpp"
+#include "agent/reconciler.hpp"
+#include "agent/store.hpp"
+#include "agent/sync_client.hpp"
+#include "common/clock.hpp"
+#include "runtime/driver.hpp"
+#include "sync/transport.hpp"
+
+namespace flotilla::agent {
+
+class Agent {
+ public:
+  // The store, driver, transport and clock must outlive the Agent. The transport must have
+  // been created with make_transport_options(config, boot_id) (or be a fake).
+  Agent(AgentConfig config, Store& store, runtime::Driver& driver, sync::Transport& transport,
+        const Clock& clock, std::string boot_id);
+  ~Agent();
+
+  // Recovers instances, subscribes and starts the transport.
+  Status start();
+  // Handles what is queued and does whatever is due; never blocks.
+  void run_once();
+  // Loops until `stop` is set, sleeping on the queue between iterations.
+  void run(const std::atomic<bool>& stop);
+  // Tells the hub we are going (Offline) and stops the transport. Workloads keep running.
+  void shutdown();
+
+  const SyncClient& sync_client() const { return sync_; }
+  const Reconciler& reconciler() const { return reconciler_; }
+  LoopQueue& queue() { return *queue_; }
+
+ private:
+  AgentConfig config_;
+  Store& store_;
+  sync::Transport& transport_;
+  const Clock& clock_;
+  // Shared with the transport's callbacks, which may outlive the Agent by a moment.
+  std::shared_ptr<LoopQueue> queue_ = std::make_shared<LoopQueue>();
+  Reconciler reconciler_;
+  SyncClient sync_;
+  TimePoint next_tick_{};
+  bool started_ = false;
+};
+
+}  // namespace flotilla::agent

@@ -1,0 +1,50 @@
+// Configuration of the agent: plain structs with documented defaults and units. main() fills
+// them from flags; tests fill them directly (e.g. short backoffs with a FakeClock).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "sync/topics.hpp"
+
+namespace flotilla::agent {
+
+struct ReconcilerConfig {
+  // How often the control loop observes instances and converges on the desired set.
+  Millis tick{200};
+  // Restart backoff: base, doubled per consecutive crash, capped at max.
+  Millis backoff_base{1000};
+  Millis backoff_max{60000};
+  // An instance that ran at least this long before exiting restarts with the base delay again.
+  Millis backoff_reset_after{10000};
+  // SIGTERM -> SIGKILL delay when the spec's termination_grace_ms is 0.
+  Millis default_grace{10000};
+  // Runtimes this node offers (WorkloadSpec.type values the driver can run).
+  std::vector<std::string> runtimes{"process"};
+};
+
+struct SyncConfig {
+  uint32_t shards = sync::kDefaultShards;
+  // Heartbeat period; the MQTT keepalive is twice this (at least 2 s).
+  Millis heartbeat{5000};
+  std::map<std::string, std::string> labels;
+  int64_t cpu_millis = 0;    // 0: 1000 x online CPUs
+  int64_t memory_bytes = 0;  // 0: MemTotal from /proc/meminfo
+  // Status batches awaiting the broker's acknowledgement at once.
+  int max_inflight_batches = 2;
+  // Delay before retrying a status publish the transport refused while connected.
+  Millis publish_retry{1000};
+};
+
+struct AgentConfig {
+  std::string node;
+  std::string mqtt_uri;  // tcp://HOST:PORT
+  std::string data_dir;  // holds agent.db and the instances' runtime folders
+  ReconcilerConfig reconciler;
+  SyncConfig sync;
+};
+
+}  // namespace flotilla::agent

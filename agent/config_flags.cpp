@@ -1,0 +1,81 @@
+#include "agent/config_flags.hpp"
+
+#include "sync/topics.hpp"
+
+namespace flotilla::agent {
+
+Flags make_agent_flags() {
+  Flags flags(
+      "flotilla-agent",
+      "Runs the Flotilla agent on an edge node: keeps the node's desired workloads\n"
+      "running from its local SQLite cache (also while offline) and syncs desired state\n"
+      "and status with the hub over MQTT.\n"
+      "\n"
+      "On SIGTERM or SIGINT the agent exits cleanly WITHOUT stopping its workloads: they\n"
+      "keep running (edge autonomy) and the next agent start adopts them.\n"
+      "\n"
+      "Local verb: flotilla-agent status --data DIR  (cached desired state, works offline)");
+  flags.add("node", "this node's name (1-63 chars of [a-z0-9.-_])", "", true);
+  flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883", "", true);
+  flags.add("data", "folder for agent.db and the instances' runtime state", "", true);
+  flags.add("labels", "node labels, k=v,k2=v2");
+  flags.add("shards", "shard count shared with the hub", "16");
+  flags.add("heartbeat-ms", "heartbeat period in milliseconds", "5000");
+  flags.add("log-level", "trace|debug|info|warn|error|off", "info");
+  flags.add("cpu-millis", "CPU capacity to report (0: 1000 x online CPUs)", "0");
+  flags.add("memory-bytes", "memory capacity to report (0: MemTotal)", "0");
+  flags.add("restart-backoff-ms", "first restart delay after a crash (doubles per crash)", "1000");
+  flags.add("restart-backoff-max-ms", "longest restart delay", "60000");
+  flags.add("termination-grace-ms", "SIGTERM -> SIGKILL delay unless the spec sets one", "10000");
+  return flags;
+}
+
+Flags make_status_flags() {
+  Flags flags("flotilla-agent status",
+              "Prints the desired workloads and instances cached in the agent's SQLite store.\n"
+              "Reads local state only; works while offline and while the agent runs.");
+  flags.add("data", "the agent's --data folder", "", true);
+  return flags;
+}
+
+Expected<AgentConfig> config_from_flags(const Flags& flags) {
+  AgentConfig c;
+  c.node = flags.get("node");
+  if (auto st = sync::validate_node_name(c.node); !st) {
+    return Error("invalid --node '" + c.node + "': " + st.error().message());
+  }
+  c.mqtt_uri = flags.get("mqtt");
+  auto scheme = c.mqtt_uri.find("://");
+  if (scheme == std::string::npos || scheme == 0 || scheme + 3 >= c.mqtt_uri.size()) {
+    return Error("invalid --mqtt '" + c.mqtt_uri + "': want tcp://HOST:PORT");
+  }
+  c.data_dir = flags.get("data");
+  if (c.data_dir.empty()) return Error("invalid --data: empty path");
+  auto labels = parse_labels(flags.get("labels"));
+  if (!labels) return Error("invalid --labels: " + labels.error().message());
+  c.sync.labels = std::move(*labels);
+
+  auto shards = flags.get_int("shards", 1, 65536);
+  auto heartbeat = flags.get_int("heartbeat-ms", 100, 3'600'000);
+  auto cpu = flags.get_int("cpu-millis", 0, int64_t{1} << 40);
+  auto memory = flags.get_int("memory-bytes", 0, int64_t{1} << 60);
+  auto backoff = flags.get_int("restart-backoff-ms", 1, 3'600'000);
+  auto backoff_max = flags.get_int("restart-backoff-max-ms", 1, 86'400'000);
+  auto grace = flags.get_int("termination-grace-ms", 0, 3'600'000);
+  for (const auto* v : {&shards, &heartbeat, &cpu, &memory, &backoff, &backoff_max, &grace}) {
+    if (!*v) return v->error();
+  }
+  if (*backoff_max < *backoff) {
+    return Error("flag '--restart-backoff-max-ms' must be at least '--restart-backoff-ms'");
+  }
+  c.sync.shards = static_cast<uint32_t>(*shards);
+  c.sync.heartbeat = Millis(*heartbeat);
+  c.sync.cpu_millis = *cpu;
+  c.sync.memory_bytes = *memory;
+  c.reconciler.backoff_base = Millis(*backoff);
+  c.reconciler.backoff_max = Millis(*backoff_max);
+  c.reconciler.default_grace = Millis(*grace);
+  return c;
+}
+
+}  // namespace flotilla::agent

@@ -1,0 +1,332 @@
+// Reconciler: the control loop (tick, observe, converge). Startup recovery is in
+// reconciler_recover.cpp.
+#include "agent/reconciler.hpp"
+
+#include <algorithm>
+
+#include "common/log.hpp"
+
+namespace flotilla::agent {
+namespace {
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::string seconds_text(Millis d) {
+  return std::to_string(d.count() / 1000) + "." + std::to_string(d.count() % 1000 / 100) + "s";
+}
+
+// Which instance of a workload to keep when there are several: the most alive, then the oldest.
+int liveliness(v1::Phase phase) {
+  switch (phase) {
+    case v1::PHASE_RUNNING:
+      return 3;
+    case v1::PHASE_STARTING:
+      return 2;
+    case v1::PHASE_BACKOFF:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+}  // namespace
+
+Reconciler::Reconciler(std::string node, ReconcilerConfig config, Store& store,
+                       runtime::Driver& driver, const Clock& clock)
+    : node_(std::move(node)),
+      config_(std::move(config)),
+      store_(store),
+      driver_(driver),
+      clock_(clock) {}
+
+void Reconciler::fail(const Error& e) {
+  ++errors_;
+  log::get("agent")->error("{}", e.message());
+}
+
+size_t Reconciler::running_count() const {
+  return static_cast<size_t>(std::count_if(instances_.begin(), instances_.end(), [](auto& kv) {
+    return kv.second.rec.phase == v1::PHASE_RUNNING;
+  }));
+}
+
+Reconciler::Live* Reconciler::find(const std::string& instance_id) {
+  auto it = instances_.find(instance_id);
+  return it == instances_.end() ? nullptr : &it->second;
+}
+
+const v1::WorkloadSpec* Reconciler::desired_for(const InstanceRecord& rec) const {
+  auto it = desired_.find(rec.workload);
+  if (it == desired_.end() || it->second.spec_hash() != rec.spec_hash) return nullptr;
+  return &it->second;
+}
+
+Millis Reconciler::backoff_delay(int32_t attempts) const {
+  Millis delay = config_.backoff_base;
+  for (int32_t i = 0; i < attempts && delay < config_.backoff_max; ++i) delay *= 2;
+  return std::min(delay, config_.backoff_max);
+}
+
+Millis Reconciler::grace_of(const v1::WorkloadSpec& spec) const {
+  return spec.termination_grace_ms() > 0 ? Millis(spec.termination_grace_ms())
+                                         : config_.default_grace;
+}
+
+bool Reconciler::runtime_available(const std::string& type) const {
+  return std::find(config_.runtimes.begin(), config_.runtimes.end(), type) !=
+         config_.runtimes.end();
+}
+
+bool Reconciler::save(Live& inst, const std::string& reason, const std::string& message) {
+  EventRecord event{inst.rec.workload + "/" + inst.rec.instance_id, reason, message,
+                    clock_.wall_ms()};
+  if (auto st = store_.save_instance(inst.rec, event); !st) {
+    fail(st.error());
+    inst.unsaved = std::make_pair(reason, message);
+    return false;
+  }
+  inst.unsaved.reset();
+  return true;
+}
+
+bool Reconciler::reload_desired() {
+  if (store_.desired_version() == desired_version_) return true;
+  auto desired = store_.load_desired();
+  if (!desired) {
+    fail(desired.error());
+    return false;
+  }
+  desired_ = std::move(*desired);
+  desired_version_ = store_.desired_version();
+  return true;
+}
+
+void Reconciler::tick() {
+  // Never converge on a desired set that could not be read: that would stop everything.
+  bool desired_known = reload_desired();
+  reap_orphans();
+  std::vector<std::string> ids;
+  for (const auto& [id, inst] : instances_) ids.push_back(id);
+  for (const auto& id : ids) {
+    Live* inst = find(id);
+    if (inst != nullptr && inst->unsaved) save(*inst, inst->unsaved->first, inst->unsaved->second);
+    if (inst != nullptr) observe(*inst);
+  }
+  if (desired_known) converge();
+}
+
+void Reconciler::observe(Live& inst) {
+  InstanceRecord& rec = inst.rec;
+  switch (rec.phase) {
+    case v1::PHASE_STARTING:
+      // Launched but not yet recorded as running (its store write failed): watch it.
+      if (inst.handle.pid != 0) break;
+      if (const auto* spec = desired_for(rec); spec != nullptr && !inst.unsaved) {
+        launch(inst, *spec);
+      }
+      return;
+    case v1::PHASE_RUNNING:
+      break;
+    case v1::PHASE_BACKOFF:
+      if (clock_.now() >= inst.deadline) {
+        if (const auto* spec = desired_for(rec)) restart(inst, *spec);
+      }
+      return;
+    case v1::PHASE_TERMINATING: {
+      if (inst.handle.pid == 0) return finish_stop(inst);
+      runtime::Observation obs = driver_.observe(inst.handle);
+      if (obs.state != runtime::RunState::kRunning) {
+        rec.exit_code = obs.signal != 0 ? 128 + obs.signal : obs.exit_code;
+        rec.message = obs.message;
+        return finish_stop(inst);
+      }
+      if (clock_.now() >= inst.deadline) {
+        if (auto st = driver_.kill(inst.handle); !st) fail(st.error());
+        inst.deadline = clock_.now() + Millis(rec.grace_ms);
+        log::get("agent")->warn("instance killed after grace workload={} instance={} grace_ms={}",
+                                rec.workload, rec.instance_id, rec.grace_ms);
+        save(inst, "Killing",
+             "still running " + seconds_text(Millis(rec.grace_ms)) + " after SIGTERM; SIGKILL");
+      }
+      return;
+    }
+    default:
+      return;
+  }
+  runtime::Observation obs = driver_.observe(inst.handle);
+  if (obs.state != runtime::RunState::kRunning) on_exit(inst, obs);
+}
+
+void Reconciler::on_exit(Live& inst, const runtime::Observation& obs) {
+  InstanceRecord& rec = inst.rec;
+  bool exited = obs.state == runtime::RunState::kExited;
+  bool failed = !exited || obs.signal != 0 || obs.exit_code != 0;
+  rec.exit_code = !exited ? -1 : obs.signal != 0 ? 128 + obs.signal : obs.exit_code;
+  std::string what = !obs.message.empty() ? obs.message
+                     : exited             ? "exited with code " + std::to_string(obs.exit_code)
+                                          : "instance vanished (no process and no exit record)";
+  if (clock_.wall_ms() - rec.started_unix_ms >= config_.backoff_reset_after.count()) {
+    rec.backoff_attempts = 0;
+  }
+  rec.pid = 0;
+  rec.start_ticks = 0;
+  inst.handle = runtime::Handle{rec.instance_id, 0, 0};
+
+  const v1::WorkloadSpec* spec = desired_for(rec);
+  v1::RestartPolicy policy = spec != nullptr ? spec->restart_policy() : v1::RESTART_NEVER;
+  bool restart = policy == v1::RESTART_ALWAYS || (policy == v1::RESTART_ON_FAILURE && failed);
+  auto log = log::get("agent");
+  if (restart) {
+    Millis delay = backoff_delay(rec.backoff_attempts);
+    ++rec.backoff_attempts;
+    rec.phase = v1::PHASE_BACKOFF;
+    rec.next_restart_unix_ms = clock_.wall_ms() + delay.count();
+    rec.message = what + "; restarting in " + seconds_text(delay);
+    inst.deadline = clock_.now() + delay;
+    log->warn("instance exited workload={} instance={} exit_code={} restart_in_ms={}", rec.workload,
+              rec.instance_id, rec.exit_code, delay.count());
+    save(inst, "BackOff", rec.message);
+    return;
+  }
+  rec.phase = failed ? v1::PHASE_FAILED : v1::PHASE_SUCCEEDED;
+  rec.message = what;
+  log->info("instance finished workload={} instance={} exit_code={} phase={}", rec.workload,
+            rec.instance_id, rec.exit_code, v1::Phase_Name(rec.phase));
+  save(inst, failed ? "Failed" : "Completed", what);
+}
+
+void Reconciler::converge() {
+  // Stop what is not wanted: instances of deleted workloads or old specs, and duplicates.
+  std::map<std::string, std::string> keep;  // workload -> instance id to keep
+  for (const auto& [id, inst] : instances_) {
+    if (inst.rec.phase == v1::PHASE_TERMINATING || desired_for(inst.rec) == nullptr) continue;
+    auto [it, fresh] = keep.emplace(inst.rec.workload, id);
+    if (!fresh && liveliness(inst.rec.phase) > liveliness(find(it->second)->rec.phase)) {
+      it->second = id;
+    }
+  }
+  std::vector<std::string> ids;
+  for (const auto& [id, inst] : instances_) ids.push_back(id);
+  for (const auto& id : ids) {
+    Live* inst = find(id);
+    if (inst == nullptr || inst->rec.phase == v1::PHASE_TERMINATING) continue;
+    auto it = keep.find(inst->rec.workload);
+    if (it != keep.end() && it->second == id) continue;
+    std::string why = !desired_.count(inst->rec.workload) ? "workload deleted"
+                      : desired_for(inst->rec) == nullptr ? "spec changed"
+                                                          : "duplicate instance";
+    begin_stop(*inst, why);
+  }
+  // Start what is missing, once no older instance of the workload remains (stop, then start).
+  for (const auto& [name, spec] : desired_) {
+    bool present = std::any_of(instances_.begin(), instances_.end(),
+                               [&](const auto& kv) { return kv.second.rec.workload == name; });
+    if (!present) start_new(spec);
+  }
+}
+
+void Reconciler::start_new(const v1::WorkloadSpec& spec) {
+  Live inst;
+  inst.rec.workload = spec.name();
+  inst.rec.spec_hash = spec.spec_hash();
+  inst.rec.grace_ms = grace_of(spec).count();
+  EventRecord event{spec.name(), "Starting", "", clock_.wall_ms()};
+  if (!runtime_available(spec.type())) {
+    inst.rec.phase = v1::PHASE_FAILED;
+    inst.rec.message = "runtime '" + spec.type() + "' is not available on this node";
+    event.reason = "RuntimeUnavailable";
+    event.message = inst.rec.message;
+  } else {
+    inst.rec.phase = v1::PHASE_STARTING;  // intent recorded before the launch
+    event.message = "starting instance of spec " + spec.spec_hash();
+  }
+  if (auto st = store_.create_instance(inst.rec, event); !st) return fail(st.error());
+  inst.handle.instance_id = inst.rec.instance_id;
+  std::string id = inst.rec.instance_id;
+  Live& stored = instances_.emplace(id, std::move(inst)).first->second;
+  if (stored.rec.phase == v1::PHASE_FAILED) {
+    log::get("agent")->error("workload cannot run workload={} reason='{}'", spec.name(),
+                             stored.rec.message);
+    return;
+  }
+  launch(stored, spec);
+}
+
+void Reconciler::restart(Live& inst, const v1::WorkloadSpec& spec) {
+  // The exit was recorded; free the old runtime state so the instance id can launch again.
+  if (auto st = driver_.cleanup(inst.rec.instance_id); !st) fail(st.error());
+  inst.rec.phase = v1::PHASE_STARTING;
+  ++inst.rec.restarts;
+  if (!save(inst, "Restarting", "restart " + std::to_string(inst.rec.restarts))) return;
+  launch(inst, spec);
+}
+
+// Precondition: the instance is recorded in the store in phase STARTING.
+void Reconciler::launch(Live& inst, const v1::WorkloadSpec& spec) {
+  InstanceRecord& rec = inst.rec;
+  runtime::LaunchSpec ls;
+  ls.instance_id = rec.instance_id;
+  ls.workload = rec.workload;
+  ls.command.assign(spec.process().command().begin(), spec.process().command().end());
+  // Workloads get exactly this environment (not the agent's): a default PATH unless the spec
+  // sets one, the spec's env, then Flotilla's own variables.
+  ls.env["PATH"] = kDefaultPath;
+  for (const auto& [key, value] : spec.process().env()) ls.env[key] = value;
+  ls.env["FLOTILLA_NODE"] = node_;
+  ls.env["FLOTILLA_WORKLOAD"] = rec.workload;
+  ls.env["FLOTILLA_INSTANCE"] = rec.instance_id;
+  ls.workdir = spec.process().workdir();
+  rec.started_unix_ms = clock_.wall_ms();
+  auto handle = driver_.launch(ls);
+  if (!handle) {
+    runtime::Observation obs;
+    obs.state = runtime::RunState::kExited;
+    obs.exit_code = -1;
+    obs.message = handle.error().message();
+    log::get("agent")->error("instance launch failed workload={} instance={} error='{}'",
+                             rec.workload, rec.instance_id, obs.message);
+    return on_exit(inst, obs);
+  }
+  inst.handle = *handle;
+  rec.pid = handle->pid;
+  rec.start_ticks = handle->start_ticks;
+  rec.phase = v1::PHASE_RUNNING;
+  rec.message.clear();
+  log::get("agent")->info("instance started workload={} instance={} pid={}", rec.workload,
+                          rec.instance_id, rec.pid);
+  save(inst, "Started", "pid " + std::to_string(rec.pid));
+}
+
+void Reconciler::begin_stop(Live& inst, const std::string& why) {
+  InstanceRecord& rec = inst.rec;
+  bool has_process =
+      inst.handle.pid != 0 && (rec.phase == v1::PHASE_RUNNING || rec.phase == v1::PHASE_STARTING);
+  if (!has_process) return finish_stop(inst);
+  if (auto st = driver_.terminate(inst.handle); !st) fail(st.error());
+  if (rec.grace_ms <= 0) rec.grace_ms = config_.default_grace.count();
+  rec.phase = v1::PHASE_TERMINATING;
+  rec.terminating_since_unix_ms = clock_.wall_ms();
+  rec.message = why;
+  inst.deadline = clock_.now() + Millis(rec.grace_ms);
+  log::get("agent")->info("instance stopping workload={} instance={} reason='{}' grace_ms={}",
+                          rec.workload, rec.instance_id, why, rec.grace_ms);
+  save(inst, "Terminating", why + "; SIGTERM, grace " + seconds_text(Millis(rec.grace_ms)));
+}
+
+void Reconciler::finish_stop(Live& inst) {
+  InstanceRecord& rec = inst.rec;
+  if (auto st = driver_.cleanup(rec.instance_id); !st) fail(st.error());
+  rec.pid = 0;
+  rec.start_ticks = 0;
+  EventRecord event{rec.workload + "/" + rec.instance_id, "Removed", "instance removed",
+                    clock_.wall_ms()};
+  if (auto st = store_.remove_instance(rec, event); !st) {
+    inst.handle.pid = 0;  // retried by the next tick
+    return fail(st.error());
+  }
+  log::get("agent")->info("instance removed workload={} instance={}", rec.workload,
+                          rec.instance_id);
+  instances_.erase(rec.instance_id);
+}
+
+}  // namespace flotilla::agent

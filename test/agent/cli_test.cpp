@@ -1,0 +1,110 @@
+// Flags -> config validation, node facts, and the offline `status` report.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "agent/config_flags.hpp"
+#include "agent/node_info.hpp"
+#include "agent/status_report.hpp"
+#include "agent/store.hpp"
+#include "test/agent/specs.hpp"
+#include "test/support/temp_dir.hpp"
+
+namespace flotilla::agent {
+namespace {
+
+Expected<AgentConfig> parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "flotilla-agent");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  Flags flags = make_agent_flags();
+  if (auto st = flags.parse(static_cast<int>(argv.size()), argv.data()); !st) return st.error();
+  return config_from_flags(flags);
+}
+
+TEST(AgentFlags, ValidFlagsMakeAConfig) {
+  auto c = parse({"--node", "edge-1", "--mqtt", "tcp://127.0.0.1:1883", "--data", "/tmp/x",
+                  "--labels", "zone=north,tier=2", "--heartbeat-ms", "1000", "--shards", "4",
+                  "--restart-backoff-ms", "50", "--restart-backoff-max-ms", "400"});
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->node, "edge-1");
+  EXPECT_EQ(c->sync.labels.at("tier"), "2");
+  EXPECT_EQ(c->sync.heartbeat, Millis(1000));
+  EXPECT_EQ(c->sync.shards, 4u);
+  EXPECT_EQ(c->reconciler.backoff_base, Millis(50));
+  EXPECT_EQ(c->reconciler.backoff_max, Millis(400));
+  EXPECT_EQ(c->reconciler.default_grace, Millis(10000));
+}
+
+TEST(AgentFlags, BadFlagsSayWhatIsWrong) {
+  const std::vector<std::string> base = {"--mqtt", "tcp://h:1", "--data", "/tmp/x"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.end(), base.begin(), base.end());
+    auto c = parse(extra);
+    return c.ok() ? std::string() : c.error().message();
+  };
+  EXPECT_NE(with({"--node", "Bad_Name!"}).find("invalid --node"), std::string::npos);
+  EXPECT_NE(with({}).find("missing required flag '--node'"), std::string::npos);
+  EXPECT_NE(with({"--node", "n1", "--labels", "novalue"}).find("invalid --labels"),
+            std::string::npos);
+  EXPECT_NE(with({"--node", "n1", "--heartbeat-ms", "0"}).find("heartbeat-ms"), std::string::npos);
+  EXPECT_NE(with({"--node", "n1", "--shards", "x"}).find("shards"), std::string::npos);
+  EXPECT_NE(with({"--node", "n1", "--bogus", "1"}).find("unknown flag"), std::string::npos);
+  auto c = parse({"--node", "n1", "--mqtt", "localhost", "--data", "/tmp/x"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message().find("invalid --mqtt"), std::string::npos);
+}
+
+TEST(AgentFlags, HelpExplainsWorkloadsSurviveStop) {
+  std::string usage = make_agent_flags().usage();
+  EXPECT_NE(usage.find("WITHOUT stopping its workloads"), std::string::npos);
+  EXPECT_NE(usage.find("--node"), std::string::npos);
+}
+
+TEST(NodeInfo, ArchAndMemory) {
+  EXPECT_EQ(arch_from_machine("x86_64"), "amd64");
+  EXPECT_EQ(arch_from_machine("aarch64"), "arm64");
+  EXPECT_EQ(arch_from_machine("armv7l"), "arm");
+  EXPECT_EQ(parse_meminfo_total("MemTotal:       16384 kB\nMemFree: 1 kB\n"), 16384 * 1024);
+  EXPECT_EQ(parse_meminfo_total("nothing here"), 0);
+  EXPECT_GE(detect_cpu_millis(), 1000);
+  EXPECT_GT(detect_memory_bytes(), 0);
+  std::string a = make_boot_id();
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_NE(a, make_boot_id());
+}
+
+TEST(StatusReport, PrintsCachedStateOffline) {
+  flotilla::testing::TempDir dir;
+  {
+    auto opened = Store::open(store_path(dir.path()), "edge-1");
+    ASSERT_TRUE(opened.ok());
+    auto store = std::move(*opened);
+    ASSERT_TRUE(store->apply_desired(true, {testing::process_spec("web")}, {}, 9).ok());
+    InstanceRecord rec;
+    rec.workload = "web";
+    rec.spec_hash = "h1";
+    rec.phase = v1::PHASE_RUNNING;
+    rec.pid = 4321;
+    ASSERT_TRUE(store->create_instance(rec, {"web", "Started", "", 0}).ok());
+  }
+  std::ostringstream out;
+  ASSERT_TRUE(print_status(dir.path(), out).ok());
+  std::string text = out.str();
+  EXPECT_NE(text.find("edge-1"), std::string::npos) << text;
+  EXPECT_NE(text.find("desired revision:  9"), std::string::npos) << text;
+  EXPECT_NE(text.find("web-1"), std::string::npos) << text;
+  EXPECT_NE(text.find("RUNNING"), std::string::npos) << text;
+  EXPECT_NE(text.find("4321"), std::string::npos) << text;
+}
+
+TEST(StatusReport, MissingStoreIsAClearError) {
+  flotilla::testing::TempDir dir;
+  std::ostringstream out;
+  auto st = print_status(dir.path(), out);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("no such file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace flotilla::agent
