@@ -1,0 +1,215 @@
+#include "cloud-hub/api.hpp"
+
+#include "cloud-hub/manifest_doc.hpp"
+#include "common/log.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kJson = "application/json";
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(2) + "\n", kJson);
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+  send_json(res, status, {{"error", message}});
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// A deliberately tiny console: two tables, refreshed every 5 seconds.
+std::string console_html(const json& nodes, const json& workloads) {
+  std::string h =
+      "<!doctype html><html><head><meta charset=\"utf-8\"><title>Flotilla hub</title>"
+      "<meta http-equiv=\"refresh\" content=\"5\"><style>body{font-family:sans-serif}"
+      "td,th{padding:2px 10px;text-align:left}</style></head><body><h1>Flotilla hub</h1>"
+      "<h2>Nodes</h2><table><tr><th>Name</th><th>State</th><th>Arch</th><th>Workloads</th></tr>";
+  for (const auto& n : nodes["items"]) {
+    h += "<tr><td>" + html_escape(n.value("name", "")) + "</td><td>" +
+         html_escape(n.value("state", "")) + "</td><td>" + html_escape(n.value("arch", "")) +
+         "</td><td>" + std::to_string(n["workloads"].size()) + "</td></tr>";
+  }
+  h += "</table><h2>Workloads</h2><table><tr><th>Name</th><th>Type</th><th>Desired</th>"
+       "<th>Ready</th><th>Pending</th></tr>";
+  for (const auto& w : workloads["items"]) {
+    const json& st = w["status"];
+    h += "<tr><td>" + html_escape(w["metadata"].value("name", "")) + "</td><td>" +
+         html_escape(w["spec"].value("type", "")) + "</td><td>" + st["desiredInstances"].dump() +
+         "</td><td>" + st["readyInstances"].dump() + "</td><td>" + st["pending"].dump() +
+         "</td></tr>";
+  }
+  return h +
+         "</table><p>API: <a href=\"/api/v1/nodes\">/api/v1/nodes</a>, "
+         "<a href=\"/api/v1/workloads\">/api/v1/workloads</a>, "
+         "<a href=\"/api/v1/events\">/api/v1/events</a>, <a href=\"/metrics\">/metrics</a>"
+         "</p></body></html>\n";
+}
+
+// Sends a view, or the error that kept it from being built.
+template <typename View>
+void send_view(httplib::Response& res, const Expected<View>& view) {
+  if (!view) return send_error(res, 500, view.error().message());
+  send_json(res, 200, *view);
+}
+
+template <typename View>
+void send_one(httplib::Response& res, const Expected<std::optional<View>>& view,
+              const std::string& what) {
+  if (!view) return send_error(res, 500, view.error().message());
+  if (!*view) return send_error(res, 404, what + " not found");
+  send_json(res, 200, **view);
+}
+
+}  // namespace
+
+Api::Api(Controller& controller, Metrics& metrics) : controller_(controller), metrics_(metrics) {}
+
+void Api::install(httplib::Server& server) {
+  server.set_payload_max_length(kMaxManifestBytes + 1);
+  // httplib's default adds SO_REUSEPORT, which lets a second hub bind the same port silently.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
+        std::string what = "unknown error";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        log::get("api")->error("request failed error='{}'", what);
+        send_error(res, 500, "internal error: " + what);
+      });
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    // Only fill in errors that no handler described (unknown paths, oversized bodies).
+    if (!res.body.empty()) return;
+    std::string what = res.status == 404   ? "no such path: " + req.method + " " + req.path
+                       : res.status == 413 ? "request body is too large"
+                                           : "request failed";
+    send_error(res, res.status, what);
+  });
+
+  server.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+    auto nodes = controller_.nodes_view();
+    auto workloads = controller_.workloads_view();
+    if (!nodes || !workloads) return send_error(res, 500, "Failed to read the store");
+    res.set_content(console_html(*nodes, *workloads), "text/html; charset=utf-8");
+  });
+  server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(controller_.gauges_text() + metrics_.render(), "text/plain; version=0.0.4");
+  });
+
+  server.Get("/api/v1/nodes", [this](const httplib::Request&, httplib::Response& res) {
+    send_view(res, controller_.nodes_view());
+  });
+  server.Get(R"(/api/v1/nodes/([^/]+))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               std::string name = req.matches[1];
+               send_one(res, controller_.node_view(name), "node '" + name + "'");
+             });
+  server.Delete(R"(/api/v1/nodes/([^/]+))", [](const httplib::Request&, httplib::Response& res) {
+    send_error(res, 501, "deleting nodes is not supported yet");
+  });
+
+  server.Get("/api/v1/workloads", [this](const httplib::Request&, httplib::Response& res) {
+    send_view(res, controller_.workloads_view());
+  });
+  server.Get(R"(/api/v1/workloads/([^/]+))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               std::string name = req.matches[1];
+               send_one(res, controller_.workload_view(name), "workload '" + name + "'");
+             });
+  auto apply_all = [this](const httplib::Request& req, httplib::Response& res) {
+    apply(req, res, "");
+  };
+  auto apply_one = [this](const httplib::Request& req, httplib::Response& res) {
+    apply(req, res, req.matches[1]);
+  };
+  server.Put("/api/v1/workloads", apply_all);
+  server.Post("/api/v1/workloads", apply_all);
+  server.Put(R"(/api/v1/workloads/([^/]+))", apply_one);
+  server.Post(R"(/api/v1/workloads/([^/]+))", apply_one);
+  server.Delete(R"(/api/v1/workloads/([^/]+))",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  std::string name = req.matches[1];
+                  auto found = controller_.delete_workload(name);
+                  if (!found) return send_error(res, 500, found.error().message());
+                  if (!*found) return send_error(res, 404, "workload '" + name + "' not found");
+                  send_json(res, 200, {{"name", name}, {"action", "deleted"}});
+                });
+
+  server.Get("/api/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
+    EventFilter f;
+    f.node = req.get_param_value("node");
+    f.workload = req.get_param_value("workload");
+    if (req.has_param("limit")) {
+      const std::string text = req.get_param_value("limit");
+      char* end = nullptr;
+      long v = std::strtol(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || v < 1 || v > 10000) {
+        return send_error(res, 400,
+                          "limit: want a whole number from 1 to 10000, got '" + text + "'");
+      }
+      f.limit = v;
+    }
+    send_view(res, controller_.events_view(f));
+  });
+
+  for (const char* kind : {"devices", "rollouts", "artifacts"}) {
+    std::string pattern = std::string("/api/v1/") + kind + "(/.*)?";
+    std::string message = std::string(kind) + " are not supported yet";
+    auto not_yet = [message](const httplib::Request&, httplib::Response& res) {
+      send_error(res, 501, message);
+    };
+    server.Get(pattern, not_yet);
+    server.Put(pattern, not_yet);
+    server.Post(pattern, not_yet);
+    server.Delete(pattern, not_yet);
+  }
+}
+
+void Api::apply(const httplib::Request& req, httplib::Response& res, const std::string& name) {
+  auto manifests = parse_manifests(req.body, "request body");
+  if (!manifests) return send_error(res, 400, manifests.error().message());
+  if (!name.empty() && (manifests->size() != 1 || manifests->front().name != name)) {
+    return send_error(
+        res, 400, "the body must hold exactly one workload, named '" + name + "' like the path");
+  }
+  auto results = controller_.apply(*manifests);
+  if (!results) return send_error(res, 500, results.error().message());
+  json items = json::array();
+  for (const auto& r : *results) {
+    items.push_back({{"kind", "Workload"}, {"name", r.name}, {"action", r.action}});
+  }
+  send_json(res, 200, {{"items", items}});
+}
+
+}  // namespace flotilla::hub

@@ -1,0 +1,327 @@
+// Controller: workloads, scheduling, and sending desired state.
+#include "cloud-hub/controller.hpp"
+
+#include "cloud-hub/scheduler.hpp"
+#include "common/log.hpp"
+#include "sync/codec.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+namespace pb = flotilla::v1;
+
+SchedWorkload sched_workload(const WorkloadManifest& m) {
+  SchedWorkload w;
+  w.name = m.name;
+  w.type = m.type;
+  w.every_node = m.every_node;
+  w.replicas = m.replicas.value_or(0);
+  w.selector = m.selector;
+  w.cpu_millis = m.cpu_millis;
+  w.memory_bytes = m.memory_bytes;
+  return w;
+}
+
+SchedNode sched_node(const NodeRecord& n) {
+  SchedNode s;
+  s.name = n.name;
+  s.labels = n.labels;
+  s.runtimes.insert(n.runtimes.begin(), n.runtimes.end());
+  s.cpu_millis = n.cpu_millis;
+  s.memory_bytes = n.memory_bytes;
+  s.ready = n.ready;
+  return s;
+}
+
+// Whether an agent must be told: the runnable spec or the labels differ. The generation alone
+// does not count, so a replica change does not bump every node's revision.
+bool spec_differs(const std::string& stored, const pb::WorkloadSpec& want) {
+  pb::WorkloadSpec have;
+  if (!have.ParseFromString(stored)) return true;
+  if (have.spec_hash() != want.spec_hash() || have.name() != want.name()) return true;
+  if (have.labels_size() != want.labels_size()) return true;
+  for (const auto& [k, v] : want.labels()) {
+    auto it = have.labels().find(k);
+    if (it == have.labels().end() || it->second != v) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Controller::Controller(Store& store, const Clock& clock, sync::Transport& transport,
+                       Metrics& metrics, ControllerOptions options)
+    : store_(store),
+      clock_(clock),
+      transport_(transport),
+      metrics_(metrics),
+      options_(options),
+      log_(log::get("hub")) {}
+
+Status Controller::start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto nodes = store_.list_nodes();
+  if (!nodes) return nodes.error().WithContext("Failed to load nodes");
+  const TimePoint now = clock_.now();
+  for (const auto& n : *nodes) live_[n.name].last_seen = now;
+  log_->info("controller started nodes={}", nodes->size());
+  return Ok();
+}
+
+Expected<std::vector<ApplyResult>> Controller::apply(
+    const std::vector<WorkloadManifest>& manifests) {
+  Outbox out;
+  std::vector<ApplyResult> results;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<std::string> changed_nodes;
+    Status st = store_.transaction([&]() -> Status {
+      bool any_change = false;
+      const int64_t now = clock_.wall_ms();
+      for (const auto& m : manifests) {
+        std::string manifest = to_json(m).dump();
+        auto existing = store_.get_workload(m.name);
+        if (!existing) return existing.error();
+        if (*existing && (*existing)->manifest == manifest) {
+          results.push_back({m.name, "unchanged"});
+          continue;
+        }
+        WorkloadRecord w;
+        w.name = m.name;
+        w.manifest = manifest;
+        w.spec_hash = spec_hash(m);
+        w.generation = *existing ? (*existing)->generation + 1 : 1;
+        w.created_ms = *existing ? (*existing)->created_ms : now;
+        w.updated_ms = now;
+        if (*existing) {
+          w.pending = (*existing)->pending;
+          w.pending_reason = (*existing)->pending_reason;
+        }
+        if (auto put = store_.put_workload(w); !put) return put;
+        manifests_[m.name] = {manifest, m};
+        const char* action = *existing ? "configured" : "created";
+        results.push_back({m.name, action});
+        if (auto ev = event_locked("", "workload/" + m.name, *existing ? "Updated" : "Created",
+                                   "generation " + std::to_string(w.generation));
+            !ev) {
+          return ev;
+        }
+        any_change = true;
+      }
+      if (!any_change) return Ok();
+      return reschedule_locked(changed_nodes);
+    });
+    if (!st) {
+      store_failed("apply workloads", st.error());
+      return st.error().WithContext("Failed to apply workloads");
+    }
+    for (const auto& r : results) {
+      if (r.action != "unchanged") log_->info("workload {} name={}", r.action, r.name);
+    }
+    queue_desired_for_locked(changed_nodes, out);
+  }
+  flush(out);
+  return results;
+}
+
+Expected<bool> Controller::delete_workload(const std::string& name) {
+  Outbox out;
+  bool found = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<std::string> changed_nodes;
+    Status st = store_.transaction([&]() -> Status {
+      auto existing = store_.get_workload(name);
+      if (!existing) return existing.error();
+      if (!*existing) return Ok();
+      found = true;
+      if (auto del = store_.delete_workload(name); !del) return del;
+      if (auto ev = event_locked("", "workload/" + name, "Deleted", "workload deleted"); !ev) {
+        return ev;
+      }
+      return reschedule_locked(changed_nodes);
+    });
+    if (!st) {
+      store_failed("delete workload", st.error());
+      return st.error().WithContext("Failed to delete workload '" + name + "'");
+    }
+    if (found) {
+      manifests_.erase(name);
+      log_->info("workload deleted name={}", name);
+    }
+    queue_desired_for_locked(changed_nodes, out);
+  }
+  flush(out);
+  return found;
+}
+
+Expected<const WorkloadManifest*> Controller::manifest_locked(const WorkloadRecord& w) {
+  auto it = manifests_.find(w.name);
+  if (it != manifests_.end() && it->second.first == w.manifest) return &it->second.second;
+  auto parsed = parse_manifests(w.manifest, "stored workload '" + w.name + "'");
+  if (!parsed) return parsed.error();
+  if (parsed->size() != 1) {
+    return Error("Failed to read stored workload '" + w.name + "': want one document");
+  }
+  auto& slot = manifests_[w.name];
+  slot = {w.manifest, std::move(parsed->front())};
+  return &slot.second;
+}
+
+Status Controller::reschedule_locked(std::set<std::string>& changed) {
+  auto nodes = store_.list_nodes();
+  if (!nodes) return nodes.error();
+  auto workloads = store_.list_workloads();
+  if (!workloads) return workloads.error();
+  auto current = store_.placements();
+  if (!current) return current.error();
+
+  ScheduleInput input;
+  input.current = std::move(*current);
+  std::map<std::string, pb::WorkloadSpec> specs;
+  for (const auto& w : *workloads) {
+    auto m = manifest_locked(w);
+    if (!m) return m.error();
+    input.workloads.push_back(sched_workload(**m));
+    specs[w.name] = to_workload_spec(**m, w.generation);
+  }
+  for (const auto& n : *nodes) input.nodes.push_back(sched_node(n));
+  auto result = schedule(input);
+
+  for (const auto& n : *nodes) {
+    auto rows = store_.desired_for_node(n.name);
+    if (!rows) return rows.error();
+    std::map<std::string, std::string> have;
+    for (auto& row : *rows) have[row.workload] = std::move(row.spec);
+    std::map<std::string, std::string> upserts;
+    std::vector<std::string> deletes;
+    for (const auto& [workload, placement] : result) {
+      if (placement.nodes.count(n.name) == 0) continue;
+      const pb::WorkloadSpec& want = specs.at(workload);
+      auto it = have.find(workload);
+      if (it == have.end() || spec_differs(it->second, want)) {
+        upserts[workload] = want.SerializeAsString();
+      }
+    }
+    for (const auto& [workload, spec] : have) {
+      auto it = result.find(workload);
+      if (it == result.end() || it->second.nodes.count(n.name) == 0) deletes.push_back(workload);
+    }
+    if (upserts.empty() && deletes.empty()) continue;
+    auto rev = store_.update_node_desired(n.name, upserts, deletes);
+    if (!rev) return rev.error();
+    changed.insert(n.name);
+    for (const auto& [workload, spec] : upserts) {
+      bool fresh = have.count(workload) == 0;
+      if (auto st = event_locked(n.name, "workload/" + workload, fresh ? "Scheduled" : "Updated",
+                                 (fresh ? "placed on node " : "new spec for node ") + n.name +
+                                     " at revision " + std::to_string(*rev));
+          !st) {
+        return st;
+      }
+    }
+    for (const auto& workload : deletes) {
+      if (auto st =
+              event_locked(n.name, "workload/" + workload, "Unscheduled",
+                           "removed from node " + n.name + " at revision " + std::to_string(*rev));
+          !st) {
+        return st;
+      }
+    }
+  }
+  for (const auto& w : *workloads) {
+    const WorkloadPlacement& p = result.at(w.name);
+    if (p.pending == w.pending && p.reason == w.pending_reason) continue;
+    if (auto st = store_.set_pending(w.name, p.pending, p.reason); !st) return st;
+    if (p.pending > 0) {
+      if (auto st = event_locked("", "workload/" + w.name, "FailedScheduling",
+                                 std::to_string(p.pending) + " pending: " + p.reason);
+          !st) {
+        return st;
+      }
+    }
+  }
+  return Ok();
+}
+
+void Controller::queue_desired_locked(const NodeRecord& node, Outbox& out) {
+  if (node.acked_revision == node.revision) return;
+  auto msg = store_.desired_message(node);
+  if (!msg) {
+    store_failed("build desired state for node '" + node.name + "'", msg.error());
+    return;
+  }
+  std::string payload = sync::encode(*msg);
+  if (payload.size() > sync::kMaxMessageBytes) {
+    // Protocol v1 cannot split a DesiredState; say so loudly rather than send what agents drop.
+    log_->error("desired state too large node={} bytes={} limit={}", node.name, payload.size(),
+                sync::kMaxMessageBytes);
+    metrics_.count("flotilla_hub_desired_too_large_total");
+    return;
+  }
+  Live& live = live_[node.name];
+  live.last_sent = clock_.now();
+  live.sent_to = msg->to_revision();
+  metrics_.count("flotilla_hub_desired_sent_total",
+                 {{"type", msg->snapshot() ? "snapshot" : "delta"}});
+  log_->debug("desired queued node={} from={} to={} snapshot={} upserts={} deletes={}", node.name,
+              msg->from_revision(), msg->to_revision(), msg->snapshot(), msg->upserts_size(),
+              msg->deletes_size());
+  out.push_back({sync::down_topic(node.name, options_.shards, "desired"), std::move(payload)});
+}
+
+void Controller::queue_desired_for_locked(const std::set<std::string>& nodes, Outbox& out) {
+  for (const auto& name : nodes) {
+    auto node = store_.get_node(name);
+    if (!node) {
+      store_failed("read node '" + name + "'", node.error());
+      continue;
+    }
+    // NotReady nodes catch up on their next hello or heartbeat.
+    if (*node && (*node)->ready) queue_desired_locked(**node, out);
+  }
+}
+
+void Controller::queue_resync_locked(const std::string& node, const std::string& reason,
+                                     Outbox& out) {
+  pb::Resync msg;
+  msg.set_reason(reason);
+  metrics_.count("flotilla_hub_resync_sent_total");
+  log_->info("resync requested node={} reason='{}'", node, reason);
+  out.push_back({sync::down_topic(node, options_.shards, "resync"), sync::encode(msg)});
+}
+
+Status Controller::event_locked(const std::string& node, const std::string& object,
+                                const std::string& reason, const std::string& message) {
+  EventRecord e;
+  e.hub_ms = clock_.wall_ms();
+  e.node = node;
+  e.object = object;
+  e.reason = reason;
+  e.message = message;
+  return store_.add_event(e);
+}
+
+void Controller::store_failed(const std::string& what, const Error& e) {
+  log_->error("Failed to {}: {}", what, e.message());
+  metrics_.count("flotilla_hub_store_errors_total");
+}
+
+void Controller::flush(Outbox& out) {
+  for (auto& m : out) {
+    Metrics* metrics = &metrics_;
+    auto log = log_;
+    std::string topic = m.topic;
+    Status st = transport_.publish(
+        m.topic, std::move(m.payload), 1, [metrics, log, topic](const Status& s) {
+          if (!s) {
+            metrics->count("flotilla_hub_publish_failures_total");
+            log->warn("publish failed topic={} error='{}'", topic, s.error().message());
+          }
+        });
+    (void)st;  // failures are reported through the done handler as well
+  }
+  out.clear();
+}
+
+}  // namespace flotilla::hub

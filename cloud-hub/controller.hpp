@@ -1,0 +1,132 @@
+// Controller: the hub's state machine. It applies and deletes workloads, schedules them onto
+// nodes, keeps each node's desired revision, and runs the hub side of the sync protocol
+// (docs/protocol.md): hello, heartbeat, ack, status and will in; desired and resync out.
+//
+// Every state change is one Store transaction that includes the placement and revision changes
+// it causes; messages to agents are published only after the commit, and outside the lock. A
+// message that is lost is recovered by the protocol's catch-up: a node whose acked revision is
+// behind gets its desired state again on its next hello or heartbeat.
+//
+// Liveness is judged by the injected clock at receipt (never by agents' clocks): a node is
+// NotReady when nothing arrived for `node_timeout`, or at once when its last will arrives.
+//
+// Thread-safety: every public method may be called from any thread; one mutex serialises them
+// (Paho's callback thread, the HTTP worker threads and the timer all come through here).
+// Implementation: controller.cpp (workloads, scheduling, sending desired state),
+// controller_nodes.cpp (protocol messages and liveness), controller_views.cpp (JSON views).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <spdlog/logger.h>
+#include <nlohmann/json.hpp>
+
+#include "cloud-hub/manifest.hpp"
+#include "cloud-hub/metrics.hpp"
+#include "cloud-hub/store.hpp"
+#include "common/clock.hpp"
+#include "common/expected.hpp"
+#include "sync/topics.hpp"
+#include "sync/transport.hpp"
+
+namespace flotilla::hub {
+
+struct ControllerOptions {
+  uint32_t shards = sync::kDefaultShards;
+  Millis node_timeout{15000};    // NotReady after this long without any message
+  Millis resend_interval{5000};  // least time between resends of desired state to a node
+};
+
+struct ApplyResult {
+  std::string name;
+  std::string action;  // created | configured | unchanged
+};
+
+class Controller {
+ public:
+  Controller(Store& store, const Clock& clock, sync::Transport& transport, Metrics& metrics,
+             ControllerOptions options);
+
+  // Loads the registered nodes. They keep their stored readiness until the timeout decides.
+  Status start();
+
+  // Applies workloads in one transaction: all or nothing.
+  Expected<std::vector<ApplyResult>> apply(const std::vector<WorkloadManifest>& manifests);
+  // False when there is no such workload.
+  Expected<bool> delete_workload(const std::string& name);
+
+  // Views for the REST API; nullopt when the object does not exist.
+  Expected<nlohmann::json> nodes_view();
+  Expected<std::optional<nlohmann::json>> node_view(const std::string& name);
+  Expected<nlohmann::json> workloads_view();
+  Expected<std::optional<nlohmann::json>> workload_view(const std::string& name);
+  Expected<nlohmann::json> events_view(const EventFilter& filter);
+  // Gauges in Prometheus text: nodes by state, workloads, instances by phase.
+  std::string gauges_text();
+
+  // Protocol messages, already decoded and checked against their topic's node.
+  void on_hello(const flotilla::v1::Hello& hello);
+  void on_heartbeat(const flotilla::v1::Heartbeat& hb);
+  void on_ack(const flotilla::v1::Ack& ack);
+  void on_status(const flotilla::v1::StatusBatch& batch);
+  void on_will(const flotilla::v1::Offline& will);
+  // Periodic: marks silent nodes NotReady. Call about once a second.
+  void tick();
+
+ private:
+  // What the hub knows about a node only in memory (by the hub's monotonic clock).
+  struct Live {
+    TimePoint last_seen{};
+    TimePoint last_sent{};  // last DesiredState sent
+    uint64_t sent_to = 0;   // its to_revision
+    uint64_t gap_seq = 0;   // status seq claimed by a heartbeat but not yet received
+  };
+  using Outbox = std::vector<sync::Message>;
+
+  // Re-runs the scheduler and writes the resulting desired-state changes; call inside a
+  // transaction. Adds the nodes whose revision changed to `changed`.
+  Status reschedule_locked(std::set<std::string>& changed);
+  // The validated manifest of a stored workload (parsed once, then cached).
+  Expected<const WorkloadManifest*> manifest_locked(const WorkloadRecord& w);
+  // Queues the node's DesiredState if its acked revision differs from its current one.
+  void queue_desired_locked(const NodeRecord& node, Outbox& out);
+  void queue_desired_for_locked(const std::set<std::string>& nodes, Outbox& out);
+  void queue_resync_locked(const std::string& node, const std::string& reason, Outbox& out);
+  Status event_locked(const std::string& node, const std::string& object, const std::string& reason,
+                      const std::string& message);
+  // Accepts a revision the agent claims: raises acked, or resets the node's history when the
+  // claim is beyond anything issued. Call inside a transaction.
+  Status accept_claimed_revision_locked(NodeRecord& node, uint64_t claimed);
+  void set_not_ready_locked(NodeRecord& node, const std::string& why);
+  void store_failed(const std::string& what, const Error& e);
+  nlohmann::json node_json_locked(const NodeRecord& node,
+                                  const std::vector<InstanceRecord>& instances,
+                                  const std::map<std::string, std::set<std::string>>& placements,
+                                  bool detail);
+  void flush(Outbox& out);
+
+  Store& store_;
+  const Clock& clock_;
+  sync::Transport& transport_;
+  Metrics& metrics_;
+  ControllerOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+
+  std::mutex mu_;
+  std::map<std::string, Live> live_;
+  // workload name -> (canonical JSON it was parsed from, parsed manifest)
+  std::map<std::string, std::pair<std::string, WorkloadManifest>> manifests_;
+};
+
+// "Running", "Failed", ... for InstanceStatus phases.
+std::string phase_name(int phase);
+// RFC 3339 UTC, second precision: "2024-05-01T12:00:00Z".
+std::string format_time(int64_t unix_ms);
+
+}  // namespace flotilla::hub

@@ -1,0 +1,299 @@
+// Controller: the hub side of the sync protocol (docs/protocol.md) and node liveness.
+#include <algorithm>
+
+#include "cloud-hub/controller.hpp"
+#include "common/log.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+namespace pb = flotilla::v1;
+
+std::map<std::string, std::string> to_map(
+    const google::protobuf::Map<std::string, std::string>& m) {
+  return {m.begin(), m.end()};
+}
+
+std::string seconds_text(Millis d) { return std::to_string(d.count() / 1000) + "s"; }
+
+}  // namespace
+
+Status Controller::accept_claimed_revision_locked(NodeRecord& node, uint64_t claimed) {
+  if (claimed > node.revision) {
+    // The agent holds a revision this store never issued (the hub lost or restored its store).
+    // Skip past it so the snapshot that follows is newer than anything the agent has.
+    log_->warn("agent claims unknown revision node={} claimed={} current={}", node.name, claimed,
+               node.revision);
+    node.acked_revision = claimed;
+    if (auto st = store_.put_node(node); !st) return st;
+    if (auto st = store_.skip_revision_past(node.name, claimed); !st) return st;
+    node.revision = claimed + 1;
+    node.compacted_floor = claimed + 1;
+    return event_locked(node.name, "node/" + node.name, "RevisionReset",
+                        "agent claimed revision " + std::to_string(claimed) +
+                            " which this hub never issued; sending a snapshot");
+  }
+  return Ok();
+}
+
+void Controller::on_hello(const pb::Hello& h) {
+  Outbox out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t wall = clock_.wall_ms();
+    std::set<std::string> changed;
+    NodeRecord node;
+    Status st = store_.transaction([&]() -> Status {
+      auto existing = store_.get_node(h.node());
+      if (!existing) return existing.error();
+      const bool is_new = !*existing;
+      if (!is_new) node = **existing;
+      const NodeRecord before = node;
+      node.name = h.node();
+      if (is_new) node.registered_ms = wall;
+      node.labels = to_map(h.labels());
+      node.cpu_millis = h.capacity().cpu_millis();
+      node.memory_bytes = h.capacity().memory_bytes();
+      node.arch = h.arch();
+      node.runtimes.assign(h.runtimes().begin(), h.runtimes().end());
+      node.boot_id = h.boot_id();
+      node.agent_version = h.agent_version();
+      node.protocol_version = h.protocol_version();
+      node.ready = true;
+      node.last_seen_ms = wall;
+      // Hello states what the agent has: the next message starts from there.
+      if (h.acked_revision() <= node.revision) node.acked_revision = h.acked_revision();
+      if (auto put = store_.put_node(node); !put) return put;
+      if (auto acc = accept_claimed_revision_locked(node, h.acked_revision()); !acc) return acc;
+
+      const bool placement_inputs_changed =
+          is_new || !before.ready || before.labels != node.labels ||
+          before.runtimes != node.runtimes || before.cpu_millis != node.cpu_millis ||
+          before.memory_bytes != node.memory_bytes;
+      std::string reason = is_new ? "Registered" : (!before.ready ? "Ready" : "Hello");
+      if (!is_new && before.boot_id != node.boot_id) reason = "AgentRestarted";
+      if (auto ev = event_locked(node.name, "node/" + node.name, reason,
+                                 "agent " + node.agent_version + " boot " + node.boot_id +
+                                     " at revision " + std::to_string(h.acked_revision()));
+          !ev) {
+        return ev;
+      }
+      if (!placement_inputs_changed) return Ok();
+      return reschedule_locked(changed);
+    });
+    if (!st) {
+      store_failed("register node '" + h.node() + "'", st.error());
+      return;
+    }
+    if (h.protocol_version() != sync::kProtocolVersion) {
+      log_->warn("node speaks another protocol version node={} version={} ours={}", h.node(),
+                 h.protocol_version(), sync::kProtocolVersion);
+    }
+    Live& live = live_[h.node()];
+    live.last_seen = clock_.now();
+    live.gap_seq = 0;
+    live.sent_to = 0;
+    log_->info("node hello node={} acked={} revision={} boot={}", h.node(), h.acked_revision(),
+               node.revision, h.boot_id());
+    auto fresh = store_.get_node(h.node());  // the reschedule may have moved the revision
+    if (fresh && *fresh) queue_desired_locked(**fresh, out);
+  }
+  flush(out);
+}
+
+void Controller::on_heartbeat(const pb::Heartbeat& hb) {
+  Outbox out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto existing = store_.get_node(hb.node());
+    if (!existing) return store_failed("read node '" + hb.node() + "'", existing.error());
+    if (!*existing) {
+      // The hub does not know this node (it lost its store, or the hello was lost).
+      queue_resync_locked(hb.node(), "unknown node: send hello", out);
+    } else {
+      NodeRecord node = **existing;
+      const TimePoint now = clock_.now();
+      Live& live = live_[node.name];
+      live.last_seen = now;
+      const bool became_ready = !node.ready;
+      std::set<std::string> changed;
+      bool resync = false;
+      Status st = store_.transaction([&]() -> Status {
+        node.ready = true;
+        node.last_seen_ms = clock_.wall_ms();
+        // Acks may overtake heartbeats (QoS 1 vs 0): only ever raise acked here.
+        if (hb.acked_revision() <= node.revision) {
+          node.acked_revision = std::max(node.acked_revision, hb.acked_revision());
+        }
+        if (hb.status_seq() < node.status_seq) {
+          // The agent's counter went back: it lost its store. Take its records afresh.
+          if (auto r = store_.reset_instance_seqs(node.name); !r) return r;
+          node.status_seq = hb.status_seq();
+          resync = true;
+        } else if (hb.status_seq() > node.status_seq) {
+          // Records may be in flight; resync only if they are still missing a heartbeat later.
+          if (live.gap_seq != 0 && node.status_seq < live.gap_seq) {
+            resync = true;
+            live.gap_seq = 0;
+          } else {
+            live.gap_seq = hb.status_seq();
+          }
+        } else {
+          live.gap_seq = 0;
+        }
+        if (auto put = store_.put_node(node); !put) return put;
+        if (auto acc = accept_claimed_revision_locked(node, hb.acked_revision()); !acc) return acc;
+        if (!became_ready) return Ok();
+        if (auto ev = event_locked(node.name, "node/" + node.name, "Ready", "heartbeat resumed");
+            !ev) {
+          return ev;
+        }
+        return reschedule_locked(changed);
+      });
+      if (!st) return store_failed("record heartbeat of node '" + node.name + "'", st.error());
+      if (became_ready) log_->info("node ready node={}", node.name);
+      if (resync) queue_resync_locked(node.name, "status records missing", out);
+      auto fresh = store_.get_node(node.name);
+      if (fresh && *fresh && (*fresh)->acked_revision != (*fresh)->revision) {
+        bool due = now - live.last_sent >= options_.resend_interval;
+        if (due || changed.count(node.name) > 0) queue_desired_locked(**fresh, out);
+      }
+    }
+  }
+  flush(out);
+}
+
+void Controller::on_ack(const pb::Ack& ack) {
+  Outbox out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto existing = store_.get_node(ack.node());
+    if (!existing) return store_failed("read node '" + ack.node() + "'", existing.error());
+    if (!*existing) return;
+    NodeRecord node = **existing;
+    Live& live = live_[node.name];
+    live.last_seen = clock_.now();
+    if (ack.revision() > node.revision) {
+      // Not issued by this store; the agent's next hello or heartbeat resets the history.
+      log_->warn("ack for unknown revision node={} acked={} current={}", node.name, ack.revision(),
+                 node.revision);
+      metrics_.count("flotilla_hub_acks_ignored_total", {{"reason", "unknown_revision"}});
+      return;
+    }
+    if (ack.revision() <= node.acked_revision) {
+      metrics_.count("flotilla_hub_acks_ignored_total", {{"reason", "duplicate"}});
+      return;
+    }
+    node.acked_revision = ack.revision();
+    if (auto st = store_.put_node(node); !st) {
+      return store_failed("record ack of node '" + node.name + "'", st.error());
+    }
+    log_->debug("ack node={} revision={} current={}", node.name, ack.revision(), node.revision);
+    // Still behind: send the rest unless a message covering it is already on its way.
+    bool covered =
+        live.sent_to == node.revision && clock_.now() - live.last_sent < options_.resend_interval;
+    if (node.ready && node.acked_revision != node.revision && !covered) {
+      queue_desired_locked(node, out);
+    }
+  }
+  flush(out);
+}
+
+void Controller::on_status(const pb::StatusBatch& batch) {
+  Outbox out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto existing = store_.get_node(batch.node());
+    if (!existing) return store_failed("read node '" + batch.node() + "'", existing.error());
+    if (!*existing) {
+      queue_resync_locked(batch.node(), "unknown node: send hello", out);
+    } else {
+      NodeRecord node = **existing;
+      live_[node.name].last_seen = clock_.now();
+      const uint64_t seen_before = node.status_seq;
+      const int64_t wall = clock_.wall_ms();
+      Status st = store_.transaction([&]() -> Status {
+        std::set<std::string> listed;
+        for (const auto& inst : batch.instances()) {
+          if (inst.instance_id().empty()) continue;
+          node.status_seq = std::max<uint64_t>(node.status_seq, inst.seq());
+          if (!inst.removed()) listed.insert(inst.instance_id());
+          auto have = store_.get_instance(node.name, inst.instance_id());
+          if (!have) return have.error();
+          if (*have && inst.seq() <= (*have)->status.seq()) continue;  // older or repeated
+          if (inst.removed()) {
+            if (auto d = store_.delete_instance(node.name, inst.instance_id()); !d) return d;
+            continue;
+          }
+          if (auto p = store_.put_instance({node.name, inst, wall}); !p) return p;
+        }
+        if (batch.full()) {
+          if (auto r = store_.retain_instances(node.name, listed); !r) return r;
+        }
+        for (const auto& e : batch.events()) {
+          if (e.seq() != 0 && e.seq() <= seen_before) continue;  // replayed
+          node.status_seq = std::max<uint64_t>(node.status_seq, e.seq());
+          if (auto a = event_locked(node.name, e.object(), e.reason(), e.message()); !a) return a;
+        }
+        if (batch.dropped_events() > 0) {
+          if (auto a = event_locked(node.name, "node/" + node.name, "EventsDropped",
+                                    "the agent's outbox dropped " +
+                                        std::to_string(batch.dropped_events()) + " events");
+              !a) {
+            return a;
+          }
+        }
+        return store_.put_node(node);
+      });
+      if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
+      Live& live = live_[node.name];
+      if (live.gap_seq != 0 && node.status_seq >= live.gap_seq) live.gap_seq = 0;
+    }
+  }
+  flush(out);
+}
+
+void Controller::set_not_ready_locked(NodeRecord& node, const std::string& why) {
+  Status st = store_.transaction([&]() -> Status {
+    node.ready = false;
+    if (auto put = store_.put_node(node); !put) return put;
+    return event_locked(node.name, "node/" + node.name, "NotReady", why);
+  });
+  if (!st) return store_failed("mark node '" + node.name + "' NotReady", st.error());
+  log_->warn("node not ready node={} reason='{}'", node.name, why);
+}
+
+void Controller::on_will(const pb::Offline& will) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto existing = store_.get_node(will.node());
+  if (!existing) return store_failed("read node '" + will.node() + "'", existing.error());
+  if (!*existing || !(*existing)->ready) return;
+  NodeRecord node = **existing;
+  if (!will.boot_id().empty() && !node.boot_id.empty() && will.boot_id() != node.boot_id) {
+    // The will of an earlier agent process, delivered after the new one said hello.
+    log_->info("stale will ignored node={} boot={} current_boot={}", node.name, will.boot_id(),
+               node.boot_id);
+    return;
+  }
+  set_not_ready_locked(node, "connection lost (last will)");
+}
+
+void Controller::tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto nodes = store_.list_nodes();
+  if (!nodes) return store_failed("list nodes", nodes.error());
+  const TimePoint now = clock_.now();
+  for (auto& node : *nodes) {
+    if (!node.ready) continue;
+    auto it = live_.find(node.name);
+    if (it == live_.end()) {
+      live_[node.name].last_seen = now;  // registered by another path: start its timer now
+      continue;
+    }
+    if (now - it->second.last_seen > options_.node_timeout) {
+      set_not_ready_locked(node, "no message for " + seconds_text(options_.node_timeout));
+    }
+  }
+}
+
+}  // namespace flotilla::hub

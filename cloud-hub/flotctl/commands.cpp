@@ -1,0 +1,296 @@
+#include "cloud-hub/flotctl/commands.hpp"
+
+#include <iostream>
+#include <iterator>
+#include <optional>
+
+#include "cloud-hub/flotctl/client.hpp"
+#include "cloud-hub/flotctl/printers.hpp"
+#include "cloud-hub/manifest.hpp"
+#include "common/fs.hpp"
+
+namespace flotilla::flotctl {
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+struct Args {
+  std::string hub;
+  std::string file;
+  std::string output;
+  std::vector<std::string> positional;
+  bool help = false;
+};
+
+// Accepts "--name VALUE", "--name=VALUE" and, for short flags, "-xVALUE".
+Expected<Args> parse_args(const std::vector<std::string>& args) {
+  Args a;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    auto value_of = [&](const std::string& long_name,
+                        const std::string& short_name) -> std::optional<Expected<std::string>> {
+      for (const auto& name : {long_name, short_name}) {
+        if (name.empty()) continue;
+        if (arg == name) {
+          if (i + 1 >= args.size()) return Expected<std::string>(Error(name + " needs a value"));
+          return Expected<std::string>(args[++i]);
+        }
+        if (arg.rfind(name + "=", 0) == 0)
+          return Expected<std::string>(arg.substr(name.size() + 1));
+        if (name.size() == 2 && arg.size() > 2 && arg.rfind(name, 0) == 0) {
+          return Expected<std::string>(arg.substr(2));
+        }
+      }
+      return std::nullopt;
+    };
+    if (arg == "-h" || arg == "--help") {
+      a.help = true;
+    } else if (auto v = value_of("--hub", "")) {
+      if (!*v) return v->error();
+      a.hub = **v;
+    } else if (auto f = value_of("--filename", "-f")) {
+      if (!*f) return f->error();
+      a.file = **f;
+    } else if (auto o = value_of("--output", "-o")) {
+      if (!*o) return o->error();
+      a.output = **o;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      return Error("unknown flag '" + arg + "'");
+    } else {
+      a.positional.push_back(arg);
+    }
+  }
+  return a;
+}
+
+// nodes | workloads | events, or an Error saying what is wrong with `kind`.
+Expected<std::string> normalize_kind(const std::string& kind) {
+  if (kind == "nodes" || kind == "node" || kind == "no") return std::string("nodes");
+  if (kind == "workloads" || kind == "workload" || kind == "wl") return std::string("workloads");
+  if (kind == "events" || kind == "event" || kind == "ev") return std::string("events");
+  for (const char* later : {"devices", "device", "rollouts", "rollout", "artifacts", "artifact"}) {
+    if (kind == later) return Error(kind + " are not supported yet");
+  }
+  return Error("unknown kind '" + kind + "' (want nodes, workloads or events)");
+}
+
+std::string singular(const std::string& kind) { return kind.substr(0, kind.size() - 1); }
+
+std::string url_escape(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+// The hub's {"error": ...}, or a description of an unexpected answer.
+std::string hub_error(const HttpResponse& res) {
+  auto j = json::parse(res.body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+    return j["error"].get<std::string>();
+  }
+  std::string first = res.body.substr(0, res.body.find('\n'));
+  return "hub answered HTTP " + std::to_string(res.status) + (first.empty() ? "" : ": " + first);
+}
+
+class Runner {
+ public:
+  Runner(Args args, const Context& ctx, std::ostream& out, std::ostream& err)
+      : args_(std::move(args)),
+        ctx_(ctx),
+        out_(out),
+        err_(err),
+        client_(args_.hub.empty() ? ctx.default_hub : args_.hub) {}
+
+  int run() {
+    const std::string& verb = args_.positional[0];
+    if (verb == "apply") return apply();
+    if (verb == "get") return get();
+    if (verb == "describe") return describe();
+    if (verb == "delete") return remove();
+    if (verb == "rollout" || verb == "twin")
+      return fail("flotctl " + verb + " is not supported yet");
+    return usage_error("unknown command '" + verb + "'");
+  }
+
+ private:
+  int fail(const std::string& message) {
+    err_ << "error: " << message << "\n";
+    return kFailed;
+  }
+
+  int usage_error(const std::string& message) {
+    err_ << "flotctl: " << message << "\n\n" << usage();
+    return kUsage;
+  }
+
+  // GETs `path` and parses the JSON answer; nullopt after printing why not.
+  std::optional<json> get_json(const std::string& path, const std::string& what) {
+    auto res = client_.request("GET", path);
+    if (!res) {
+      fail(res.error().message());
+      return std::nullopt;
+    }
+    if (res->status == 404) {
+      fail(what + " not found");
+      return std::nullopt;
+    }
+    if (res->status != 200) {
+      fail(hub_error(*res));
+      return std::nullopt;
+    }
+    auto j = json::parse(res->body, nullptr, false);
+    if (j.is_discarded()) {
+      fail("hub sent a response that is not JSON");
+      return std::nullopt;
+    }
+    return j;
+  }
+
+  int apply() {
+    if (args_.positional.size() != 1) return usage_error("apply takes no arguments besides -f");
+    if (args_.file.empty()) return usage_error("apply needs -f FILE");
+    std::string text;
+    std::string source = args_.file;
+    if (args_.file == "-") {
+      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      source = "<stdin>";
+    } else {
+      auto read = fs::read_file(args_.file);
+      if (!read) return fail(read.error().message());
+      text = std::move(*read);
+    }
+    // Validate here first: precise file:line errors and nothing sent when the file is bad.
+    auto manifests = hub::parse_manifests(text, source);
+    if (!manifests) return fail(manifests.error().message());
+    auto first = text.find_first_not_of(" \t\r\n");
+    bool is_json = first != std::string::npos && text[first] == '{';
+    auto res = client_.request("PUT", "/api/v1/workloads", text,
+                               is_json ? "application/json" : "application/yaml");
+    if (!res) return fail(res.error().message());
+    if (res->status != 200) return fail(hub_error(*res));
+    auto j = json::parse(res->body, nullptr, false);
+    if (!j.is_object() || !j.contains("items")) return fail("hub sent an unexpected answer");
+    for (const auto& item : j["items"]) {
+      out_ << "workload/" << item.value("name", "?") << " " << item.value("action", "?") << "\n";
+    }
+    return kOk;
+  }
+
+  int get() {
+    if (args_.positional.size() < 2 || args_.positional.size() > 3) {
+      return usage_error("usage: flotctl get KIND [NAME] [-o json|yaml]");
+    }
+    const std::string& out_format = args_.output;
+    if (!out_format.empty() && out_format != "json" && out_format != "yaml" &&
+        out_format != "table") {
+      return usage_error("-o wants json or yaml, got '" + out_format + "'");
+    }
+    auto kind = normalize_kind(args_.positional[1]);
+    if (!kind) return fail(kind.error().message());
+    std::string path = "/api/v1/" + *kind;
+    std::optional<std::string> name;
+    if (args_.positional.size() == 3) {
+      if (*kind == "events") return usage_error("get events takes no NAME (see describe)");
+      name = args_.positional[2];
+      path += "/" + url_escape(*name);
+    } else if (*kind == "events") {
+      path += "?limit=200";
+    }
+    auto j = get_json(path, name ? singular(*kind) + " '" + *name + "'" : *kind);
+    if (!j) return kFailed;
+    if (out_format == "json") {
+      out_ << j->dump(2) << "\n";
+      return kOk;
+    }
+    if (out_format == "yaml") {
+      out_ << to_yaml(*j);
+      return kOk;
+    }
+    json list = name ? json{{"items", json::array({*j})}} : *j;
+    if (*kind == "nodes") out_ << nodes_table(list);
+    if (*kind == "workloads") out_ << workloads_table(list, ctx_.now_ms);
+    if (*kind == "events") out_ << events_table(list, ctx_.now_ms);
+    return kOk;
+  }
+
+  int describe() {
+    if (args_.positional.size() != 3) return usage_error("usage: flotctl describe KIND NAME");
+    auto kind = normalize_kind(args_.positional[1]);
+    if (!kind) return fail(kind.error().message());
+    if (*kind == "events") return usage_error("describe takes nodes or workloads");
+    const std::string& name = args_.positional[2];
+    auto j =
+        get_json("/api/v1/" + *kind + "/" + url_escape(name), singular(*kind) + " '" + name + "'");
+    if (!j) return kFailed;
+    std::string filter = *kind == "nodes" ? "node" : "workload";
+    auto events = get_json("/api/v1/events?limit=20&" + filter + "=" + url_escape(name), "events");
+    if (!events) return kFailed;
+    out_ << (*kind == "nodes" ? describe_node(*j, *events, ctx_.now_ms)
+                              : describe_workload(*j, *events, ctx_.now_ms));
+    return kOk;
+  }
+
+  int remove() {
+    if (args_.positional.size() != 3) return usage_error("usage: flotctl delete KIND NAME");
+    auto kind = normalize_kind(args_.positional[1]);
+    if (!kind) return fail(kind.error().message());
+    if (*kind == "events") return fail("events cannot be deleted");
+    const std::string& name = args_.positional[2];
+    auto res = client_.request("DELETE", "/api/v1/" + *kind + "/" + url_escape(name));
+    if (!res) return fail(res.error().message());
+    if (res->status != 200) return fail(hub_error(*res));
+    out_ << singular(*kind) << "/" << name << " deleted\n";
+    return kOk;
+  }
+
+  Args args_;
+  const Context& ctx_;
+  std::ostream& out_;
+  std::ostream& err_;
+  Client client_;
+};
+
+}  // namespace
+
+std::string usage() {
+  return "Usage: flotctl [--hub URL] COMMAND\n"
+         "Talks to a Flotilla hub (default: $FLOTILLA_HUB or http://127.0.0.1:8080).\n\n"
+         "Commands:\n"
+         "  apply -f FILE               validate and apply a manifest (YAML or JSON; - for stdin)\n"
+         "  get KIND [NAME] [-o FMT]    list or show nodes, workloads or events (FMT: json|yaml)\n"
+         "  describe KIND NAME          a node or workload in detail, with recent events\n"
+         "  delete KIND NAME            delete a workload\n"
+         "  rollout ..., twin ...       not supported yet\n\n"
+         "KIND: nodes (node, no), workloads (workload, wl), events (event, ev)\n";
+}
+
+int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& out,
+        std::ostream& err) {
+  auto args = parse_args(raw);
+  if (!args) {
+    err << "flotctl: " << args.error().message() << "\n\n" << usage();
+    return kUsage;
+  }
+  if (args->help) {
+    out << usage();
+    return kOk;
+  }
+  if (args->positional.empty()) {
+    err << "flotctl: missing command\n\n" << usage();
+    return kUsage;
+  }
+  return Runner(std::move(*args), ctx, out, err).run();
+}
+
+}  // namespace flotilla::flotctl

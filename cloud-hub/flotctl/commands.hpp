@@ -1,0 +1,30 @@
+// flotctl's commands: argument parsing and the verbs apply, get, describe and delete.
+//
+//   flotctl [--hub URL] apply -f FILE.yaml | get KIND [NAME] [-o json|yaml] |
+//           describe KIND NAME | delete KIND NAME
+//
+// KIND is nodes|node|no, workloads|workload|wl, or events|event|ev. `apply` validates the file
+// locally first (file:line errors, nothing sent) and then PUTs it. Exit codes: 0 ok, 1 failed
+// (bad manifest, hub error, hub unreachable, not supported yet), 2 bad usage.
+//
+// Thread-safety: run() uses only its arguments and the streams given.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace flotilla::flotctl {
+
+struct Context {
+  std::string default_hub;  // $FLOTILLA_HUB or http://127.0.0.1:8080
+  int64_t now_ms = 0;       // for AGE columns
+};
+
+int run(const std::vector<std::string>& args, const Context& ctx, std::ostream& out,
+        std::ostream& err);
+
+std::string usage();
+
+}  // namespace flotilla::flotctl

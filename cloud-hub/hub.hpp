@@ -1,0 +1,76 @@
+// Hub: wires the hub together -- store (<data>/hub.db), MQTT transport, Controller, SyncServer,
+// REST Api on cpp-httplib, and a timer thread that runs Controller::tick() every second.
+// main() only parses flags, builds HubOptions and waits for SIGTERM.
+//
+// Thread-safety: start() and stop() from one thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+
+#include "cloud-hub/api.hpp"
+#include "cloud-hub/controller.hpp"
+#include "cloud-hub/metrics.hpp"
+#include "cloud-hub/store.hpp"
+#include "cloud-hub/sync_server.hpp"
+#include "common/clock.hpp"
+#include "sync/transport.hpp"
+
+namespace flotilla::hub {
+
+struct HubOptions {
+  std::string mqtt_uri;  // tcp://HOST:PORT
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 8080;  // 0: any free port (see Hub::port())
+  std::string data_dir;    // holds hub.db
+  uint32_t shards = sync::kDefaultShards;
+  Millis node_timeout{15000};
+  Millis resend_interval{5000};
+  uint64_t tombstone_retention = 1000;  // revisions
+};
+
+// Parses "HOST:PORT" (e.g. 127.0.0.1:8080).
+Status parse_listen(const std::string& text, std::string* host, int* port);
+
+class Hub {
+ public:
+  // `transport` may be given by tests; by default an MQTT transport to options.mqtt_uri with
+  // client id flotilla-hub and a persistent session.
+  static Expected<std::unique_ptr<Hub>> create(HubOptions options,
+                                               std::unique_ptr<sync::Transport> transport = {});
+  ~Hub();
+
+  // Binds the HTTP port (failing if it is taken), then starts MQTT, the timer and HTTP.
+  Status start();
+  void stop();
+  int port() const { return port_; }
+
+ private:
+  Hub() = default;
+
+  HubOptions options_;
+  SystemClock clock_;
+  Metrics metrics_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<sync::Transport> transport_;
+  std::unique_ptr<Controller> controller_;
+  std::unique_ptr<SyncServer> sync_;
+  std::unique_ptr<Api> api_;
+  httplib::Server http_;
+  int port_ = 0;
+  std::thread http_thread_;
+  std::thread timer_thread_;
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  bool stopping_ = false;
+  bool started_ = false;
+};
+
+}  // namespace flotilla::hub

@@ -1,0 +1,85 @@
+// flotilla-hub: the cloud hub. Parses flags, starts the Hub, and stops it on SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cloud-hub/hub.hpp"
+#include "common/flags.hpp"
+#include "common/log.hpp"
+
+namespace {
+
+int usage_error(const flotilla::Flags& flags, const std::string& message) {
+  std::cerr << "flotilla-hub: " << message << "\n\n" << flags.usage();
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  flotilla::Flags flags("flotilla-hub",
+                        "The Flotilla cloud hub: stores workloads, schedules them onto nodes, "
+                        "syncs agents over MQTT and serves the REST API.");
+  flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883", "", true);
+  flags.add("listen", "HTTP address HOST:PORT for the REST API and console", "127.0.0.1:8080");
+  flags.add("data", "folder for the hub's database (hub.db)", "", true);
+  flags.add("shards", "number of topic shards (must match the agents')", "16");
+  flags.add("node-timeout-ms", "a node is NotReady after this long without a message", "15000");
+  flags.add("tombstone-retention", "revisions of deletes kept per node for deltas", "1000");
+  flags.add("log-level", "trace|debug|info|warn|error", "info");
+  if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
+  if (flags.help_requested()) {
+    std::cout << flags.usage();
+    return 0;
+  }
+  if (auto st = flotilla::log::init(flags.get("log-level")); !st) {
+    return usage_error(flags, st.error().message());
+  }
+  flotilla::hub::HubOptions options;
+  options.mqtt_uri = flags.get("mqtt");
+  options.data_dir = flags.get("data");
+  if (auto st = flotilla::hub::parse_listen(flags.get("listen"), &options.listen_host,
+                                            &options.listen_port);
+      !st) {
+    return usage_error(flags, "flag '--listen': " + st.error().message());
+  }
+  auto shards = flags.get_int("shards", 1, 65536);
+  if (!shards) return usage_error(flags, shards.error().message());
+  options.shards = static_cast<uint32_t>(*shards);
+  auto timeout = flags.get_int("node-timeout-ms", 100, 24LL * 3600 * 1000);
+  if (!timeout) return usage_error(flags, timeout.error().message());
+  options.node_timeout = flotilla::Millis(*timeout);
+  options.resend_interval = std::min(options.resend_interval, options.node_timeout / 3);
+  auto retention = flags.get_int("tombstone-retention", 1, 1'000'000'000);
+  if (!retention) return usage_error(flags, retention.error().message());
+  options.tombstone_retention = static_cast<uint64_t>(*retention);
+  if (options.mqtt_uri.rfind("tcp://", 0) != 0 && options.mqtt_uri.rfind("ssl://", 0) != 0) {
+    return usage_error(flags,
+                       "flag '--mqtt' wants tcp://HOST:PORT, got '" + options.mqtt_uri + "'");
+  }
+
+  // Block the stop signals before any thread starts, so only sigwait() below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto log = flotilla::log::get("hub");
+  auto hub = flotilla::hub::Hub::create(options);
+  if (!hub) {
+    std::cerr << "flotilla-hub: " << hub.error().message() << "\n";
+    return 1;
+  }
+  if (auto st = (*hub)->start(); !st) {
+    std::cerr << "flotilla-hub: " << st.error().message() << "\n";
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log->info("stopping on signal {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*hub)->stop();
+  return 0;
+}

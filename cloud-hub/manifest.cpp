@@ -1,0 +1,275 @@
+// Validation of manifest documents into WorkloadManifest values.
+//
+// The readers below are built from Checker (manifest_checker.hpp), which keeps the first error.
+#include "cloud-hub/manifest.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "cloud-hub/manifest_checker.hpp"
+#include "cloud-hub/manifest_doc.hpp"
+#include "cloud-hub/quantity.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+using Kind = DocNode::Kind;
+
+ProcessSection read_process(Checker& c, const DocNode& n, const std::string& path) {
+  ProcessSection p;
+  if (!c.want_map(n, path)) return p;
+  c.only_fields(n, path, {"command", "env", "workdir"});
+  if (const DocNode* cmd = c.require(n, "command", path, "the program and its arguments")) {
+    p.command = c.text_list(*cmd, join_path(path, "command"));
+    if (!c.failed() && p.command.empty())
+      c.fail(*cmd, join_path(path, "command"), "must not be empty");
+    if (!c.failed() && p.command[0].empty()) {
+      c.fail(*cmd, join_path(path, "command[0]"), "must not be empty");
+    }
+  }
+  if (const DocNode* env = n.find("env")) p.env = c.env(*env, join_path(path, "env"));
+  if (const DocNode* wd = n.find("workdir")) p.workdir = c.text(*wd, join_path(path, "workdir"));
+  return p;
+}
+
+ContainerSection read_container(Checker& c, const DocNode& n, const std::string& path) {
+  ContainerSection s;
+  if (!c.want_map(n, path)) return s;
+  c.only_fields(n, path, {"image", "command", "env"});
+  if (const DocNode* image = c.require(n, "image", path, "e.g. registry.local/app:1")) {
+    s.image = c.nonempty_text(*image, join_path(path, "image"));
+  }
+  if (const DocNode* cmd = n.find("command"))
+    s.command = c.text_list(*cmd, join_path(path, "command"));
+  if (const DocNode* env = n.find("env")) s.env = c.env(*env, join_path(path, "env"));
+  return s;
+}
+
+VmSection read_vm(Checker& c, const DocNode& n, const std::string& path) {
+  VmSection s;
+  if (!c.want_map(n, path)) return s;
+  c.only_fields(n, path, {"image", "sha256", "cpus", "memory"});
+  if (const DocNode* image = c.require(n, "image", path, "a disk image URL or path")) {
+    s.image = c.nonempty_text(*image, join_path(path, "image"));
+  }
+  if (const DocNode* sha = n.find("sha256")) {
+    s.sha256 = c.text(*sha, join_path(path, "sha256"));
+    bool hex = s.sha256.size() == 64 && std::all_of(s.sha256.begin(), s.sha256.end(), [](char ch) {
+                 return std::isxdigit(static_cast<unsigned char>(ch));
+               });
+    if (!c.failed() && !hex) c.fail(*sha, join_path(path, "sha256"), "want 64 hex digits");
+    std::transform(s.sha256.begin(), s.sha256.end(), s.sha256.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  }
+  if (const DocNode* cpus = n.find("cpus"))
+    s.cpus = c.whole(*cpus, join_path(path, "cpus"), 1, 1024);
+  if (const DocNode* mem = n.find("memory")) {
+    auto v = parse_memory_bytes(mem->text);
+    if (!mem->is_scalar() || !v) {
+      c.fail(*mem, join_path(path, "memory"),
+             v ? "want a quantity such as 512Mi" : v.error().message());
+    } else {
+      s.memory_bytes = *v;
+    }
+  }
+  return s;
+}
+
+void read_resources(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m) {
+  if (n.kind == Kind::kNull || !c.want_map(n, path)) return;
+  c.only_fields(n, path, {"cpu", "memory"});
+  if (const DocNode* cpu = n.find("cpu")) {
+    auto v = cpu->is_scalar() ? parse_cpu_millis(cpu->text) : Expected<int64_t>(Error(""));
+    if (!v) {
+      c.fail(*cpu, join_path(path, "cpu"),
+             cpu->is_scalar() ? v.error().message() : "want a quantity such as 500m or 2");
+    } else {
+      m.cpu_millis = *v;
+    }
+  }
+  if (const DocNode* mem = n.find("memory")) {
+    auto v = mem->is_scalar() ? parse_memory_bytes(mem->text) : Expected<int64_t>(Error(""));
+    if (!v) {
+      c.fail(*mem, join_path(path, "memory"),
+             mem->is_scalar() ? v.error().message() : "want a quantity such as 64Mi or 1Gi");
+    } else {
+      m.memory_bytes = *v;
+    }
+  }
+}
+
+void read_placement(Checker& c, const DocNode& spec, WorkloadManifest& m) {
+  const DocNode* replicas = spec.find("replicas");
+  const DocNode* placement = spec.find("placement");
+  if (replicas != nullptr && placement != nullptr) {
+    c.fail(*placement, "spec", "set either replicas or placement.everyNode, not both");
+    return;
+  }
+  if (replicas == nullptr && placement == nullptr) {
+    c.fail(spec, "spec", "set replicas (a number) or placement: {everyNode: true}");
+    return;
+  }
+  if (replicas != nullptr) {
+    m.replicas = c.whole(*replicas, "spec.replicas", 0, 10000);
+    return;
+  }
+  if (!c.want_map(*placement, "spec.placement")) return;
+  c.only_fields(*placement, "spec.placement", {"everyNode"});
+  const DocNode* every = c.require(*placement, "everyNode", "spec.placement", "true");
+  if (every == nullptr) return;
+  if (every->kind != Kind::kBool || !every->b) {
+    c.fail(*every, "spec.placement.everyNode", "want true (or use spec.replicas instead)");
+    return;
+  }
+  m.every_node = true;
+}
+
+void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
+  if (!c.want_map(spec, "spec")) return;
+  c.only_fields(spec, "spec",
+                {"type", "replicas", "placement", "selector", "tolerations", "resources",
+                 "restartPolicy", "terminationGracePeriodSeconds", "process", "container", "vm"},
+                {"probes", "update"});
+  if (c.failed()) return;
+  if (const DocNode* type = c.require(spec, "type", "spec", "process, container or vm")) {
+    m.type = c.text(*type, "spec.type");
+    if (!c.failed() && m.type != "process" && m.type != "container" && m.type != "vm") {
+      c.fail(*type, "spec.type", "want process, container or vm, got '" + m.type + "'");
+    }
+  }
+  if (c.failed()) return;
+  read_placement(c, spec, m);
+  if (const DocNode* sel = spec.find("selector"); sel != nullptr && sel->kind != Kind::kNull) {
+    if (c.want_map(*sel, "spec.selector")) {
+      c.only_fields(*sel, "spec.selector", {"matchLabels"}, {"matchExpressions"});
+      if (const DocNode* ml = sel->find("matchLabels")) {
+        m.selector = c.labels(*ml, "spec.selector.matchLabels");
+      }
+    }
+  }
+  if (const DocNode* tol = spec.find("tolerations"); tol != nullptr && tol->kind != Kind::kNull) {
+    if (tol->kind != Kind::kList) {
+      c.fail(*tol, "spec.tolerations", "want a list, got " + describe_kind(tol->kind));
+    } else {
+      m.tolerations = tol->to_json();
+    }
+  }
+  if (const DocNode* res = spec.find("resources")) read_resources(c, *res, "spec.resources", m);
+  if (const DocNode* rp = spec.find("restartPolicy")) {
+    m.restart_policy = c.text(*rp, "spec.restartPolicy");
+    if (!c.failed() && m.restart_policy != "Always" && m.restart_policy != "OnFailure" &&
+        m.restart_policy != "Never") {
+      c.fail(*rp, "spec.restartPolicy",
+             "want Always, OnFailure or Never, got '" + m.restart_policy + "'");
+    }
+  }
+  if (const DocNode* g = spec.find("terminationGracePeriodSeconds")) {
+    m.grace_seconds = c.whole(*g, "spec.terminationGracePeriodSeconds", 0, 86400);
+  }
+  if (c.failed()) return;
+  // Exactly the section of the chosen type.
+  for (const char* section : {"process", "container", "vm"}) {
+    const DocNode* n = spec.find(section);
+    if (section == m.type) {
+      if (n == nullptr || n->kind == Kind::kNull) {
+        c.fail(spec, std::string("spec.") + section, "required for type " + m.type);
+        return;
+      }
+      if (m.type == "process") m.process = read_process(c, *n, "spec.process");
+      if (m.type == "container") m.container = read_container(c, *n, "spec.container");
+      if (m.type == "vm") m.vm = read_vm(c, *n, "spec.vm");
+    } else if (n != nullptr) {
+      c.fail(*n, std::string("spec.") + section, "not allowed for type " + m.type);
+      return;
+    }
+  }
+}
+
+Expected<WorkloadManifest> read_document(const DocNode& doc, const std::string& source) {
+  Checker c(source);
+  WorkloadManifest m;
+  if (doc.kind != Kind::kMap) {
+    c.fail(
+        doc, "",
+        "want a mapping with apiVersion, kind, metadata and spec, got " + describe_kind(doc.kind));
+    return c.error();
+  }
+  const DocNode* api = c.require(doc, "apiVersion", "", kApiVersion);
+  if (api != nullptr && c.text(*api, "apiVersion") != kApiVersion && !c.failed()) {
+    c.fail(*api, "apiVersion", std::string("want '") + kApiVersion + "', got '" + api->text + "'");
+  }
+  const DocNode* kind = c.require(doc, "kind", "", "Workload");
+  if (c.failed()) return c.error();
+  std::string k = c.text(*kind, "kind");
+  if (k == "Device" || k == "Rollout") {
+    c.fail(*kind, "", "kind " + k + " is not supported yet");
+  } else if (k != "Workload" && !c.failed()) {
+    c.fail(*kind, "kind", "unknown kind '" + k + "' (want Workload)");
+  }
+  c.only_fields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"});
+  if (c.failed()) return c.error();
+
+  if (const DocNode* meta = c.require(doc, "metadata", "", "with a name");
+      meta != nullptr && c.want_map(*meta, "metadata")) {
+    // The read-only fields the hub adds are accepted (and ignored), so the output of
+    // `flotctl get workload NAME -o yaml` can be edited and applied again.
+    c.only_fields(
+        *meta, "metadata",
+        {"name", "labels", "annotations", "generation", "creationTimestamp", "updateTimestamp"});
+    if (const DocNode* name = c.require(*meta, "name", "metadata")) {
+      m.line = name->line;
+      m.name = c.text(*name, "metadata.name");
+      if (auto st = validate_name(m.name); !st && !c.failed()) {
+        c.fail(*name, "metadata.name", st.error().message());
+      }
+    }
+    if (const DocNode* labels = meta->find("labels"))
+      m.labels = c.labels(*labels, "metadata.labels");
+    if (const DocNode* ann = meta->find("annotations")) {
+      m.annotations = c.text_map(
+          *ann, "metadata.annotations", [](const std::string& key) { return valid_label_key(key); },
+          [](const std::string&) { return true; }, "letters, digits, '-', '_', '.', '/'", "");
+    }
+  }
+  if (c.failed()) return c.error();
+  if (const DocNode* spec = c.require(doc, "spec", "")) read_spec(c, *spec, m);
+  if (c.failed()) return c.error();
+  return m;
+}
+
+}  // namespace
+
+Status validate_name(std::string_view name) {
+  auto alnum = [](char ch) {
+    return std::islower(static_cast<unsigned char>(ch)) ||
+           std::isdigit(static_cast<unsigned char>(ch));
+  };
+  bool ok = !name.empty() && name.size() <= 63 && alnum(name.front()) && alnum(name.back()) &&
+            std::all_of(name.begin(), name.end(), [&](char ch) { return alnum(ch) || ch == '-'; });
+  if (ok) return Ok();
+  return Error("'" + std::string(name) +
+               "' is not a valid name (1-63 lowercase letters, digits and '-', starting and "
+               "ending with a letter or digit)");
+}
+
+Expected<std::vector<WorkloadManifest>> parse_manifests(std::string_view text,
+                                                        const std::string& source) {
+  auto docs = parse_documents(text, source);
+  if (!docs) return docs.error();
+  if (docs->empty()) return Error(source + ": no manifest found (the input is empty)");
+  std::vector<WorkloadManifest> out;
+  std::set<std::string> names;
+  for (const DocNode& doc : *docs) {
+    auto m = read_document(doc, source);
+    if (!m) return m.error();
+    if (!names.insert(m->name).second) {
+      std::string where = m->line > 0 ? source + ":" + std::to_string(m->line) : source;
+      return Error(where + ": metadata.name: workload '" + m->name + "' appears twice");
+    }
+    out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+}  // namespace flotilla::hub

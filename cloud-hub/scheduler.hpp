@@ -1,0 +1,63 @@
+// The scheduler: decides which nodes run which workloads. A pure function of its inputs, so it
+// is tested without a store, a clock or a network.
+//
+// Rules:
+//  - a node is eligible for a workload when it matches selector.matchLabels and offers the
+//    workload's runtime type;
+//  - requests (cpu, memory) summed per node stay within its capacity (a node that reports 0
+//    for a resource is not limited on it); at most one instance of a workload per node;
+//  - existing placements on still-eligible nodes are kept, also on NotReady nodes (edge
+//    autonomy: a disconnected node keeps running its workloads), so an unrelated change never
+//    moves a running instance; kept placements count against capacity but are never evicted;
+//  - new placements go only to Ready nodes: everyNode takes every eligible Ready node that has
+//    room; replicas: n adds on the least-loaded eligible nodes (fewest instances, then name)
+//    and, when n shrinks, removes extras (NotReady nodes first, then the most loaded);
+//  - a workload short of its target gets a pending count and a reason such as
+//    "1/3 nodes: 1 selector mismatch, 1 insufficient memory".
+//
+// Workloads are placed in name order, so the outcome is deterministic.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace flotilla::hub {
+
+struct SchedWorkload {
+  std::string name;
+  std::string type;  // runtime the node must offer
+  bool every_node = false;
+  int64_t replicas = 0;  // when !every_node
+  std::map<std::string, std::string> selector;
+  int64_t cpu_millis = 0;
+  int64_t memory_bytes = 0;
+};
+
+struct SchedNode {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::set<std::string> runtimes;
+  int64_t cpu_millis = 0;    // capacity; 0 = not limited
+  int64_t memory_bytes = 0;  // capacity; 0 = not limited
+  bool ready = false;
+};
+
+struct ScheduleInput {
+  std::vector<SchedWorkload> workloads;
+  std::vector<SchedNode> nodes;
+  std::map<std::string, std::set<std::string>> current;  // workload -> nodes running it
+};
+
+struct WorkloadPlacement {
+  std::set<std::string> nodes;
+  int64_t pending = 0;  // instances wanted but not placed
+  std::string reason;   // why, when pending > 0
+};
+
+// workload name -> where it runs. Every input workload has an entry.
+std::map<std::string, WorkloadPlacement> schedule(const ScheduleInput& input);
+
+}  // namespace flotilla::hub

@@ -1,0 +1,262 @@
+// Store: schema, transactions, nodes and workloads. Desired state is in store_desired.cpp,
+// instances and events in store_status.cpp.
+#include "cloud-hub/store.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace flotilla::hub {
+namespace {
+
+const std::vector<std::string> kMigrations = {
+    R"sql(
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY,
+  labels TEXT NOT NULL DEFAULT '{}',
+  cpu_millis INTEGER NOT NULL DEFAULT 0,
+  memory_bytes INTEGER NOT NULL DEFAULT 0,
+  arch TEXT NOT NULL DEFAULT '',
+  runtimes TEXT NOT NULL DEFAULT '[]',
+  boot_id TEXT NOT NULL DEFAULT '',
+  agent_version TEXT NOT NULL DEFAULT '',
+  protocol_version INTEGER NOT NULL DEFAULT 0,
+  ready INTEGER NOT NULL DEFAULT 0,
+  registered_ms INTEGER NOT NULL DEFAULT 0,
+  last_seen_ms INTEGER NOT NULL DEFAULT 0,
+  revision INTEGER NOT NULL DEFAULT 0,
+  acked_revision INTEGER NOT NULL DEFAULT 0,
+  compacted_floor INTEGER NOT NULL DEFAULT 0,
+  status_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE workloads (
+  name TEXT PRIMARY KEY,
+  manifest TEXT NOT NULL,
+  spec_hash TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  pending INTEGER NOT NULL DEFAULT 0,
+  pending_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE desired (
+  node TEXT NOT NULL,
+  workload TEXT NOT NULL,
+  spec BLOB NOT NULL,
+  revision INTEGER NOT NULL,
+  PRIMARY KEY (node, workload)
+);
+CREATE INDEX desired_by_workload ON desired (workload);
+CREATE TABLE tombstones (
+  node TEXT NOT NULL,
+  workload TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  PRIMARY KEY (node, workload)
+);
+CREATE INDEX tombstones_by_revision ON tombstones (node, revision);
+CREATE TABLE instances (
+  node TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  workload TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  status BLOB NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (node, instance_id)
+);
+CREATE INDEX instances_by_workload ON instances (workload);
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  hub_ms INTEGER NOT NULL,
+  node TEXT NOT NULL DEFAULT '',
+  object TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX events_by_node ON events (node, id);
+CREATE INDEX events_by_object ON events (object, id);
+)sql",
+};
+
+// Labels and runtimes are stored as JSON text; a corrupt column reads as empty.
+std::string labels_to_text(const std::map<std::string, std::string>& labels) {
+  return nlohmann::json(labels).dump();
+}
+
+std::map<std::string, std::string> labels_from_text(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  std::map<std::string, std::string> out;
+  if (!j.is_object()) return out;
+  for (const auto& [k, v] : j.items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+std::vector<std::string> list_from_text(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  std::vector<std::string> out;
+  if (!j.is_array()) return out;
+  for (const auto& v : j) {
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+constexpr const char* kNodeColumns =
+    "name, labels, cpu_millis, memory_bytes, arch, runtimes, boot_id, agent_version, "
+    "protocol_version, ready, registered_ms, last_seen_ms, revision, acked_revision, "
+    "compacted_floor, status_seq";
+
+NodeRecord read_node(const sql::Stmt& s) {
+  NodeRecord n;
+  n.name = s.col_text(0);
+  n.labels = labels_from_text(s.col_text(1));
+  n.cpu_millis = s.col_int(2);
+  n.memory_bytes = s.col_int(3);
+  n.arch = s.col_text(4);
+  n.runtimes = list_from_text(s.col_text(5));
+  n.boot_id = s.col_text(6);
+  n.agent_version = s.col_text(7);
+  n.protocol_version = static_cast<uint32_t>(s.col_int(8));
+  n.ready = s.col_int(9) != 0;
+  n.registered_ms = s.col_int(10);
+  n.last_seen_ms = s.col_int(11);
+  n.revision = static_cast<uint64_t>(s.col_int(12));
+  n.acked_revision = static_cast<uint64_t>(s.col_int(13));
+  n.compacted_floor = static_cast<uint64_t>(s.col_int(14));
+  n.status_seq = static_cast<uint64_t>(s.col_int(15));
+  return n;
+}
+
+constexpr const char* kWorkloadColumns =
+    "name, manifest, spec_hash, generation, created_ms, updated_ms, pending, pending_reason";
+
+WorkloadRecord read_workload(const sql::Stmt& s) {
+  WorkloadRecord w;
+  w.name = s.col_text(0);
+  w.manifest = s.col_text(1);
+  w.spec_hash = s.col_text(2);
+  w.generation = s.col_int(3);
+  w.created_ms = s.col_int(4);
+  w.updated_ms = s.col_int(5);
+  w.pending = s.col_int(6);
+  w.pending_reason = s.col_text(7);
+  return w;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions options) {
+  auto db = sql::Db::open(path);
+  if (!db) return db.error();
+  if (auto st = db->migrate(kMigrations); !st) {
+    return st.error().WithContext("Failed to migrate '" + path + "'");
+  }
+  return std::unique_ptr<Store>(new Store(std::move(*db), options));
+}
+
+Status Store::transaction(const std::function<Status()>& fn) {
+  sql::Tx tx(db_);
+  if (!tx.begun()) return tx.begun();
+  if (auto st = fn(); !st) return st;
+  return tx.commit();
+}
+
+Expected<std::optional<NodeRecord>> Store::get_node(const std::string& name) {
+  auto s = db_.prepare(std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE name = ?");
+  if (!s) return s.error();
+  s->bind(1, name);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<NodeRecord>();
+  return std::optional<NodeRecord>(read_node(*s));
+}
+
+Expected<std::vector<NodeRecord>> Store::list_nodes() {
+  auto s = db_.prepare(std::string("SELECT ") + kNodeColumns + " FROM nodes ORDER BY name");
+  if (!s) return s.error();
+  std::vector<NodeRecord> out;
+  while (true) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    out.push_back(read_node(*s));
+  }
+  return out;
+}
+
+Status Store::put_node(const NodeRecord& n) {
+  auto s = db_.prepare(std::string("INSERT OR REPLACE INTO nodes (") + kNodeColumns +
+                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  s->bind(1, n.name)
+      .bind(2, labels_to_text(n.labels))
+      .bind(3, n.cpu_millis)
+      .bind(4, n.memory_bytes)
+      .bind(5, n.arch)
+      .bind(6, nlohmann::json(n.runtimes).dump())
+      .bind(7, n.boot_id)
+      .bind(8, n.agent_version)
+      .bind(9, static_cast<int64_t>(n.protocol_version))
+      .bind(10, int64_t{n.ready ? 1 : 0})
+      .bind(11, n.registered_ms)
+      .bind(12, n.last_seen_ms)
+      .bind(13, static_cast<int64_t>(n.revision))
+      .bind(14, static_cast<int64_t>(n.acked_revision))
+      .bind(15, static_cast<int64_t>(n.compacted_floor))
+      .bind(16, static_cast<int64_t>(n.status_seq));
+  return s->run();
+}
+
+Expected<std::optional<WorkloadRecord>> Store::get_workload(const std::string& name) {
+  auto s =
+      db_.prepare(std::string("SELECT ") + kWorkloadColumns + " FROM workloads WHERE name = ?");
+  if (!s) return s.error();
+  s->bind(1, name);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<WorkloadRecord>();
+  return std::optional<WorkloadRecord>(read_workload(*s));
+}
+
+Expected<std::vector<WorkloadRecord>> Store::list_workloads() {
+  auto s = db_.prepare(std::string("SELECT ") + kWorkloadColumns + " FROM workloads ORDER BY name");
+  if (!s) return s.error();
+  std::vector<WorkloadRecord> out;
+  while (true) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    out.push_back(read_workload(*s));
+  }
+  return out;
+}
+
+Status Store::put_workload(const WorkloadRecord& w) {
+  auto s = db_.prepare(std::string("INSERT OR REPLACE INTO workloads (") + kWorkloadColumns +
+                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  s->bind(1, w.name)
+      .bind(2, w.manifest)
+      .bind(3, w.spec_hash)
+      .bind(4, w.generation)
+      .bind(5, w.created_ms)
+      .bind(6, w.updated_ms)
+      .bind(7, w.pending)
+      .bind(8, w.pending_reason);
+  return s->run();
+}
+
+Status Store::set_pending(const std::string& workload, int64_t pending, const std::string& reason) {
+  auto s = db_.prepare("UPDATE workloads SET pending = ?, pending_reason = ? WHERE name = ?");
+  if (!s) return s.error();
+  s->bind(1, pending).bind(2, reason).bind(3, workload);
+  return s->run();
+}
+
+Status Store::delete_workload(const std::string& name) {
+  auto s = db_.prepare("DELETE FROM workloads WHERE name = ?");
+  if (!s) return s.error();
+  s->bind(1, name);
+  return s->run();
+}
+
+}  // namespace flotilla::hub

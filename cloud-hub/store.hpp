@@ -1,0 +1,155 @@
+// store::Store: the hub's durable state in SQLite (<data>/hub.db, WAL).
+//
+// Tables: nodes (registration, readiness, desired/acked revision, compacted floor, highest status
+// seq), workloads (canonical manifest JSON, generation, pending count and reason), desired (per
+// node: each workload's WorkloadSpec with the revision that last changed it), tombstones (per
+// node: removed workloads with the revision that removed them), instances (latest
+// InstanceStatus per node and instance), events (bounded; the oldest are dropped).
+//
+// The store holds no policy: callers group calls into one transaction per state change with
+// transaction(), so a kill -9 at any point leaves either the old or the new state.
+//
+// Thread-safety: none; the hub serialises all access behind one mutex.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/expected.hpp"
+#include "common/sqlite.hpp"
+#include "sync/flotilla.pb.h"
+
+namespace flotilla::hub {
+
+struct StoreOptions {
+  // Tombstones older than this many revisions of their node are compacted; an agent that acked
+  // a revision below the compacted floor gets a snapshot instead of a delta.
+  uint64_t tombstone_retention = 1000;
+  int64_t max_events = 10000;  // the oldest events beyond this are dropped
+};
+
+struct NodeRecord {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  int64_t cpu_millis = 0;
+  int64_t memory_bytes = 0;
+  std::string arch;
+  std::vector<std::string> runtimes;
+  std::string boot_id;
+  std::string agent_version;
+  uint32_t protocol_version = 0;
+  bool ready = false;
+  int64_t registered_ms = 0;  // hub wall clock
+  int64_t last_seen_ms = 0;   // hub wall clock, for display
+  uint64_t revision = 0;      // current desired revision
+  uint64_t acked_revision = 0;
+  uint64_t compacted_floor = 0;
+  uint64_t status_seq = 0;  // highest status seq received
+};
+
+struct WorkloadRecord {
+  std::string name;
+  std::string manifest;  // canonical JSON
+  std::string spec_hash;
+  int64_t generation = 0;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  int64_t pending = 0;
+  std::string pending_reason;
+};
+
+struct DesiredRow {
+  std::string workload;
+  std::string spec;  // serialized WorkloadSpec
+  uint64_t revision = 0;
+};
+
+struct InstanceRecord {
+  std::string node;
+  flotilla::v1::InstanceStatus status;
+  int64_t updated_ms = 0;  // hub wall clock
+};
+
+struct EventRecord {
+  int64_t id = 0;
+  int64_t hub_ms = 0;
+  std::string node;
+  std::string object;
+  std::string reason;
+  std::string message;
+};
+
+struct EventFilter {
+  std::string node;      // exact, or empty for all
+  std::string workload;  // object is "<name>", "workload/<name>" or "<name>/<instance>"
+  int64_t limit = 100;   // newest `limit` events, returned oldest first
+};
+
+class Store {
+ public:
+  // Opens (creating and migrating) the database at `path`; ":memory:" for tests.
+  static Expected<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
+
+  // Runs `fn` in one transaction: committed if it returns Ok, rolled back otherwise.
+  Status transaction(const std::function<Status()>& fn);
+
+  // Nodes.
+  Expected<std::optional<NodeRecord>> get_node(const std::string& name);
+  Expected<std::vector<NodeRecord>> list_nodes();
+  Status put_node(const NodeRecord& node);
+
+  // Workloads.
+  Expected<std::optional<WorkloadRecord>> get_workload(const std::string& name);
+  Expected<std::vector<WorkloadRecord>> list_workloads();
+  Status put_workload(const WorkloadRecord& w);
+  Status set_pending(const std::string& workload, int64_t pending, const std::string& reason);
+  Status delete_workload(const std::string& name);
+
+  // Desired state. update_node_desired() applies one change set to a node: it bumps the node's
+  // revision once, writes the upserts and tombstones at the new revision, and compacts old
+  // tombstones. Returns the new revision (unchanged when both lists are empty).
+  Expected<uint64_t> update_node_desired(const std::string& node,
+                                         const std::map<std::string, std::string>& upserts,
+                                         const std::vector<std::string>& deletes);
+  Expected<std::vector<DesiredRow>> desired_for_node(const std::string& node);
+  // workload -> nodes it is placed on.
+  Expected<std::map<std::string, std::set<std::string>>> placements();
+  // What to send a node whose acked revision differs from its current one: a delta from
+  // `acked` when the history allows, else a snapshot. Reads the node's record.
+  Expected<flotilla::v1::DesiredState> desired_message(const NodeRecord& node);
+  // Sets the node's revision above a revision the agent claims but the hub never issued (the
+  // hub lost its store), so the next message is a snapshot the agent accepts.
+  Status skip_revision_past(const std::string& node, uint64_t claimed);
+
+  // Instances.
+  Expected<std::optional<InstanceRecord>> get_instance(const std::string& node,
+                                                       const std::string& instance_id);
+  Status put_instance(const InstanceRecord& rec);
+  Status delete_instance(const std::string& node, const std::string& instance_id);
+  // Deletes the node's instances whose ids are not in `keep`.
+  Status retain_instances(const std::string& node, const std::set<std::string>& keep);
+  // Makes every stored record of the node replaceable by any new one (its seq counter restarted).
+  Status reset_instance_seqs(const std::string& node);
+  Expected<std::vector<InstanceRecord>> list_instances();
+
+  // Events.
+  Status add_event(const EventRecord& e);
+  Expected<std::vector<EventRecord>> list_events(const EventFilter& filter);
+
+  sql::Db& db() { return db_; }
+
+ private:
+  Store(sql::Db db, StoreOptions options) : db_(std::move(db)), options_(options) {}
+  Status compact(const std::string& node, uint64_t revision);
+
+  sql::Db db_;
+  StoreOptions options_;
+};
+
+}  // namespace flotilla::hub

@@ -1,0 +1,135 @@
+// Store: instance status reported by agents, and the bounded event log.
+#include <algorithm>
+
+#include "cloud-hub/store.hpp"
+
+namespace flotilla::hub {
+
+Expected<std::optional<InstanceRecord>> Store::get_instance(const std::string& node,
+                                                            const std::string& instance_id) {
+  auto s = db_.prepare(
+      "SELECT status, updated_ms, seq FROM instances WHERE node = ? AND instance_id = ?");
+  if (!s) return s.error();
+  s->bind(1, node).bind(2, instance_id);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<InstanceRecord>();
+  InstanceRecord rec;
+  rec.node = node;
+  if (!rec.status.ParseFromString(s->col_text(0))) {
+    return Error("Failed to read status of instance '" + instance_id + "' on node '" + node +
+                 "': corrupt record");
+  }
+  rec.updated_ms = s->col_int(1);
+  // The seq column is what newer records must beat (reset_instance_seqs() lowers it).
+  rec.status.set_seq(static_cast<uint64_t>(s->col_int(2)));
+  return std::optional<InstanceRecord>(std::move(rec));
+}
+
+Status Store::put_instance(const InstanceRecord& rec) {
+  auto s = db_.prepare(
+      "INSERT OR REPLACE INTO instances (node, instance_id, workload, seq, status, updated_ms) "
+      "VALUES (?, ?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  s->bind(1, rec.node)
+      .bind(2, rec.status.instance_id())
+      .bind(3, rec.status.workload())
+      .bind(4, static_cast<int64_t>(rec.status.seq()))
+      .bind_blob(5, rec.status.SerializeAsString())
+      .bind(6, rec.updated_ms);
+  return s->run();
+}
+
+Status Store::delete_instance(const std::string& node, const std::string& instance_id) {
+  auto s = db_.prepare("DELETE FROM instances WHERE node = ? AND instance_id = ?");
+  if (!s) return s.error();
+  s->bind(1, node).bind(2, instance_id);
+  return s->run();
+}
+
+Status Store::retain_instances(const std::string& node, const std::set<std::string>& keep) {
+  auto s = db_.prepare("SELECT instance_id FROM instances WHERE node = ?");
+  if (!s) return s.error();
+  s->bind(1, node);
+  std::vector<std::string> drop;
+  while (true) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    if (keep.count(s->col_text(0)) == 0) drop.push_back(s->col_text(0));
+  }
+  for (const auto& id : drop) {
+    if (auto st = delete_instance(node, id); !st) return st;
+  }
+  return Ok();
+}
+
+Status Store::reset_instance_seqs(const std::string& node) {
+  // The seq column is the guard; the blob's own seq is only informational after a reset.
+  auto s = db_.prepare("UPDATE instances SET seq = 0 WHERE node = ?");
+  if (!s) return s.error();
+  s->bind(1, node);
+  return s->run();
+}
+
+Expected<std::vector<InstanceRecord>> Store::list_instances() {
+  auto s = db_.prepare(
+      "SELECT node, status, updated_ms FROM instances ORDER BY workload, node, instance_id");
+  if (!s) return s.error();
+  std::vector<InstanceRecord> out;
+  while (true) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    InstanceRecord rec;
+    rec.node = s->col_text(0);
+    if (!rec.status.ParseFromString(s->col_text(1))) continue;  // unreadable: skip, never crash
+    rec.updated_ms = s->col_int(2);
+    out.push_back(std::move(rec));
+  }
+  return out;
+}
+
+Status Store::add_event(const EventRecord& e) {
+  auto s = db_.prepare(
+      "INSERT INTO events (hub_ms, node, object, reason, message) VALUES (?, ?, ?, ?, ?)");
+  if (!s) return s.error();
+  s->bind(1, e.hub_ms).bind(2, e.node).bind(3, e.object).bind(4, e.reason).bind(5, e.message);
+  if (auto st = s->run(); !st) return st;
+  auto trim = db_.prepare("DELETE FROM events WHERE id <= ?");
+  if (!trim) return trim.error();
+  trim->bind(1, db_.last_insert_rowid() - options_.max_events);
+  return trim->run();
+}
+
+Expected<std::vector<EventRecord>> Store::list_events(const EventFilter& f) {
+  std::string sql = "SELECT id, hub_ms, node, object, reason, message FROM events WHERE 1";
+  if (!f.node.empty()) sql += " AND node = ?";
+  // Hub events name "workload/<name>"; agents name "<workload>/<instance>".
+  if (!f.workload.empty()) sql += " AND (object = ? OR object = ? OR substr(object, 1, ?) = ?)";
+  sql += " ORDER BY id DESC LIMIT ?";
+  auto s = db_.prepare(sql);
+  if (!s) return s.error();
+  int i = 1;
+  if (!f.node.empty()) s->bind(i++, f.node);
+  if (!f.workload.empty()) {
+    const std::string prefix = f.workload + "/";
+    s->bind(i++, f.workload);
+    s->bind(i++, "workload/" + f.workload);
+    s->bind(i++, static_cast<int64_t>(prefix.size()));
+    s->bind(i++, prefix);
+  }
+  s->bind(i, f.limit);
+  std::vector<EventRecord> out;
+  while (true) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    out.push_back({s->col_int(0), s->col_int(1), s->col_text(2), s->col_text(3), s->col_text(4),
+                   s->col_text(5)});
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace flotilla::hub

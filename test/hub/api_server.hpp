@@ -1,0 +1,35 @@
+// An Api on a real httplib::Server bound to a free loopback port, over a HubHarness.
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <thread>
+
+#include "cloud-hub/api.hpp"
+#include "test/hub/fake_agent.hpp"
+
+namespace flotilla::hub::testing {
+
+struct ApiServer {
+  ApiServer() : api(*harness.controller, harness.metrics) {
+    api.install(server);
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~ApiServer() {
+    server.stop();
+    thread.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+  httplib::Client client() const { return httplib::Client("127.0.0.1", port); }
+
+  HubHarness harness;
+  Api api;
+  httplib::Server server;
+  int port = 0;
+  std::thread thread;
+};
+
+}  // namespace flotilla::hub::testing

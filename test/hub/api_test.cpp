@@ -1,0 +1,207 @@
+// The REST API on a real HTTP server over a loopback port.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "test/hub/api_server.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+using json = nlohmann::json;
+using testing::ApiServer;
+using testing::FakeAgent;
+using testing::instance;
+using testing::process_workload;
+namespace pb = flotilla::v1;
+
+json body_of(const httplib::Result& r) {
+  EXPECT_TRUE(r) << "no response";
+  if (!r) return json();
+  auto j = json::parse(r->body, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << r->body;
+  return j;
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  ApiServer s_;
+  httplib::Client c_ = s_.client();
+};
+
+TEST_F(ApiTest, ApplyGetAndDeleteAWorkload) {
+  FakeAgent agent(s_.harness.broker, "n1");
+  agent.hello(0, {{"zone", "east"}});
+  auto r = c_.Put("/api/v1/workloads", process_workload("web", "replicas: 1"), "application/yaml");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r)["items"][0]["action"], "created");
+  EXPECT_EQ(agent.desired.size(), 1u);
+  agent.ack_last();
+  agent.status({instance("web", "web-1", pb::PHASE_RUNNING, 1)});
+
+  auto one = c_.Get("/api/v1/workloads/web");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->status, 200);
+  json w = body_of(one);
+  EXPECT_EQ(w["kind"], "Workload");
+  EXPECT_EQ(w["spec"]["replicas"], 1);
+  EXPECT_EQ(w["metadata"]["generation"], 1);
+  EXPECT_EQ(w["status"]["desiredInstances"], 1);
+  EXPECT_EQ(w["status"]["readyInstances"], 1);
+  EXPECT_EQ(w["status"]["pending"], 0);
+  ASSERT_EQ(w["status"]["instances"].size(), 1u);
+  json inst = w["status"]["instances"][0];
+  EXPECT_EQ(inst["node"], "n1");
+  EXPECT_EQ(inst["instanceId"], "web-1");
+  EXPECT_EQ(inst["phase"], "Running");
+  EXPECT_EQ(inst["current"], false);  // reported without the spec hash
+
+  json list = body_of(c_.Get("/api/v1/workloads"));
+  ASSERT_EQ(list["items"].size(), 1u);
+  json node = body_of(c_.Get("/api/v1/nodes/n1"));
+  EXPECT_EQ(node["state"], "Ready");
+  EXPECT_EQ(node["labels"]["zone"], "east");
+  EXPECT_EQ(node["revision"], 1);
+  EXPECT_EQ(node["ackedRevision"], 1);
+  EXPECT_EQ(node["instances"], 1);
+  EXPECT_EQ(node["lastSeenSecondsAgo"], 0);
+  EXPECT_EQ(node["workloads"], json::array({"web"}));
+  EXPECT_EQ(body_of(c_.Get("/api/v1/nodes"))["items"].size(), 1u);
+
+  auto again =
+      c_.Put("/api/v1/workloads/web", process_workload("web", "replicas: 1"), "application/yaml");
+  EXPECT_EQ(body_of(again)["items"][0]["action"], "unchanged");
+  auto del = c_.Delete("/api/v1/workloads/web");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 200);
+  EXPECT_EQ(agent.desired.back().deletes(0), "web");
+  auto gone = c_.Delete("/api/v1/workloads/web");
+  EXPECT_EQ(gone->status, 404);
+  EXPECT_EQ(body_of(gone)["error"], "workload 'web' not found");
+  EXPECT_EQ(c_.Get("/api/v1/workloads/web")->status, 404);
+}
+
+TEST_F(ApiTest, BadManifestIs400AndChangesNothing) {
+  std::string good = process_workload("good", "replicas: 1");
+  std::string bad = process_workload("bad", "replicas: three");
+  auto r = c_.Put("/api/v1/workloads", good + "---\n" + bad, "application/yaml");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"],
+            "request body:14: spec.replicas: want a whole number ≥ 0, got 'three'");
+  EXPECT_TRUE(body_of(c_.Get("/api/v1/workloads"))["items"].empty());
+
+  r = c_.Post("/api/v1/workloads", "{not json", "application/json");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(body_of(r)["error"].get<std::string>().find("invalid JSON"), std::string::npos);
+
+  r = c_.Put("/api/v1/workloads/other", good, "application/yaml");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_TRUE(body_of(c_.Get("/api/v1/workloads"))["items"].empty());
+  auto events = body_of(c_.Get("/api/v1/events"));
+  EXPECT_TRUE(events["items"].empty());
+}
+
+TEST_F(ApiTest, JsonManifestsAreAccepted) {
+  std::string j = R"({"apiVersion": "flotilla/v1", "kind": "Workload", "metadata": {"name": "j"},
+    "spec": {"type": "process", "placement": {"everyNode": true},
+             "process": {"command": ["true"]}}})";
+  auto r = c_.Post("/api/v1/workloads", j, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(c_.Get("/api/v1/workloads/j"))["spec"]["placement"]["everyNode"], true);
+}
+
+TEST_F(ApiTest, PendingWorkloadsSayWhy) {
+  FakeAgent agent(s_.harness.broker, "n1");
+  agent.hello(0, {{"zone", "west"}});
+  ASSERT_EQ(
+      c_.Put("/api/v1/workloads",
+             process_workload("e", "replicas: 2", "  selector: {matchLabels: {zone: east}}\n"),
+             "application/yaml")
+          ->status,
+      200);
+  json w = body_of(c_.Get("/api/v1/workloads/e"));
+  EXPECT_EQ(w["status"]["pending"], 2);
+  EXPECT_EQ(w["status"]["pendingReason"], "0/1 nodes: 1 selector mismatch");
+  json events = body_of(c_.Get("/api/v1/events?workload=e"));
+  ASSERT_FALSE(events["items"].empty());
+  EXPECT_EQ(events["items"].back()["reason"], "FailedScheduling");
+}
+
+TEST_F(ApiTest, ErrorsAreJson) {
+  auto r = c_.Get("/api/v1/nodes/nope");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(body_of(r)["error"], "node 'nope' not found");
+  r = c_.Get("/api/v1/nothing-here");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(body_of(r)["error"], "no such path: GET /api/v1/nothing-here");
+  for (const char* path : {"/api/v1/devices", "/api/v1/rollouts/r1", "/api/v1/artifacts"}) {
+    r = c_.Get(path);
+    EXPECT_EQ(r->status, 501) << path;
+    EXPECT_NE(body_of(r)["error"].get<std::string>().find("not supported yet"), std::string::npos);
+  }
+  EXPECT_EQ(c_.Put("/api/v1/devices", "x", "text/plain")->status, 501);
+  r = c_.Get("/api/v1/events?limit=zero");
+  EXPECT_EQ(r->status, 400);
+  r = c_.Put("/api/v1/workloads", std::string(2 * 1024 * 1024, 'a'), "application/yaml");
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(body_of(r)["error"], "request body is too large");
+}
+
+TEST_F(ApiTest, MetricsAndConsole) {
+  FakeAgent agent(s_.harness.broker, "n1");
+  agent.hello(0);
+  agent.raw("ack", "garbage");
+  ASSERT_EQ(c_.Put("/api/v1/workloads", process_workload("web", "placement: {everyNode: true}"),
+                   "application/yaml")
+                ->status,
+            200);
+  auto m = c_.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  for (const char* line :
+       {"flotilla_hub_nodes{state=\"Ready\"} 1", "flotilla_hub_nodes{state=\"NotReady\"} 0",
+        "flotilla_hub_workloads 1", "flotilla_hub_instances{phase=\"Running\"} 0",
+        "flotilla_hub_messages_received_total{kind=\"hello\"} 1",
+        "flotilla_hub_messages_dropped_total{kind=\"ack\",reason=\"malformed\"} 1",
+        "flotilla_hub_desired_sent_total{type=\"snapshot\"} 1"}) {
+    EXPECT_NE(m->body.find(line), std::string::npos) << line << "\n" << m->body;
+  }
+  auto page = c_.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("<td>web</td>"), std::string::npos);
+  EXPECT_NE(page->body.find("<td>n1</td>"), std::string::npos);
+}
+
+TEST_F(ApiTest, ConcurrentAppliesAndAgentTrafficAreSerialised) {
+  FakeAgent agent(s_.harness.broker, "n1");
+  agent.hello(0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([this, t] {
+      httplib::Client c = s_.client();
+      for (int i = 0; i < 5; ++i) {
+        std::string name = "w" + std::to_string(t * 5 + i);
+        auto r = c.Put("/api/v1/workloads", process_workload(name, "placement: {everyNode: true}"),
+                       "application/yaml");
+        EXPECT_TRUE(r && r->status == 200) << name;
+      }
+    });
+  }
+  for (int i = 0; i < 50; ++i) agent.heartbeat(0, 0);
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(body_of(c_.Get("/api/v1/workloads"))["items"].size(), 20u);
+  EXPECT_EQ(s_.harness.node("n1").revision, 20u);  // one revision per apply
+  agent.desired.clear();
+  agent.hello(0);
+  ASSERT_EQ(agent.desired.size(), 1u);
+  EXPECT_EQ(agent.desired[0].upserts_size(), 20);
+}
+
+}  // namespace
+}  // namespace flotilla::hub

@@ -1,0 +1,315 @@
+#include "cloud-hub/manifest.hpp"
+
+#include <gtest/gtest.h>
+
+#include "common/fs.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+const char* kProcess = R"(apiVersion: flotilla/v1
+kind: Workload
+metadata:
+  name: web
+  labels: {app: web, tier: "1"}
+spec:
+  type: process
+  replicas: 2
+  selector:
+    matchLabels:
+      zone: east
+  tolerations:
+    - key: flaky
+      operator: Exists
+  resources:
+    cpu: 500m
+    memory: 64Mi
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 10
+  process:
+    command: [/bin/sleep, 100]
+    env:
+      PORT: 8080
+      MODE: fast
+    workdir: /tmp
+)";
+
+// Replaces the first occurrence of `from` in kProcess.
+std::string variant(const std::string& from, const std::string& to) {
+  std::string s = kProcess;
+  auto pos = s.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  if (pos != std::string::npos) s.replace(pos, from.size(), to);
+  return s;
+}
+
+std::string error_of(const std::string& text, const std::string& source = "web.yaml") {
+  auto r = parse_manifests(text, source);
+  EXPECT_FALSE(r.ok()) << text;
+  return r.ok() ? "" : r.error().message();
+}
+
+TEST(ManifestTest, ParsesFullProcessWorkload) {
+  auto r = parse_manifests(kProcess, "web.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->size(), 1u);
+  const WorkloadManifest& m = r->front();
+  EXPECT_EQ(m.name, "web");
+  EXPECT_EQ(m.labels.at("tier"), "1");
+  EXPECT_EQ(m.type, "process");
+  EXPECT_EQ(m.replicas, 2);
+  EXPECT_FALSE(m.every_node);
+  EXPECT_EQ(m.selector.at("zone"), "east");
+  EXPECT_EQ(m.tolerations.size(), 1u);
+  EXPECT_EQ(m.cpu_millis, 500);
+  EXPECT_EQ(m.memory_bytes, 64 << 20);
+  EXPECT_EQ(m.restart_policy, "OnFailure");
+  EXPECT_EQ(m.grace_seconds, 10);
+  ASSERT_TRUE(m.process.has_value());
+  EXPECT_EQ(m.process->command, (std::vector<std::string>{"/bin/sleep", "100"}));
+  EXPECT_EQ(m.process->env.at("PORT"), "8080");
+  EXPECT_EQ(m.process->workdir, "/tmp");
+}
+
+TEST(ManifestTest, ParsesTheShippedExample) {
+  auto text = fs::read_file(std::string(FLOTILLA_SOURCE_DIR) + "/examples/hello.yaml");
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  auto r = parse_manifests(*text, "hello.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->front().every_node);
+  EXPECT_EQ(r->front().process->command.size(), 3u);
+}
+
+TEST(ManifestTest, ParsesContainerAndVm) {
+  auto r = parse_manifests(R"(
+apiVersion: flotilla/v1
+kind: Workload
+metadata: {name: cam}
+spec:
+  type: container
+  placement: {everyNode: true}
+  container: {image: "reg.local/cam:1", command: [run], env: {A: b}}
+---
+apiVersion: flotilla/v1
+kind: Workload
+metadata: {name: win}
+spec:
+  type: vm
+  replicas: 1
+  restartPolicy: Never
+  vm:
+    image: /img/win.qcow2
+    sha256: ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789
+    cpus: 2
+    memory: 2Gi
+)",
+                           "two.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].container->image, "reg.local/cam:1");
+  EXPECT_EQ((*r)[1].vm->cpus, 2);
+  EXPECT_EQ((*r)[1].vm->memory_bytes, 2LL << 30);
+  EXPECT_EQ((*r)[1].vm->sha256.substr(0, 6), "abcdef");  // normalised to lowercase
+}
+
+TEST(ManifestTest, AcceptsJson) {
+  auto r = parse_manifests(
+      R"({"apiVersion": "flotilla/v1", "kind": "Workload", "metadata": {"name": "j"},
+          "spec": {"type": "process", "replicas": 1, "resources": {"cpu": 0.25, "memory": 1000},
+                   "process": {"command": ["true"]}}})",
+      "j.json");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->front().cpu_millis, 250);
+  EXPECT_EQ(r->front().memory_bytes, 1000);
+}
+
+TEST(ManifestTest, BadJsonNamesFileAndLine) {
+  std::string e = error_of("{\"apiVersion\": \"flotilla/v1\",\n \"kind\": }", "bad.json");
+  EXPECT_EQ(e.rfind("bad.json:2: invalid JSON", 0), 0u) << e;
+}
+
+TEST(ManifestTest, BadYamlNamesFileAndLine) {
+  std::string e = error_of("apiVersion: flotilla/v1\nkind: Workload\nmetadata:\n  name: [x\n");
+  EXPECT_EQ(e.rfind("web.yaml:", 0), 0u) << e;
+  EXPECT_NE(e.find("invalid YAML"), std::string::npos) << e;
+}
+
+TEST(ManifestTest, ReplicasNotANumber) {
+  EXPECT_EQ(error_of(variant("replicas: 2", "replicas: three")),
+            "web.yaml:8: spec.replicas: want a whole number ≥ 0, got 'three'");
+  EXPECT_EQ(error_of(variant("replicas: 2", "replicas: \"2\"")),
+            "web.yaml:8: spec.replicas: want a whole number ≥ 0, got '2'");
+  EXPECT_EQ(error_of(variant("replicas: 2", "replicas: -1")),
+            "web.yaml:8: spec.replicas: want a whole number from 0 to 10000, got -1");
+}
+
+TEST(ManifestTest, UnknownKindAndNotYetKinds) {
+  EXPECT_EQ(error_of(variant("kind: Workload", "kind: Pod")),
+            "web.yaml:2: kind: unknown kind 'Pod' (want Workload)");
+  EXPECT_EQ(error_of(variant("kind: Workload", "kind: Device")),
+            "web.yaml:2: kind Device is not supported yet");
+  EXPECT_EQ(error_of(variant("kind: Workload", "kind: Rollout")),
+            "web.yaml:2: kind Rollout is not supported yet");
+  EXPECT_EQ(error_of(variant("apiVersion: flotilla/v1", "apiVersion: v1")),
+            "web.yaml:1: apiVersion: want 'flotilla/v1', got 'v1'");
+}
+
+TEST(ManifestTest, MissingOrBadName) {
+  EXPECT_EQ(error_of(variant("  name: web\n", "")), "web.yaml:3: metadata.name: required");
+  std::string e = error_of(variant("name: web", "name: Web_1"));
+  EXPECT_EQ(e.rfind("web.yaml:4: metadata.name: 'Web_1' is not a valid name", 0), 0u) << e;
+  EXPECT_FALSE(validate_name(std::string(64, 'a')).ok());
+  EXPECT_TRUE(validate_name(std::string(63, 'a')).ok());
+  EXPECT_FALSE(validate_name("-a").ok());
+  EXPECT_TRUE(validate_name("a-1").ok());
+}
+
+TEST(ManifestTest, BadQuantityNamesTheField) {
+  EXPECT_EQ(error_of(variant("memory: 64Mi", "memory: 64MB")),
+            "web.yaml:17: spec.resources.memory: bad memory quantity '64MB' (want e.g. 64Mi, "
+            "1Gi, 1G or a byte count)");
+  EXPECT_EQ(error_of(variant("cpu: 500m", "cpu: lots")),
+            "web.yaml:16: spec.resources.cpu: bad cpu quantity 'lots' (want e.g. 500m, 0.5 or 2)");
+}
+
+TEST(ManifestTest, UnknownFieldWithSuggestion) {
+  EXPECT_EQ(error_of(variant("  process:\n", "  proces:\n")),
+            "web.yaml:20: spec.proces: unknown field (did you mean 'process'?)");
+  EXPECT_EQ(error_of(variant("    workdir: /tmp", "    wrkdir: /tmp")),
+            "web.yaml:25: spec.process.wrkdir: unknown field (did you mean 'workdir'?)");
+  EXPECT_EQ(error_of(variant("kind: Workload\n", "kind: Workload\nextra: 1\n")),
+            "web.yaml:3: extra: unknown field");
+}
+
+TEST(ManifestTest, KnownButUnsupportedFieldsAreRejected) {
+  EXPECT_EQ(error_of(variant("  restartPolicy", "  probes: {liveness: {}}\n  restartPolicy")),
+            "web.yaml:18: spec.probes is not supported yet");
+  EXPECT_EQ(error_of(variant("  restartPolicy", "  update: {maxUnavailable: 1}\n  restartPolicy")),
+            "web.yaml:18: spec.update is not supported yet");
+}
+
+TEST(ManifestTest, ReplicasAndEveryNodeAreExclusive) {
+  std::string e = error_of(variant("replicas: 2", "replicas: 2\n  placement: {everyNode: true}"));
+  EXPECT_EQ(e, "web.yaml:9: spec: set either replicas or placement.everyNode, not both");
+  e = error_of(variant("  replicas: 2\n", ""));
+  EXPECT_NE(e.find("spec: set replicas (a number) or placement: {everyNode: true}"),
+            std::string::npos)
+      << e;
+  e = error_of(variant("replicas: 2", "placement: {everyNode: false}"));
+  EXPECT_EQ(e, "web.yaml:8: spec.placement.everyNode: want true (or use spec.replicas instead)");
+}
+
+TEST(ManifestTest, MissingCommandOrImage) {
+  EXPECT_EQ(error_of(variant("    command: [/bin/sleep, 100]\n", "")),
+            "web.yaml:20: spec.process.command: required (the program and its arguments)");
+  EXPECT_EQ(error_of(variant("command: [/bin/sleep, 100]", "command: []")),
+            "web.yaml:21: spec.process.command: must not be empty");
+  std::string e = error_of(R"(apiVersion: flotilla/v1
+kind: Workload
+metadata: {name: c}
+spec:
+  type: container
+  replicas: 1
+  container: {command: [x]}
+)");
+  EXPECT_EQ(e, "web.yaml:7: spec.container.image: required (e.g. registry.local/app:1)");
+  EXPECT_EQ(error_of(variant("type: process", "type: container")),
+            "web.yaml:20: spec.process: not allowed for type container");
+  EXPECT_EQ(error_of("apiVersion: flotilla/v1\nkind: Workload\nmetadata: {name: c}\nspec:\n"
+                     "  type: process\n  replicas: 1\n"),
+            "web.yaml:4: spec.process: required for type process");
+}
+
+TEST(ManifestTest, OtherBadValues) {
+  EXPECT_EQ(error_of(variant("type: process", "type: wasm")),
+            "web.yaml:7: spec.type: want process, container or vm, got 'wasm'");
+  EXPECT_EQ(error_of(variant("restartPolicy: OnFailure", "restartPolicy: Sometimes")),
+            "web.yaml:18: spec.restartPolicy: want Always, OnFailure or Never, got 'Sometimes'");
+  EXPECT_EQ(error_of(variant("MODE: fast", "9MODE: fast")),
+            "web.yaml:24: spec.process.env.9MODE: bad key '9MODE' (letters, digits and '_', not "
+            "starting with a digit)");
+  EXPECT_EQ(error_of(variant("zone: east", "zone: [east]")),
+            "web.yaml:11: spec.selector.matchLabels.zone: want text, got a list");
+  EXPECT_EQ(error_of("- just\n- a list\n"),
+            "web.yaml:1: want a mapping with apiVersion, kind, metadata and spec, got a list");
+  EXPECT_EQ(error_of(variant("spec:\n", "spec:\n  type: vm\n")),
+            "web.yaml:8: duplicate key 'type'");
+  EXPECT_EQ(error_of("", "empty.yaml"), "empty.yaml: no manifest found (the input is empty)");
+}
+
+TEST(ManifestTest, MultiDocumentIsAllOrNothing) {
+  std::string two = std::string(kProcess) + "---\n" + variant("name: web", "name: api");
+  auto ok = parse_manifests(two, "two.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->size(), 2u);
+  // A bad second document fails the lot, with its line in the whole file.
+  std::string bad = std::string(kProcess) + "---\n" + variant("replicas: 2", "replicas: x");
+  EXPECT_EQ(error_of(bad, "two.yaml"),
+            "two.yaml:34: spec.replicas: want a whole number ≥ 0, got 'x'");
+  EXPECT_EQ(error_of(std::string(kProcess) + "---\n" + kProcess, "two.yaml"),
+            "two.yaml:30: metadata.name: workload 'web' appears twice");
+}
+
+TEST(ManifestTest, StatusAndReadOnlyMetadataAreIgnored) {
+  std::string s =
+      variant("  name: web\n", "  name: web\n  generation: 7\n  creationTimestamp: x\n");
+  s += "status:\n  readyInstances: 3\n";
+  auto r = parse_manifests(s, "web.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(to_json(r->front()), to_json(*parse_manifests(kProcess, "web.yaml")->begin()));
+}
+
+TEST(ManifestTest, CanonicalJsonRoundTrips) {
+  auto m = parse_manifests(kProcess, "web.yaml")->front();
+  nlohmann::json j = to_json(m);
+  EXPECT_EQ(j["spec"]["resources"]["memory"], "64Mi");
+  EXPECT_EQ(j["spec"]["process"]["env"]["PORT"], "8080");
+  auto again = parse_manifests(j.dump(), "stored");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(to_json(again->front()), j);
+  EXPECT_EQ(spec_hash(again->front()), spec_hash(m));
+}
+
+TEST(ManifestTest, SpecHashCoversOnlyTheRunnablePart) {
+  auto hash = [](const std::string& text) {
+    auto r = parse_manifests(text, "x.yaml");
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return r.ok() ? spec_hash(r->front()) : "";
+  };
+  const std::string base = hash(kProcess);
+  EXPECT_EQ(base.size(), 64u);
+  // Same content, other spelling and order: same hash.
+  EXPECT_EQ(hash(variant("memory: 64Mi", "memory: 67108864")), base);
+  EXPECT_EQ(
+      hash(variant("      PORT: 8080\n      MODE: fast\n", "      MODE: fast\n      PORT: 8080\n")),
+      base);
+  // Placement, labels and selector do not replace instances.
+  EXPECT_EQ(hash(variant("replicas: 2", "replicas: 5")), base);
+  EXPECT_EQ(hash(variant("app: web", "app: other")), base);
+  EXPECT_EQ(hash(variant("zone: east", "zone: west")), base);
+  // What an instance runs from does.
+  EXPECT_NE(hash(variant("100]", "101]")), base);
+  EXPECT_NE(hash(variant("MODE: fast", "MODE: slow")), base);
+  EXPECT_NE(hash(variant("cpu: 500m", "cpu: 1")), base);
+  EXPECT_NE(hash(variant("restartPolicy: OnFailure", "restartPolicy: Always")), base);
+  EXPECT_NE(hash(variant("terminationGracePeriodSeconds: 10", "terminationGracePeriodSeconds: 3")),
+            base);
+}
+
+TEST(ManifestTest, WorkloadSpecForAgents) {
+  auto m = parse_manifests(kProcess, "web.yaml")->front();
+  auto spec = to_workload_spec(m, 4);
+  EXPECT_EQ(spec.name(), "web");
+  EXPECT_EQ(spec.type(), "process");
+  EXPECT_EQ(spec.generation(), 4);
+  EXPECT_EQ(spec.spec_hash(), spec_hash(m));
+  EXPECT_EQ(spec.restart_policy(), flotilla::v1::RESTART_ON_FAILURE);
+  EXPECT_EQ(spec.resources().cpu_millis(), 500);
+  EXPECT_EQ(spec.termination_grace_ms(), 10000);
+  EXPECT_EQ(spec.process().command_size(), 2);
+  EXPECT_EQ(spec.process().env().at("MODE"), "fast");
+  EXPECT_EQ(spec.labels().at("app"), "web");
+}
+
+}  // namespace
+}  // namespace flotilla::hub

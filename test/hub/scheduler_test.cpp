@@ -1,0 +1,221 @@
+#include "cloud-hub/scheduler.hpp"
+
+#include <gtest/gtest.h>
+
+namespace flotilla::hub {
+namespace {
+
+using Nodes = std::set<std::string>;
+
+SchedNode node(const std::string& name, std::map<std::string, std::string> labels = {},
+               bool ready = true) {
+  SchedNode n;
+  n.name = name;
+  n.labels = std::move(labels);
+  n.runtimes = {"process"};
+  n.ready = ready;
+  return n;
+}
+
+SchedWorkload replicas(const std::string& name, int64_t n) {
+  SchedWorkload w;
+  w.name = name;
+  w.type = "process";
+  w.replicas = n;
+  return w;
+}
+
+SchedWorkload every_node(const std::string& name) {
+  SchedWorkload w;
+  w.name = name;
+  w.type = "process";
+  w.every_node = true;
+  return w;
+}
+
+TEST(SchedulerTest, EveryNodeTakesEveryEligibleReadyNode) {
+  ScheduleInput in;
+  in.nodes = {node("a"), node("b"), node("c", {}, false)};
+  in.workloads = {every_node("w")};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a", "b"}));
+  EXPECT_EQ(out["w"].pending, 0);  // a NotReady node is not a scheduling failure
+}
+
+TEST(SchedulerTest, SelectorAndRuntimeDecideEligibility) {
+  ScheduleInput in;
+  in.nodes = {node("a", {{"zone", "east"}}), node("b", {{"zone", "west"}}), node("c")};
+  in.nodes[2].labels = {{"zone", "east"}};
+  in.nodes[2].runtimes = {"container"};
+  SchedWorkload w = every_node("w");
+  w.selector = {{"zone", "east"}};
+  in.workloads = {w};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a"}));
+
+  in.workloads = {replicas("r", 3)};
+  in.workloads[0].selector = {{"zone", "east"}};
+  out = schedule(in);
+  EXPECT_EQ(out["r"].nodes, (Nodes{"a"}));
+  EXPECT_EQ(out["r"].pending, 2);
+  EXPECT_EQ(out["r"].reason, "1/3 nodes: 1 no process runtime, 1 selector mismatch");
+}
+
+TEST(SchedulerTest, ReplicasGoToLeastLoadedNodesTiesByName) {
+  ScheduleInput in;
+  in.nodes = {node("c"), node("a"), node("b")};
+  in.workloads = {replicas("busy", 1), replicas("w", 2)};
+  in.current = {{"busy", {"a"}}};
+  auto out = schedule(in);
+  EXPECT_EQ(out["busy"].nodes, (Nodes{"a"}));
+  EXPECT_EQ(out["w"].nodes, (Nodes{"b", "c"}));  // a already runs one instance
+}
+
+TEST(SchedulerTest, AtMostOneInstancePerNode) {
+  ScheduleInput in;
+  in.nodes = {node("a"), node("b")};
+  in.workloads = {replicas("w", 3)};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a", "b"}));
+  EXPECT_EQ(out["w"].pending, 1);
+  EXPECT_EQ(out["w"].reason, "2/2 nodes: at most one instance per node");
+}
+
+TEST(SchedulerTest, ExistingPlacementsAreStable) {
+  ScheduleInput in;
+  in.nodes = {node("a"), node("b"), node("c")};
+  in.workloads = {replicas("w", 1), replicas("other", 1)};
+  in.current = {{"w", {"c"}}};
+  auto out = schedule(in);
+  // "a" is emptier and first by name, but the running instance stays where it is.
+  EXPECT_EQ(out["w"].nodes, (Nodes{"c"}));
+  EXPECT_EQ(out["other"].nodes, (Nodes{"a"}));
+  // A new node arriving moves nothing.
+  in.nodes.push_back(node("0-new"));
+  in.current = {{"w", {"c"}}, {"other", {"a"}}};
+  out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"c"}));
+  EXPECT_EQ(out["other"].nodes, (Nodes{"a"}));
+}
+
+TEST(SchedulerTest, NotReadyNodesKeepTheirWorkloadsButGetNoNewOnes) {
+  ScheduleInput in;
+  in.nodes = {node("a", {}, false), node("b"), node("c")};
+  in.workloads = {replicas("w", 2), every_node("e")};
+  in.current = {{"w", {"a"}}, {"e", {"a"}}};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a", "b"}));  // kept on a; one more on a Ready node
+  EXPECT_EQ(out["e"].nodes, (Nodes{"a", "b", "c"}));
+  // Growing never picks the NotReady node.
+  in.current = {};
+  out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"b", "c"}));
+  in.workloads = {replicas("w", 3)};
+  out = schedule(in);
+  EXPECT_EQ(out["w"].pending, 1);
+  EXPECT_EQ(out["w"].reason, "2/3 nodes: 1 not ready");
+}
+
+TEST(SchedulerTest, ShrinkingRemovesNotReadyThenMostLoaded) {
+  ScheduleInput in;
+  in.nodes = {node("a"), node("b", {}, false), node("c"), node("d")};
+  in.workloads = {replicas("w", 2), replicas("x", 1)};
+  in.current = {{"w", {"a", "b", "c", "d"}}, {"x", {"c"}}};
+  auto out = schedule(in);
+  // b goes first (NotReady), then c (it also runs x).
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a", "d"}));
+  EXPECT_EQ(out["x"].nodes, (Nodes{"c"}));
+}
+
+TEST(SchedulerTest, ResourcesMustFit) {
+  ScheduleInput in;
+  in.nodes = {node("big"), node("small"), node("tiny"), node("west", {{"zone", "west"}}),
+              node("far", {{"zone", "west"}})};
+  in.nodes[0].memory_bytes = 1000;
+  in.nodes[0].cpu_millis = 4000;
+  in.nodes[1].memory_bytes = 100;
+  in.nodes[1].cpu_millis = 4000;
+  in.nodes[2].memory_bytes = 1000;
+  in.nodes[2].cpu_millis = 100;
+  SchedWorkload w = replicas("w", 3);
+  w.selector = {};
+  w.memory_bytes = 600;
+  w.cpu_millis = 500;
+  in.workloads = {w};
+  in.nodes.pop_back();
+  in.nodes.pop_back();
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"big"}));
+  EXPECT_EQ(out["w"].pending, 2);
+  EXPECT_EQ(out["w"].reason, "1/3 nodes: 1 insufficient cpu, 1 insufficient memory");
+
+  // Requests add up per node: two workloads of 600 do not fit in 1000.
+  SchedWorkload v = w;
+  v.name = "v";
+  v.replicas = 1;
+  w.replicas = 1;
+  in.nodes = {in.nodes[0]};
+  in.workloads = {w, v};
+  out = schedule(in);
+  EXPECT_EQ(out["v"].nodes, (Nodes{"big"}));  // v sorts first
+  EXPECT_TRUE(out["w"].nodes.empty());
+  EXPECT_EQ(out["w"].reason, "0/1 nodes: 1 insufficient memory");
+}
+
+TEST(SchedulerTest, PendingReasonCountsEveryCause) {
+  ScheduleInput in;
+  in.nodes = {node("a", {{"zone", "west"}}), node("b", {{"zone", "west"}}),
+              node("c", {{"zone", "east"}})};
+  in.nodes[2].memory_bytes = 10;
+  SchedWorkload w = replicas("w", 3);
+  w.selector = {{"zone", "east"}};
+  w.memory_bytes = 100;
+  in.workloads = {w};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].pending, 3);
+  EXPECT_EQ(out["w"].reason, "0/3 nodes: 2 selector mismatch, 1 insufficient memory");
+
+  in.nodes.clear();
+  out = schedule(in);
+  EXPECT_EQ(out["w"].reason, "0/0 nodes: no nodes registered");
+}
+
+TEST(SchedulerTest, ZeroCapacityMeansNotLimited) {
+  ScheduleInput in;
+  in.nodes = {node("a")};
+  SchedWorkload w = replicas("w", 1);
+  w.cpu_millis = 100000;
+  w.memory_bytes = int64_t{1} << 40;
+  in.workloads = {w};
+  EXPECT_EQ(schedule(in)["w"].nodes, (Nodes{"a"}));
+}
+
+TEST(SchedulerTest, PlacementOnANoLongerEligibleNodeIsDropped) {
+  ScheduleInput in;
+  in.nodes = {node("a", {{"zone", "west"}}), node("b", {{"zone", "east"}})};
+  SchedWorkload w = replicas("w", 1);
+  w.selector = {{"zone", "east"}};
+  in.workloads = {w};
+  in.current = {{"w", {"a"}}};  // a's labels changed
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"b"}));
+  // Placements of unknown nodes or deleted workloads vanish.
+  in.current = {{"w", {"gone"}}, {"deleted", {"a"}}};
+  out = schedule(in);
+  EXPECT_EQ(out.count("deleted"), 0u);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"b"}));
+}
+
+TEST(SchedulerTest, ZeroReplicasPlacesNothing) {
+  ScheduleInput in;
+  in.nodes = {node("a")};
+  in.workloads = {replicas("w", 0)};
+  in.current = {{"w", {"a"}}};
+  auto out = schedule(in);
+  EXPECT_TRUE(out["w"].nodes.empty());
+  EXPECT_EQ(out["w"].pending, 0);
+  EXPECT_EQ(out["w"].reason, "");
+}
+
+}  // namespace
+}  // namespace flotilla::hub

@@ -1,0 +1,223 @@
+#include "cloud-hub/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test/support/temp_dir.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+namespace pb = flotilla::v1;
+
+std::string spec(const std::string& name, const std::string& hash = "h1") {
+  pb::WorkloadSpec s;
+  s.set_name(name);
+  s.set_type("process");
+  s.set_spec_hash(hash);
+  return s.SerializeAsString();
+}
+
+std::vector<std::string> names(const pb::DesiredState& d) {
+  std::vector<std::string> out;
+  for (const auto& u : d.upserts()) out.push_back(u.name());
+  return out;
+}
+
+class HubStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+  void open(StoreOptions options = {}) {
+    store_.reset();
+    auto s = Store::open(dir_ / "hub.db", options);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    store_ = std::move(*s);
+  }
+  void add_node(const std::string& name) {
+    NodeRecord n;
+    n.name = name;
+    n.labels = {{"zone", "east"}};
+    n.runtimes = {"process"};
+    ASSERT_TRUE(store_->put_node(n).ok());
+  }
+  NodeRecord node(const std::string& name) { return **store_->get_node(name); }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(HubStoreTest, NodesAndWorkloadsSurviveReopen) {
+  add_node("n1");
+  WorkloadRecord w{"web", "{}", "hash", 2, 10, 20, 1, "0/1 nodes"};
+  ASSERT_TRUE(store_->put_workload(w).ok());
+  open();
+  auto n = node("n1");
+  EXPECT_EQ(n.labels.at("zone"), "east");
+  EXPECT_EQ(n.runtimes, std::vector<std::string>{"process"});
+  auto got = store_->get_workload("web");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->generation, 2);
+  EXPECT_EQ((*got)->pending_reason, "0/1 nodes");
+  EXPECT_FALSE(store_->get_workload("nope")->has_value());
+}
+
+TEST_F(HubStoreTest, FailedTransactionLeavesNothing) {
+  add_node("n1");
+  Status st = store_->transaction([&]() -> Status {
+    EXPECT_TRUE(store_->put_workload({"web", "{}", "h", 1, 0, 0, 0, ""}).ok());
+    EXPECT_TRUE(store_->update_node_desired("n1", {{"web", spec("web")}}, {}).ok());
+    return Error("simulated failure after the writes");
+  });
+  EXPECT_FALSE(st.ok());
+  open();  // as after a crash
+  EXPECT_FALSE(store_->get_workload("web")->has_value());
+  EXPECT_EQ(node("n1").revision, 0u);
+  EXPECT_TRUE(store_->desired_for_node("n1")->empty());
+}
+
+TEST_F(HubStoreTest, EachChangeSetBumpsTheRevisionOnce) {
+  add_node("n1");
+  EXPECT_EQ(*store_->update_node_desired("n1", {{"a", spec("a")}, {"b", spec("b")}}, {}), 1u);
+  EXPECT_EQ(*store_->update_node_desired("n1", {}, {}), 1u);  // nothing to do
+  EXPECT_EQ(*store_->update_node_desired("n1", {}, {"a"}), 2u);
+  EXPECT_EQ(node("n1").revision, 2u);
+  auto placements = *store_->placements();
+  EXPECT_EQ(placements.count("a"), 0u);
+  EXPECT_EQ(placements["b"], std::set<std::string>{"n1"});
+  EXPECT_FALSE(store_->update_node_desired("ghost", {{"a", spec("a")}}, {}).ok());
+}
+
+TEST_F(HubStoreTest, DeltaHoldsOnlyWhatChangedSinceAcked) {
+  add_node("n1");
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}, {"b", spec("b")}}, {}).ok());
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"c", spec("c")}}, {"a"}).ok());
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"b", spec("b", "h2")}}, {}).ok());
+  NodeRecord n = node("n1");
+  n.acked_revision = 1;
+  auto d = store_->desired_message(n);
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_FALSE(d->snapshot());
+  EXPECT_EQ(d->from_revision(), 1u);
+  EXPECT_EQ(d->to_revision(), 3u);
+  EXPECT_EQ(names(*d), (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(d->deletes_size(), 1);
+  EXPECT_EQ(d->deletes(0), "a");
+  n.acked_revision = 2;
+  d = store_->desired_message(n);
+  EXPECT_EQ(names(*d), std::vector<std::string>{"b"});
+  EXPECT_EQ(d->deletes_size(), 0);
+}
+
+TEST_F(HubStoreTest, ReAddingRemovesTheTombstone) {
+  add_node("n1");
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}}, {}).ok());
+  ASSERT_TRUE(store_->update_node_desired("n1", {}, {"a"}).ok());
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}}, {}).ok());
+  NodeRecord n = node("n1");
+  n.acked_revision = 1;
+  auto d = store_->desired_message(n);
+  EXPECT_EQ(names(*d), std::vector<std::string>{"a"});
+  EXPECT_EQ(d->deletes_size(), 0);
+}
+
+TEST_F(HubStoreTest, SnapshotForNewAgentsAndUnknownRevisions) {
+  add_node("n1");
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}}, {}).ok());
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"b", spec("b")}}, {}).ok());
+  NodeRecord n = node("n1");
+  n.acked_revision = 0;
+  auto d = store_->desired_message(n);
+  EXPECT_TRUE(d->snapshot());
+  EXPECT_EQ(names(*d), (std::vector<std::string>{"a", "b"}));
+  n.acked_revision = 9;  // more than this store ever issued
+  EXPECT_TRUE(store_->desired_message(n)->snapshot());
+  // skip_revision_past moves the node beyond the claim, and forces a snapshot.
+  ASSERT_TRUE(store_->skip_revision_past("n1", 9).ok());
+  n = node("n1");
+  EXPECT_EQ(n.revision, 10u);
+  n.acked_revision = 9;
+  d = store_->desired_message(n);
+  EXPECT_TRUE(d->snapshot());
+  EXPECT_EQ(d->to_revision(), 10u);
+}
+
+TEST_F(HubStoreTest, CompactedTombstonesForceSnapshotsBelowTheFloor) {
+  StoreOptions options;
+  options.tombstone_retention = 2;
+  open(options);
+  add_node("n1");
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}, {"b", spec("b")}}, {}).ok());
+  ASSERT_TRUE(store_->update_node_desired("n1", {}, {"a"}).ok());  // rev 2: tombstone a
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"c", spec("c")}}, {}).ok());  // rev 3
+  EXPECT_EQ(node("n1").compacted_floor, 0u);
+  ASSERT_TRUE(store_->update_node_desired("n1", {{"d", spec("d")}}, {}).ok());  // rev 4
+  // Tombstone of rev 2 is now older than 2 revisions: compacted, floor raised to 2.
+  NodeRecord n = node("n1");
+  EXPECT_EQ(n.compacted_floor, 2u);
+  n.acked_revision = 1;  // needs the delete of a, which is gone
+  auto d = store_->desired_message(n);
+  EXPECT_TRUE(d->snapshot());
+  EXPECT_EQ(names(*d), (std::vector<std::string>{"b", "c", "d"}));
+  n.acked_revision = 2;  // at the floor: a delta is still complete
+  d = store_->desired_message(n);
+  EXPECT_FALSE(d->snapshot());
+  EXPECT_EQ(names(*d), (std::vector<std::string>{"c", "d"}));
+}
+
+TEST_F(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {
+  InstanceRecord rec;
+  rec.node = "n1";
+  rec.status.set_workload("web");
+  rec.status.set_instance_id("web-1");
+  rec.status.set_seq(5);
+  rec.status.set_phase(pb::PHASE_RUNNING);
+  ASSERT_TRUE(store_->put_instance(rec).ok());
+  rec.status.set_instance_id("web-2");
+  ASSERT_TRUE(store_->put_instance(rec).ok());
+  auto got = store_->get_instance("n1", "web-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->status.seq(), 5u);
+  ASSERT_TRUE(store_->reset_instance_seqs("n1").ok());
+  EXPECT_EQ((*store_->get_instance("n1", "web-1"))->status.seq(), 0u);
+  ASSERT_TRUE(store_->retain_instances("n1", {"web-2"}).ok());
+  EXPECT_FALSE(store_->get_instance("n1", "web-1")->has_value());
+  EXPECT_EQ(store_->list_instances()->size(), 1u);
+}
+
+TEST_F(HubStoreTest, EventsAreBoundedAndFiltered) {
+  StoreOptions options;
+  options.max_events = 5;
+  open(options);
+  for (int i = 0; i < 8; ++i) {
+    EventRecord e;
+    e.hub_ms = i;
+    e.node = i % 2 == 0 ? "n1" : "n2";
+    e.object = "workload/web";
+    e.reason = "R" + std::to_string(i);
+    e.message = "m";
+    ASSERT_TRUE(store_->add_event(e).ok());
+  }
+  auto all = store_->list_events({});
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ(all->front().reason, "R3");  // oldest kept, oldest first
+  EXPECT_EQ(all->back().reason, "R7");
+  EventFilter f;
+  f.node = "n1";
+  EXPECT_EQ(store_->list_events(f)->size(), 2u);
+  EventRecord agent_event;
+  agent_event.node = "n1";
+  agent_event.object = "web/web-abc";  // how agents name an instance's events
+  agent_event.reason = "Started";
+  ASSERT_TRUE(store_->add_event(agent_event).ok());
+  agent_event.object = "webber/webber-1";  // another workload sharing the prefix "web"
+  ASSERT_TRUE(store_->add_event(agent_event).ok());
+  f = {};
+  f.workload = "web";
+  f.limit = 3;
+  auto last = store_->list_events(f);
+  ASSERT_EQ(last->size(), 3u);
+  EXPECT_EQ((*last)[1].reason, "R7");
+  EXPECT_EQ(last->back().object, "web/web-abc");
+}
+
+}  // namespace
+}  // namespace flotilla::hub

@@ -1,0 +1,326 @@
+// The hub side of the sync protocol, end to end over the in-memory broker with a fake clock.
+#include <gtest/gtest.h>
+
+#include "test/hub/fake_agent.hpp"
+#include "test/support/temp_dir.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+using testing::FakeAgent;
+using testing::HubHarness;
+using testing::instance;
+using testing::process_workload;
+namespace pb = flotilla::v1;
+
+std::vector<std::string> upserts(const pb::DesiredState& d) {
+  std::vector<std::string> out;
+  for (const auto& u : d.upserts()) out.push_back(u.name());
+  return out;
+}
+
+std::vector<std::string> deletes(const pb::DesiredState& d) {
+  return {d.deletes().begin(), d.deletes().end()};
+}
+
+TEST(SyncServerTest, HelloRegistersTheNodeAndGetsASnapshot) {
+  HubHarness hub;
+  hub.apply(process_workload("hello", "placement: {everyNode: true}"));
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0, {{"zone", "east"}});
+  NodeRecord n = hub.node("n1");
+  EXPECT_TRUE(n.ready);
+  EXPECT_EQ(n.labels.at("zone"), "east");
+  EXPECT_EQ(n.revision, 1u);
+  ASSERT_EQ(agent.desired.size(), 1u);
+  const auto& d = agent.desired[0];
+  EXPECT_TRUE(d.snapshot());
+  EXPECT_EQ(d.node(), "n1");
+  EXPECT_EQ(d.to_revision(), 1u);
+  EXPECT_EQ(upserts(d), std::vector<std::string>{"hello"});
+  EXPECT_EQ(d.upserts(0).process().command(0), "/bin/sleep");
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_messages_received_total", {{"kind", "hello"}}), 1u);
+}
+
+TEST(SyncServerTest, DeltasStartAtTheAckedRevision) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  EXPECT_TRUE(agent.desired.empty());  // nothing to run yet: revision 0 == acked 0
+  hub.apply(process_workload("a", "placement: {everyNode: true}"));
+  ASSERT_EQ(agent.desired.size(), 1u);
+  agent.ack_last();
+  EXPECT_EQ(hub.node("n1").acked_revision, 1u);
+
+  hub.apply(process_workload("b", "replicas: 1"));
+  ASSERT_EQ(agent.desired.size(), 2u);
+  EXPECT_FALSE(agent.desired[1].snapshot());
+  EXPECT_EQ(agent.desired[1].from_revision(), 1u);
+  EXPECT_EQ(agent.desired[1].to_revision(), 2u);
+  EXPECT_EQ(upserts(agent.desired[1]), std::vector<std::string>{"b"});
+  // The agent misses that message and the next (it acks nothing); a hello catches it up.
+  ASSERT_TRUE(hub.controller->delete_workload("a").ok());
+  agent.desired.clear();
+  agent.hello(1);
+  ASSERT_EQ(agent.desired.size(), 1u);
+  const auto& d = agent.desired[0];
+  EXPECT_FALSE(d.snapshot());
+  EXPECT_EQ(d.from_revision(), 1u);
+  EXPECT_EQ(d.to_revision(), 3u);
+  EXPECT_EQ(upserts(d), std::vector<std::string>{"b"});
+  EXPECT_EQ(deletes(d), std::vector<std::string>{"a"});
+}
+
+TEST(SyncServerTest, DuplicateAndStaleAcksChangeNothing) {
+  HubHarness hub;
+  hub.apply(process_workload("a", "placement: {everyNode: true}"));
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  agent.ack(1);
+  size_t sent = agent.desired.size();
+  agent.ack(1);
+  agent.ack(0);
+  EXPECT_EQ(hub.node("n1").acked_revision, 1u);
+  EXPECT_EQ(agent.desired.size(), sent);
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_acks_ignored_total", {{"reason", "duplicate"}}), 2u);
+  agent.ack(7);  // never issued
+  EXPECT_EQ(hub.node("n1").acked_revision, 1u);
+}
+
+TEST(SyncServerTest, AgentAheadOfTheHubGetsASnapshotPastItsRevision) {
+  HubHarness hub;
+  hub.apply(process_workload("a", "placement: {everyNode: true}"));
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  agent.ack_last();
+  agent.desired.clear();
+  // As if the hub had lost its store: the agent claims revision 40.
+  agent.hello(40);
+  ASSERT_EQ(agent.desired.size(), 1u);
+  EXPECT_TRUE(agent.desired[0].snapshot());
+  EXPECT_EQ(agent.desired[0].to_revision(), 41u);
+  EXPECT_EQ(upserts(agent.desired[0]), std::vector<std::string>{"a"});
+  agent.ack_last();
+  EXPECT_EQ(hub.node("n1").acked_revision, 41u);
+  EXPECT_EQ(hub.node("n1").revision, 41u);
+}
+
+TEST(SyncServerTest, NotReadyAfterTimeoutAndBackOnHeartbeat) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  hub.clock.advance(Millis(10000));
+  agent.heartbeat(0);
+  hub.clock.advance(Millis(14000));
+  hub.controller->tick();
+  EXPECT_TRUE(hub.node("n1").ready);  // 14 s since the heartbeat
+  hub.clock.advance(Millis(2000));
+  hub.controller->tick();
+  EXPECT_FALSE(hub.node("n1").ready);  // 16 s > 15 s timeout
+  agent.heartbeat(0);
+  EXPECT_TRUE(hub.node("n1").ready);
+}
+
+TEST(SyncServerTest, LastWillMarksNotReadyAtOnceUnlessStale) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0, {}, "boot-2");
+  agent.will("boot-1");  // an older process's will, delivered late
+  EXPECT_TRUE(hub.node("n1").ready);
+  agent.will("boot-2");
+  EXPECT_FALSE(hub.node("n1").ready);
+}
+
+TEST(SyncServerTest, NotReadyNodesKeepWorkloadsAndCatchUpOnReturn) {
+  HubHarness hub;
+  FakeAgent n1(hub.broker, "n1");
+  FakeAgent n2(hub.broker, "n2");
+  n1.hello(0);
+  n2.hello(0);
+  hub.apply(process_workload("one", "replicas: 1"));
+  n1.ack_last();
+  EXPECT_EQ(hub.node("n1").revision, 1u);  // "one" went to n1 (first by name)
+  n1.will();
+  ASSERT_FALSE(hub.node("n1").ready);
+  // Nothing moves off the NotReady node; new work goes elsewhere.
+  hub.apply(process_workload("two", "replicas: 2"));
+  EXPECT_EQ(hub.node("n1").revision, 1u);
+  EXPECT_EQ(hub.node("n2").revision, 1u);
+  auto placements = *hub.store->placements();
+  EXPECT_EQ(placements["one"], std::set<std::string>{"n1"});
+  EXPECT_EQ(placements["two"], std::set<std::string>{"n2"});
+  // When n1 returns it gets the second replica.
+  n1.desired.clear();
+  n1.hello(1);
+  EXPECT_EQ(hub.store->placements()->at("two"), (std::set<std::string>{"n1", "n2"}));
+  ASSERT_EQ(n1.desired.size(), 1u);
+  EXPECT_EQ(n1.desired[0].from_revision(), 1u);
+  EXPECT_EQ(upserts(n1.desired[0]), std::vector<std::string>{"two"});
+}
+
+TEST(SyncServerTest, HeartbeatResendsWhenBehindButNotTooOften) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  hub.apply(process_workload("a", "placement: {everyNode: true}"));
+  ASSERT_EQ(agent.desired.size(), 1u);
+  // The agent lost that message: its heartbeats still say revision 0.
+  agent.heartbeat(0);
+  EXPECT_EQ(agent.desired.size(), 1u);  // just sent; wait a period
+  hub.clock.advance(Millis(5000));
+  agent.heartbeat(0);
+  ASSERT_EQ(agent.desired.size(), 2u);
+  EXPECT_EQ(agent.desired[1].to_revision(), 1u);
+  agent.ack_last();
+  hub.clock.advance(Millis(5000));
+  agent.heartbeat(1);
+  EXPECT_EQ(agent.desired.size(), 2u);  // up to date: nothing more
+}
+
+TEST(SyncServerTest, StatusNewestSeqWinsAndRemovedDeletes) {
+  HubHarness hub;
+  hub.apply(process_workload("web", "placement: {everyNode: true}"));
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  agent.status({instance("web", "web-1", pb::PHASE_RUNNING, 5)});
+  agent.status({instance("web", "web-1", pb::PHASE_FAILED, 3)});  // older: ignored
+  auto got = hub.store->get_instance("n1", "web-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->status.phase(), pb::PHASE_RUNNING);
+  EXPECT_EQ(hub.node("n1").status_seq, 5u);
+  auto view = *hub.controller->workload_view("web");
+  EXPECT_EQ((*view)["status"]["readyInstances"], 1);
+  agent.status({instance("web", "web-1", pb::PHASE_TERMINATING, 6, true)});
+  EXPECT_FALSE(hub.store->get_instance("n1", "web-1")->has_value());
+}
+
+TEST(SyncServerTest, FullStatusForgetsUnlistedInstances) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  agent.status(
+      {instance("a", "a-1", pb::PHASE_RUNNING, 1), instance("b", "b-1", pb::PHASE_RUNNING, 2)});
+  agent.status({instance("a", "a-1", pb::PHASE_RUNNING, 1)}, /*full=*/true);
+  EXPECT_TRUE(hub.store->get_instance("n1", "a-1")->has_value());
+  EXPECT_FALSE(hub.store->get_instance("n1", "b-1")->has_value());
+}
+
+TEST(SyncServerTest, BadMessagesAreDroppedAndCounted) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.raw("hello", "\xff\xff\xff not protobuf");
+  pb::Hello other;
+  other.set_node("n2");  // on n1's topic
+  agent.send("hello", other);
+  agent.raw("status", std::string(sync::kMaxMessageBytes + 1, 'x'));
+  // A topic on the wrong shard.
+  sync::Topic t{(sync::shard_of("n1", 16) + 1) % 16, "n1", sync::Direction::kUp, "hello"};
+  auto stray = hub.broker.connect("stray");
+  ASSERT_TRUE(stray->start().ok());
+  pb::Hello h;
+  h.set_node("n1");
+  ASSERT_TRUE(stray->publish(sync::make_topic(t), sync::encode(h), 1).ok());
+  hub.sync_server->handle({"flotilla/v1/s/0/n/BAD NODE/up/hello", sync::encode(h)});
+
+  EXPECT_FALSE(hub.store->get_node("n1")->has_value());
+  EXPECT_FALSE(hub.store->get_node("n2")->has_value());
+  auto dropped = [&](const std::string& kind, const std::string& reason) {
+    return hub.metrics.value("flotilla_hub_messages_dropped_total",
+                             {{"kind", kind}, {"reason", reason}});
+  };
+  EXPECT_EQ(dropped("hello", "malformed"), 1u);
+  EXPECT_EQ(dropped("hello", "node_mismatch"), 1u);
+  EXPECT_EQ(dropped("status", "too_large"), 1u);
+  EXPECT_EQ(dropped("hello", "wrong_shard"), 1u);
+  EXPECT_EQ(dropped("unknown", "bad_topic"), 1u);
+  EXPECT_NE(hub.metrics.render().find("flotilla_hub_messages_dropped_total{kind=\"hello\""),
+            std::string::npos);
+}
+
+TEST(SyncServerTest, ResyncWhenStatusIsStillMissingAHeartbeatLater) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  agent.heartbeat(0, 10);  // records up to 10 may be in flight
+  EXPECT_EQ(agent.resyncs, 0);
+  agent.status({instance("a", "a-1", pb::PHASE_RUNNING, 10)});
+  agent.heartbeat(0, 12);
+  EXPECT_EQ(agent.resyncs, 0);
+  agent.heartbeat(0, 12);  // 11..12 never came
+  EXPECT_EQ(agent.resyncs, 1);
+  // A counter that went backwards (agent lost its store) resets the guard and resyncs.
+  agent.heartbeat(0, 2);
+  EXPECT_EQ(agent.resyncs, 2);
+  agent.status({instance("a", "a-1", pb::PHASE_FAILED, 2)});
+  EXPECT_EQ((*hub.store->get_instance("n1", "a-1"))->status.phase(), pb::PHASE_FAILED);
+}
+
+TEST(SyncServerTest, UnknownNodeIsAskedToSayHello) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.heartbeat(3);
+  EXPECT_EQ(agent.resyncs, 1);
+  EXPECT_FALSE(hub.store->get_node("n1")->has_value());
+}
+
+TEST(SyncServerTest, LabelChangeReschedules) {
+  HubHarness hub;
+  hub.apply(process_workload("east", "replicas: 1", "  selector: {matchLabels: {zone: east}}\n"));
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0, {{"zone", "west"}});
+  EXPECT_TRUE(agent.desired.empty());
+  EXPECT_EQ((**hub.store->get_workload("east")).pending, 1);
+  agent.hello(0, {{"zone", "east"}});
+  ASSERT_EQ(agent.desired.size(), 1u);
+  EXPECT_EQ(upserts(agent.desired[0]), std::vector<std::string>{"east"});
+  EXPECT_EQ((**hub.store->get_workload("east")).pending, 0);
+}
+
+TEST(SyncServerTest, ReplicaChangeDoesNotTouchUnaffectedNodes) {
+  HubHarness hub;
+  FakeAgent n1(hub.broker, "n1");
+  FakeAgent n2(hub.broker, "n2");
+  n1.hello(0);
+  n2.hello(0);
+  hub.apply(process_workload("w", "replicas: 1"));
+  EXPECT_EQ(hub.node("n1").revision, 1u);
+  EXPECT_EQ(hub.node("n2").revision, 0u);
+  hub.apply(process_workload("w", "replicas: 2"));
+  EXPECT_EQ(hub.node("n1").revision, 1u);  // same spec there: no new revision, no message
+  EXPECT_EQ(hub.node("n2").revision, 1u);
+  EXPECT_EQ(n1.desired.size(), 1u);
+  // A new command reaches both, with a new spec hash.
+  std::string old_hash = n1.desired[0].upserts(0).spec_hash();
+  std::string changed = process_workload("w", "replicas: 2");
+  changed.replace(changed.find("'1000'"), 6, "'2000'");
+  hub.apply(changed);
+  EXPECT_EQ(hub.node("n1").revision, 2u);
+  EXPECT_EQ(hub.node("n2").revision, 2u);
+  ASSERT_EQ(n1.desired.size(), 2u);
+  EXPECT_NE(n1.desired[1].upserts(0).spec_hash(), old_hash);
+  EXPECT_EQ(n1.desired[1].upserts(0).generation(), 3);
+}
+
+TEST(SyncServerTest, StateSurvivesAHubRestart) {
+  flotilla::testing::TempDir dir;
+  {
+    HubHarness hub(dir / "hub.db");
+    hub.apply(process_workload("a", "placement: {everyNode: true}"));
+    FakeAgent agent(hub.broker, "n1");
+    agent.hello(0);
+    agent.ack_last();
+  }
+  HubHarness hub(dir / "hub.db");
+  EXPECT_EQ(hub.node("n1").acked_revision, 1u);
+  // Applying the same manifest again changes nothing; the agent hears nothing new.
+  auto r = hub.controller->apply(
+      testing::manifests(process_workload("a", "placement: {everyNode: true}")));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->front().action, "unchanged");
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(1);
+  EXPECT_TRUE(agent.desired.empty());
+}
+
+}  // namespace
+}  // namespace flotilla::hub
