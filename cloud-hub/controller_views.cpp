@@ -1,4 +1,5 @@
 // Controller: JSON views of nodes, workloads and events for the REST API, and gauges.
+#include <algorithm>
 #include <ctime>
 
 #include "cloud-hub/controller.hpp"
@@ -48,13 +49,14 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
       running_nodes.insert(rec.node);
     }
   }
-  j["status"] = {{"specHash", w.spec_hash},
-                 {"desiredInstances", placed.size()},
-                 {"readyInstances", running_nodes.size()},
-                 {"pending", w.pending},
-                 {"pendingReason", w.pending_reason},
-                 {"nodes", placed},
-                 {"instances", list}};
+  j["status"] = {
+      {"specHash", w.spec_hash},
+      {"desiredInstances", placed.size() + static_cast<size_t>(std::max<int64_t>(w.pending, 0))},
+      {"readyInstances", running_nodes.size()},
+      {"pending", w.pending},
+      {"pendingReason", w.pending_reason},
+      {"nodes", placed},
+      {"instances", list}};
   return j;
 }
 

@@ -210,6 +210,11 @@ Expected<WorkloadManifest> read_document(const DocNode& doc, const std::string& 
   c.only_fields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"});
   if (c.failed()) return c.error();
 
+  // A missing or empty metadata is reported as the field the user must add.
+  if (const DocNode* meta = doc.find("metadata"); meta == nullptr || meta->kind == Kind::kNull) {
+    c.fail(meta != nullptr ? *meta : doc, "metadata.name", "required");
+    return c.error();
+  }
   if (const DocNode* meta = c.require(doc, "metadata", "", "with a name");
       meta != nullptr && c.want_map(*meta, "metadata")) {
     // The read-only fields the hub adds are accepted (and ignored), so the output of

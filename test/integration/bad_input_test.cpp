@@ -37,20 +37,21 @@ TEST(BadInput, ManifestsAreRejectedWithWhereAndWhyAndChangeNothing) {
     RunResult r = fleet.apply(sleeper_manifest("sibling") + "---\n" + c.yaml, c.name + ".yaml");
     EXPECT_NE(r.exit_code, 0) << c.name;
     EXPECT_NE(r.err.find(c.expect), std::string::npos)
-        << c.name << ": stderr does not say '" << c.expect << "':\n" << r.err;
+        << c.name << ": stderr does not say '" << c.expect << "':\n"
+        << r.err;
     EXPECT_NE(r.err.find(c.name + ".yaml"), std::string::npos) << c.name << ": no file name";
   }
   json list = fleet.get("workloads");
-  ASSERT_TRUE(list.is_array());
-  ASSERT_EQ(list.size(), 1u) << list.dump(1);
-  EXPECT_EQ(list[0]["metadata"]["name"], "keep");
+  ASSERT_TRUE(list.contains("items")) << list.dump();
+  ASSERT_EQ(list["items"].size(), 1u) << list.dump(1);
+  EXPECT_EQ(list["items"][0]["metadata"]["name"], "keep");
 }
 
 TEST(BadInput, BadFlagsGiveOneLineAndNonZeroExit) {
   for (const std::vector<std::string>& argv :
        {std::vector<std::string>{FLOTILLA_HUB_BIN, "--bogus"},
-        std::vector<std::string>{FLOTILLA_AGENT_BIN, "--node", "UPPER", "--mqtt", "tcp://127.0.0.1:1",
-                                 "--data", "/tmp/x"},
+        std::vector<std::string>{FLOTILLA_AGENT_BIN, "--node", "UPPER", "--mqtt",
+                                 "tcp://127.0.0.1:1", "--data", "/tmp/x"},
         std::vector<std::string>{FLOTILLA_AGENT_BIN, "--mqtt", "tcp://127.0.0.1:1"},
         std::vector<std::string>{FLOTCTL_BIN, "frobnicate"}}) {
     RunResult r = run_command(argv, 10s);
@@ -67,9 +68,9 @@ TEST(BadInput, BadFlagsGiveOneLineAndNonZeroExit) {
 }
 
 TEST(BadInput, UnreachableHubIsOneClearLine) {
-  RunResult r = run_command({FLOTCTL_BIN, "--hub", "http://127.0.0.1:" + std::to_string(free_port()),
-                             "get", "nodes"},
-                            10s);
+  RunResult r = run_command(
+      {FLOTCTL_BIN, "--hub", "http://127.0.0.1:" + std::to_string(free_port()), "get", "nodes"},
+      10s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("Failed to reach hub"), std::string::npos) << r.err;
 }

@@ -38,9 +38,17 @@ void Fleet::kill9_hub() { hub_->kill9(); }
 void Fleet::start_agent(const std::string& node, const std::string& labels) {
   if (!labels.empty()) agent_labels_[node] = labels;
   auto agent = std::make_unique<ChildProcess>();
-  std::vector<std::string> argv = {FLOTILLA_AGENT_BIN, "--node", node, "--mqtt", broker_->uri(),
-                                   "--data", dir_ / ("agent-" + node), "--heartbeat-ms",
-                                   std::to_string(kHeartbeat.count()), "--log-level", "debug"};
+  std::vector<std::string> argv = {FLOTILLA_AGENT_BIN,
+                                   "--node",
+                                   node,
+                                   "--mqtt",
+                                   broker_->uri(),
+                                   "--data",
+                                   dir_ / ("agent-" + node),
+                                   "--heartbeat-ms",
+                                   std::to_string(kHeartbeat.count()),
+                                   "--log-level",
+                                   "debug"};
   if (agent_labels_.count(node)) {
     argv.push_back("--labels");
     argv.push_back(agent_labels_[node]);
@@ -87,8 +95,9 @@ RunResult Fleet::apply(const std::string& yaml, const std::string& file_name) {
 
 std::vector<pid_t> Fleet::workload_pids(const std::string& node, const std::string& workload) {
   std::vector<pid_t> out;
-  for (const auto& p : find_processes_with_env(
-           {{"FLOTILLA_NODE", node}, {"FLOTILLA_WORKLOAD", workload}, {"FLOTILLA_TEST_FLEET", dir_.path()}})) {
+  for (const auto& p : find_processes_with_env({{"FLOTILLA_NODE", node},
+                                                {"FLOTILLA_WORKLOAD", workload},
+                                                {"FLOTILLA_TEST_FLEET", dir_.path()}})) {
     if (p.comm != "flotilla-shim") out.push_back(p.pid);
   }
   return out;
@@ -96,8 +105,9 @@ std::vector<pid_t> Fleet::workload_pids(const std::string& node, const std::stri
 
 std::vector<pid_t> Fleet::shim_pids(const std::string& node, const std::string& workload) {
   std::vector<pid_t> out;
-  for (const auto& p : find_processes_with_env(
-           {{"FLOTILLA_NODE", node}, {"FLOTILLA_WORKLOAD", workload}, {"FLOTILLA_TEST_FLEET", dir_.path()}})) {
+  for (const auto& p : find_processes_with_env({{"FLOTILLA_NODE", node},
+                                                {"FLOTILLA_WORKLOAD", workload},
+                                                {"FLOTILLA_TEST_FLEET", dir_.path()}})) {
     if (p.comm == "flotilla-shim") out.push_back(p.pid);
   }
   return out;
@@ -150,10 +160,14 @@ std::string sleeper_manifest(const std::string& name, const std::string& version
   return "apiVersion: flotilla/v1\n"
          "kind: Workload\n"
          "metadata:\n"
-         "  name: " + name + "\n"
+         "  name: " +
+         name +
+         "\n"
          "spec:\n"
          "  type: process\n"
-         "  " + placement + "\n"
+         "  " +
+         placement +
+         "\n"
          "  terminationGracePeriodSeconds: 2\n"
          "  resources:\n"
          "    cpu: 10m\n"
@@ -161,7 +175,9 @@ std::string sleeper_manifest(const std::string& name, const std::string& version
          "  process:\n"
          "    command: [\"/bin/sleep\", \"100000\"]\n"
          "    env:\n"
-         "      VERSION: \"" + version + "\"\n"
+         "      VERSION: \"" +
+         version +
+         "\"\n"
          "      FLOTILLA_TEST_FLEET: \"__FLEET__\"\n";
 }
 

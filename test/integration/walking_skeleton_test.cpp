@@ -91,7 +91,8 @@ TEST_F(WalkingSkeleton, SpecChangeReplacesInstancesAndDeleteStopsThemEverywhere)
   EXPECT_TRUE(eventually(
       [&] {
         for (const auto& n : kNodes)
-          if (!fleet_.workload_pids(n, "sleeper").empty() || !fleet_.shim_pids(n, "sleeper").empty())
+          if (!fleet_.workload_pids(n, "sleeper").empty() ||
+              !fleet_.shim_pids(n, "sleeper").empty())
             return false;
         return true;
       },
@@ -103,7 +104,8 @@ TEST_F(WalkingSkeleton, SpecChangeReplacesInstancesAndDeleteStopsThemEverywhere)
 TEST_F(WalkingSkeleton, ReplicasLandOnSelectedNodesOnly) {
   fleet_.start_agent("gw1", "site=lab,role=gateway");
   ASSERT_TRUE(eventually([&] { return fleet_.node_state("gw1") == "Ready"; }, 15s));
-  std::string m = sleeper_manifest("picky", "1", "replicas: 2\n  selector:\n    matchLabels:\n      role: gateway");
+  std::string m = sleeper_manifest(
+      "picky", "1", "replicas: 2\n  selector:\n    matchLabels:\n      role: gateway");
   ASSERT_EQ(fleet_.apply(m).exit_code, 0);
   ASSERT_TRUE(eventually([&] { return fleet_.running_everywhere("picky", {"gw1"}); }, 15s))
       << fleet_.get("workload", "picky").dump(2);
