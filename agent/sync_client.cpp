@@ -24,6 +24,11 @@ sync::TransportOptions make_transport_options(const AgentConfig& config,
   opts.clean_session = true;
   auto keepalive_ms = std::max<int64_t>(2000, 2 * config.sync.heartbeat.count());
   opts.keepalive = std::chrono::seconds((keepalive_ms + 999) / 1000);
+  // Retry at least twice per heartbeat period: with Paho's own connect latency (about 1 s after
+  // an outage) a node is back within one heartbeat of the broker's return. The transport adds
+  // jitter so a fleet does not reconnect in lockstep.
+  opts.max_backoff = std::clamp<Millis>(config.sync.heartbeat / 2, Millis(200), Millis(5000));
+  opts.min_backoff = std::min<Millis>(opts.min_backoff, opts.max_backoff);
   v1::Offline offline;
   offline.set_node(config.node);
   offline.set_boot_id(boot_id);
@@ -48,7 +53,22 @@ std::string SyncClient::topic(const char* kind) const {
 }
 
 Status SyncClient::subscribe() {
-  return transport_.subscribe(sync::node_down_filter(node_, config_.shards), 1);
+  if (auto st = transport_.subscribe(sync::node_down_filter(node_, config_.shards), 1); !st) {
+    return st;
+  }
+  return transport_.subscribe(sync::hub_online_topic(sync::shard_of(node_, config_.shards)), 1);
+}
+
+void SyncClient::on_hub_online(const std::string& payload) {
+  auto online = sync::decode<v1::HubOnline>(payload);
+  if (!online) return reject("hub/online", online.error().message());
+  if (online->epoch() == hello_epoch_) return;
+  hello_epoch_ = online->epoch();
+  log::get("agent")->info("hub online epoch={}; hello", hello_epoch_);
+  if (connected_) {
+    send_hello();
+    send_full_status();
+  }
 }
 
 void SyncClient::on_connection(bool connected) {
@@ -110,6 +130,10 @@ void SyncClient::reject(const std::string& topic, const std::string& why) {
 }
 
 bool SyncClient::on_message(const sync::Message& message) {
+  if (message.topic == sync::hub_online_topic(sync::shard_of(node_, config_.shards))) {
+    on_hub_online(message.payload);
+    return false;
+  }
   auto parsed = sync::parse_topic(message.topic);
   if (!parsed) {
     reject(message.topic, parsed.error().message());

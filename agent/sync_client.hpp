@@ -71,6 +71,7 @@ class SyncClient {
 
   bool handle_desired(const std::string& payload);
   void reject(const std::string& topic, const std::string& why);
+  void on_hub_online(const std::string& payload);
   void send_hello();
   void send_ack(uint64_t revision);
   void send_full_status();
@@ -89,6 +90,9 @@ class SyncClient {
   PostDone post_done_;
 
   bool connected_ = false;
+  // Epoch of the last HubOnline answered with Hello; a new one means a hub (re)connected and may
+  // have missed our Hello.
+  std::string hello_epoch_;
   bool acked_since_start_ = false;
   TimePoint next_heartbeat_{};
   TimePoint retry_at_{};

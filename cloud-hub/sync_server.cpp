@@ -1,5 +1,8 @@
 #include "cloud-hub/sync_server.hpp"
 
+#include <cstdio>
+#include <random>
+
 #include "common/log.hpp"
 #include "sync/codec.hpp"
 #include "sync/topics.hpp"
@@ -24,6 +27,7 @@ Status SyncServer::start() {
                           [this](bool connected) {
                             if (connected) {
                               log_->info("connected to broker");
+                              announce();
                             } else {
                               log_->warn("disconnected from broker");
                             }
@@ -34,6 +38,22 @@ Status SyncServer::start() {
     }
   }
   return transport_.start();
+}
+
+void SyncServer::announce() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char epoch[17];
+  std::snprintf(epoch, sizeof(epoch), "%016llx", static_cast<unsigned long long>(rng()));
+  pb::HubOnline online;
+  online.set_epoch(epoch);
+  online.set_protocol_version(sync::kProtocolVersion);
+  std::string payload = sync::encode(online);
+  for (uint32_t shard = 0; shard < shards_; ++shard) {
+    if (auto st = transport_.publish_retained(sync::hub_online_topic(shard), payload); !st) {
+      log_->warn("hub announcement failed shard={} error='{}'", shard, st.error().message());
+    }
+  }
+  log_->info("hub announced epoch={} shards={}", epoch, shards_);
 }
 
 void SyncServer::drop(const std::string& kind, const std::string& reason,

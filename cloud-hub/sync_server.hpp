@@ -36,6 +36,8 @@ class SyncServer {
   Metrics& metrics_;
   uint32_t shards_;
   std::shared_ptr<spdlog::logger> log_;
+  // Announces this hub (a fresh epoch per connection) on every shard's retained hub/online.
+  void announce();
 };
 
 }  // namespace flotilla::hub

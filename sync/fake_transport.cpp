@@ -16,6 +16,7 @@ void FakeBroker::set_up(bool up) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     if (up_ == up) return;
     up_ = up;
+    if (!up) retained_.clear();  // like mosquitto without persistence
     clients.assign(clients_.begin(), clients_.end());
   }
   for (auto* c : clients) {
@@ -49,7 +50,16 @@ void FakeBroker::detach(FakeTransport* t) {
   clients_.erase(t);
 }
 
-Status FakeBroker::route(const FakeTransport* from, const Message& m) {
+std::vector<Message> FakeBroker::retained_matching(const std::string& filter) const {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  std::vector<Message> out;
+  for (const auto& [topic, payload] : retained_) {
+    if (topic_matches(filter, topic)) out.push_back({topic, payload});
+  }
+  return out;
+}
+
+Status FakeBroker::route(const FakeTransport* from, const Message& m, bool retain) {
   std::vector<FakeTransport*> targets;
   {
     std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -57,6 +67,7 @@ Status FakeBroker::route(const FakeTransport* from, const Message& m) {
     if (from != nullptr && !from->connected_)
       return Error("Failed to publish '" + m.topic + "': not connected");
     log_.push_back(m);
+    if (retain) retained_[m.topic] = m.payload;
     for (auto* c : clients_) {
       if (!c->connected_) continue;
       bool match = std::any_of(c->filters_.begin(), c->filters_.end(),
@@ -95,7 +106,14 @@ bool FakeTransport::connected() const { return connected_; }
 
 Status FakeTransport::subscribe(const std::string& filter, int /*qos*/) {
   filters_.push_back(filter);
+  if (connected_) {
+    for (const auto& m : broker_->retained_matching(filter)) deliver(m);
+  }
   return Ok();
+}
+
+Status FakeTransport::publish_retained(const std::string& topic, std::string payload) {
+  return broker_->route(this, Message{topic, std::move(payload)}, true);
 }
 
 Status FakeTransport::publish(const std::string& topic, std::string payload, int /*qos*/,
@@ -124,6 +142,11 @@ void FakeTransport::set_connected(bool c, bool send_will) {
   connected_ = c;
   if (!c && send_will && will_) (void)broker_->route(nullptr, *will_);
   if (on_connection_) on_connection_(c);
+  if (c) {
+    for (const auto& f : filters_) {
+      for (const auto& m : broker_->retained_matching(f)) deliver(m);
+    }
+  }
 }
 
 }  // namespace flotilla::sync

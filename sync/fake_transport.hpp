@@ -31,11 +31,13 @@ class FakeBroker {
   friend class FakeTransport;
   void attach(FakeTransport* t);
   void detach(FakeTransport* t);
-  Status route(const FakeTransport* from, const Message& m);
+  Status route(const FakeTransport* from, const Message& m, bool retain = false);
+  std::vector<Message> retained_matching(const std::string& filter) const;
 
   mutable std::recursive_mutex mu_;
   std::set<FakeTransport*> clients_;
   std::vector<Message> log_;
+  std::map<std::string, std::string> retained_;
   bool up_ = true;
 };
 
@@ -51,6 +53,7 @@ class FakeTransport final : public Transport {
   Status subscribe(const std::string& filter, int qos) override;
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done = {}) override;
+  Status publish_retained(const std::string& topic, std::string payload) override;
   // Set a will to be routed when this client is dropped by set_up(false) or drop().
   void set_will(Message will) { will_ = std::move(will); }
   // Simulates an abrupt disconnect of this client only (will is published).

@@ -4,9 +4,16 @@
 // start while the broker is down, so this adapter runs its own connect loop: one thread that
 // (re)connects with exponential backoff, renews subscriptions, and waits for the next loss.
 // Paho throws: every call is wrapped and converted to Status here.
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -34,6 +41,40 @@ class PublishListener final : public mqtt::iaction_listener {
  private:
   Transport::DoneHandler done_;
 };
+
+// True when something accepts TCP connections at the URI's host:port (within one second).
+// Paho C notices a new socket only on its network thread's next cycle (up to a second), so a
+// failed attempt through Paho costs about a second; probing first keeps the reconnect loop at
+// its backoff while the broker is down. An unparsable URI is left for Paho to judge.
+bool broker_reachable(const std::string& uri) {
+  auto scheme = uri.find("://");
+  std::string rest = scheme == std::string::npos ? uri : uri.substr(scheme + 3);
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos) return true;
+  std::string host = rest.substr(0, colon), port = rest.substr(colon + 1);
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return true;
+  bool ok = false;
+  for (addrinfo* a = res; a != nullptr && !ok; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+      ok = true;
+    } else if (errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int err = 0;
+      socklen_t len = sizeof(err);
+      ok = ::poll(&p, 1, 1000) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+           err == 0;
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return ok;
+}
 
 class MqttTransport final : public Transport {
  public:
@@ -102,14 +143,23 @@ class MqttTransport final : public Transport {
     return Ok();
   }
 
+  Status publish_retained(const std::string& topic, std::string payload) override {
+    return send(mqtt::make_message(topic, std::move(payload), 1, true), {});
+  }
+
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done) override {
+    return send(mqtt::make_message(topic, std::move(payload), qos, false), std::move(done));
+  }
+
+ private:
+  Status send(mqtt::message_ptr msg, DoneHandler done) {
+    const std::string& topic = msg->get_topic();
     if (!connected_ || !client_) {
       Status st = Error("Failed to publish to '" + topic + "': not connected");
       if (done) done(st);
       return st;
     }
-    auto msg = mqtt::make_message(topic, std::move(payload), qos, false);
     auto* listener = new PublishListener(std::move(done));
     try {
       client_->publish(msg, nullptr, *listener);
@@ -121,7 +171,6 @@ class MqttTransport final : public Transport {
     return Ok();
   }
 
- private:
   void mark_disconnected() {
     bool was = connected_.exchange(false);
     if (was && on_connection_) on_connection_(false);
@@ -129,6 +178,7 @@ class MqttTransport final : public Transport {
   }
 
   bool try_connect() {
+    if (!broker_reachable(opts_.server_uri)) return false;
     auto builder = mqtt::connect_options_builder()
                        .clean_session(opts_.clean_session)
                        .keep_alive_interval(opts_.keepalive)
@@ -176,7 +226,11 @@ class MqttTransport final : public Transport {
         lock.lock();
         continue;
       }
-      cv_.wait_for(lock, backoff, [this] { return !running_; });
+      // Full jitter in [backoff/2, backoff]: a fleet that lost its broker together must not
+      // come back in lockstep.
+      auto wait =
+          backoff / 2 + std::chrono::milliseconds(jitter_(rng_) % (backoff.count() / 2 + 1));
+      cv_.wait_for(lock, wait, [this] { return !running_; });
       backoff = std::min(backoff * 2, opts_.max_backoff);
     }
   }
@@ -192,6 +246,8 @@ class MqttTransport final : public Transport {
   std::atomic<bool> connected_{false};
   bool running_ = false;
   std::thread worker_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::uniform_int_distribution<int64_t> jitter_{0, INT64_MAX};
 };
 
 }  // namespace

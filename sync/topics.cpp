@@ -87,6 +87,10 @@ std::string node_down_filter(std::string_view node, uint32_t shard_count) {
          std::string(node) + "/down/+";
 }
 
+std::string hub_online_topic(uint32_t shard) {
+  return "flotilla/v1/s/" + std::to_string(shard) + "/hub/online";
+}
+
 Expected<Topic> parse_topic(std::string_view topic) {
   auto bad = [&](const std::string& why) {
     return Error("Failed to parse topic '" + std::string(topic.substr(0, 200)) + "': " + why);

@@ -38,6 +38,9 @@ std::string shard_up_filter(uint32_t shard);
 // Subscription filter for one node's down/* messages.
 std::string node_down_filter(std::string_view node, uint32_t shard_count);
 
+// Retained HubOnline announcements of the hub owning `shard`.
+std::string hub_online_topic(uint32_t shard);
+
 // Parses a concrete topic; rejects anything not produced by make_topic.
 Expected<Topic> parse_topic(std::string_view topic);
 

@@ -52,6 +52,9 @@ class Transport {
   virtual Status subscribe(const std::string& filter, int qos) = 0;
   virtual Status publish(const std::string& topic, std::string payload, int qos,
                          DoneHandler done = {}) = 0;
+  // Publishes at QoS 1 with the retain flag: the broker keeps the last one per topic and hands
+  // it to every later subscriber.
+  virtual Status publish_retained(const std::string& topic, std::string payload) = 0;
 };
 
 // MQTT over Eclipse Paho C++.

@@ -41,6 +41,9 @@ class HoldingTransport final : public sync::Transport {
     return inner_->publish(topic, std::move(payload), qos,
                            [this, done](Status st) { held.emplace_back(done, std::move(st)); });
   }
+  Status publish_retained(const std::string& topic, std::string payload) override {
+    return inner_->publish_retained(topic, std::move(payload));
+  }
   // Completes the oldest held publish (with its real outcome unless `fail`).
   void release_one(bool fail = false) {
     auto [done, st] = std::move(held.front());

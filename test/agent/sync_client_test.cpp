@@ -277,6 +277,29 @@ TEST_F(SyncTest, ResyncSendsHelloAndFullStatus) {
   EXPECT_TRUE(batches().at(0).full());
 }
 
+TEST_F(SyncTest, NewHubEpochGetsHelloAndFullStatusOnce) {
+  start_agent();
+  received_.clear();
+  v1::HubOnline online;
+  online.set_epoch("e1");
+  std::string topic = sync::hub_online_topic(sync::shard_of(kNode, 16));
+  // A hub that (re)connected after us missed our Hello: it announces itself, we answer.
+  ASSERT_TRUE(hub_->publish_retained(topic, sync::encode(online)).ok());
+  agent_->run_once();
+  ASSERT_GE(kinds().size(), 2u);
+  EXPECT_EQ(kinds()[0], "hello");
+  EXPECT_TRUE(batches().at(0).full());
+  // The same epoch again (a replay, or the retained copy after our own reconnect) is ignored.
+  received_.clear();
+  ASSERT_TRUE(hub_->publish_retained(topic, sync::encode(online)).ok());
+  agent_->run_once();
+  EXPECT_TRUE(got<v1::Hello>("hello").empty());
+  // Garbage on the topic changes nothing.
+  ASSERT_TRUE(hub_->publish_retained(topic, std::string("\xff\xff\xff", 3)).ok());
+  agent_->run_once();
+  EXPECT_TRUE(got<v1::Hello>("hello").empty());
+}
+
 TEST_F(SyncTest, HeartbeatEveryPeriod) {
   start_agent();
   send_desired(snapshot(kNode, 7, {process_spec("web")}));

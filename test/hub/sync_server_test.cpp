@@ -324,3 +324,34 @@ TEST(SyncServerTest, StateSurvivesAHubRestart) {
 
 }  // namespace
 }  // namespace flotilla::hub
+
+namespace flotilla::hub {
+namespace {
+
+// Every (re)connect announces the hub on each shard's retained hub/online topic with a fresh
+// epoch, so agents that connected before the hub know to say hello again.
+TEST(SyncServerTest, AnnouncesAFreshEpochOnEveryShardAtEachConnect) {
+  HubHarness hub;
+  auto watcher = hub.broker.connect("watcher");
+  std::vector<sync::Message> seen;
+  watcher->set_handlers([&](sync::Message m) { seen.push_back(std::move(m)); }, [](bool) {});
+  ASSERT_TRUE(watcher->start().ok());
+  // Subscribing after the announcement still delivers it: it is retained.
+  ASSERT_TRUE(watcher->subscribe("flotilla/v1/s/+/hub/online", 1).ok());
+  ASSERT_EQ(seen.size(), sync::kDefaultShards);
+  auto first = sync::decode<v1::HubOnline>(seen[0].payload);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->epoch().empty());
+  EXPECT_EQ(first->protocol_version(), sync::kProtocolVersion);
+
+  seen.clear();
+  hub.hub_transport->drop();
+  hub.hub_transport->reconnect();
+  ASSERT_EQ(seen.size(), sync::kDefaultShards);
+  auto second = sync::decode<v1::HubOnline>(seen[0].payload);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(second->epoch(), first->epoch());
+}
+
+}  // namespace
+}  // namespace flotilla::hub

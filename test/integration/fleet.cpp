@@ -9,7 +9,8 @@
 
 namespace flotilla::testing {
 
-Fleet::Fleet() : http_port_(free_port()) {
+Fleet::Fleet(std::chrono::milliseconds heartbeat, std::chrono::milliseconds node_timeout)
+    : heartbeat_(heartbeat), node_timeout_(node_timeout), http_port_(free_port()) {
   broker_ = std::make_unique<Mosquitto>(dir_.path(), free_port());
   if (!broker_->start()) ADD_FAILURE() << "mosquitto did not start: " << broker_->log();
 }
@@ -28,7 +29,7 @@ void Fleet::start_hub() {
   hub_ = std::make_unique<ChildProcess>();
   hub_->start({FLOTILLA_HUB_BIN, "--mqtt", broker_->uri(), "--listen",
                "127.0.0.1:" + std::to_string(http_port_), "--data", dir_ / "hub",
-               "--node-timeout-ms", std::to_string(kNodeTimeout.count()), "--log-level", "debug"},
+               "--node-timeout-ms", std::to_string(node_timeout_.count()), "--log-level", "debug"},
               dir_ / "hub.log");
   ASSERT_TRUE(wait_for_port(http_port_, 10s)) << hub_->log();
 }
@@ -46,7 +47,7 @@ void Fleet::start_agent(const std::string& node, const std::string& labels) {
                                    "--data",
                                    dir_ / ("agent-" + node),
                                    "--heartbeat-ms",
-                                   std::to_string(kHeartbeat.count()),
+                                   std::to_string(heartbeat_.count()),
                                    "--log-level",
                                    "debug"};
   if (agent_labels_.count(node)) {

@@ -26,7 +26,8 @@ inline constexpr std::chrono::milliseconds kNodeTimeout = 1500ms;
 
 class Fleet {
  public:
-  Fleet();
+  explicit Fleet(std::chrono::milliseconds heartbeat = kHeartbeat,
+                 std::chrono::milliseconds node_timeout = kNodeTimeout);
   ~Fleet();
 
   Mosquitto& broker() { return *broker_; }
@@ -62,6 +63,8 @@ class Fleet {
 
  private:
   TempDir dir_;
+  std::chrono::milliseconds heartbeat_;
+  std::chrono::milliseconds node_timeout_;
   int http_port_;
   std::unique_ptr<Mosquitto> broker_;
   std::unique_ptr<ChildProcess> hub_;
