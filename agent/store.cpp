@@ -130,17 +130,17 @@ Expected<std::map<std::string, v1::WorkloadSpec>> Store::load_desired() {
   auto q = db_.prepare("SELECT name, spec FROM desired ORDER BY name");
   if (!q) return q.error();
   std::map<std::string, v1::WorkloadSpec> out;
-  while (true) {
-    auto row = q->step();
-    if (!row) return row.error().WithContext("Failed to load desired workloads");
-    if (!*row) break;
+  auto on_row = [&]() -> Status {
     v1::WorkloadSpec spec;
     std::string name = q->col_text(0);
     if (!spec.ParseFromString(q->col_text(1))) {
       return Error("Failed to load desired workload '" + name + "': stored spec is corrupt");
     }
     out.emplace(std::move(name), std::move(spec));
-  }
+    return Ok();
+  };
+  if (auto st = sql::for_each_row(*q, on_row); !st)
+    return st.error().WithContext("Failed to load desired workloads");
   return out;
 }
 

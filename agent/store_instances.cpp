@@ -79,12 +79,9 @@ Expected<std::vector<InstanceRecord>> Store::load_instances() {
                        " FROM instances ORDER BY instance_id");
   if (!q) return q.error();
   std::vector<InstanceRecord> out;
-  while (true) {
-    auto row = q->step();
-    if (!row) return row.error().WithContext("Failed to load instances");
-    if (!*row) break;
-    out.push_back(read_instance(*q));
-  }
+  auto on_row = [&] { out.push_back(read_instance(*q)); };
+  if (auto st = sql::for_each_row(*q, on_row); !st)
+    return st.error().WithContext("Failed to load instances");
   return out;
 }
 
@@ -188,12 +185,11 @@ Expected<std::vector<OutboxStatus>> Store::outbox_statuses() {
   auto q = db_.prepare("SELECT instance_id, seq, record FROM outbox_status ORDER BY seq");
   if (!q) return q.error();
   std::vector<OutboxStatus> out;
-  while (true) {
-    auto row = q->step();
-    if (!row) return row.error().WithContext("Failed to read the status outbox");
-    if (!*row) break;
+  auto on_row = [&] {
     out.push_back({q->col_text(0), static_cast<uint64_t>(q->col_int(1)), q->col_text(2)});
-  }
+  };
+  if (auto st = sql::for_each_row(*q, on_row); !st)
+    return st.error().WithContext("Failed to read the status outbox");
   return out;
 }
 
@@ -201,12 +197,9 @@ Expected<std::vector<OutboxEvent>> Store::outbox_events() {
   auto q = db_.prepare("SELECT seq, record FROM outbox_events ORDER BY seq");
   if (!q) return q.error();
   std::vector<OutboxEvent> out;
-  while (true) {
-    auto row = q->step();
-    if (!row) return row.error().WithContext("Failed to read the event outbox");
-    if (!*row) break;
-    out.push_back({static_cast<uint64_t>(q->col_int(0)), q->col_text(1)});
-  }
+  auto on_row = [&] { out.push_back({static_cast<uint64_t>(q->col_int(0)), q->col_text(1)}); };
+  if (auto st = sql::for_each_row(*q, on_row); !st)
+    return st.error().WithContext("Failed to read the event outbox");
   return out;
 }
 

@@ -174,12 +174,8 @@ Expected<std::vector<NodeRecord>> Store::list_nodes() {
   auto s = db_.prepare(std::string("SELECT ") + kNodeColumns + " FROM nodes ORDER BY name");
   if (!s) return s.error();
   std::vector<NodeRecord> out;
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
-    out.push_back(read_node(*s));
-  }
+  auto on_row = [&] { out.push_back(read_node(*s)); };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }
 
@@ -221,12 +217,8 @@ Expected<std::vector<WorkloadRecord>> Store::list_workloads() {
   auto s = db_.prepare(std::string("SELECT ") + kWorkloadColumns + " FROM workloads ORDER BY name");
   if (!s) return s.error();
   std::vector<WorkloadRecord> out;
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
-    out.push_back(read_workload(*s));
-  }
+  auto on_row = [&] { out.push_back(read_workload(*s)); };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }
 

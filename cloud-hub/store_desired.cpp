@@ -88,12 +88,10 @@ Expected<std::vector<DesiredRow>> Store::desired_for_node(const std::string& nod
   if (!s) return s.error();
   s->bind(1, node);
   std::vector<DesiredRow> out;
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
+  auto on_row = [&] {
     out.push_back({s->col_text(0), s->col_text(1), static_cast<uint64_t>(s->col_int(2))});
-  }
+  };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }
 
@@ -101,12 +99,8 @@ Expected<std::map<std::string, std::set<std::string>>> Store::placements() {
   auto s = db_.prepare("SELECT workload, node FROM desired");
   if (!s) return s.error();
   std::map<std::string, std::set<std::string>> out;
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
-    out[s->col_text(0)].insert(s->col_text(1));
-  }
+  auto on_row = [&] { out[s->col_text(0)].insert(s->col_text(1)); };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }
 
@@ -134,12 +128,8 @@ Expected<pb::DesiredState> Store::desired_message(const NodeRecord& node) {
       "SELECT workload FROM tombstones WHERE node = ? AND revision > ? ORDER BY workload");
   if (!s) return s.error();
   s->bind(1, node.name).bind(2, static_cast<int64_t>(acked));
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
-    msg.add_deletes(s->col_text(0));
-  }
+  auto on_row = [&] { msg.add_deletes(s->col_text(0)); };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return msg;
 }
 

@@ -52,12 +52,10 @@ Status Store::retain_instances(const std::string& node, const std::set<std::stri
   if (!s) return s.error();
   s->bind(1, node);
   std::vector<std::string> drop;
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
+  auto on_row = [&] {
     if (keep.count(s->col_text(0)) == 0) drop.push_back(s->col_text(0));
-  }
+  };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   for (const auto& id : drop) {
     if (auto st = delete_instance(node, id); !st) return st;
   }
@@ -77,16 +75,14 @@ Expected<std::vector<InstanceRecord>> Store::list_instances() {
       "SELECT node, status, updated_ms FROM instances ORDER BY workload, node, instance_id");
   if (!s) return s.error();
   std::vector<InstanceRecord> out;
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
+  auto on_row = [&] {
     InstanceRecord rec;
     rec.node = s->col_text(0);
-    if (!rec.status.ParseFromString(s->col_text(1))) continue;  // unreadable: skip, never crash
+    if (!rec.status.ParseFromString(s->col_text(1))) return;  // unreadable: skip, never crash
     rec.updated_ms = s->col_int(2);
     out.push_back(std::move(rec));
-  }
+  };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }
 
@@ -121,13 +117,11 @@ Expected<std::vector<EventRecord>> Store::list_events(const EventFilter& f) {
   }
   s->bind(i, f.limit);
   std::vector<EventRecord> out;
-  while (true) {
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) break;
+  auto on_row = [&] {
     out.push_back({s->col_int(0), s->col_int(1), s->col_text(2), s->col_text(3), s->col_text(4),
                    s->col_text(5)});
-  }
+  };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   std::reverse(out.begin(), out.end());
   return out;
 }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/expected.hpp"
@@ -82,6 +83,23 @@ class Stmt {
   Db* db_ = nullptr;
   sqlite3_stmt* s_ = nullptr;
 };
+
+// Steps `stmt` to its end and calls `on_row()` once per row; the callback reads the row through
+// the statement. A callback returning Status stops the walk at its first error, which is
+// returned; a void callback sees every row.
+template <typename F>
+Status for_each_row(Stmt& stmt, F&& on_row) {
+  while (true) {
+    auto row = stmt.step();
+    if (!row) return row.error();
+    if (!*row) return Ok();
+    if constexpr (std::is_void_v<std::invoke_result_t<F>>) {
+      on_row();
+    } else {
+      if (Status st = on_row(); !st) return st;
+    }
+  }
+}
 
 class Tx {
  public:

@@ -78,6 +78,28 @@ TEST(Sqlite, BindsRoundTripBinaryBlobs) {
   EXPECT_EQ(sel->col_text(1), blob);
 }
 
+TEST(Sqlite, ForEachRowVisitsEveryRowOrStopsAtTheFirstError) {
+  auto db = Db::open(":memory:");
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(db->exec("CREATE TABLE n (v INTEGER); INSERT INTO n VALUES (1), (2), (3);").ok());
+  auto q = db->prepare("SELECT v FROM n ORDER BY v");
+  ASSERT_TRUE(q.ok());
+  std::vector<int64_t> seen;
+  ASSERT_TRUE(for_each_row(*q, [&] { seen.push_back(q->col_int(0)); }).ok());
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 3}));
+
+  q->reset();
+  seen.clear();
+  Status st = for_each_row(*q, [&]() -> Status {
+    seen.push_back(q->col_int(0));
+    if (q->col_int(0) == 2) return Error("row 2 is bad");
+    return Ok();
+  });
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message(), "row 2 is bad");
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2}));
+}
+
 TEST(Sqlite, ReportsBadSqlClearly) {
   auto db = Db::open(":memory:");
   ASSERT_TRUE(db.ok());
