@@ -20,7 +20,7 @@ struct ReconcilerConfig {
   Millis backoff_max{60000};
   // An instance that ran at least this long before exiting restarts with the base delay again.
   Millis backoff_reset_after{10000};
-  // SIGTERM -> SIGKILL delay when the spec's termination_grace_ms is 0.
+  // SIGTERM -> SIGKILL delay when the spec does not set termination_grace_ms.
   Millis default_grace{10000};
   // Runtimes this node offers (WorkloadSpec.type values the driver can run).
   std::vector<std::string> runtimes{"process"};

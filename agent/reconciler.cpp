@@ -68,7 +68,7 @@ Millis Reconciler::backoff_delay(int32_t attempts) const {
 }
 
 Millis Reconciler::grace_of(const v1::WorkloadSpec& spec) const {
-  return spec.termination_grace_ms() > 0 ? Millis(spec.termination_grace_ms())
+  return spec.has_termination_grace_ms() ? Millis(spec.termination_grace_ms())
                                          : config_.default_grace;
 }
 
@@ -303,7 +303,7 @@ void Reconciler::begin_stop(Live& inst, const std::string& why) {
       inst.handle.pid != 0 && (rec.phase == v1::PHASE_RUNNING || rec.phase == v1::PHASE_STARTING);
   if (!has_process) return finish_stop(inst);
   if (auto st = driver_.terminate(inst.handle); !st) fail(st.error());
-  if (rec.grace_ms <= 0) rec.grace_ms = config_.default_grace.count();
+  if (rec.grace_ms < 0) rec.grace_ms = config_.default_grace.count();
   rec.phase = v1::PHASE_TERMINATING;
   rec.terminating_since_unix_ms = clock_.wall_ms();
   rec.message = why;

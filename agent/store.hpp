@@ -45,7 +45,7 @@ struct InstanceRecord {
   int32_t backoff_attempts = 0;
   int64_t next_restart_unix_ms = 0;
   // Stopping: SIGTERM -> SIGKILL delay and when the stop began (wall ms).
-  int64_t grace_ms = 0;
+  int64_t grace_ms = -1;  // SIGTERM -> SIGKILL delay; -1: not recorded, use the default
   int64_t terminating_since_unix_ms = 0;
   uint64_t seq = 0;  // seq of the instance's latest status record
 };

@@ -236,6 +236,19 @@ TEST_F(ReconcilerTest, SpecGraceOverridesDefault) {
   EXPECT_EQ(driver_.instances.at("web-1").kills, 1);
 }
 
+TEST_F(ReconcilerTest, ZeroGraceKillsWithoutWaiting) {
+  auto spec = process_spec("web");
+  spec.set_termination_grace_ms(0);  // explicitly zero: not "use the default"
+  desire({spec});
+  tick();
+  driver_.instances.at("web-1").ignores_term = true;
+  desire({});
+  tick();
+  tick();
+  EXPECT_TRUE(driver_.instances.count("web-1") == 0 || driver_.instances.at("web-1").kills == 1)
+      << "an explicit grace of 0 must not wait the 10 s default";
+}
+
 TEST_F(ReconcilerTest, UnavailableRuntimeIsReportedNotRun) {
   auto vm = process_spec("vm1");
   vm.set_type("container");
