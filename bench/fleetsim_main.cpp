@@ -1,0 +1,106 @@
+// flotilla-fleetsim: virtual Flotilla agents over real MQTT, and the benchmark scenarios that
+// drive them against a running hub (bench/run starts broker and hub, then this).
+#include <signal.h>
+
+#include <iostream>
+
+#include "bench/scenarios.hpp"
+#include "common/flags.hpp"
+#include "common/log.hpp"
+
+namespace {
+
+int usage_error(const flotilla::Flags& flags, const std::string& message) {
+  std::cerr << "flotilla-fleetsim: " << message << "\n\n" << flags.usage();
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  flotilla::Flags flags(
+      "flotilla-fleetsim",
+      "Simulates a fleet of Flotilla agents over real MQTT and measures the hub.");
+  flags.add("mode", "ready | startup | catchup | ingest | blast-size", "", true);
+  flags.add("broker-port", "mosquitto port on 127.0.0.1", "1883");
+  flags.add("hub-port", "hub REST port on 127.0.0.1", "8080");
+  flags.add("hub-pid", "hub process id, for CPU and memory (0: not reported)", "0");
+  flags.add("nodes", "virtual nodes", "10");
+  flags.add("nodes-per-connection", "virtual nodes sharing one MQTT connection", "1");
+  flags.add("shards", "topic shards (as the hub's --shards)", "16");
+  flags.add("heartbeat-ms", "heartbeat period per node", "5000");
+  flags.add("max-connecting", "MQTT handshakes in progress at once", "256");
+  flags.add("timeout-s", "upper bound of every wait", "120");
+  flags.add("poll-ms", "hub /metrics polling period", "200");
+  flags.add("revisions", "catchup: changes applied while the node is offline", "1000");
+  flags.add("workloads", "catchup: workloads the changes rotate over", "4");
+  flags.add("batches", "ingest: StatusBatch messages in all", "10000");
+  flags.add("records", "ingest: records per StatusBatch", "50");
+  flags.add("window", "ingest: unacknowledged batches per connection", "1000");
+  flags.add("raw-msgs-per-s", "ingest: raw broker rate at the same payload size", "0");
+  if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
+  if (flags.help_requested()) {
+    std::cout << flags.usage();
+    return 0;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  (void)flotilla::log::init("warn");
+
+  flotilla::bench::ScenarioOptions o;
+  struct IntFlag {
+    const char* name;
+    int64_t min, max;
+    int64_t* out;
+  };
+  int64_t broker_port, hub_port, hub_pid, nodes, per, shards, hb, connecting, timeout, poll, revs,
+      workloads, batches, records, window;
+  const IntFlag ints[] = {{"broker-port", 1, 65535, &broker_port},
+                          {"hub-port", 1, 65535, &hub_port},
+                          {"hub-pid", 0, 1 << 30, &hub_pid},
+                          {"nodes", 1, 10'000'000, &nodes},
+                          {"nodes-per-connection", 1, 1'000'000, &per},
+                          {"shards", 1, 65536, &shards},
+                          {"heartbeat-ms", 100, 3'600'000, &hb},
+                          {"max-connecting", 1, 100'000, &connecting},
+                          {"timeout-s", 1, 86'400, &timeout},
+                          {"poll-ms", 10, 60'000, &poll},
+                          {"revisions", 1, 1'000'000, &revs},
+                          {"workloads", 1, 1000, &workloads},
+                          {"batches", 1, 100'000'000, &batches},
+                          {"records", 1, 2000, &records},
+                          {"window", 1, 60'000, &window}};
+  for (const auto& f : ints) {
+    auto v = flags.get_int(f.name, f.min, f.max);
+    if (!v) return usage_error(flags, v.error().message());
+    *f.out = *v;
+  }
+  o.fleet.broker_port = static_cast<uint16_t>(broker_port);
+  o.fleet.nodes = static_cast<uint32_t>(nodes);
+  o.fleet.nodes_per_connection = static_cast<uint32_t>(per);
+  o.fleet.shards = static_cast<uint32_t>(shards);
+  o.fleet.heartbeat = std::chrono::milliseconds(hb);
+  o.fleet.max_connecting = static_cast<uint32_t>(connecting);
+  o.hub_port = static_cast<int>(hub_port);
+  o.hub_pid = static_cast<pid_t>(hub_pid);
+  o.timeout_s = static_cast<int>(timeout);
+  o.poll_ms = static_cast<int>(poll);
+  o.revisions = static_cast<uint32_t>(revs);
+  o.workloads = static_cast<uint32_t>(workloads);
+  o.batches = static_cast<uint64_t>(batches);
+  o.records = static_cast<uint32_t>(records);
+  o.window = static_cast<uint32_t>(window);
+  o.raw_msgs_per_s = std::strtod(flags.get("raw-msgs-per-s").c_str(), nullptr);
+
+  const std::string mode = flags.get("mode");
+  if (mode == "ready") return flotilla::bench::run_ready(o, std::cout);
+  if (mode == "startup") return flotilla::bench::run_startup(o, std::cout);
+  if (mode == "catchup") return flotilla::bench::run_catchup(o, std::cout);
+  if (mode == "ingest") return flotilla::bench::run_ingest(o, std::cout);
+  if (mode == "blast-size") {
+    flotilla::bench::EventLoop loop;
+    flotilla::bench::VirtualFleet fleet(loop, o.fleet);
+    std::cout << fleet.blast_payload_size(o.records) << "\n";
+    return 0;
+  }
+  return usage_error(flags, "unknown --mode '" + mode + "'");
+}
