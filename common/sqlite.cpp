@@ -7,17 +7,30 @@
 namespace flotilla::sql {
 
 Db::~Db() {
+  finalize_idle();
   if (db_ != nullptr) sqlite3_close_v2(db_);
 }
 Db::Db(Db&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+    : db_(std::exchange(other.db_, nullptr)),
+      path_(std::move(other.path_)),
+      idle_(std::move(other.idle_)) {
+  other.idle_.clear();
+}
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
+    finalize_idle();
     if (db_ != nullptr) sqlite3_close_v2(db_);
     db_ = std::exchange(other.db_, nullptr);
     path_ = std::move(other.path_);
+    idle_ = std::move(other.idle_);
+    other.idle_.clear();
   }
   return *this;
+}
+
+void Db::finalize_idle() {
+  for (auto& [sql, s] : idle_) sqlite3_finalize(s);
+  idle_.clear();
 }
 
 std::string Db::error_text() const { return db_ ? sqlite3_errmsg(db_) : "no database"; }
@@ -50,10 +63,18 @@ Status Db::exec(const std::string& sql) {
 }
 
 Expected<Stmt> Db::prepare(const std::string& sql) {
+  if (auto it = idle_.find(sql); it != idle_.end()) {
+    sqlite3_stmt* cached = it->second;
+    idle_.erase(it);
+    return Stmt(this, cached, sql);
+  }
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr);
-  if (rc != SQLITE_OK) return Error("Failed to prepare SQL '" + sql + "': " + error_text());
-  return Stmt(this, s);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return Error("Failed to prepare SQL '" + sql + "': " + error_text());
+  }
+  return Stmt(this, s, sql);
 }
 
 Status Db::migrate(const std::vector<std::string>& steps) {
@@ -81,17 +102,29 @@ Status Db::migrate(const std::vector<std::string>& steps) {
 int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
 int Db::changes() const { return sqlite3_changes(db_); }
 
-Stmt::~Stmt() {
-  if (s_ != nullptr) sqlite3_finalize(s_);
-}
-Stmt::Stmt(Stmt&& other) noexcept : db_(other.db_), s_(std::exchange(other.s_, nullptr)) {}
+Stmt::~Stmt() { release(); }
+Stmt::Stmt(Stmt&& other) noexcept
+    : db_(other.db_), s_(std::exchange(other.s_, nullptr)), sql_(std::move(other.sql_)) {}
 Stmt& Stmt::operator=(Stmt&& other) noexcept {
   if (this != &other) {
-    if (s_ != nullptr) sqlite3_finalize(s_);
+    release();
     db_ = other.db_;
     s_ = std::exchange(other.s_, nullptr);
+    sql_ = std::move(other.sql_);
   }
   return *this;
+}
+
+void Stmt::release() {
+  if (s_ == nullptr) return;
+  sqlite3_stmt* s = std::exchange(s_, nullptr);
+  if (db_ == nullptr || db_->db_ == nullptr || db_->idle_.count(sql_) > 0) {
+    sqlite3_finalize(s);
+    return;
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  db_->idle_.emplace(std::move(sql_), s);
 }
 
 Stmt& Stmt::bind(int idx, int64_t v) {

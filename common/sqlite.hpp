@@ -1,7 +1,10 @@
 // A thin RAII layer over SQLite used by the agent's and the hub's stores.
 //
 // Db owns one connection (WAL, synchronous=NORMAL by default -- FULL where asked, foreign keys
-// on, busy timeout). Stmt is a prepared statement with typed binds and column reads.
+// on, busy timeout). Stmt is a prepared statement with typed binds and column reads. Compiling
+// SQL costs more than running most of our statements, so Db keeps each compiled statement and
+// prepare() hands it out again (reset, bindings cleared); a Stmt returns it when destroyed.
+// A Stmt must not outlive its Db.
 // Tx is a scope-bound transaction: commit() or it rolls back when it goes out of scope, so every
 // state change is exactly one transaction. migrate() applies numbered schema steps in order and
 // records the version in PRAGMA user_version, each step in its own transaction.
@@ -13,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "common/expected.hpp"
@@ -48,8 +52,12 @@ class Db {
  private:
   friend class Stmt;
   std::string error_text() const;
+  void finalize_idle();
   sqlite3* db_ = nullptr;
   std::string path_;
+  // Compiled statements not in use, by SQL text (one each; a second concurrent use of the same
+  // SQL compiles its own and finalizes it when done).
+  std::unordered_map<std::string, sqlite3_stmt*> idle_;
 };
 
 class Stmt {
@@ -79,9 +87,11 @@ class Stmt {
 
  private:
   friend class Db;
-  Stmt(Db* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  Stmt(Db* db, sqlite3_stmt* s, std::string sql) : db_(db), s_(s), sql_(std::move(sql)) {}
+  void release();  // back to the Db's cache, or finalized
   Db* db_ = nullptr;
   sqlite3_stmt* s_ = nullptr;
+  std::string sql_;
 };
 
 // Steps `stmt` to its end and calls `on_row()` once per row; the callback reads the row through

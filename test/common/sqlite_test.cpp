@@ -100,6 +100,38 @@ TEST(Sqlite, ForEachRowVisitsEveryRowOrStopsAtTheFirstError) {
   EXPECT_EQ(seen, (std::vector<int64_t>{1, 2}));
 }
 
+TEST(Sqlite, CachedStatementsComeBackCleanAndMayBeUsedTwiceAtOnce) {
+  auto db = Db::open(":memory:");
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(db->exec("CREATE TABLE n (v INTEGER); INSERT INTO n VALUES (1), (2);").ok());
+  const std::string sql = "SELECT COUNT(*) FROM n WHERE v >= ?";
+  {
+    auto q = db->prepare(sql);
+    ASSERT_TRUE(q.ok());
+    q->bind(1, int64_t{2});
+    ASSERT_TRUE(*q->step());
+    EXPECT_EQ(q->col_int(0), 1);
+    // Left mid-result on purpose: the cache must reset it.
+  }
+  {
+    // Reused: no stale binding (NULL compares false) and no stale cursor.
+    auto q = db->prepare(sql);
+    ASSERT_TRUE(*q->step());
+    EXPECT_EQ(q->col_int(0), 0);
+    // A second live use of the same SQL gets its own statement.
+    auto q2 = db->prepare(sql);
+    q2->bind(1, int64_t{1});
+    ASSERT_TRUE(*q2->step());
+    EXPECT_EQ(q2->col_int(0), 2);
+  }
+  // Writes are visible to a cached reader (no snapshot held over from the earlier use).
+  ASSERT_TRUE(db->exec("INSERT INTO n VALUES (3)").ok());
+  auto q = db->prepare(sql);
+  q->bind(1, int64_t{1});
+  ASSERT_TRUE(*q->step());
+  EXPECT_EQ(q->col_int(0), 3);
+}
+
 TEST(Sqlite, ReportsBadSqlClearly) {
   auto db = Db::open(":memory:");
   ASSERT_TRUE(db.ok());
