@@ -182,7 +182,10 @@ bool SyncClient::handle_desired(const std::string& payload) {
     send_ack(revision);
     return false;
   }
-  if (!msg->snapshot() && msg->from_revision() != revision) {
+  // A delta holds the final value of everything changed after from_revision (upserts and
+  // deletes are disjoint), so it applies to any revision in [from, to): an agent that already
+  // applied an earlier, overlapping delta need not ask again.
+  if (!msg->snapshot() && msg->from_revision() > revision) {
     ++counters_.gaps;
     log->warn("desired delta does not follow our revision from={} to={} revision={}; hello",
               msg->from_revision(), msg->to_revision(), revision);

@@ -198,7 +198,7 @@ void VirtualFleet::on_desired(Node& node, std::string_view payload) {
     send_ack(node, node.revision);  // duplicate: nothing changes, re-ack
     return;
   }
-  if (!msg->snapshot() && msg->from_revision() != node.revision) {
+  if (!msg->snapshot() && msg->from_revision() > node.revision) {
     ++counters_.desired_gaps;
     send_hello(node);  // the hub resends from our revision
     return;

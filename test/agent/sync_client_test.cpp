@@ -97,6 +97,24 @@ TEST_F(SyncTest, DeltaAppliesOnTopOfOurRevision) {
   EXPECT_EQ(driver_.running(), std::vector<std::string>{"db-2"});
 }
 
+TEST_F(SyncTest, OverlappingDeltaFromAnOlderAckedRevisionApplies) {
+  // The hub sends every change from the last revision we *acked*; while our ack of 2 is on
+  // its way, it sends 1->3 (all changes since 1). We are at 2: apply, no Hello, no gap.
+  start_agent();
+  send_desired(snapshot(kNode, 1, {process_spec("web")}));
+  send_desired(delta(kNode, 1, 2, {process_spec("db")}));
+  size_t hellos = got<v1::Hello>("hello").size();
+  send_desired(delta(kNode, 1, 3, {process_spec("db"), process_spec("cache")}, {"web"}));
+  EXPECT_EQ(store_->meta().desired_revision, 3u);
+  auto desired = *store_->load_desired();
+  EXPECT_EQ(desired.size(), 2u);
+  EXPECT_EQ(desired.count("web"), 0u);
+  EXPECT_EQ(desired.count("cache"), 1u);
+  EXPECT_EQ(got<v1::Hello>("hello").size(), hellos);
+  EXPECT_EQ(agent_->sync_client().counters().gaps, 0u);
+  EXPECT_EQ(ack_revisions(), (std::vector<uint64_t>{1, 2, 3}));
+}
+
 TEST_F(SyncTest, DuplicatesChangeNothingAndAreReacked) {
   start_agent();
   send_desired(snapshot(kNode, 2, {process_spec("web")}));
