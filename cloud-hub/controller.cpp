@@ -168,13 +168,14 @@ Expected<const WorkloadManifest*> Controller::manifest_locked(const WorkloadReco
   return &slot.second;
 }
 
-Status Controller::reschedule_locked(std::set<std::string>& changed) {
-  auto nodes = store_.list_nodes();
-  if (!nodes) return nodes.error();
+Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_changed) {
   auto workloads = store_.list_workloads();
   if (!workloads) return workloads.error();
   auto current = store_.placements();
   if (!current) return current.error();
+  if (workloads->empty() && current->empty()) return Ok();  // nothing to place or remove
+  auto nodes = store_.list_nodes();
+  if (!nodes) return nodes.error();
 
   ScheduleInput input;
   input.current = std::move(*current);
@@ -188,7 +189,27 @@ Status Controller::reschedule_locked(std::set<std::string>& changed) {
   for (const auto& n : *nodes) input.nodes.push_back(sched_node(n));
   auto result = schedule(input);
 
+  // Nodes that gained or lost a workload; with unchanged specs no other node needs a look.
+  std::set<std::string> moved;
+  if (!specs_changed) {
+    auto note_difference = [&](const std::set<std::string>& a, const std::set<std::string>& b) {
+      for (const auto& n : a)
+        if (b.count(n) == 0) moved.insert(n);
+    };
+    static const std::set<std::string> kNone;
+    for (const auto& [workload, placement] : result) {
+      auto it = input.current.find(workload);
+      const auto& before = it == input.current.end() ? kNone : it->second;
+      note_difference(placement.nodes, before);
+      note_difference(before, placement.nodes);
+    }
+    for (const auto& [workload, before] : input.current) {
+      if (result.count(workload) == 0) note_difference(before, kNone);
+    }
+  }
+
   for (const auto& n : *nodes) {
+    if (!specs_changed && moved.count(n.name) == 0) continue;
     auto rows = store_.desired_for_node(n.name);
     if (!rows) return rows.error();
     std::map<std::string, std::string> have;

@@ -91,7 +91,10 @@ class Controller {
 
   // Re-runs the scheduler and writes the resulting desired-state changes; call inside a
   // transaction. Adds the nodes whose revision changed to `changed`.
-  Status reschedule_locked(std::set<std::string>& changed);
+  // Re-runs the scheduler and rewrites the desired state of nodes whose placements changed.
+  // `specs_changed` false (a node came, went or changed) lets it skip nodes whose set of
+  // placed workloads stayed the same: their specs cannot have changed either.
+  Status reschedule_locked(std::set<std::string>& changed, bool specs_changed = true);
   // The validated manifest of a stored workload (parsed once, then cached).
   Expected<const WorkloadManifest*> manifest_locked(const WorkloadRecord& w);
   // Queues the node's DesiredState if its acked revision differs from its current one.

@@ -79,7 +79,7 @@ void Controller::on_hello(const pb::Hello& h) {
         return ev;
       }
       if (!placement_inputs_changed) return Ok();
-      return reschedule_locked(changed);
+      return reschedule_locked(changed, /*specs_changed=*/false);
     });
     if (!st) {
       store_failed("register node '" + h.node() + "'", st.error());
@@ -148,7 +148,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
             !ev) {
           return ev;
         }
-        return reschedule_locked(changed);
+        return reschedule_locked(changed, /*specs_changed=*/false);
       });
       if (!st) return store_failed("record heartbeat of node '" + node.name + "'", st.error());
       if (became_ready) log_->info("node ready node={}", node.name);
