@@ -115,6 +115,16 @@ void ready_rows(Harness& h, double ready_s, std::ostream& out) {
   if (!h.ready_curve_.empty()) out << "| Ready count over time |" << h.ready_curve_ << " |\n";
 }
 
+// Every scenario opens the same way: connect the fleet, wait until the hub shows it Ready, and
+// start the results table with the fleet and readiness rows. Returns seconds, or < 0 on timeout.
+double connect_and_report_ready(Harness& h, const ScenarioOptions& o, std::ostream& out) {
+  double ready_s = h.connect_all_and_wait_ready();
+  out << "| metric | value |\n|---|---|\n";
+  fleet_rows(o, out);
+  ready_rows(h, ready_s, out);
+  return ready_s;
+}
+
 // Percentile p (0..100) of sorted values.
 double percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return -1;
@@ -126,20 +136,14 @@ double percentile(const std::vector<double>& sorted, double p) {
 
 int run_ready(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = h.connect_all_and_wait_ready();
-  out << "| metric | value |\n|---|---|\n";
-  fleet_rows(o, out);
-  ready_rows(h, ready_s, out);
+  double ready_s = connect_and_report_ready(h, o, out);
   h.usage_rows(out);
   return ready_s >= 0 ? 0 : 1;
 }
 
 int run_startup(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = h.connect_all_and_wait_ready();
-  out << "| metric | value |\n|---|---|\n";
-  fleet_rows(o, out);
-  ready_rows(h, ready_s, out);
+  double ready_s = connect_and_report_ready(h, o, out);
   if (ready_s < 0) {
     h.usage_rows(out);
     return 1;
@@ -191,10 +195,7 @@ int run_startup(const ScenarioOptions& o, std::ostream& out) {
 
 int run_catchup(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = h.connect_all_and_wait_ready();
-  out << "| metric | value |\n|---|---|\n";
-  fleet_rows(o, out);
-  ready_rows(h, ready_s, out);
+  double ready_s = connect_and_report_ready(h, o, out);
   if (ready_s < 0) return 1;
   const std::string node = h.fleet_.node_name(0);
   auto hub_node = [&]() -> nlohmann::json {
@@ -266,10 +267,7 @@ int run_catchup(const ScenarioOptions& o, std::ostream& out) {
 
 int run_ingest(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = h.connect_all_and_wait_ready();
-  out << "| metric | value |\n|---|---|\n";
-  fleet_rows(o, out);
-  ready_rows(h, ready_s, out);
+  double ready_s = connect_and_report_ready(h, o, out);
   if (ready_s < 0) return 1;
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let hellos' follow-ups settle
   auto base_metric = h.hub_.metric(kStatusIn);
