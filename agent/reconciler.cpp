@@ -219,8 +219,10 @@ void Reconciler::converge() {
   }
   // Start what is missing, once no older instance of the workload remains (stop, then start).
   for (const auto& [name, spec] : desired_) {
-    bool present = std::any_of(instances_.begin(), instances_.end(),
-                               [&](const auto& kv) { return kv.second.rec.workload == name; });
+    // Explicit capture: clang before 16 cannot capture structured bindings.
+    bool present =
+        std::any_of(instances_.begin(), instances_.end(),
+                    [&name = name](const auto& kv) { return kv.second.rec.workload == name; });
     if (!present) start_new(spec);
   }
 }

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   flags.add("workloads", "catchup: workloads the changes rotate over", "4");
   flags.add("batches", "ingest: StatusBatch messages in all", "10000");
   flags.add("records", "ingest: records per StatusBatch", "50");
+  flags.add("instances",
+            "ingest: instance ids per node the records cycle through (= records: every batch "
+            "updates the same instances; records * batches / nodes: every record a new instance)",
+            "50");
   flags.add("window", "ingest: unacknowledged batches per connection", "1000");
   flags.add("raw-msgs-per-s", "ingest: raw broker rate at the same payload size", "0");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
@@ -53,7 +57,7 @@ int main(int argc, char** argv) {
     int64_t* out;
   };
   int64_t broker_port, hub_port, hub_pid, nodes, per, shards, hb, connecting, timeout, poll, revs,
-      workloads, batches, records, window;
+      workloads, batches, records, window, instances;
   const IntFlag ints[] = {{"broker-port", 1, 65535, &broker_port},
                           {"hub-port", 1, 65535, &hub_port},
                           {"hub-pid", 0, 1 << 30, &hub_pid},
@@ -68,6 +72,7 @@ int main(int argc, char** argv) {
                           {"workloads", 1, 1000, &workloads},
                           {"batches", 1, 100'000'000, &batches},
                           {"records", 1, 2000, &records},
+                          {"instances", 1, 100'000'000, &instances},
                           {"window", 1, 60'000, &window}};
   for (const auto& f : ints) {
     auto v = flags.get_int(f.name, f.min, f.max);
@@ -88,6 +93,7 @@ int main(int argc, char** argv) {
   o.workloads = static_cast<uint32_t>(workloads);
   o.batches = static_cast<uint64_t>(batches);
   o.records = static_cast<uint32_t>(records);
+  o.instances = static_cast<uint32_t>(instances);
   o.window = static_cast<uint32_t>(window);
   o.raw_msgs_per_s = std::strtod(flags.get("raw-msgs-per-s").c_str(), nullptr);
 

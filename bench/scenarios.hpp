@@ -23,6 +23,7 @@ struct ScenarioOptions {
   uint32_t workloads = 4;     // catchup
   uint64_t batches = 10000;   // ingest
   uint32_t records = 50;      // ingest
+  uint32_t instances = 50;    // ingest: instance ids per node that the records cycle through
   uint32_t window = 1000;     // ingest: unacknowledged batches per connection
   double raw_msgs_per_s = 0;  // ingest: mosquitto_pub/sub rate at the same payload size
 };

@@ -409,8 +409,10 @@ std::vector<SteadyTime> VirtualFleet::running_acked(const std::string& workload)
   return it == running_acked_.end() ? std::vector<SteadyTime>{} : it->second;
 }
 
-void VirtualFleet::start_blast(uint64_t batches, uint32_t records, uint32_t window) {
+void VirtualFleet::start_blast(uint64_t batches, uint32_t records, uint32_t window,
+                               uint32_t instances) {
   blast_left_ = batches;
+  blast_instances_ = std::max(instances, records);
   blast_records_ = records;
   blast_window_ = window;
 }
@@ -444,7 +446,7 @@ void VirtualFleet::blast_step() {
       for (uint32_t r = 0; r < blast_records_; ++r) {
         auto* s = batch.add_instances();
         s->set_workload("blast");
-        s->set_instance_id("blast-" + std::to_string(r));
+        s->set_instance_id("blast-" + std::to_string(n.blast_records++ % blast_instances_));
         s->set_phase(pb::PHASE_RUNNING);
         s->set_spec_hash(kHash);
         s->set_pid(123456);

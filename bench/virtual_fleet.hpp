@@ -100,7 +100,7 @@ class VirtualFleet {
 
   // Floods the hub with StatusBatch messages of `records` Running records each, from every
   // node, keeping up to `window` unacknowledged batches per connection, `batches` in all.
-  void start_blast(uint64_t batches, uint32_t records, uint32_t window);
+  void start_blast(uint64_t batches, uint32_t records, uint32_t window, uint32_t instances);
   // Payload size of one blast batch (for the raw-broker comparison).
   size_t blast_payload_size(uint32_t records) const;
 
@@ -116,6 +116,7 @@ class VirtualFleet {
     uint64_t revision = 0;
     uint64_t seq = 0;
     uint64_t instance_counter = 0;
+    uint64_t blast_records = 0;  // records blasted so far (picks the next instance id)
     std::string boot_id;
     std::string answered_epoch;
     std::map<std::string, flotilla::v1::WorkloadSpec> desired;
@@ -173,6 +174,7 @@ class VirtualFleet {
   uint64_t blast_left_ = 0;
   uint32_t blast_records_ = 0;
   uint32_t blast_window_ = 0;
+  uint32_t blast_instances_ = 0;
   mutable std::mutex stats_mu_;
   std::map<std::string, std::vector<SteadyTime>> running_acked_;
 };

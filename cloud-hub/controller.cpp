@@ -1,6 +1,9 @@
 // Controller: workloads, scheduling, and sending desired state.
 #include "cloud-hub/controller.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 #include "cloud-hub/scheduler.hpp"
 #include "common/log.hpp"
 #include "sync/codec.hpp"
@@ -59,7 +62,7 @@ Controller::Controller(Store& store, const Clock& clock, sync::Transport& transp
       log_(log::get("hub")) {}
 
 Status Controller::start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto nodes = store_.list_nodes();
   if (!nodes) return nodes.error().WithContext("Failed to load nodes");
   const TimePoint now = clock_.now();
@@ -73,7 +76,7 @@ Expected<std::vector<ApplyResult>> Controller::apply(
   Outbox out;
   std::vector<ApplyResult> results;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard lock(mu_);
     std::set<std::string> changed_nodes;
     Status st = store_.transaction([&]() -> Status {
       bool any_change = false;
@@ -128,7 +131,7 @@ Expected<bool> Controller::delete_workload(const std::string& name) {
   Outbox out;
   bool found = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard lock(mu_);
     std::set<std::string> changed_nodes;
     Status st = store_.transaction([&]() -> Status {
       auto existing = store_.get_workload(name);
@@ -328,7 +331,36 @@ void Controller::store_failed(const std::string& what, const Error& e) {
   metrics_.count("flotilla_hub_store_errors_total");
 }
 
+namespace {
+// The outbox of the batch() running on this thread: handlers called inside it queue their
+// messages there, to be sent after the batch commits.
+thread_local std::vector<sync::Message>* t_batch_outbox = nullptr;
+}  // namespace
+
+void Controller::batch(const std::function<void()>& handle_all) {
+  Outbox out;
+  {
+    std::lock_guard lock(mu_);
+    t_batch_outbox = &out;
+    Status st = store_.transaction([&]() -> Status {
+      handle_all();
+      return Ok();
+    });
+    t_batch_outbox = nullptr;
+    if (!st) {
+      store_failed("commit a batch of protocol messages", st.error());
+      out.clear();
+    }
+  }
+  flush(out);
+}
+
 void Controller::flush(Outbox& out) {
+  if (t_batch_outbox != nullptr && t_batch_outbox != &out) {
+    std::move(out.begin(), out.end(), std::back_inserter(*t_batch_outbox));
+    out.clear();
+    return;
+  }
   for (auto& m : out) {
     Metrics* metrics = &metrics_;
     auto log = log_;

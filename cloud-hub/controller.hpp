@@ -11,11 +11,13 @@
 // NotReady when nothing arrived for `node_timeout`, or at once when its last will arrives.
 //
 // Thread-safety: every public method may be called from any thread; one mutex serialises them
-// (Paho's callback thread, the HTTP worker threads and the timer all come through here).
+// (the sync server's ingest thread, the HTTP worker threads and the timer all come through here).
+// batch() groups many protocol messages into one lock hold and one store commit.
 // Implementation: controller.cpp (workloads, scheduling, sending desired state),
 // controller_nodes.cpp (protocol messages and liveness), controller_views.cpp (JSON views).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,6 +78,11 @@ class Controller {
   void on_ack(const flotilla::v1::Ack& ack);
   void on_status(const flotilla::v1::StatusBatch& batch);
   void on_will(const flotilla::v1::Offline& will);
+  // Runs `handle_all` (which calls the on_* handlers above) under one lock hold and one store
+  // transaction: a burst of messages costs one commit instead of one each. Each handler still
+  // keeps or undoes its own part whole (a nested transaction); what they queue to send is
+  // published after the commit, and dropped if the commit fails (the protocol resends).
+  void batch(const std::function<void()>& handle_all);
   // Periodic: marks silent nodes NotReady. Call about once a second.
   void tick();
 
@@ -121,7 +128,7 @@ class Controller {
   ControllerOptions options_;
   std::shared_ptr<spdlog::logger> log_;
 
-  std::mutex mu_;
+  std::recursive_mutex mu_;  // batch() holds it around the handlers, which take it again
   std::map<std::string, Live> live_;
   // workload name -> (canonical JSON it was parsed from, parsed manifest)
   std::map<std::string, std::pair<std::string, WorkloadManifest>> manifests_;

@@ -39,7 +39,7 @@ Status Controller::accept_claimed_revision_locked(NodeRecord& node, uint64_t cla
 void Controller::on_hello(const pb::Hello& h) {
   Outbox out;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard lock(mu_);
     const int64_t wall = clock_.wall_ms();
     std::set<std::string> changed;
     NodeRecord node;
@@ -104,7 +104,7 @@ void Controller::on_hello(const pb::Hello& h) {
 void Controller::on_heartbeat(const pb::Heartbeat& hb) {
   Outbox out;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard lock(mu_);
     auto existing = store_.get_node(hb.node());
     if (!existing) return store_failed("read node '" + hb.node() + "'", existing.error());
     if (!*existing) {
@@ -166,7 +166,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
 void Controller::on_ack(const pb::Ack& ack) {
   Outbox out;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard lock(mu_);
     auto existing = store_.get_node(ack.node());
     if (!existing) return store_failed("read node '" + ack.node() + "'", existing.error());
     if (!*existing) return;
@@ -202,7 +202,7 @@ void Controller::on_ack(const pb::Ack& ack) {
 void Controller::on_status(const pb::StatusBatch& batch) {
   Outbox out;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard lock(mu_);
     auto existing = store_.get_node(batch.node());
     if (!existing) return store_failed("read node '" + batch.node() + "'", existing.error());
     if (!*existing) {
@@ -218,11 +218,11 @@ void Controller::on_status(const pb::StatusBatch& batch) {
           if (inst.instance_id().empty()) continue;
           node.status_seq = std::max<uint64_t>(node.status_seq, inst.seq());
           if (!inst.removed()) listed.insert(inst.instance_id());
-          auto have = store_.get_instance(node.name, inst.instance_id());
-          if (!have) return have.error();
-          if (*have && inst.seq() <= (*have)->status.seq()) continue;  // older or repeated
+          // Both keep a stored record with the same or a higher seq: older or repeated records
+          // change nothing.
           if (inst.removed()) {
-            if (auto d = store_.delete_instance(node.name, inst.instance_id()); !d) return d;
+            auto d = store_.delete_instance(node.name, inst.instance_id(), inst.seq());
+            if (!d) return d;
             continue;
           }
           if (auto p = store_.put_instance({node.name, inst, wall}); !p) return p;
@@ -264,7 +264,7 @@ void Controller::set_not_ready_locked(NodeRecord& node, const std::string& why) 
 }
 
 void Controller::on_will(const pb::Offline& will) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto existing = store_.get_node(will.node());
   if (!existing) return store_failed("read node '" + will.node() + "'", existing.error());
   if (!*existing || !(*existing)->ready) return;
@@ -279,7 +279,7 @@ void Controller::on_will(const pb::Offline& will) {
 }
 
 void Controller::tick() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto nodes = store_.list_nodes();
   if (!nodes) return store_failed("list nodes", nodes.error());
   const TimePoint now = clock_.now();

@@ -94,7 +94,7 @@ std::string format_time(int64_t unix_ms) {
 }
 
 Expected<json> Controller::nodes_view() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto nodes = store_.list_nodes();
   if (!nodes) return nodes.error();
   auto instances = store_.list_instances();
@@ -107,7 +107,7 @@ Expected<json> Controller::nodes_view() {
 }
 
 Expected<std::optional<json>> Controller::node_view(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto node = store_.get_node(name);
   if (!node) return node.error();
   if (!*node) return std::optional<json>();
@@ -167,7 +167,7 @@ json Controller::node_json_locked(const NodeRecord& n, const std::vector<Instanc
 }
 
 Expected<json> Controller::workloads_view() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto workloads = store_.list_workloads();
   if (!workloads) return workloads.error();
   auto placements = store_.placements();
@@ -183,7 +183,7 @@ Expected<json> Controller::workloads_view() {
 }
 
 Expected<std::optional<json>> Controller::workload_view(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto w = store_.get_workload(name);
   if (!w) return w.error();
   if (!*w) return std::optional<json>();
@@ -196,7 +196,7 @@ Expected<std::optional<json>> Controller::workload_view(const std::string& name)
 }
 
 Expected<json> Controller::events_view(const EventFilter& filter) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   auto events = store_.list_events(filter);
   if (!events) return events.error();
   json items = json::array();
@@ -212,7 +212,7 @@ Expected<json> Controller::events_view(const EventFilter& filter) {
 }
 
 std::string Controller::gauges_text() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard lock(mu_);
   std::string out;
   auto nodes = store_.list_nodes();
   auto workloads = store_.list_workloads();

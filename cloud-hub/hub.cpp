@@ -103,6 +103,7 @@ void Hub::stop() {
   if (http_thread_.joinable()) http_thread_.join();
   if (timer_thread_.joinable()) timer_thread_.join();
   transport_->stop();
+  sync_->stop();  // after the transport: nothing more can be queued
   log::get("hub")->info("hub stopped");
 }
 

@@ -1,6 +1,10 @@
 #include "cloud-hub/manifest_doc.hpp"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
+
+#include <sstream>
 
 #include <algorithm>
 #include <charconv>
@@ -17,6 +21,40 @@ std::string where(const std::string& source, int line) {
   return line > 0 ? source + ":" + std::to_string(line) : source;
 }
 
+// [-+]?[0-9]+ and [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?, by hand: libstdc++'s
+// std::regex recurses once per character and overflows the stack on long scalars.
+bool is_int_text(std::string_view t) {
+  size_t i = !t.empty() && (t[0] == '+' || t[0] == '-') ? 1 : 0;
+  return i < t.size() &&
+         std::all_of(t.begin() + i, t.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_float_text(std::string_view t) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    return i - start;
+  };
+  if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+  if (i < t.size() && t[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  } else {
+    if (digits() == 0) return false;
+    if (i < t.size() && t[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == t.size();
+}
+
 // Types a plain (unquoted) YAML scalar by the YAML 1.2 core schema.
 void resolve_plain(DocNode& n) {
   const std::string& t = n.text;
@@ -29,9 +67,7 @@ void resolve_plain(DocNode& n) {
     n.b = t[0] == 't' || t[0] == 'T';
     return;
   }
-  static const std::regex kInt(R"([-+]?[0-9]+)");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(t, kInt)) {
+  if (is_int_text(t)) {
     const char* begin = t.data() + (t[0] == '+' ? 1 : 0);
     int64_t v = 0;
     auto [ptr, ec] = std::from_chars(begin, t.data() + t.size(), v);
@@ -41,7 +77,7 @@ void resolve_plain(DocNode& n) {
       return;
     }
   }
-  if (std::regex_match(t, kFloat)) {
+  if (is_float_text(t)) {
     n.kind = DocNode::Kind::kFloat;
     n.f = std::strtod(t.c_str(), nullptr);
     return;
@@ -101,8 +137,9 @@ Expected<DocNode> from_yaml(const YAML::Node& y, const std::string& source, int 
   return n;
 }
 
-DocNode from_json(const nlohmann::json& j) {
+Expected<DocNode> from_json(const nlohmann::json& j, const std::string& source, int depth) {
   DocNode n;
+  if (depth > kMaxDepth) return Error(source + ": nested deeper than " + std::to_string(kMaxDepth));
   using V = nlohmann::json::value_t;
   switch (j.type()) {
     case V::null:
@@ -140,11 +177,19 @@ DocNode from_json(const nlohmann::json& j) {
       break;
     case V::array:
       n.kind = DocNode::Kind::kList;
-      for (const auto& item : j) n.items.push_back(from_json(item));
+      for (const auto& item : j) {
+        auto child = from_json(item, source, depth + 1);
+        if (!child) return child.error();
+        n.items.push_back(std::move(*child));
+      }
       break;
     case V::object:
       n.kind = DocNode::Kind::kMap;
-      for (const auto& [k, v] : j.items()) n.fields.emplace_back(k, from_json(v));
+      for (const auto& [k, v] : j.items()) {
+        auto child = from_json(v, source, depth + 1);
+        if (!child) return child.error();
+        n.fields.emplace_back(k, std::move(*child));
+      }
       break;
     case V::binary:
       n.kind = DocNode::Kind::kNull;
@@ -169,19 +214,86 @@ Expected<std::vector<DocNode>> parse_json(std::string_view text, const std::stri
     std::string cause = colon == std::string::npos ? what : what.substr(colon + 2);
     return Error(source + ":" + std::to_string(line_of_byte(text, e.byte > 0 ? e.byte - 1 : 0)) +
                  ": invalid JSON: " + cause);
+  } catch (const nlohmann::json::exception& e) {
+    // out_of_range.406: a number too large for a double ("1e400").
+    return Error(source + ": invalid JSON: " + e.what());
   }
   std::vector<DocNode> docs;
   if (j.is_array()) {
-    for (const auto& item : j) docs.push_back(from_json(item));
+    for (const auto& item : j) {
+      auto doc = from_json(item, source, 0);
+      if (!doc) return doc.error();
+      docs.push_back(std::move(*doc));
+    }
   } else {
-    docs.push_back(from_json(j));
+    auto doc = from_json(j, source, 0);
+    if (!doc) return doc.error();
+    docs.push_back(std::move(*doc));
   }
   return docs;
 }
 
+// Counts documents without building them. yaml-cpp 0.7's LoadAll loops forever, allocating, on
+// some invalid input such as "," (jbeder/yaml-cpp#1040, fixed upstream by #1319): the parser
+// reports an endless series of null documents. Scanning first bounds that.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  static constexpr int kMaxDocuments = 1000;
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ > kMaxDocuments) throw YAML::ParserException(mark, "more than 1000 documents");
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  int documents_ = 0;
+};
+
+// Offset of the first byte that is not valid UTF-8, or npos.
+size_t first_invalid_utf8(std::string_view s) {
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
 Expected<std::vector<DocNode>> parse_yaml(std::string_view text, const std::string& source) {
+  // yaml-cpp does not check UTF-8; what it passes through would make the canonical JSON throw.
+  if (size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+    return Error(source + ":" + std::to_string(line_of_byte(text, bad)) + ": not valid UTF-8");
+  }
   std::vector<YAML::Node> nodes;
   try {
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (parser.HandleNextDocument(counter)) {
+    }
     nodes = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;

@@ -23,6 +23,10 @@ namespace flotilla::hub {
 struct DocNode {
   enum class Kind { kNull, kBool, kInt, kFloat, kString, kList, kMap };
 
+  // User-declared so that clang (C++20, libstdc++'s constexpr vector) does not instantiate
+  // pair<string, DocNode> while DocNode is still incomplete.
+  DocNode() = default;
+
   Kind kind = Kind::kNull;
   std::string text;  // scalars: as written ("three", "500m", "1.0")
   bool b = false;

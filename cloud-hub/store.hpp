@@ -130,8 +130,11 @@ class Store {
   // Instances.
   Expected<std::optional<InstanceRecord>> get_instance(const std::string& node,
                                                        const std::string& instance_id);
+  // Writes the record unless the stored one has the same or a higher seq (replays and records
+  // that arrive out of order change nothing). One statement: no read before the write.
   Status put_instance(const InstanceRecord& rec);
-  Status delete_instance(const std::string& node, const std::string& instance_id);
+  // Deletes the instance unless its stored record has a seq of `seq` or more.
+  Status delete_instance(const std::string& node, const std::string& instance_id, uint64_t seq);
   // Deletes the node's instances whose ids are not in `keep`.
   Status retain_instances(const std::string& node, const std::set<std::string>& keep);
   // Makes every stored record of the node replaceable by any new one (its seq counter restarted).

@@ -28,8 +28,10 @@ Expected<std::optional<InstanceRecord>> Store::get_instance(const std::string& n
 
 Status Store::put_instance(const InstanceRecord& rec) {
   auto s = db_.prepare(
-      "INSERT OR REPLACE INTO instances (node, instance_id, workload, seq, status, updated_ms) "
-      "VALUES (?, ?, ?, ?, ?, ?)");
+      "INSERT INTO instances (node, instance_id, workload, seq, status, updated_ms) "
+      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node, instance_id) DO UPDATE SET "
+      "workload = excluded.workload, seq = excluded.seq, status = excluded.status, "
+      "updated_ms = excluded.updated_ms WHERE excluded.seq > instances.seq");
   if (!s) return s.error();
   s->bind(1, rec.node)
       .bind(2, rec.status.instance_id())
@@ -40,10 +42,11 @@ Status Store::put_instance(const InstanceRecord& rec) {
   return s->run();
 }
 
-Status Store::delete_instance(const std::string& node, const std::string& instance_id) {
-  auto s = db_.prepare("DELETE FROM instances WHERE node = ? AND instance_id = ?");
+Status Store::delete_instance(const std::string& node, const std::string& instance_id,
+                              uint64_t seq) {
+  auto s = db_.prepare("DELETE FROM instances WHERE node = ? AND instance_id = ? AND seq < ?");
   if (!s) return s.error();
-  s->bind(1, node).bind(2, instance_id);
+  s->bind(1, node).bind(2, instance_id).bind(3, static_cast<int64_t>(seq));
   return s->run();
 }
 
@@ -57,7 +60,10 @@ Status Store::retain_instances(const std::string& node, const std::set<std::stri
   };
   if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   for (const auto& id : drop) {
-    if (auto st = delete_instance(node, id); !st) return st;
+    auto del = db_.prepare("DELETE FROM instances WHERE node = ? AND instance_id = ?");
+    if (!del) return del.error();
+    del->bind(1, node).bind(2, id);
+    if (auto st = del->run(); !st) return st;
   }
   return Ok();
 }

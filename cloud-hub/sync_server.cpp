@@ -1,7 +1,14 @@
 #include "cloud-hub/sync_server.hpp"
 
+#include "cloud-hub/up_message.hpp"
+
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
+#include <limits>
 #include <random>
+#include <type_traits>
+#include <unordered_map>
 
 #include "common/log.hpp"
 #include "sync/codec.hpp"
@@ -15,23 +22,100 @@ namespace pb = flotilla::v1;
 }  // namespace
 
 SyncServer::SyncServer(sync::Transport& transport, Controller& controller, Metrics& metrics,
-                       uint32_t shards)
+                       uint32_t shards, bool ingest_thread)
     : transport_(transport),
       controller_(controller),
       metrics_(metrics),
       shards_(shards),
-      log_(log::get("sync")) {}
+      log_(log::get("sync")),
+      ingest_thread_(ingest_thread) {}
+
+SyncServer::~SyncServer() { stop(); }
+
+void SyncServer::stop() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (ingest_.joinable()) ingest_.join();
+}
+
+void SyncServer::enqueue(const sync::Message& m) {
+  std::unique_lock lock(queue_mu_);
+  // Waiting here stops the transport reading: the broker keeps the rest (QoS 1).
+  queue_cv_.wait(lock, [&] { return stopping_ || queued_bytes_ < kMaxQueuedBytes; });
+  queued_bytes_ += m.payload.size() + m.topic.size();
+  queue_.push_back(m);
+  lock.unlock();
+  queue_cv_.notify_all();
+}
+
+void SyncServer::ingest_loop() {
+  std::vector<sync::Message> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and all handled
+      busy_ = true;
+      const size_t n = std::min(queue_.size(), kMaxBatch);
+      for (size_t i = 0; i < n; ++i) {
+        queued_bytes_ -= queue_.front().payload.size() + queue_.front().topic.size();
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    queue_cv_.notify_all();
+    std::vector<UpMessage> decoded;
+    decoded.reserve(batch.size());
+    for (const auto& m : batch) {
+      if (auto d = decode(m)) decoded.push_back(std::move(*d));
+    }
+    KindCounts handled{};
+    for (const auto& d : decoded) ++handled[d.index()];
+    size_t merged = 0;
+    const auto coalesced = coalesce_status(std::move(decoded), merged);
+    if (merged > 0) metrics_.count("flotilla_hub_status_batches_coalesced_total", {}, merged);
+    controller_.batch([&] {
+      for (const auto& d : coalesced) dispatch(d);
+    });
+    count_handled(handled);
+    metrics_.count("flotilla_hub_ingest_batches_total");
+    metrics_.count("flotilla_hub_ingest_batched_messages_total", {}, batch.size());
+    batch.clear();
+    {
+      std::lock_guard lock(queue_mu_);
+      busy_ = false;
+    }
+    queue_cv_.notify_all();
+  }
+}
+
+void SyncServer::wait_idle() {
+  if (!ingest_thread_) return;
+  std::unique_lock lock(queue_mu_);
+  queue_cv_.wait(lock, [&] { return stopping_ || (queue_.empty() && !busy_); });
+}
 
 Status SyncServer::start() {
-  transport_.set_handlers([this](const sync::Message& m) { handle(m); },
-                          [this](bool connected) {
-                            if (connected) {
-                              log_->info("connected to broker");
-                              announce();
-                            } else {
-                              log_->warn("disconnected from broker");
-                            }
-                          });
+  if (ingest_thread_ && !ingest_.joinable()) ingest_ = std::thread([this] { ingest_loop(); });
+  transport_.set_handlers(
+      [this](const sync::Message& m) {
+        if (ingest_thread_) {
+          enqueue(m);
+        } else {
+          handle(m);
+        }
+      },
+      [this](bool connected) {
+        if (connected) {
+          log_->info("connected to broker");
+          announce();
+        } else {
+          log_->warn("disconnected from broker");
+        }
+      });
   for (uint32_t shard = 0; shard < shards_; ++shard) {
     if (auto st = transport_.subscribe(sync::shard_up_filter(shard), 1); !st) {
       return st.error().WithContext("Failed to subscribe to shard " + std::to_string(shard));
@@ -63,17 +147,43 @@ void SyncServer::drop(const std::string& kind, const std::string& reason,
 }
 
 void SyncServer::handle(const sync::Message& m) {
+  if (auto d = decode(m)) {
+    dispatch(*d);
+    KindCounts handled{};
+    ++handled[d->index()];
+    count_handled(handled);
+  }
+}
+
+void SyncServer::count_handled(const KindCounts& handled) {
+  static const char* const kKinds[] = {"hello", "heartbeat", "ack", "status", "will"};
+  static_assert(std::size(kKinds) == std::tuple_size_v<KindCounts>);
+  for (size_t k = 0; k < handled.size(); ++k) {
+    if (handled[k] > 0) {
+      metrics_.count("flotilla_hub_messages_handled_total", {{"kind", kKinds[k]}}, handled[k]);
+    }
+  }
+}
+
+std::optional<UpMessage> SyncServer::decode(const sync::Message& m) {
   auto topic = sync::parse_topic(m.topic);
-  if (!topic) return drop("unknown", "bad_topic", topic.error().message());
+  if (!topic) {
+    drop("unknown", "bad_topic", topic.error().message());
+    return std::nullopt;
+  }
   const std::string& kind = topic->kind;
-  if (topic->direction != sync::Direction::kUp) return drop(kind, "bad_topic", m.topic);
+  if (topic->direction != sync::Direction::kUp) {
+    drop(kind, "bad_topic", m.topic);
+    return std::nullopt;
+  }
   if (topic->shard != sync::shard_of(topic->node, shards_)) {
-    return drop(kind, "wrong_shard", m.topic);
+    drop(kind, "wrong_shard", m.topic);
+    return std::nullopt;
   }
   metrics_.count("flotilla_hub_messages_received_total", {{"kind", kind}});
 
   // Decodes as M and checks the payload's node against the topic's.
-  auto checked = [&](auto type_tag) -> std::optional<decltype(type_tag)> {
+  auto checked = [&](auto type_tag) -> std::optional<UpMessage> {
     using M = decltype(type_tag);
     auto msg = sync::decode<M>(m.payload);
     if (!msg) {
@@ -86,22 +196,48 @@ void SyncServer::handle(const sync::Message& m) {
            "payload node '" + msg->node() + "' on topic of node '" + topic->node + "'");
       return std::nullopt;
     }
-    return std::move(*msg);
+    return UpMessage(std::move(*msg));
   };
 
+  // Revisions are stored as SQLite integers and the hub issues revision + 1: a claim beyond
+  // INT64_MAX was never issued by any hub and would wrap.
+  auto revision_ok = [&](uint64_t revision) {
+    if (revision <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return true;
+    drop(kind, "bad_revision", "revision " + std::to_string(revision) + " out of range");
+    return false;
+  };
+
+  std::optional<UpMessage> d;
   if (kind == "hello") {
-    if (auto msg = checked(pb::Hello())) controller_.on_hello(*msg);
+    d = checked(pb::Hello());
+    if (d && !revision_ok(std::get<pb::Hello>(*d).acked_revision())) d.reset();
   } else if (kind == "heartbeat") {
-    if (auto msg = checked(pb::Heartbeat())) controller_.on_heartbeat(*msg);
+    d = checked(pb::Heartbeat());
+    if (d && !revision_ok(std::get<pb::Heartbeat>(*d).acked_revision())) d.reset();
   } else if (kind == "ack") {
-    if (auto msg = checked(pb::Ack())) controller_.on_ack(*msg);
+    d = checked(pb::Ack());
+    if (d && !revision_ok(std::get<pb::Ack>(*d).revision())) d.reset();
   } else if (kind == "status") {
-    if (auto msg = checked(pb::StatusBatch())) controller_.on_status(*msg);
+    d = checked(pb::StatusBatch());
   } else if (kind == "will") {
-    if (auto msg = checked(pb::Offline())) controller_.on_will(*msg);
+    d = checked(pb::Offline());
   } else {
     drop(kind, "bad_topic", m.topic);
   }
+  return d;
+}
+
+void SyncServer::dispatch(const UpMessage& d) {
+  std::visit(
+      [this](const auto& msg) {
+        using M = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<M, pb::Hello>) controller_.on_hello(msg);
+        if constexpr (std::is_same_v<M, pb::Heartbeat>) controller_.on_heartbeat(msg);
+        if constexpr (std::is_same_v<M, pb::Ack>) controller_.on_ack(msg);
+        if constexpr (std::is_same_v<M, pb::StatusBatch>) controller_.on_status(msg);
+        if constexpr (std::is_same_v<M, pb::Offline>) controller_.on_will(msg);
+      },
+      d);
 }
 
 }  // namespace flotilla::hub

@@ -178,14 +178,22 @@ std::string Stmt::col_text(int idx) const {
 }
 bool Stmt::col_null(int idx) const { return sqlite3_column_type(s_, idx) == SQLITE_NULL; }
 
-Tx::Tx(Db& db) : db_(db), begun_(db.exec("BEGIN IMMEDIATE")) {}
+bool Db::in_transaction() const { return db_ != nullptr && sqlite3_get_autocommit(db_) == 0; }
+
+Tx::Tx(Db& db)
+    : db_(db),
+      nested_(db.in_transaction()),
+      begun_(db.exec(nested_ ? "SAVEPOINT nested_tx" : "BEGIN IMMEDIATE")) {}
 Tx::~Tx() {
-  if (begun_ && !done_) (void)db_.exec("ROLLBACK");
+  if (begun_ && !done_) {
+    // Savepoints with one name nest: these act on the innermost, this Tx's own.
+    (void)db_.exec(nested_ ? "ROLLBACK TO nested_tx; RELEASE nested_tx" : "ROLLBACK");
+  }
 }
 Status Tx::commit() {
   if (!begun_) return begun_;
   done_ = true;
-  return db_.exec("COMMIT");
+  return db_.exec(nested_ ? "RELEASE nested_tx" : "COMMIT");
 }
 
 }  // namespace flotilla::sql

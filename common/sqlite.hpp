@@ -6,8 +6,10 @@
 // prepare() hands it out again (reset, bindings cleared); a Stmt returns it when destroyed.
 // A Stmt must not outlive its Db.
 // Tx is a scope-bound transaction: commit() or it rolls back when it goes out of scope, so every
-// state change is exactly one transaction. migrate() applies numbered schema steps in order and
-// records the version in PRAGMA user_version, each step in its own transaction.
+// state change is exactly one transaction. A Tx begun inside another is a savepoint: rolling it
+// back undoes only its own part, and nothing is durable before the outermost commit (so callers
+// can group many state changes into one commit). migrate() applies numbered schema steps in order
+// and records the version in PRAGMA user_version, each step in its own transaction.
 //
 // Thread-safety: a Db is used by one thread at a time (callers serialise).
 #pragma once
@@ -47,6 +49,7 @@ class Db {
   Status migrate(const std::vector<std::string>& steps);
   int64_t last_insert_rowid() const;
   int changes() const;
+  bool in_transaction() const;
   const std::string& path() const { return path_; }
 
  private:
@@ -113,8 +116,8 @@ Status for_each_row(Stmt& stmt, F&& on_row) {
 
 class Tx {
  public:
-  explicit Tx(Db& db);  // BEGIN IMMEDIATE
-  ~Tx();                // ROLLBACK unless committed
+  explicit Tx(Db& db);  // BEGIN IMMEDIATE, or SAVEPOINT inside a transaction
+  ~Tx();                // ROLLBACK (TO the savepoint) unless committed
   Tx(const Tx&) = delete;
   Tx& operator=(const Tx&) = delete;
   Status begun() const { return begun_; }
@@ -122,6 +125,7 @@ class Tx {
 
  private:
   Db& db_;
+  bool nested_;
   Status begun_;
   bool done_ = false;
 };

@@ -103,7 +103,9 @@ Expected<Topic> parse_topic(std::string_view topic) {
   }
   Topic t;
   std::string_view shard = parts[3];
-  if (shard.empty() || shard.size() > 6) return bad("bad shard");
+  if (shard.empty() || shard.size() > 6 || (shard.size() > 1 && shard[0] == '0')) {
+    return bad("bad shard");
+  }
   uint32_t v = 0;
   for (char c : shard) {
     if (!std::isdigit(static_cast<unsigned char>(c))) return bad("bad shard");

@@ -63,6 +63,52 @@ TEST(Sqlite, TransactionRollsBackUnlessCommitted) {
   EXPECT_EQ(count(*db), 1);
 }
 
+TEST(Sqlite, NestedTransactionIsASavepointUndoingOnlyItsOwnPart) {
+  testing::TempDir dir;
+  {
+    auto db = Db::open(dir / "a.db");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->migrate(kSteps).ok());
+    Tx outer(*db);
+    ASSERT_TRUE(outer.begun().ok());
+    ASSERT_TRUE(db->exec("INSERT INTO kv (k, v) VALUES ('kept', 'y')").ok());
+    {
+      Tx failed(*db);  // rolled back: only its own row goes
+      ASSERT_TRUE(failed.begun().ok());
+      ASSERT_TRUE(db->exec("INSERT INTO kv (k, v) VALUES ('undone', 'y')").ok());
+      {
+        Tx inner(*db);  // committed into `failed`, so undone with it
+        ASSERT_TRUE(db->exec("INSERT INTO kv (k, v) VALUES ('undone-too', 'y')").ok());
+        ASSERT_TRUE(inner.commit().ok());
+      }
+    }
+    {
+      Tx ok(*db);
+      ASSERT_TRUE(db->exec("INSERT INTO kv (k, v) VALUES ('released', 'y')").ok());
+      ASSERT_TRUE(ok.commit().ok());
+    }
+    EXPECT_TRUE(db->in_transaction());
+    EXPECT_EQ(count(*db), 2);
+    // No outer commit: a reopened database holds none of it.
+  }
+  auto db = Db::open(dir / "a.db");
+  ASSERT_TRUE(db.ok());
+  EXPECT_FALSE(db->in_transaction());
+  EXPECT_EQ(count(*db), 0);
+  {
+    Tx outer(*db);
+    {
+      Tx inner(*db);
+      ASSERT_TRUE(db->exec("INSERT INTO kv (k, v) VALUES ('a', 'b')").ok());
+      ASSERT_TRUE(inner.commit().ok());
+    }
+    ASSERT_TRUE(outer.commit().ok());
+  }
+  auto reopened = Db::open(dir / "a.db");
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(count(*reopened), 1);
+}
+
 TEST(Sqlite, BindsRoundTripBinaryBlobs) {
   auto db = Db::open(":memory:");
   ASSERT_TRUE(db.ok());

@@ -14,8 +14,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
+#include <type_traits>
 
 #include "agent/desired_validation.hpp"
 #include "test/fuzz/fuzz_check.hpp"
@@ -154,7 +156,14 @@ template <typename M>
 std::string payload_problem(const std::string& payload, const std::string& node) {
   M msg;
   if (!msg.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return "malformed";
-  return msg.node() == node ? "" : "node_mismatch";
+  if (msg.node() != node) return "node_mismatch";
+  constexpr auto kMaxRevision = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if constexpr (std::is_same_v<M, v1::Hello> || std::is_same_v<M, v1::Heartbeat>) {
+    if (msg.acked_revision() > kMaxRevision) return "bad_revision";
+  } else if constexpr (std::is_same_v<M, v1::Ack>) {
+    if (msg.revision() > kMaxRevision) return "bad_revision";
+  }
+  return "";
 }
 
 // The reason the hub must drop this message with ("" when it must take it), by the rules of

@@ -61,7 +61,8 @@ class HubRig {
     controller_ =
         std::make_unique<hub::Controller>(*store_, clock_, *hub_transport_, metrics_, options);
     sync_server_ =
-        std::make_unique<hub::SyncServer>(*hub_transport_, *controller_, metrics_, kShards);
+        std::make_unique<hub::SyncServer>(*hub_transport_, *controller_, metrics_, kShards,
+                                          /*ingest_thread=*/false);
     FUZZ_CHECK(controller_->start().ok(), "controller start");
     FUZZ_CHECK(sync_server_->start().ok(), "sync server start");
     agents_ = broker_.connect("fuzz-agents");

@@ -134,14 +134,15 @@ inline std::string process_workload(const std::string& name, const std::string& 
 }
 
 struct HubHarness {
-  explicit HubHarness(std::string db = ":memory:", ControllerOptions options = {}) {
+  explicit HubHarness(std::string db = ":memory:", ControllerOptions options = {},
+                      bool ingest_thread = false) {
     auto s = Store::open(db);
     if (!s) ADD_FAILURE() << s.error().message();
     store = std::move(*s);
     hub_transport = broker.connect("flotilla-hub");
     controller = std::make_unique<Controller>(*store, clock, *hub_transport, metrics, options);
-    sync_server =
-        std::make_unique<SyncServer>(*hub_transport, *controller, metrics, options.shards);
+    sync_server = std::make_unique<SyncServer>(*hub_transport, *controller, metrics, options.shards,
+                                               ingest_thread);
     EXPECT_TRUE(controller->start().ok());
     EXPECT_TRUE(sync_server->start().ok());
   }

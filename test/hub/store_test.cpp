@@ -176,6 +176,25 @@ TEST_F(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {
   auto got = store_->get_instance("n1", "web-1");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->status.seq(), 5u);
+  // An older or repeated record, or the removal of an older one, changes nothing.
+  InstanceRecord older = rec;
+  older.status.set_instance_id("web-1");
+  older.status.set_seq(4);
+  older.status.set_phase(pb::PHASE_FAILED);
+  ASSERT_TRUE(store_->put_instance(older).ok());
+  older.status.set_seq(5);
+  ASSERT_TRUE(store_->put_instance(older).ok());
+  ASSERT_TRUE(store_->delete_instance("n1", "web-1", 5).ok());
+  got = store_->get_instance("n1", "web-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->status.phase(), pb::PHASE_RUNNING);
+  // A newer one replaces it.
+  older.status.set_seq(6);
+  ASSERT_TRUE(store_->put_instance(older).ok());
+  EXPECT_EQ((*store_->get_instance("n1", "web-1"))->status.phase(), pb::PHASE_FAILED);
+  older.status.set_seq(5);
+  older.status.set_phase(pb::PHASE_RUNNING);
+  ASSERT_TRUE(store_->put_instance(older).ok());
   ASSERT_TRUE(store_->reset_instance_seqs("n1").ok());
   EXPECT_EQ((*store_->get_instance("n1", "web-1"))->status.seq(), 0u);
   ASSERT_TRUE(store_->retain_instances("n1", {"web-2"}).ok());
