@@ -101,6 +101,7 @@ void SyncClient::send_hello() {
   v1::Hello hello;
   hello.set_node(node_);
   hello.set_protocol_version(sync::kProtocolVersion);
+  hello.set_min_protocol_version(sync::kMinProtocolVersion);
   hello.set_agent_version(FLOTILLA_AGENT_VERSION);
   hello.mutable_labels()->insert(config_.labels.begin(), config_.labels.end());
   hello.mutable_capacity()->set_cpu_millis(config_.cpu_millis > 0 ? config_.cpu_millis
@@ -175,6 +176,25 @@ bool SyncClient::handle_desired(const std::string& payload) {
   }
   auto log = log::get("agent");
   const uint64_t revision = store_.meta().desired_revision;
+  if (msg->parts() > 1 && msg->to_revision() > revision) {
+    ++counters_.parts;
+    auto whole = assembler_.add(*msg);
+    if (!whole) {
+      reject(where, "Failed to collect desired state part: " + whole.error().message());
+      return false;
+    }
+    if (!*whole) {
+      log->debug("desired state part {}/{} to_revision={}", msg->part() + 1, msg->parts(),
+                 msg->to_revision());
+      return false;  // the rest is on its way (or is resent: nothing was acked)
+    }
+    *msg = std::move(**whole);
+    // Each part was checked alone; the whole may still repeat a workload across parts.
+    if (auto st = validate_desired(*msg, node_); !st) {
+      reject(where, "Failed to validate desired state: " + st.error().message());
+      return false;
+    }
+  }
   if (msg->to_revision() <= revision) {
     ++counters_.duplicates;
     log->debug("desired state is a duplicate to_revision={} revision={}", msg->to_revision(),

@@ -22,6 +22,7 @@
 #include "agent/config.hpp"
 #include "agent/store.hpp"
 #include "common/clock.hpp"
+#include "sync/desired_parts.hpp"
 #include "sync/transport.hpp"
 
 namespace flotilla::agent {
@@ -35,6 +36,7 @@ struct SyncCounters {
   uint64_t duplicates = 0;         // desired state at or below our revision (re-acked)
   uint64_t gaps = 0;               // deltas not starting at our revision (Hello resent)
   uint64_t applied = 0;            // desired states persisted and acked
+  uint64_t parts = 0;              // desired-state parts received (protocol v2)
   uint64_t hellos = 0;
   uint64_t batches_sent = 0;
   uint64_t publish_failures = 0;
@@ -104,6 +106,7 @@ class SyncClient {
   std::set<StatusKey> inflight_statuses_;
   std::set<uint64_t> inflight_events_;
   SyncCounters counters_;
+  sync::DesiredAssembler assembler_;  // parts of a desired state too large for one message
 };
 
 }  // namespace flotilla::agent

@@ -7,6 +7,7 @@
 #include "cloud-hub/scheduler.hpp"
 #include "common/log.hpp"
 #include "sync/codec.hpp"
+#include "sync/desired_parts.hpp"
 
 namespace flotilla::hub {
 namespace {
@@ -275,13 +276,22 @@ void Controller::queue_desired_locked(const NodeRecord& node, Outbox& out) {
     store_failed("build desired state for node '" + node.name + "'", msg.error());
     return;
   }
-  std::string payload = sync::encode(*msg);
-  if (payload.size() > sync::kMaxMessageBytes) {
-    // Protocol v1 cannot split a DesiredState; say so loudly rather than send what agents drop.
-    log_->error("desired state too large node={} bytes={} limit={}", node.name, payload.size(),
-                sync::kMaxMessageBytes);
-    metrics_.count("flotilla_hub_desired_too_large_total");
-    return;
+  std::vector<pb::DesiredState> parts{*msg};
+  if (msg->ByteSizeLong() > sync::kMaxMessageBytes) {
+    auto split = node.protocol_version >= sync::kPartsSinceVersion
+                     ? sync::split_desired(*msg, sync::kMaxMessageBytes)
+                     : Expected<std::vector<pb::DesiredState>>(
+                           Error("the agent speaks protocol v" +
+                                 std::to_string(node.protocol_version) + ", which has no parts"));
+    if (!split) {
+      // Say so loudly rather than send what the agent would drop.
+      log_->error("desired state too large node={} bytes={} limit={} error='{}'", node.name,
+                  msg->ByteSizeLong(), sync::kMaxMessageBytes, split.error().message());
+      metrics_.count("flotilla_hub_desired_too_large_total");
+      return;
+    }
+    parts = std::move(*split);
+    metrics_.count("flotilla_hub_desired_parts_total", {}, parts.size());
   }
   Live& live = live_[node.name];
   live.last_sent = clock_.now();
@@ -291,7 +301,9 @@ void Controller::queue_desired_locked(const NodeRecord& node, Outbox& out) {
   log_->debug("desired queued node={} from={} to={} snapshot={} upserts={} deletes={}", node.name,
               msg->from_revision(), msg->to_revision(), msg->snapshot(), msg->upserts_size(),
               msg->deletes_size());
-  out.push_back({sync::down_topic(node.name, options_.shards, "desired"), std::move(payload)});
+  for (const auto& part : parts) {
+    out.push_back({sync::down_topic(node.name, options_.shards, "desired"), sync::encode(part)});
+  }
 }
 
 void Controller::queue_desired_for_locked(const std::set<std::string>& nodes, Outbox& out) {

@@ -90,9 +90,10 @@ class Controller {
   // What the hub knows about a node only in memory (by the hub's monotonic clock).
   struct Live {
     TimePoint last_seen{};
-    TimePoint last_sent{};  // last DesiredState sent
-    uint64_t sent_to = 0;   // its to_revision
-    uint64_t gap_seq = 0;   // status seq claimed by a heartbeat but not yet received
+    bool timed_out = false;  // tick() checked it after last_seen went stale: not again
+    TimePoint last_sent{};   // last DesiredState sent
+    uint64_t sent_to = 0;    // its to_revision
+    uint64_t gap_seq = 0;    // status seq claimed by a heartbeat but not yet received
   };
   using Outbox = std::vector<sync::Message>;
 

@@ -3,6 +3,7 @@
 
 #include "cloud-hub/controller.hpp"
 #include "common/log.hpp"
+#include "sync/desired_parts.hpp"
 
 namespace flotilla::hub {
 namespace {
@@ -58,7 +59,9 @@ void Controller::on_hello(const pb::Hello& h) {
       node.runtimes.assign(h.runtimes().begin(), h.runtimes().end());
       node.boot_id = h.boot_id();
       node.agent_version = h.agent_version();
-      node.protocol_version = h.protocol_version();
+      // The sync server let through only hellos with a version in common.
+      auto version = sync::negotiate_version(h.protocol_version(), h.min_protocol_version());
+      node.protocol_version = version ? *version : sync::kMinProtocolVersion;
       node.ready = true;
       node.last_seen_ms = wall;
       // Hello states what the agent has: the next message starts from there.
@@ -85,12 +88,13 @@ void Controller::on_hello(const pb::Hello& h) {
       store_failed("register node '" + h.node() + "'", st.error());
       return;
     }
-    if (h.protocol_version() != sync::kProtocolVersion) {
-      log_->warn("node speaks another protocol version node={} version={} ours={}", h.node(),
-                 h.protocol_version(), sync::kProtocolVersion);
+    if (node.protocol_version != sync::kProtocolVersion) {
+      log_->info("node speaks an older protocol node={} version={} ours={}", h.node(),
+                 node.protocol_version, sync::kProtocolVersion);
     }
     Live& live = live_[h.node()];
     live.last_seen = clock_.now();
+    live.timed_out = false;
     live.gap_seq = 0;
     live.sent_to = 0;
     log_->info("node hello node={} acked={} revision={} boot={}", h.node(), h.acked_revision(),
@@ -115,6 +119,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
       const TimePoint now = clock_.now();
       Live& live = live_[node.name];
       live.last_seen = now;
+      live.timed_out = false;
       const bool became_ready = !node.ready;
       std::set<std::string> changed;
       bool resync = false;
@@ -173,6 +178,7 @@ void Controller::on_ack(const pb::Ack& ack) {
     NodeRecord node = **existing;
     Live& live = live_[node.name];
     live.last_seen = clock_.now();
+    live.timed_out = false;
     if (ack.revision() > node.revision) {
       // Not issued by this store; the agent's next hello or heartbeat resets the history.
       log_->warn("ack for unknown revision node={} acked={} current={}", node.name, ack.revision(),
@@ -209,7 +215,9 @@ void Controller::on_status(const pb::StatusBatch& batch) {
       queue_resync_locked(batch.node(), "unknown node: send hello", out);
     } else {
       NodeRecord node = **existing;
-      live_[node.name].last_seen = clock_.now();
+      Live& seen = live_[node.name];
+      seen.last_seen = clock_.now();
+      seen.timed_out = false;
       const uint64_t seen_before = node.status_seq;
       const int64_t wall = clock_.wall_ms();
       Status st = store_.transaction([&]() -> Status {
@@ -280,18 +288,19 @@ void Controller::on_will(const pb::Offline& will) {
 
 void Controller::tick() {
   std::lock_guard lock(mu_);
-  auto nodes = store_.list_nodes();
-  if (!nodes) return store_failed("list nodes", nodes.error());
   const TimePoint now = clock_.now();
-  for (auto& node : *nodes) {
-    if (!node.ready) continue;
-    auto it = live_.find(node.name);
-    if (it == live_.end()) {
-      live_[node.name].last_seen = now;  // registered by another path: start its timer now
+  // Every stored node has a Live entry (start() and on_hello() make them); only nodes whose
+  // last message is older than the timeout are read, once per silence.
+  for (auto& [name, live] : live_) {
+    if (live.timed_out || now - live.last_seen <= options_.node_timeout) continue;
+    live.timed_out = true;
+    auto node = store_.get_node(name);
+    if (!node) {
+      store_failed("read node '" + name + "'", node.error());
       continue;
     }
-    if (now - it->second.last_seen > options_.node_timeout) {
-      set_not_ready_locked(node, "no message for " + seconds_text(options_.node_timeout));
+    if (*node && (*node)->ready) {
+      set_not_ready_locked(**node, "no message for " + seconds_text(options_.node_timeout));
     }
   }
 }

@@ -214,28 +214,22 @@ Expected<json> Controller::events_view(const EventFilter& filter) {
 std::string Controller::gauges_text() {
   std::lock_guard lock(mu_);
   std::string out;
-  auto nodes = store_.list_nodes();
-  auto workloads = store_.list_workloads();
-  auto instances = store_.list_instances();
-  if (!nodes || !workloads || !instances) {
+  auto c = store_.counts();
+  if (!c) {
     metrics_.count("flotilla_hub_store_errors_total");
     return out;
   }
-  int64_t ready = 0;
-  for (const auto& n : *nodes) ready += n.ready ? 1 : 0;
   out += "# TYPE flotilla_hub_nodes gauge\n";
-  out += "flotilla_hub_nodes{state=\"Ready\"} " + std::to_string(ready) + "\n";
-  out += "flotilla_hub_nodes{state=\"NotReady\"} " +
-         std::to_string(static_cast<int64_t>(nodes->size()) - ready) + "\n";
-  int64_t pending = 0;
-  for (const auto& w : *workloads) pending += w.pending;
+  out += "flotilla_hub_nodes{state=\"Ready\"} " + std::to_string(c->ready_nodes) + "\n";
+  out +=
+      "flotilla_hub_nodes{state=\"NotReady\"} " + std::to_string(c->nodes - c->ready_nodes) + "\n";
   out += "# TYPE flotilla_hub_workloads gauge\n";
-  out += "flotilla_hub_workloads " + std::to_string(workloads->size()) + "\n";
+  out += "flotilla_hub_workloads " + std::to_string(c->workloads) + "\n";
   out += "# TYPE flotilla_hub_pending_instances gauge\n";
-  out += "flotilla_hub_pending_instances " + std::to_string(pending) + "\n";
+  out += "flotilla_hub_pending_instances " + std::to_string(c->pending_instances) + "\n";
   std::map<std::string, int64_t> phases;
   for (int p = pb::Phase_MIN; p <= pb::Phase_MAX; ++p) phases[phase_name(p)] = 0;
-  for (const auto& rec : *instances) phases[phase_name(rec.status.phase())] += 1;
+  for (const auto& [phase, n] : c->instances_by_phase) phases[phase_name(phase)] += n;
   out += "# TYPE flotilla_hub_instances gauge\n";
   for (const auto& [phase, n] : phases) {
     out += "flotilla_hub_instances{phase=\"" + phase + "\"} " + std::to_string(n) + "\n";

@@ -73,6 +73,9 @@ CREATE TABLE events (
 CREATE INDEX events_by_node ON events (node, id);
 CREATE INDEX events_by_object ON events (object, id);
 )sql",
+    // 2: the phase beside the record, so gauges count phases without parsing every record.
+    // Rows from before have NULL until open() fills them in.
+    "ALTER TABLE instances ADD COLUMN phase INTEGER;",
 };
 
 // Labels and runtimes are stored as JSON text; a corrupt column reads as empty.
@@ -150,7 +153,11 @@ Expected<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptio
   if (auto st = db->migrate(kMigrations); !st) {
     return st.error().WithContext("Failed to migrate '" + path + "'");
   }
-  return std::unique_ptr<Store>(new Store(std::move(*db), options));
+  auto store = std::unique_ptr<Store>(new Store(std::move(*db), options));
+  if (auto st = store->fill_instance_phases(); !st) {
+    return st.error().WithContext("Failed to migrate '" + path + "'");
+  }
+  return store;
 }
 
 Status Store::transaction(const std::function<Status()>& fn) {

@@ -91,6 +91,15 @@ struct EventFilter {
   int64_t limit = 100;   // newest `limit` events, returned oldest first
 };
 
+// Totals for the hub's gauges, counted by SQL.
+struct StoreCounts {
+  int64_t nodes = 0;
+  int64_t ready_nodes = 0;
+  int64_t workloads = 0;
+  int64_t pending_instances = 0;
+  std::map<int, int64_t> instances_by_phase;  // by flotilla::v1::Phase
+};
+
 class Store {
  public:
   // Opens (creating and migrating) the database at `path`; ":memory:" for tests.
@@ -140,6 +149,7 @@ class Store {
   // Makes every stored record of the node replaceable by any new one (its seq counter restarted).
   Status reset_instance_seqs(const std::string& node);
   Expected<std::vector<InstanceRecord>> list_instances();
+  Expected<StoreCounts> counts();
 
   // Events.
   Status add_event(const EventRecord& e);
@@ -148,6 +158,8 @@ class Store {
   sql::Db& db() { return db_; }
 
  private:
+  // Sets the phase column of rows written before it existed (schema step 2).
+  Status fill_instance_phases();
   Store(sql::Db db, StoreOptions options) : db_(std::move(db)), options_(options) {}
   Status compact(const std::string& node, uint64_t revision);
 

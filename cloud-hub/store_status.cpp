@@ -3,6 +3,8 @@
 
 #include "cloud-hub/store.hpp"
 
+#include <tuple>
+
 namespace flotilla::hub {
 
 Expected<std::optional<InstanceRecord>> Store::get_instance(const std::string& node,
@@ -28,17 +30,19 @@ Expected<std::optional<InstanceRecord>> Store::get_instance(const std::string& n
 
 Status Store::put_instance(const InstanceRecord& rec) {
   auto s = db_.prepare(
-      "INSERT INTO instances (node, instance_id, workload, seq, status, updated_ms) "
-      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node, instance_id) DO UPDATE SET "
+      "INSERT INTO instances (node, instance_id, workload, seq, status, updated_ms, phase) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (node, instance_id) DO UPDATE SET "
       "workload = excluded.workload, seq = excluded.seq, status = excluded.status, "
-      "updated_ms = excluded.updated_ms WHERE excluded.seq > instances.seq");
+      "updated_ms = excluded.updated_ms, phase = excluded.phase "
+      "WHERE excluded.seq > instances.seq");
   if (!s) return s.error();
   s->bind(1, rec.node)
       .bind(2, rec.status.instance_id())
       .bind(3, rec.status.workload())
       .bind(4, static_cast<int64_t>(rec.status.seq()))
       .bind_blob(5, rec.status.SerializeAsString())
-      .bind(6, rec.updated_ms);
+      .bind(6, rec.updated_ms)
+      .bind(7, static_cast<int64_t>(rec.status.phase()));
   return s->run();
 }
 
@@ -130,6 +134,46 @@ Expected<std::vector<EventRecord>> Store::list_events(const EventFilter& f) {
   if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   std::reverse(out.begin(), out.end());
   return out;
+}
+
+Status Store::fill_instance_phases() {
+  return transaction([&]() -> Status {
+    auto q = db_.prepare("SELECT node, instance_id, status FROM instances WHERE phase IS NULL");
+    if (!q) return q.error();
+    std::vector<std::tuple<std::string, std::string, int64_t>> rows;
+    auto on_row = [&] {
+      flotilla::v1::InstanceStatus st;
+      const int64_t phase = st.ParseFromString(q->col_text(2)) ? st.phase() : 0;
+      rows.emplace_back(q->col_text(0), q->col_text(1), phase);
+    };
+    if (auto st = sql::for_each_row(*q, on_row); !st) return st.error();
+    for (const auto& [node, id, phase] : rows) {
+      auto u = db_.prepare("UPDATE instances SET phase = ? WHERE node = ? AND instance_id = ?");
+      if (!u) return u.error();
+      u->bind(1, phase).bind(2, node).bind(3, id);
+      if (auto st = u->run(); !st) return st;
+    }
+    return Ok();
+  });
+}
+
+Expected<StoreCounts> Store::counts() {
+  StoreCounts c;
+  auto n = db_.prepare("SELECT COUNT(*), COALESCE(SUM(ready != 0), 0) FROM nodes");
+  if (!n) return n.error();
+  if (auto row = n->step(); !row) return row.error();
+  c.nodes = n->col_int(0);
+  c.ready_nodes = n->col_int(1);
+  auto w = db_.prepare("SELECT COUNT(*), COALESCE(SUM(pending), 0) FROM workloads");
+  if (!w) return w.error();
+  if (auto row = w->step(); !row) return row.error();
+  c.workloads = w->col_int(0);
+  c.pending_instances = w->col_int(1);
+  auto p = db_.prepare("SELECT COALESCE(phase, 0), COUNT(*) FROM instances GROUP BY 1");
+  if (!p) return p.error();
+  auto on_row = [&] { c.instances_by_phase[static_cast<int>(p->col_int(0))] += p->col_int(1); };
+  if (auto st = sql::for_each_row(*p, on_row); !st) return st.error();
+  return c;
 }
 
 }  // namespace flotilla::hub

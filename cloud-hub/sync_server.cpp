@@ -12,6 +12,7 @@
 
 #include "common/log.hpp"
 #include "sync/codec.hpp"
+#include "sync/desired_parts.hpp"
 #include "sync/topics.hpp"
 
 namespace flotilla::hub {
@@ -211,6 +212,14 @@ std::optional<UpMessage> SyncServer::decode(const sync::Message& m) {
   if (kind == "hello") {
     d = checked(pb::Hello());
     if (d && !revision_ok(std::get<pb::Hello>(*d).acked_revision())) d.reset();
+    if (d) {
+      const auto& hello = std::get<pb::Hello>(*d);
+      if (auto v = sync::negotiate_version(hello.protocol_version(), hello.min_protocol_version());
+          !v) {
+        drop(kind, "unsupported_version", "node '" + hello.node() + "' " + v.error().message());
+        d.reset();
+      }
+    }
   } else if (kind == "heartbeat") {
     d = checked(pb::Heartbeat());
     if (d && !revision_ok(std::get<pb::Heartbeat>(*d).acked_revision())) d.reset();

@@ -58,7 +58,8 @@ TEST_F(SyncTest, ConnectSendsHelloThenFullStatus) {
   EXPECT_EQ(kinds()[1], "status");
   auto hello = got<v1::Hello>("hello").at(0);
   EXPECT_EQ(hello.node(), "edge-1");
-  EXPECT_EQ(hello.protocol_version(), 1u);
+  EXPECT_EQ(hello.protocol_version(), 2u);
+  EXPECT_EQ(hello.min_protocol_version(), 1u);
   EXPECT_EQ(hello.acked_revision(), 3u);
   EXPECT_EQ(hello.boot_id(), "boot-1");
   EXPECT_EQ(hello.labels().at("zone"), "north");
@@ -82,6 +83,36 @@ TEST_F(SyncTest, SnapshotIsPersistedBeforeItIsAcked) {
   EXPECT_EQ(ack_revisions(), std::vector<uint64_t>{5});
   EXPECT_EQ(revision_when_acked_, std::vector<uint64_t>{5});
   EXPECT_EQ(driver_.running(), std::vector<std::string>{"web-1"}) << "not reconciled at once";
+}
+
+TEST_F(SyncTest, DesiredStateInPartsIsAppliedOnlyWhenWholeAndAckedOnce) {
+  start_agent();
+  std::vector<v1::WorkloadSpec> specs;
+  for (int i = 0; i < 30; ++i) {
+    auto spec = process_spec("w" + std::to_string(i));
+    (*spec.mutable_process()->mutable_env())["PAD"] = std::string(2000, 'x');
+    specs.push_back(spec);
+  }
+  auto parts = sync::split_desired(snapshot(kNode, 4, specs), 8000);
+  ASSERT_TRUE(parts.ok());
+  ASSERT_GT(parts->size(), 3u);
+  // Last part first, one repeated: nothing is applied or acked until every part is in.
+  send_desired(parts->back());
+  for (size_t i = 0; i + 1 < parts->size(); ++i) {
+    send_desired(parts->at(i));
+    if (i == 0) send_desired(parts->at(0));
+    if (i + 2 < parts->size()) {
+      EXPECT_EQ(store_->meta().desired_revision, 0u);
+      EXPECT_TRUE(ack_revisions().empty());
+    }
+  }
+  EXPECT_EQ(store_->meta().desired_revision, 4u);
+  EXPECT_EQ(store_->load_desired()->size(), 30u);
+  EXPECT_EQ(ack_revisions(), std::vector<uint64_t>{4});
+  EXPECT_EQ(revision_when_acked_, std::vector<uint64_t>{4});
+  // A part of what is already applied is a duplicate: re-acked, nothing collected.
+  send_desired(parts->at(1));
+  EXPECT_EQ(ack_revisions(), (std::vector<uint64_t>{4, 4}));
 }
 
 TEST_F(SyncTest, DeltaAppliesOnTopOfOurRevision) {

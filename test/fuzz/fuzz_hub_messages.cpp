@@ -158,7 +158,16 @@ std::string payload_problem(const std::string& payload, const std::string& node)
   if (!msg.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return "malformed";
   if (msg.node() != node) return "node_mismatch";
   constexpr auto kMaxRevision = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  if constexpr (std::is_same_v<M, v1::Hello> || std::is_same_v<M, v1::Heartbeat>) {
+  if constexpr (std::is_same_v<M, v1::Hello>) {
+    if (msg.acked_revision() > kMaxRevision) return "bad_revision";
+    // Versions in common: ours are kMinProtocolVersion..kProtocolVersion (desired_parts.hpp).
+    const uint32_t min =
+        msg.min_protocol_version() == 0 ? msg.protocol_version() : msg.min_protocol_version();
+    if (min > msg.protocol_version() || msg.protocol_version() < sync::kMinProtocolVersion ||
+        min > sync::kProtocolVersion) {
+      return "unsupported_version";
+    }
+  } else if constexpr (std::is_same_v<M, v1::Heartbeat>) {
     if (msg.acked_revision() > kMaxRevision) return "bad_revision";
   } else if constexpr (std::is_same_v<M, v1::Ack>) {
     if (msg.revision() > kMaxRevision) return "bad_revision";

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/sqlite.hpp"
 #include "test/support/temp_dir.hpp"
 
 namespace flotilla::hub {
@@ -161,6 +162,39 @@ TEST_F(HubStoreTest, CompactedTombstonesForceSnapshotsBelowTheFloor) {
   d = store_->desired_message(n);
   EXPECT_FALSE(d->snapshot());
   EXPECT_EQ(names(*d), (std::vector<std::string>{"c", "d"}));
+}
+
+TEST_F(HubStoreTest, CountsByPhaseIncludingRowsWrittenBeforeThePhaseColumn) {
+  add_node("n1");
+  add_node("n2");
+  NodeRecord ready = *store_->get_node("n2").value();
+  ready.ready = true;
+  ASSERT_TRUE(store_->put_node(ready).ok());
+  InstanceRecord rec;
+  rec.node = "n1";
+  rec.status.set_workload("web");
+  rec.status.set_seq(1);
+  for (auto [id, phase] :
+       {std::pair{"a", pb::PHASE_RUNNING}, {"b", pb::PHASE_RUNNING}, {"c", pb::PHASE_FAILED}}) {
+    rec.status.set_instance_id(id);
+    rec.status.set_phase(phase);
+    ASSERT_TRUE(store_->put_instance(rec).ok());
+  }
+  // As a store from before schema step 2 would have them: no phase column value.
+  store_.reset();
+  {
+    auto db = sql::Db::open(dir_ / "hub.db");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->exec("UPDATE instances SET phase = NULL").ok());
+  }
+  open();
+  auto c = store_->counts();
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->nodes, 2);
+  EXPECT_EQ(c->ready_nodes, 1);
+  EXPECT_EQ(c->instances_by_phase[pb::PHASE_RUNNING], 2);
+  EXPECT_EQ(c->instances_by_phase[pb::PHASE_FAILED], 1);
+  EXPECT_EQ(c->instances_by_phase.count(0), 0u);
 }
 
 TEST_F(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {

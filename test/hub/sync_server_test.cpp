@@ -1,6 +1,8 @@
 // The hub side of the sync protocol, end to end over the in-memory broker with a fake clock.
 #include <gtest/gtest.h>
 
+#include "sync/desired_parts.hpp"
+
 #include "test/hub/fake_agent.hpp"
 #include "test/support/temp_dir.hpp"
 
@@ -320,6 +322,66 @@ TEST(SyncServerTest, StateSurvivesAHubRestart) {
   FakeAgent agent(hub.broker, "n1");
   agent.hello(1);
   EXPECT_TRUE(agent.desired.empty());
+}
+
+pb::Hello hello_speaking(const std::string& node, uint32_t version, uint32_t min_version) {
+  pb::Hello h;
+  h.set_node(node);
+  h.set_protocol_version(version);
+  h.set_min_protocol_version(min_version);
+  h.set_boot_id("boot-1");
+  h.add_runtimes("process");
+  return h;
+}
+
+// Workloads whose desired state cannot fit one message (256 KiB): 12 of ~30 KB each.
+std::string big_workloads() {
+  std::string yaml;
+  for (int i = 0; i < 12; ++i) {
+    yaml += "---\napiVersion: flotilla/v1\nkind: Workload\nmetadata: {name: big" +
+            std::to_string(i) +
+            "}\nspec:\n  type: process\n  placement: {everyNode: true}\n  process:\n"
+            "    command: [/bin/sleep, '1000']\n    env: {PAD: " +
+            std::string(30000, 'x') + "}\n";
+  }
+  return yaml;
+}
+
+TEST(SyncServerTest, VersionIsNegotiatedAndOnlyV2AgentsGetDesiredStateInParts) {
+  HubHarness hub;
+  hub.apply(big_workloads());
+  FakeAgent v2(hub.broker, "n2");
+  FakeAgent v1(hub.broker, "n1");
+  v2.send("hello", hello_speaking("n2", 2, 1));
+  v1.send("hello", hello_speaking("n1", 1, 0));  // v1 agents leave min_protocol_version unset
+  EXPECT_EQ(hub.node("n2").protocol_version, 2u);
+  EXPECT_EQ(hub.node("n1").protocol_version, 1u);
+
+  // v2: parts, each within the cap, that reassemble into all 12 workloads.
+  ASSERT_GT(v2.desired.size(), 1u);
+  sync::DesiredAssembler assembler;
+  std::optional<pb::DesiredState> whole;
+  for (const auto& part : v2.desired) {
+    EXPECT_LE(part.ByteSizeLong(), sync::kMaxMessageBytes);
+    auto r = assembler.add(part);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    if (*r) whole = **r;
+  }
+  ASSERT_TRUE(whole.has_value());
+  EXPECT_EQ(whole->upserts_size(), 12);
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_desired_parts_total"), v2.desired.size());
+
+  // v1 cannot take parts: nothing is sent, and the hub says why.
+  EXPECT_TRUE(v1.desired.empty());
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_desired_too_large_total"), 1u);
+
+  // No version in common: dropped, counted, not registered.
+  FakeAgent future(hub.broker, "n3");
+  future.send("hello", hello_speaking("n3", 9, 7));
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_messages_dropped_total",
+                              {{"kind", "hello"}, {"reason", "unsupported_version"}}),
+            1u);
+  EXPECT_FALSE(hub.store->get_node("n3")->has_value());
 }
 
 }  // namespace
