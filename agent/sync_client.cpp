@@ -3,9 +3,11 @@
 #include "agent/sync_client.hpp"
 
 #include <algorithm>
+#include <csignal>
 
 #include "agent/desired_validation.hpp"
 #include "agent/node_info.hpp"
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "sync/codec.hpp"
 #include "sync/topics.hpp"
@@ -59,11 +61,14 @@ Status SyncClient::subscribe() {
   return transport_.subscribe(sync::hub_online_topic(sync::shard_of(node_, config_.shards)), 1);
 }
 
-void SyncClient::on_hub_online(const std::string& payload) {
+void SyncClient::on_hub_online(const std::string& payload, bool retained) {
   auto online = sync::decode<v1::HubOnline>(payload);
   if (!online) return reject("hub/online", online.error().message());
   if (online->epoch() == hello_epoch_) return;
   hello_epoch_ = online->epoch();
+  // The retained copy comes with our subscription, which every (re)connect makes and follows
+  // with a hello: that hub was subscribed before it announced, so it gets that hello.
+  if (retained) return;
   log::get("agent")->info("hub online epoch={}; hello", hello_epoch_);
   if (connected_) {
     send_hello();
@@ -132,7 +137,7 @@ void SyncClient::reject(const std::string& topic, const std::string& why) {
 
 bool SyncClient::on_message(const sync::Message& message) {
   if (message.topic == sync::hub_online_topic(sync::shard_of(node_, config_.shards))) {
-    on_hub_online(message.payload);
+    on_hub_online(message.payload, message.retained);
     return false;
   }
   auto parsed = sync::parse_topic(message.topic);
@@ -223,6 +228,9 @@ bool SyncClient::handle_desired(const std::string& payload) {
   ++counters_.applied;
   log->info("desired state applied revision={} snapshot={} upserts={} deletes={}",
             msg->to_revision(), msg->snapshot(), upserts.size(), deletes.size());
+  // Fault tests: a kill -9 in the window between persist and ack (docs/protocol.md says the
+  // agent re-acks on restart).
+  if (failpoint("agent.after_persist_before_ack")) std::raise(SIGKILL);
   send_ack(msg->to_revision());
   return true;
 }

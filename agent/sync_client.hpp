@@ -73,7 +73,7 @@ class SyncClient {
 
   bool handle_desired(const std::string& payload);
   void reject(const std::string& topic, const std::string& why);
-  void on_hub_online(const std::string& payload);
+  void on_hub_online(const std::string& payload, bool retained);
   void send_hello();
   void send_ack(uint64_t revision);
   void send_full_status();

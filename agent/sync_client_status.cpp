@@ -51,6 +51,7 @@ void SyncClient::send_full_status() {
   v1::StatusBatch full;
   full.set_node(node_);
   full.set_full(true);
+  full.set_status_seq(store_.meta().status_seq);
   full.set_dropped_events(store_.meta().dropped_events);
   for (const auto& rec : *instances) *full.add_instances() = to_status(rec);
   if (full.ByteSizeLong() <= batch_limit()) {

@@ -77,6 +77,7 @@ void append_disconnect(std::string& out) { out.append("\xe0\x00", 2); }
 std::optional<Publish> parse_publish(const Packet& p) {
   Publish pub;
   pub.qos = (p.header >> 1) & 3;
+  pub.retained = (p.header & 1) != 0;
   std::string_view b = p.body;
   if (b.size() < 2) return std::nullopt;
   size_t tlen = (static_cast<uint8_t>(b[0]) << 8) | static_cast<uint8_t>(b[1]);

@@ -51,6 +51,7 @@ struct Publish {
   std::string_view payload;
   uint8_t qos = 0;
   uint16_t packet_id = 0;
+  bool retained = false;  // the broker's retained copy, sent because we subscribed
 };
 std::optional<Publish> parse_publish(const Packet& packet);
 // Packet id of a PUBACK or SUBACK; 0 when malformed.

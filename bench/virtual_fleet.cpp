@@ -159,7 +159,7 @@ void VirtualFleet::on_message(uint32_t c, const Publish& pub) {
     // hub/online is not a node topic: flotilla/v1/s/{k}/hub/online.
     unsigned shard = 0;
     if (std::sscanf(std::string(pub.topic).c_str(), "flotilla/v1/s/%u/hub/online", &shard) == 1) {
-      on_hub_online(c, shard, pub.payload);
+      on_hub_online(c, shard, pub.payload, pub.retained);
     }
     return;
   }
@@ -175,13 +175,15 @@ void VirtualFleet::on_message(uint32_t c, const Publish& pub) {
   }
 }
 
-void VirtualFleet::on_hub_online(uint32_t c, uint32_t shard, std::string_view payload) {
+void VirtualFleet::on_hub_online(uint32_t c, uint32_t shard, std::string_view payload,
+                                 bool retained) {
   auto online = sync::decode<pb::HubOnline>(payload);
   if (!online) return;
   for (uint32_t i : conns_[c].nodes) {
     Node& n = nodes_[i];
     if (n.shard != shard || n.answered_epoch == online->epoch()) continue;
     n.answered_epoch = online->epoch();
+    if (retained) continue;  // as the agent: the connect's hello reaches that hub
     send_hello(n);
     queue_full_status(n);
   }

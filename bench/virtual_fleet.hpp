@@ -143,7 +143,7 @@ class VirtualFleet {
   void on_conn_up(uint32_t conn);
   void on_conn_down(uint32_t conn);
   void on_message(uint32_t conn, const Publish& pub);
-  void on_hub_online(uint32_t conn, uint32_t shard, std::string_view payload);
+  void on_hub_online(uint32_t conn, uint32_t shard, std::string_view payload, bool retained);
   void on_desired(Node& node, std::string_view payload);
   void send_hello(Node& node);
   void queue_full_status(Node& node);

@@ -94,6 +94,7 @@ class Controller {
     TimePoint last_sent{};   // last DesiredState sent
     uint64_t sent_to = 0;    // its to_revision
     uint64_t gap_seq = 0;    // status seq claimed by a heartbeat but not yet received
+    std::string seq_boot;    // boot id of the agent process whose records last raised status_seq
   };
   using Outbox = std::vector<sync::Message>;
 

@@ -130,10 +130,16 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
         if (hb.acked_revision() <= node.revision) {
           node.acked_revision = std::max(node.acked_revision, hb.acked_revision());
         }
-        if (hb.status_seq() < node.status_seq) {
-          // The agent's counter went back: it lost its store. Take its records afresh.
+        if (hb.status_seq() < node.status_seq && live.seq_boot == hb.boot_id()) {
+          // The agent process that raised the counter cannot have gone back: an old heartbeat
+          // (duplicated, delayed or replayed). It changes nothing.
+          metrics_.count("flotilla_hub_stale_heartbeats_total");
+        } else if (hb.status_seq() < node.status_seq) {
+          // The counter of another agent process is behind: it lost its store. Take its records
+          // afresh.
           if (auto r = store_.reset_instance_seqs(node.name); !r) return r;
           node.status_seq = hb.status_seq();
+          live.seq_boot = hb.boot_id();
           resync = true;
         } else if (hb.status_seq() > node.status_seq) {
           // Records may be in flight; resync only if they are still missing a heartbeat later.
@@ -226,17 +232,15 @@ void Controller::on_status(const pb::StatusBatch& batch) {
           if (inst.instance_id().empty()) continue;
           node.status_seq = std::max<uint64_t>(node.status_seq, inst.seq());
           if (!inst.removed()) listed.insert(inst.instance_id());
-          // Both keep a stored record with the same or a higher seq: older or repeated records
-          // change nothing.
-          if (inst.removed()) {
-            auto d = store_.delete_instance(node.name, inst.instance_id(), inst.seq());
-            if (!d) return d;
-            continue;
-          }
+          // A stored record with the same or a higher seq wins: older or repeated records change
+          // nothing. A removal is stored too, so an older record cannot bring the instance back.
           if (auto p = store_.put_instance({node.name, inst, wall}); !p) return p;
         }
         if (batch.full()) {
-          if (auto r = store_.retain_instances(node.name, listed); !r) return r;
+          // Instances reported after the agent took this set are not in it, but not gone either
+          // (the batch may be old: duplicated, delayed or replayed).
+          const uint64_t as_of = batch.has_status_seq() ? batch.status_seq() : Store::kAllSeqs;
+          if (auto r = store_.retain_instances(node.name, listed, as_of); !r) return r;
         }
         for (const auto& e : batch.events()) {
           if (e.seq() != 0 && e.seq() <= seen_before) continue;  // replayed
@@ -256,6 +260,7 @@ void Controller::on_status(const pb::StatusBatch& batch) {
       if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
       Live& live = live_[node.name];
       if (live.gap_seq != 0 && node.status_seq >= live.gap_seq) live.gap_seq = 0;
+      if (node.status_seq > seen_before) live.seq_boot = node.boot_id;
     }
   }
   flush(out);

@@ -76,6 +76,12 @@ CREATE INDEX events_by_object ON events (object, id);
     // 2: the phase beside the record, so gauges count phases without parsing every record.
     // Rows from before have NULL until open() fills them in.
     "ALTER TABLE instances ADD COLUMN phase INTEGER;",
+    // 3: removed instances are kept (removed = 1) with the seq that removed them, so an older
+    // record of theirs, duplicated or replayed, cannot bring them back.
+    R"sql(
+ALTER TABLE instances ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX instances_removed_by_seq ON instances (node, removed, seq);
+)sql",
 };
 
 // Labels and runtimes are stored as JSON text; a corrupt column reads as empty.

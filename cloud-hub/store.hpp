@@ -136,16 +136,20 @@ class Store {
   // hub lost its store), so the next message is a snapshot the agent accepts.
   Status skip_revision_past(const std::string& node, uint64_t claimed);
 
-  // Instances.
+  // Instances. A record with status.removed() stays as a tombstone: get_instance() returns it
+  // (its seq still guards against older records of the instance), list_instances() and
+  // counts() leave it out. Only the newest kRemovedInstancesKept tombstones per node are kept.
+  static constexpr int64_t kRemovedInstancesKept = 1000;
+  static constexpr uint64_t kAllSeqs = UINT64_MAX;
   Expected<std::optional<InstanceRecord>> get_instance(const std::string& node,
                                                        const std::string& instance_id);
   // Writes the record unless the stored one has the same or a higher seq (replays and records
   // that arrive out of order change nothing). One statement: no read before the write.
   Status put_instance(const InstanceRecord& rec);
-  // Deletes the instance unless its stored record has a seq of `seq` or more.
-  Status delete_instance(const std::string& node, const std::string& instance_id, uint64_t seq);
-  // Deletes the node's instances whose ids are not in `keep`.
-  Status retain_instances(const std::string& node, const std::set<std::string>& keep);
+  // Marks removed the node's instances whose ids are not in `keep` and whose seq is at most
+  // `up_to_seq` (newer ones were reported after the set `keep` was taken).
+  Status retain_instances(const std::string& node, const std::set<std::string>& keep,
+                          uint64_t up_to_seq = kAllSeqs);
   // Makes every stored record of the node replaceable by any new one (its seq counter restarted).
   Status reset_instance_seqs(const std::string& node);
   Expected<std::vector<InstanceRecord>> list_instances();
@@ -160,6 +164,8 @@ class Store {
  private:
   // Sets the phase column of rows written before it existed (schema step 2).
   Status fill_instance_phases();
+  // Deletes all but the newest kRemovedInstancesKept removed instances of the node.
+  Status prune_removed(const std::string& node);
   Store(sql::Db db, StoreOptions options) : db_(std::move(db)), options_(options) {}
   Status compact(const std::string& node, uint64_t revision);
 

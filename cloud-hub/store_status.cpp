@@ -3,6 +3,7 @@
 
 #include "cloud-hub/store.hpp"
 
+#include <limits>
 #include <tuple>
 
 namespace flotilla::hub {
@@ -10,7 +11,7 @@ namespace flotilla::hub {
 Expected<std::optional<InstanceRecord>> Store::get_instance(const std::string& node,
                                                             const std::string& instance_id) {
   auto s = db_.prepare(
-      "SELECT status, updated_ms, seq FROM instances WHERE node = ? AND instance_id = ?");
+      "SELECT status, updated_ms, seq, removed FROM instances WHERE node = ? AND instance_id = ?");
   if (!s) return s.error();
   s->bind(1, node).bind(2, instance_id);
   auto row = s->step();
@@ -25,15 +26,17 @@ Expected<std::optional<InstanceRecord>> Store::get_instance(const std::string& n
   rec.updated_ms = s->col_int(1);
   // The seq column is what newer records must beat (reset_instance_seqs() lowers it).
   rec.status.set_seq(static_cast<uint64_t>(s->col_int(2)));
+  rec.status.set_removed(s->col_int(3) != 0);
   return std::optional<InstanceRecord>(std::move(rec));
 }
 
 Status Store::put_instance(const InstanceRecord& rec) {
   auto s = db_.prepare(
-      "INSERT INTO instances (node, instance_id, workload, seq, status, updated_ms, phase) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (node, instance_id) DO UPDATE SET "
+      "INSERT INTO instances "
+      "(node, instance_id, workload, seq, status, updated_ms, phase, removed) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (node, instance_id) DO UPDATE SET "
       "workload = excluded.workload, seq = excluded.seq, status = excluded.status, "
-      "updated_ms = excluded.updated_ms, phase = excluded.phase "
+      "updated_ms = excluded.updated_ms, phase = excluded.phase, removed = excluded.removed "
       "WHERE excluded.seq > instances.seq");
   if (!s) return s.error();
   s->bind(1, rec.node)
@@ -42,34 +45,44 @@ Status Store::put_instance(const InstanceRecord& rec) {
       .bind(4, static_cast<int64_t>(rec.status.seq()))
       .bind_blob(5, rec.status.SerializeAsString())
       .bind(6, rec.updated_ms)
-      .bind(7, static_cast<int64_t>(rec.status.phase()));
+      .bind(7, static_cast<int64_t>(rec.status.phase()))
+      .bind(8, int64_t{rec.status.removed() ? 1 : 0});
+  if (auto st = s->run(); !st) return st;
+  return rec.status.removed() ? prune_removed(rec.node) : Ok();
+}
+
+Status Store::prune_removed(const std::string& node) {
+  auto s = db_.prepare(
+      "DELETE FROM instances WHERE node = ?1 AND removed = 1 AND seq < "
+      "(SELECT seq FROM instances WHERE node = ?1 AND removed = 1 "
+      "ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
+  if (!s) return s.error();
+  s->bind(1, node).bind(2, kRemovedInstancesKept - 1);
   return s->run();
 }
 
-Status Store::delete_instance(const std::string& node, const std::string& instance_id,
-                              uint64_t seq) {
-  auto s = db_.prepare("DELETE FROM instances WHERE node = ? AND instance_id = ? AND seq < ?");
+Status Store::retain_instances(const std::string& node, const std::set<std::string>& keep,
+                               uint64_t up_to_seq) {
+  const auto limit = static_cast<int64_t>(
+      std::min<uint64_t>(up_to_seq, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
+  auto s =
+      db_.prepare("SELECT instance_id FROM instances WHERE node = ? AND removed = 0 AND seq <= ?");
   if (!s) return s.error();
-  s->bind(1, node).bind(2, instance_id).bind(3, static_cast<int64_t>(seq));
-  return s->run();
-}
-
-Status Store::retain_instances(const std::string& node, const std::set<std::string>& keep) {
-  auto s = db_.prepare("SELECT instance_id FROM instances WHERE node = ?");
-  if (!s) return s.error();
-  s->bind(1, node);
+  s->bind(1, node).bind(2, limit);
   std::vector<std::string> drop;
   auto on_row = [&] {
     if (keep.count(s->col_text(0)) == 0) drop.push_back(s->col_text(0));
   };
   if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
+  // Kept as removed, so that an older record of theirs cannot bring them back.
   for (const auto& id : drop) {
-    auto del = db_.prepare("DELETE FROM instances WHERE node = ? AND instance_id = ?");
-    if (!del) return del.error();
-    del->bind(1, node).bind(2, id);
-    if (auto st = del->run(); !st) return st;
+    auto mark = db_.prepare(
+        "UPDATE instances SET removed = 1, seq = MAX(seq, ?) WHERE node = ? AND instance_id = ?");
+    if (!mark) return mark.error();
+    mark->bind(1, up_to_seq == kAllSeqs ? int64_t{0} : limit).bind(2, node).bind(3, id);
+    if (auto st = mark->run(); !st) return st;
   }
-  return Ok();
+  return drop.empty() ? Ok() : prune_removed(node);
 }
 
 Status Store::reset_instance_seqs(const std::string& node) {
@@ -82,7 +95,8 @@ Status Store::reset_instance_seqs(const std::string& node) {
 
 Expected<std::vector<InstanceRecord>> Store::list_instances() {
   auto s = db_.prepare(
-      "SELECT node, status, updated_ms FROM instances ORDER BY workload, node, instance_id");
+      "SELECT node, status, updated_ms FROM instances WHERE removed = 0 "
+      "ORDER BY workload, node, instance_id");
   if (!s) return s.error();
   std::vector<InstanceRecord> out;
   auto on_row = [&] {
@@ -169,7 +183,8 @@ Expected<StoreCounts> Store::counts() {
   if (auto row = w->step(); !row) return row.error();
   c.workloads = w->col_int(0);
   c.pending_instances = w->col_int(1);
-  auto p = db_.prepare("SELECT COALESCE(phase, 0), COUNT(*) FROM instances GROUP BY 1");
+  auto p = db_.prepare(
+      "SELECT COALESCE(phase, 0), COUNT(*) FROM instances WHERE removed = 0 GROUP BY 1");
   if (!p) return p.error();
   auto on_row = [&] { c.instances_by_phase[static_cast<int>(p->col_int(0))] += p->col_int(1); };
   if (auto st = sql::for_each_row(*p, on_row); !st) return st.error();

@@ -107,7 +107,10 @@ bool FakeTransport::connected() const { return connected_; }
 Status FakeTransport::subscribe(const std::string& filter, int /*qos*/) {
   filters_.push_back(filter);
   if (connected_) {
-    for (const auto& m : broker_->retained_matching(filter)) deliver(m);
+    for (auto m : broker_->retained_matching(filter)) {
+      m.retained = true;
+      deliver(m);
+    }
   }
   return Ok();
 }
@@ -144,7 +147,10 @@ void FakeTransport::set_connected(bool c, bool send_will) {
   if (on_connection_) on_connection_(c);
   if (c) {
     for (const auto& f : filters_) {
-      for (const auto& m : broker_->retained_matching(f)) deliver(m);
+      for (auto m : broker_->retained_matching(f)) {
+        m.retained = true;
+        deliver(m);
+      }
     }
   }
 }

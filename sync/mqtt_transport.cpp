@@ -98,7 +98,9 @@ class MqttTransport final : public Transport {
       return Error("Failed to create MQTT client for '" + opts_.server_uri + "': " + e.what());
     }
     client_->set_message_callback([this](mqtt::const_message_ptr m) {
-      if (on_message_) on_message_(Message{m->get_topic(), m->get_payload_str()});
+      if (on_message_) {
+        on_message_(Message{m->get_topic(), m->get_payload_str(), m->is_retained()});
+      }
     });
     client_->set_connection_lost_handler([this](const std::string& cause) {
       log_->warn("mqtt connection lost server={} cause='{}'", opts_.server_uri, cause);

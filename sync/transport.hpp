@@ -22,6 +22,9 @@ namespace flotilla::sync {
 struct Message {
   std::string topic;
   std::string payload;
+  // Delivered because this client subscribed (the broker's retained copy, published before the
+  // subscription), not forwarded as it was published.
+  bool retained = false;
 };
 
 struct TransportOptions {

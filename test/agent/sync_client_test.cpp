@@ -349,6 +349,24 @@ TEST_F(SyncTest, NewHubEpochGetsHelloAndFullStatusOnce) {
   EXPECT_TRUE(got<v1::Hello>("hello").empty());
 }
 
+TEST_F(SyncTest, TheRetainedEpochAtConnectNeedsNoSecondHello) {
+  v1::HubOnline online;
+  online.set_epoch("e1");
+  std::string topic = sync::hub_online_topic(sync::shard_of(kNode, 16));
+  // The hub announced before the agent connected: the broker holds the retained copy.
+  ASSERT_TRUE(hub_->publish_retained(topic, sync::encode(online)).ok());
+  start_agent();
+  agent_->run_once();
+  EXPECT_EQ(got<v1::Hello>("hello").size(), 1u) << "the connect's hello reaches that hub";
+  EXPECT_EQ(batches().size(), 1u);
+  // A later announcement (the hub reconnected after us) is answered.
+  received_.clear();
+  online.set_epoch("e2");
+  ASSERT_TRUE(hub_->publish_retained(topic, sync::encode(online)).ok());
+  agent_->run_once();
+  EXPECT_EQ(got<v1::Hello>("hello").size(), 1u);
+}
+
 TEST_F(SyncTest, HeartbeatEveryPeriod) {
   start_agent();
   send_desired(snapshot(kNode, 7, {process_spec("web")}));

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,12 +60,12 @@ class FakeAgent {
     h.set_boot_id(boot);
     send("hello", h);
   }
-  void heartbeat(uint64_t acked, uint64_t status_seq = 0) {
+  void heartbeat(uint64_t acked, uint64_t status_seq = 0, const std::string& boot = "boot-1") {
     pb::Heartbeat hb;
     hb.set_node(node_);
     hb.set_acked_revision(acked);
     hb.set_status_seq(status_seq);
-    hb.set_boot_id("boot-1");
+    hb.set_boot_id(boot);
     send("heartbeat", hb);
   }
   void ack(uint64_t revision) {
@@ -77,10 +78,13 @@ class FakeAgent {
   void ack_last() {
     if (!desired.empty()) ack(desired.back().to_revision());
   }
-  void status(const std::vector<pb::InstanceStatus>& instances, bool full = false) {
+  // `as_of`: the agent's status seq when it took a full status (unset as from older agents).
+  void status(const std::vector<pb::InstanceStatus>& instances, bool full = false,
+              std::optional<uint64_t> as_of = std::nullopt) {
     pb::StatusBatch b;
     b.set_node(node_);
     b.set_full(full);
+    if (as_of) b.set_status_seq(*as_of);
     for (const auto& i : instances) *b.add_instances() = i;
     send("status", b);
   }

@@ -218,7 +218,9 @@ TEST_F(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {
   ASSERT_TRUE(store_->put_instance(older).ok());
   older.status.set_seq(5);
   ASSERT_TRUE(store_->put_instance(older).ok());
-  ASSERT_TRUE(store_->delete_instance("n1", "web-1", 5).ok());
+  InstanceRecord removal = older;  // a removal no newer than the stored record
+  removal.status.set_removed(true);
+  ASSERT_TRUE(store_->put_instance(removal).ok());
   got = store_->get_instance("n1", "web-1");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->status.phase(), pb::PHASE_RUNNING);
@@ -232,8 +234,17 @@ TEST_F(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {
   ASSERT_TRUE(store_->reset_instance_seqs("n1").ok());
   EXPECT_EQ((*store_->get_instance("n1", "web-1"))->status.seq(), 0u);
   ASSERT_TRUE(store_->retain_instances("n1", {"web-2"}).ok());
-  EXPECT_FALSE(store_->get_instance("n1", "web-1")->has_value());
+  // web-1 stays as a removed instance: its seq still guards, the list leaves it out.
+  auto gone = store_->get_instance("n1", "web-1");
+  ASSERT_TRUE(gone.ok() && gone->has_value());
+  EXPECT_TRUE((*gone)->status.removed());
   EXPECT_EQ(store_->list_instances()->size(), 1u);
+  // A set taken before web-2's record (seq 5) cannot have listed it: web-2 stays.
+  ASSERT_TRUE(store_->put_instance(rec).ok());
+  ASSERT_TRUE(store_->retain_instances("n1", {}, 4).ok());
+  EXPECT_EQ(store_->list_instances()->size(), 1u);
+  ASSERT_TRUE(store_->retain_instances("n1", {}, 5).ok());
+  EXPECT_TRUE(store_->list_instances()->empty());
 }
 
 TEST_F(HubStoreTest, EventsAreBoundedAndFiltered) {

@@ -193,7 +193,11 @@ TEST(SyncServerTest, StatusNewestSeqWinsAndRemovedDeletes) {
   auto view = *hub.controller->workload_view("web");
   EXPECT_EQ((*view)["status"]["readyInstances"], 1);
   agent.status({instance("web", "web-1", pb::PHASE_TERMINATING, 6, true)});
-  EXPECT_FALSE(hub.store->get_instance("n1", "web-1")->has_value());
+  EXPECT_TRUE((*hub.store->get_instance("n1", "web-1"))->status.removed());
+  EXPECT_TRUE(hub.store->list_instances()->empty());
+  // An older record of the removed instance, duplicated or replayed, does not bring it back.
+  agent.status({instance("web", "web-1", pb::PHASE_RUNNING, 5)});
+  EXPECT_TRUE(hub.store->list_instances()->empty());
 }
 
 TEST(SyncServerTest, FullStatusForgetsUnlistedInstances) {
@@ -203,8 +207,23 @@ TEST(SyncServerTest, FullStatusForgetsUnlistedInstances) {
   agent.status(
       {instance("a", "a-1", pb::PHASE_RUNNING, 1), instance("b", "b-1", pb::PHASE_RUNNING, 2)});
   agent.status({instance("a", "a-1", pb::PHASE_RUNNING, 1)}, /*full=*/true);
-  EXPECT_TRUE(hub.store->get_instance("n1", "a-1")->has_value());
-  EXPECT_FALSE(hub.store->get_instance("n1", "b-1")->has_value());
+  auto listed = *hub.store->list_instances();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].status.instance_id(), "a-1");
+}
+
+TEST(SyncServerTest, OldFullStatusKeepsInstancesReportedAfterIt) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  agent.status({instance("a", "a-1", pb::PHASE_RUNNING, 1)}, /*full=*/true, /*as_of=*/1);
+  agent.status({instance("b", "b-1", pb::PHASE_RUNNING, 2)});
+  // The same full status again (duplicated, delayed or replayed): b-1 came after it.
+  agent.status({instance("a", "a-1", pb::PHASE_RUNNING, 1)}, /*full=*/true, /*as_of=*/1);
+  EXPECT_EQ(hub.store->list_instances()->size(), 2u);
+  // A full status taken after b-1's record, without it: b-1 is gone.
+  agent.status({instance("a", "a-1", pb::PHASE_RUNNING, 1)}, /*full=*/true, /*as_of=*/3);
+  EXPECT_EQ(hub.store->list_instances()->size(), 1u);
 }
 
 TEST(SyncServerTest, BadMessagesAreDroppedAndCounted) {
@@ -250,8 +269,15 @@ TEST(SyncServerTest, ResyncWhenStatusIsStillMissingAHeartbeatLater) {
   EXPECT_EQ(agent.resyncs, 0);
   agent.heartbeat(0, 12);  // 11..12 never came
   EXPECT_EQ(agent.resyncs, 1);
-  // A counter that went backwards (agent lost its store) resets the guard and resyncs.
+  // An old heartbeat of the same agent process (duplicated, delayed, replayed) changes nothing.
   agent.heartbeat(0, 2);
+  EXPECT_EQ(agent.resyncs, 1);
+  agent.status({instance("a", "a-1", pb::PHASE_FAILED, 2)});
+  EXPECT_EQ((*hub.store->get_instance("n1", "a-1"))->status.phase(), pb::PHASE_RUNNING);
+  // A counter that went backwards in a new agent process (it lost its store) resets the guard
+  // and resyncs.
+  agent.hello(0, {}, "boot-2");
+  agent.heartbeat(0, 2, "boot-2");
   EXPECT_EQ(agent.resyncs, 2);
   agent.status({instance("a", "a-1", pb::PHASE_FAILED, 2)});
   EXPECT_EQ((*hub.store->get_instance("n1", "a-1"))->status.phase(), pb::PHASE_FAILED);

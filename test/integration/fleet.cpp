@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -37,13 +39,20 @@ void Fleet::start_hub() {
 void Fleet::kill9_hub() { hub_->kill9(); }
 
 void Fleet::start_agent(const std::string& node, const std::string& labels) {
-  if (!labels.empty()) agent_labels_[node] = labels;
+  start_agent(node, AgentOptions{.labels = labels});
+}
+
+void Fleet::start_agent(const std::string& node, const AgentOptions& options) {
+  if (!options.labels.empty()) agent_labels_[node] = options.labels;
+  const std::string mqtt = options.broker_port == 0
+                               ? broker_->uri()
+                               : "tcp://127.0.0.1:" + std::to_string(options.broker_port);
   auto agent = std::make_unique<ChildProcess>();
   std::vector<std::string> argv = {FLOTILLA_AGENT_BIN,
                                    "--node",
                                    node,
                                    "--mqtt",
-                                   broker_->uri(),
+                                   mqtt,
                                    "--data",
                                    dir_ / ("agent-" + node),
                                    "--heartbeat-ms",
@@ -54,13 +63,26 @@ void Fleet::start_agent(const std::string& node, const std::string& labels) {
     argv.push_back("--labels");
     argv.push_back(agent_labels_[node]);
   }
-  agent->start(argv, dir_ / ("agent-" + node + ".log"));
+  agent->start(argv, dir_ / ("agent-" + node + ".log"), options.env);
   agents_[node] = std::move(agent);
 }
 
 void Fleet::stop_agent(const std::string& node) { agents_.at(node)->stop(); }
 void Fleet::kill9_agent(const std::string& node) { agents_.at(node)->kill9(); }
 bool Fleet::agent_running(const std::string& node) { return agents_.at(node)->running(); }
+
+std::optional<int> Fleet::wait_agent_exit(const std::string& node,
+                                          std::chrono::milliseconds timeout) {
+  return agents_.at(node)->wait_exit(timeout);
+}
+
+int64_t Fleet::agent_revision(const std::string& node) {
+  RunResult r = run_command({FLOTILLA_AGENT_BIN, "status", "--data", dir_ / ("agent-" + node)});
+  const std::string key = "desired revision:";
+  auto at = r.out.find(key);
+  if (r.exit_code != 0 || at == std::string::npos) return -1;
+  return std::strtoll(r.out.c_str() + at + key.size(), nullptr, 10);
+}
 
 RunResult Fleet::flotctl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {FLOTCTL_BIN, "--hub", hub_url()};
@@ -83,6 +105,10 @@ json Fleet::get(const std::string& kind, const std::string& name) {
 }
 
 RunResult Fleet::apply(const std::string& yaml, const std::string& file_name) {
+  return flotctl({"apply", "-f", manifest_file(yaml, file_name)});
+}
+
+std::string Fleet::manifest_file(const std::string& yaml, const std::string& file_name) {
   std::string path = dir_ / file_name;
   // Tag every test workload with this fleet's folder so the test can find (and finally kill)
   // exactly its own processes.
@@ -91,7 +117,7 @@ RunResult Fleet::apply(const std::string& yaml, const std::string& file_name) {
     text.replace(at, 9, dir_.path());
   }
   std::ofstream(path) << text;
-  return flotctl({"apply", "-f", path});
+  return path;
 }
 
 std::vector<pid_t> Fleet::workload_pids(const std::string& node, const std::string& workload) {
@@ -134,9 +160,160 @@ bool Fleet::running_everywhere(const std::string& workload, const std::vector<st
   return true;
 }
 
+bool Fleet::all_ready(const std::vector<std::string>& nodes) {
+  for (const auto& n : nodes)
+    if (node_state(n) != "Ready") return false;
+  return true;
+}
+
 std::string Fleet::node_state(const std::string& node) {
   json n = get("node", node);
   return n.is_object() ? n.value("state", "") : "";
+}
+
+std::vector<FleetProcess> Fleet::processes() {
+  std::vector<FleetProcess> out;
+  for (const auto& p : find_processes_with_env({{"FLOTILLA_TEST_FLEET", dir_.path()}})) {
+    auto env = process_environ(p.pid);
+    out.push_back({p.pid, p.comm == "flotilla-shim", env["FLOTILLA_NODE"], env["FLOTILLA_WORKLOAD"],
+                   env["VERSION"]});
+  }
+  return out;
+}
+
+std::string Fleet::convergence_gaps(const std::map<std::string, std::string>& want,
+                                    const std::vector<std::string>& nodes) {
+  std::vector<std::string> gaps;
+  auto gap = [&](const std::string& where, const std::string& what) {
+    gaps.push_back(where + ": " + what);
+  };
+  auto joined = [&] {
+    std::string out;
+    for (const auto& g : gaps) out += (out.empty() ? "" : "; ") + g;
+    return out;
+  };
+  const std::set<std::string> node_set(nodes.begin(), nodes.end());
+
+  // The real processes.
+  std::map<std::pair<std::string, std::string>, std::vector<FleetProcess>> procs;
+  for (auto& p : processes()) procs[{p.node, p.workload}].push_back(p);
+  for (const auto& [key, list] : procs) {
+    if (node_set.count(key.first) != 0 && want.count(key.second) == 0) {
+      gap(key.first + "/" + key.second, std::to_string(list.size()) + " unwanted processes");
+    }
+  }
+  // The supervisor's pid is what agents report; the workload's own is accepted as well.
+  std::map<std::pair<std::string, std::string>, std::pair<pid_t, pid_t>> live_pids;
+  for (const auto& node : nodes) {
+    for (const auto& [workload, version] : want) {
+      const std::string where = node + "/" + workload;
+      std::vector<FleetProcess> shims, workers;
+      for (const auto& p : procs[{node, workload}]) (p.shim ? shims : workers).push_back(p);
+      if (workers.size() != 1) {
+        gap(where, std::to_string(workers.size()) + " workload processes, want 1");
+      } else if (workers[0].version != version) {
+        gap(where, "process runs VERSION " + workers[0].version + ", want " + version);
+      }
+      if (shims.size() != 1) {
+        gap(where, std::to_string(shims.size()) + " supervisors, want 1");
+      } else if (workers.size() == 1) {
+        live_pids[{node, workload}] = {shims[0].pid, workers[0].pid};
+      }
+    }
+  }
+
+  // The hub's nodes.
+  json node_list = get("nodes");
+  if (!node_list.contains("items")) {
+    gaps.push_back("hub: no node list");
+  } else {
+    for (const auto& node : nodes) {
+      const json* found = nullptr;
+      for (const auto& n : node_list["items"])
+        if (n.value("name", "") == node) found = &n;
+      if (found == nullptr) {
+        gap(node, "unknown to the hub");
+        continue;
+      }
+      const json& n = *found;
+      if (n.value("state", "") != "Ready") gap(node, "state " + n.value("state", "?"));
+      if (n.value("ackedRevision", int64_t{-1}) != n.value("revision", int64_t{-2})) {
+        gap(node, "acked revision " + n["ackedRevision"].dump() + " of " + n["revision"].dump());
+      }
+      if (n.value("instances", int64_t{-1}) != static_cast<int64_t>(want.size())) {
+        gap(node, "hub reports " + n["instances"].dump() + " instances, want " +
+                      std::to_string(want.size()));
+      }
+    }
+  }
+
+  // The hub's workloads and the status it holds for each instance.
+  json workload_list = get("workloads");
+  if (!workload_list.contains("items")) {
+    gaps.push_back("hub: no workload list");
+    return joined();
+  }
+  std::set<std::string> listed;
+  for (const auto& w : workload_list["items"]) {
+    const std::string name = w["metadata"].value("name", "");
+    listed.insert(name);
+    if (want.count(name) == 0) {
+      gap("hub", "lists unwanted workload " + name);
+      continue;
+    }
+    std::map<std::string, std::vector<json>> by_node;
+    for (const auto& inst : w["status"]["instances"])
+      by_node[inst.value("node", "")].push_back(inst);
+    for (const auto& node : nodes) {
+      const std::string where = node + "/" + name;
+      const auto& list = by_node[node];
+      if (list.size() != 1) {
+        gap(where, "hub reports " + std::to_string(list.size()) + " instances, want 1");
+        continue;
+      }
+      const json& inst = list[0];
+      if (inst.value("phase", "") != "Running") gap(where, "hub says " + inst.value("phase", "?"));
+      if (!inst.value("current", false)) gap(where, "hub reports an instance of an old spec");
+      auto live = live_pids.find({node, name});
+      int64_t reported = inst.value("pid", int64_t{0});
+      if (live != live_pids.end() && reported != live->second.first &&
+          reported != live->second.second) {
+        gap(where, "hub reports pid " + std::to_string(reported) + ", the live instance is " +
+                       std::to_string(live->second.first) + " (supervisor) / " +
+                       std::to_string(live->second.second));
+      }
+    }
+  }
+  for (const auto& [name, version] : want) {
+    if (listed.count(name) == 0) gap("hub", "does not list " + name);
+  }
+  return joined();
+}
+
+std::string Fleet::wait_converged(const std::map<std::string, std::string>& want,
+                                  const std::vector<std::string>& nodes,
+                                  std::chrono::milliseconds timeout) {
+  std::string gaps;
+  eventually(
+      [&] {
+        gaps = convergence_gaps(want, nodes);
+        return gaps.empty();
+      },
+      timeout);
+  return gaps;
+}
+
+std::string Fleet::stays_converged(const std::map<std::string, std::string>& want,
+                                   const std::vector<std::string>& nodes,
+                                   std::chrono::milliseconds period) {
+  std::string gaps;
+  eventually(
+      [&] {
+        gaps = convergence_gaps(want, nodes);
+        return !gaps.empty();
+      },
+      period);
+  return gaps;
 }
 
 std::string Fleet::dump_logs() {
@@ -180,6 +357,22 @@ std::string sleeper_manifest(const std::string& name, const std::string& version
          version +
          "\"\n"
          "      FLOTILLA_TEST_FLEET: \"__FLEET__\"\n";
+}
+
+std::string many_sleepers(const std::string& prefix, int count, const std::string& version) {
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    if (i > 0) out += "---\n";
+    out += sleeper_manifest(prefix + std::to_string(i), version);
+  }
+  return out;
+}
+
+std::map<std::string, std::string> many_versions(const std::string& prefix, int count,
+                                                 const std::string& version) {
+  std::map<std::string, std::string> out;
+  for (int i = 0; i < count; ++i) out[prefix + std::to_string(i)] = version;
+  return out;
 }
 
 }  // namespace flotilla::testing

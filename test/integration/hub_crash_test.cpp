@@ -65,6 +65,52 @@ TEST(HubCrash, Kill9DuringApplyLeavesAllOrNothingAndReapplyConverges) {
       EXPECT_EQ(fleet.workload_pids(node, "w" + std::to_string(i)).size(), 1u) << node << " w" << i;
     }
   }
+  // The hub also reports what really runs (status of every instance current), every node acked.
+  EXPECT_EQ(fleet.wait_converged(many_versions("w", kWorkloads), kNodes, 30s), "");
+}
+
+// After a kill -9 the hub recovers from its store alone (nothing is applied again): agents that
+// were in the middle of a sync end at the desired state, and the hub shows what really runs.
+TEST(HubCrash, Kill9DuringSyncConvergesWithoutReapply) {
+  const std::vector<std::string> nodes = {"n1", "n2", "n3"};
+  constexpr int kCount = 20;
+  Fleet fleet;
+  fleet.start_hub();
+  for (const auto& n : nodes) fleet.start_agent(n);
+  ASSERT_TRUE(eventually([&] { return fleet.all_ready(nodes); }, 15s));
+
+  // 1. Killed as soon as the apply committed: its desired states may or may not have left.
+  RunResult r = fleet.apply(many_sleepers("w", kCount, "1"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  fleet.kill9_hub();
+  fleet.start_hub();
+  EXPECT_EQ(fleet.wait_converged(many_versions("w", kCount, "1"), nodes, 45s), "");
+
+  // 2. Killed while the agents replace every instance; they finish and report while the hub is
+  //    down, and it must learn all of it after its restart (the broker holds the hub's session;
+  //    agents send a full status when they see the new hub).
+  r = fleet.apply(many_sleepers("w", kCount, "2"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto count_new = [&] {
+    size_t n = 0;
+    for (const auto& p : fleet.processes()) n += !p.shim && p.version == "2";
+    return n;
+  };
+  // Every node has the new desired state once it runs a first new instance.
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::set<std::string> started;
+        for (const auto& p : fleet.processes())
+          if (!p.shim && p.version == "2") started.insert(p.node);
+        return started.size() == nodes.size();
+      },
+      20s))
+      << "not every node started replacing its instances";
+  fleet.kill9_hub();
+  EXPECT_TRUE(eventually([&] { return count_new() == nodes.size() * kCount; }, 45s))
+      << "agents did not finish the replacement while the hub was down: " << count_new();
+  fleet.start_hub();
+  EXPECT_EQ(fleet.wait_converged(many_versions("w", kCount, "2"), nodes, 45s), "");
 }
 
 }  // namespace

@@ -19,17 +19,11 @@ const std::vector<std::string> kNodes = {"n1", "n2", "n3"};
 constexpr auto kOfflineHeartbeat = 5000ms;
 constexpr auto kOfflineNodeTimeout = 8000ms;
 
-bool all_ready(Fleet& fleet, const std::vector<std::string>& nodes) {
-  for (const auto& n : nodes)
-    if (fleet.node_state(n) != "Ready") return false;
-  return true;
-}
-
 TEST(OfflineAutonomy, WorkloadsSurviveBrokerOutageCrashesAndAgentKill9) {
   Fleet fleet(kOfflineHeartbeat, kOfflineNodeTimeout);
   fleet.start_hub();
   for (const auto& n : kNodes) fleet.start_agent(n);
-  ASSERT_TRUE(eventually([&] { return all_ready(fleet, kNodes); }, 15s));
+  ASSERT_TRUE(eventually([&] { return fleet.all_ready(kNodes); }, 15s));
   ASSERT_EQ(fleet.apply(sleeper_manifest("sleeper")).exit_code, 0);
   ASSERT_TRUE(eventually([&] { return fleet.running_everywhere("sleeper", kNodes); }, 15s))
       << fleet.get("workload", "sleeper").dump(2);
@@ -85,7 +79,7 @@ TEST(OfflineAutonomy, WorkloadsSurviveBrokerOutageCrashesAndAgentKill9) {
   auto back = std::chrono::steady_clock::now();
   ASSERT_TRUE(eventually(
       [&] {
-        if (!all_ready(fleet, kNodes)) return false;
+        if (!fleet.all_ready(kNodes)) return false;
         for (const auto& [node, inst] : fleet.instances("sleeper")) {
           int64_t reported = inst.value("pid", int64_t{0});
           auto shims = fleet.shim_pids(node, "sleeper");

@@ -15,13 +15,7 @@ class WalkingSkeleton : public ::testing::Test {
   void SetUp() override {
     fleet_.start_hub();
     for (const auto& n : kNodes) fleet_.start_agent(n, "site=lab,role=edge");
-    ASSERT_TRUE(eventually(
-        [&] {
-          for (const auto& n : kNodes)
-            if (fleet_.node_state(n) != "Ready") return false;
-          return true;
-        },
-        15s))
+    ASSERT_TRUE(eventually([&] { return fleet_.all_ready(kNodes); }, 15s))
         << "nodes never became Ready";
   }
   Fleet fleet_;

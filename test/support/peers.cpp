@@ -59,4 +59,13 @@ void Mosquitto::stop() { proc_.stop(std::chrono::seconds(3)); }
 
 void Mosquitto::kill9() { proc_.kill9(); }
 
+bool Mosquitto::restart(bool crash) {
+  if (crash) {
+    kill9();
+  } else {
+    stop();
+  }
+  return start();
+}
+
 }  // namespace flotilla::testing

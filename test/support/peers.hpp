@@ -19,8 +19,11 @@ class Mosquitto {
   Mosquitto(std::string dir, int port);
   ~Mosquitto() { stop(); }
   bool start();  // false (with the log readable) if it did not come up
-  void stop();
-  void kill9();
+  void stop();   // SIGTERM: a clean broker shutdown
+  void kill9();  // a crash: no clean goodbye to any client
+  // stop() (or kill9() when `crash`) and start again on the same port, with no state kept
+  // (persistence is off): every session, queued message and retained message is gone.
+  bool restart(bool crash = false);
   int port() const { return port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
   std::string log() const { return proc_.log(); }

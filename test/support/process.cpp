@@ -39,10 +39,19 @@ ChildProcess::~ChildProcess() {
   }
 }
 
-void ChildProcess::start(const std::vector<std::string>& argv, const std::string& log_path) {
+void ChildProcess::start(const std::vector<std::string>& argv, const std::string& log_path,
+                         const std::map<std::string, std::string>& extra_env) {
   log_path_ = log_path;
   status_.reset();
   auto args = to_argv(argv);
+  // Built before fork: the child of a multithreaded test may only call async-signal-safe code.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    if (extra_env.count(kv.substr(0, kv.find('='))) == 0) env_strings.push_back(std::move(kv));
+  }
+  for (const auto& [key, value] : extra_env) env_strings.push_back(key + "=" + value);
+  auto envp = to_argv(env_strings);
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -55,7 +64,7 @@ void ChildProcess::start(const std::vector<std::string>& argv, const std::string
     }
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
-    ::execv(args[0], args.data());
+    ::execve(args[0], args.data(), envp.data());
     std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
     ::_exit(127);
   }
@@ -138,6 +147,21 @@ bool pid_alive(pid_t pid) {
   return stat[close_paren + 2] != 'Z';
 }
 
+std::map<std::string, std::string> process_environ(pid_t pid) {
+  std::map<std::string, std::string> out;
+  std::string text = slurp("/proc/" + std::to_string(pid) + "/environ");
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nul = text.find('\0', start);
+    if (nul == std::string::npos) nul = text.size();
+    std::string kv = text.substr(start, nul - start);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) out.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+    start = nul + 1;
+  }
+  return out;
+}
+
 std::vector<ProcInfo> find_processes_with_env(const std::map<std::string, std::string>& env) {
   std::vector<ProcInfo> out;
   DIR* dir = ::opendir("/proc");
@@ -146,20 +170,12 @@ std::vector<ProcInfo> find_processes_with_env(const std::map<std::string, std::s
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0) continue;
-    std::string environ = slurp("/proc/" + std::to_string(pid) + "/environ");
-    if (environ.empty()) continue;
+    auto have = process_environ(static_cast<pid_t>(pid));
+    if (have.empty()) continue;
     size_t matched = 0;
-    size_t start = 0;
-    while (start < environ.size()) {
-      size_t nul = environ.find('\0', start);
-      if (nul == std::string::npos) nul = environ.size();
-      std::string kv = environ.substr(start, nul - start);
-      auto eq = kv.find('=');
-      if (eq != std::string::npos) {
-        auto it = env.find(kv.substr(0, eq));
-        if (it != env.end() && it->second == kv.substr(eq + 1)) ++matched;
-      }
-      start = nul + 1;
+    for (const auto& [key, value] : env) {
+      auto it = have.find(key);
+      if (it != have.end() && it->second == value) ++matched;
     }
     if (matched == env.size() && pid_alive(static_cast<pid_t>(pid))) {
       std::string comm = slurp("/proc/" + std::to_string(pid) + "/comm");

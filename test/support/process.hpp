@@ -19,8 +19,10 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
-  // Starts argv; output goes to log_path. Throws std::runtime_error if fork/exec fails.
-  void start(const std::vector<std::string>& argv, const std::string& log_path);
+  // Starts argv with this process's environment plus `extra_env` (which wins); output goes to
+  // log_path. Throws std::runtime_error if fork/exec fails.
+  void start(const std::vector<std::string>& argv, const std::string& log_path,
+             const std::map<std::string, std::string>& extra_env = {});
   bool running();
   pid_t pid() const { return pid_; }
   // Sends `sig` to the process only (not its group) and, for SIGKILL, waits for it.
@@ -74,5 +76,7 @@ struct ProcInfo {
   std::string comm;
 };
 std::vector<ProcInfo> find_processes_with_env(const std::map<std::string, std::string>& env);
+// The environment of a process (/proc/<pid>/environ); empty when it is gone or unreadable.
+std::map<std::string, std::string> process_environ(pid_t pid);
 
 }  // namespace flotilla::testing
