@@ -50,6 +50,9 @@ class FakeTransport final : public Transport {
   Status start() override;
   void stop() override;
   bool connected() const override;
+  size_t backlog() const override { return backlog_; }
+  // Pretends this many publishes wait to be sent (a busy MQTT client).
+  void set_backlog(size_t n) { backlog_ = n; }
   Status subscribe(const std::string& filter, int qos) override;
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done = {}) override;
@@ -62,6 +65,7 @@ class FakeTransport final : public Transport {
 
  private:
   friend class FakeBroker;
+  size_t backlog_ = 0;
   void deliver(const Message& m);
   void set_connected(bool c, bool send_will);
 

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -80,7 +81,10 @@ class MqttTransport final : public Transport {
  public:
   explicit MqttTransport(TransportOptions opts) : opts_(std::move(opts)), log_(log::get("sync")) {}
 
-  ~MqttTransport() override { stop(); }
+  ~MqttTransport() override {
+    stop();
+    client_.reset();  // before the members its callbacks use
+  }
 
   void set_handlers(MessageHandler on_message, ConnectionHandler on_connection) override {
     on_message_ = std::move(on_message);
@@ -127,9 +131,18 @@ class MqttTransport final : public Transport {
       }
     }
     connected_ = false;
+    std::lock_guard<std::mutex> lock(send_mu_);
+    ++generation_;  // stopped: what waits is not sent, and nobody waits for its outcome
+    waiting_.clear();
+    with_paho_ = 0;
   }
 
   bool connected() const override { return connected_; }
+
+  size_t backlog() const override {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    return waiting_.size();
+  }
 
   Status subscribe(const std::string& filter, int qos) override {
     {
@@ -155,6 +168,16 @@ class MqttTransport final : public Transport {
   }
 
  private:
+  // Paho C looks for a free message id by walking its whole command queue on every publish, so
+  // a burst handed to it at once costs time quadratic in the burst (100k desired states: over a
+  // minute). At most kPahoWindow publishes are with Paho at a time; the rest wait here in order
+  // and go as earlier ones complete.
+  static constexpr size_t kPahoWindow = 512;
+  struct Waiting {
+    mqtt::message_ptr msg;
+    DoneHandler done;
+  };
+
   Status send(mqtt::message_ptr msg, DoneHandler done) {
     const std::string& topic = msg->get_topic();
     if (!connected_ || !client_) {
@@ -162,18 +185,67 @@ class MqttTransport final : public Transport {
       if (done) done(st);
       return st;
     }
-    auto* listener = new PublishListener(std::move(done));
+    uint64_t generation = 0;
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      if (with_paho_ >= kPahoWindow || !waiting_.empty()) {
+        waiting_.push_back({std::move(msg), std::move(done)});
+        return Ok();
+      }
+      ++with_paho_;
+      generation = generation_;
+    }
+    return hand_to_paho(std::move(msg), std::move(done), generation);
+  }
+
+  Status hand_to_paho(mqtt::message_ptr msg, DoneHandler done, uint64_t generation) {
+    auto* listener = new PublishListener([this, done = std::move(done), generation](Status s) {
+      if (done) done(s);
+      completed(generation);
+    });
     try {
       client_->publish(msg, nullptr, *listener);
     } catch (const std::exception& e) {
-      Status st = Error("Failed to publish to '" + topic + "': " + e.what());
+      Status st = Error("Failed to publish to '" + msg->get_topic() + "': " + e.what());
       listener->on_failure(mqtt::token(mqtt::token::Type::PUBLISH, *client_));
       return st;
     }
     return Ok();
   }
 
+  // A publish handed to Paho finished: hand it the next ones waiting.
+  void completed(uint64_t generation) {
+    std::vector<Waiting> next;
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      if (generation != generation_) return;  // from before a disconnect: already written off
+      --with_paho_;
+      while (with_paho_ < kPahoWindow && !waiting_.empty()) {
+        next.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+        ++with_paho_;
+      }
+    }
+    for (auto& w : next) (void)hand_to_paho(std::move(w.msg), std::move(w.done), generation);
+  }
+
+  // On disconnect: what waits here is failed (callers resend by protocol), and what Paho holds
+  // no longer counts against the window.
+  void fail_waiting() {
+    std::deque<Waiting> failed;
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      ++generation_;
+      with_paho_ = 0;
+      failed.swap(waiting_);
+    }
+    for (auto& w : failed) {
+      if (w.done) w.done(Error("Failed to publish to '" + w.msg->get_topic() + "': disconnected"));
+    }
+  }
+
   void mark_disconnected() {
+    fail_waiting();
     bool was = connected_.exchange(false);
     if (was && on_connection_) on_connection_(false);
     cv_.notify_all();
@@ -245,6 +317,10 @@ class MqttTransport final : public Transport {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> subscriptions_;
+  mutable std::mutex send_mu_;  // guards the three below
+  std::deque<Waiting> waiting_;
+  size_t with_paho_ = 0;     // publishes handed to Paho and not yet completed
+  uint64_t generation_ = 0;  // raised at each disconnect
   std::atomic<bool> connected_{false};
   bool running_ = false;
   std::thread worker_;

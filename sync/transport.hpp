@@ -58,6 +58,8 @@ class Transport {
   // Publishes at QoS 1 with the retain flag: the broker keeps the last one per topic and hands
   // it to every later subscriber.
   virtual Status publish_retained(const std::string& topic, std::string payload) = 0;
+  // Publishes accepted but not yet handed to the network (0 when nothing waits).
+  virtual size_t backlog() const { return 0; }
 };
 
 // MQTT over Eclipse Paho C++.

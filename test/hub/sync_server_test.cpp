@@ -179,6 +179,28 @@ TEST(SyncServerTest, HeartbeatResendsWhenBehindButNotTooOften) {
   EXPECT_EQ(agent.desired.size(), 2u);  // up to date: nothing more
 }
 
+TEST(SyncServerTest, NoResendWhileTheTransportStillHoldsUnsentMessages) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  hub.apply(process_workload("a", "placement: {everyNode: true}"));
+  ASSERT_EQ(agent.desired.size(), 1u);
+  // The hub's client still has a queue to send: the first message is likely in it.
+  hub.hub_transport->set_backlog(5000);
+  hub.clock.advance(Millis(5000));
+  agent.heartbeat(0);
+  EXPECT_EQ(agent.desired.size(), 1u);
+  // Long overdue: sent anyway.
+  hub.clock.advance(Millis(55000));
+  agent.heartbeat(0);
+  EXPECT_EQ(agent.desired.size(), 2u);
+  // Queue drained: the usual period applies.
+  hub.hub_transport->set_backlog(0);
+  hub.clock.advance(Millis(5000));
+  agent.heartbeat(0);
+  EXPECT_EQ(agent.desired.size(), 3u);
+}
+
 TEST(SyncServerTest, StatusNewestSeqWinsAndRemovedDeletes) {
   HubHarness hub;
   hub.apply(process_workload("web", "placement: {everyNode: true}"));
