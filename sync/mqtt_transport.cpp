@@ -15,6 +15,7 @@
 #include <deque>
 #include <mutex>
 #include <random>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -35,7 +36,10 @@ class PublishListener final : public mqtt::iaction_listener {
     delete this;
   }
   void on_failure(const mqtt::token& tok) override {
-    if (done_) done_(Error("publish failed (code " + std::to_string(tok.get_return_code()) + ")"));
+    fail(Error("publish failed (code " + std::to_string(tok.get_return_code()) + ")"));
+  }
+  void fail(const Status& why) {
+    if (done_) done_(why);
     delete this;
   }
 
@@ -83,6 +87,7 @@ class MqttTransport final : public Transport {
 
   ~MqttTransport() override {
     stop();
+    std::lock_guard<std::mutex> lock(client_mu_);
     client_.reset();  // before the members its callbacks use
   }
 
@@ -92,26 +97,20 @@ class MqttTransport final : public Transport {
   }
 
   Status start() override {
-    try {
-      // Paho queues publishes until the network thread writes them; its default cap (100)
-      // would refuse bursts, so the cap follows max_inflight. We never send while disconnected:
-      // the caller's own outbox keeps what has not been acknowledged.
-      mqtt::create_options create(MQTTVERSION_3_1_1, std::max(opts_.max_inflight, 100) * 16);
-      client_ = std::make_unique<mqtt::async_client>(opts_.server_uri, opts_.client_id, create);
-    } catch (const std::exception& e) {
-      return Error("Failed to create MQTT client for '" + opts_.server_uri + "': " + e.what());
+    auto first = make_client();
+    if (!first) return first.error();
+    {
+      std::lock_guard<std::mutex> lock(client_mu_);
+      client_ = std::move(*first);
+      client_used_ = false;
     }
-    client_->set_message_callback([this](mqtt::const_message_ptr m) {
-      if (on_message_) {
-        on_message_(Message{m->get_topic(), m->get_payload_str(), m->is_retained()});
-      }
-    });
-    client_->set_connection_lost_handler([this](const std::string& cause) {
-      log_->warn("mqtt connection lost server={} cause='{}'", opts_.server_uri, cause);
-      mark_disconnected();
-    });
     running_ = true;
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      sending_ = true;
+    }
     worker_ = std::thread([this] { connect_loop(); });
+    sender_ = std::thread([this] { send_loop(); });
     return Ok();
   }
 
@@ -123,9 +122,15 @@ class MqttTransport final : public Transport {
     }
     cv_.notify_all();
     if (worker_.joinable()) worker_.join();
-    if (client_) {
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      sending_ = false;
+    }
+    send_cv_.notify_all();
+    if (sender_.joinable()) sender_.join();
+    if (auto c = client()) {
       try {
-        if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
+        if (c->is_connected()) c->disconnect()->wait_for(std::chrono::seconds(2));
       } catch (const std::exception& e) {
         log_->debug("mqtt disconnect error='{}'", e.what());
       }
@@ -151,7 +156,7 @@ class MqttTransport final : public Transport {
     }
     if (!connected_) return Ok();  // renewed on connect
     try {
-      client_->subscribe(filter, qos);
+      if (auto c = client()) c->subscribe(filter, qos);
     } catch (const std::exception& e) {
       return Error("Failed to subscribe to '" + filter + "': " + e.what());
     }
@@ -168,6 +173,40 @@ class MqttTransport final : public Transport {
   }
 
  private:
+  // A Paho client for one connection. Every (re)connect after the first gets a new one: Paho C
+  // keeps unacknowledged publishes of a persistent session and resends them on reconnect, and
+  // after a broker restart during a burst that state was seen to hold a packet mosquitto calls
+  // malformed, which it then resent on every reconnect (the hub never got back). Dropping it is
+  // safe: what was unacknowledged is resent by the protocol, and the broker-side session (our
+  // subscriptions' queued messages) stays, as it is keyed by client id.
+  Expected<std::shared_ptr<mqtt::async_client>> make_client() {
+    std::shared_ptr<mqtt::async_client> c;
+    try {
+      // Paho queues publishes until the network thread writes them; its default cap (100)
+      // would refuse bursts, so the cap follows max_inflight. We never send while disconnected:
+      // the caller's own outbox keeps what has not been acknowledged.
+      mqtt::create_options create(MQTTVERSION_3_1_1, std::max(opts_.max_inflight, 100) * 16);
+      c = std::make_shared<mqtt::async_client>(opts_.server_uri, opts_.client_id, create);
+    } catch (const std::exception& e) {
+      return Error("Failed to create MQTT client for '" + opts_.server_uri + "': " + e.what());
+    }
+    c->set_message_callback([this](mqtt::const_message_ptr m) {
+      if (on_message_) {
+        on_message_(Message{m->get_topic(), m->get_payload_str(), m->is_retained()});
+      }
+    });
+    c->set_connection_lost_handler([this](const std::string& cause) {
+      log_->warn("mqtt connection lost server={} cause='{}'", opts_.server_uri, cause);
+      mark_disconnected();
+    });
+    return c;
+  }
+
+  std::shared_ptr<mqtt::async_client> client() const {
+    std::lock_guard<std::mutex> lock(client_mu_);
+    return client_;
+  }
+
   // Paho C looks for a free message id by walking its whole command queue on every publish, so
   // a burst handed to it at once costs time quadratic in the burst (100k desired states: over a
   // minute). At most kPahoWindow publishes are with Paho at a time; the rest wait here in order
@@ -180,7 +219,7 @@ class MqttTransport final : public Transport {
 
   Status send(mqtt::message_ptr msg, DoneHandler done) {
     const std::string& topic = msg->get_topic();
-    if (!connected_ || !client_) {
+    if (!connected_ || !client()) {
       Status st = Error("Failed to publish to '" + topic + "': not connected");
       if (done) done(st);
       return st;
@@ -190,6 +229,7 @@ class MqttTransport final : public Transport {
       std::lock_guard<std::mutex> lock(send_mu_);
       if (with_paho_ >= kPahoWindow || !waiting_.empty()) {
         waiting_.push_back({std::move(msg), std::move(done)});
+        send_cv_.notify_all();
         return Ok();
       }
       ++with_paho_;
@@ -203,30 +243,47 @@ class MqttTransport final : public Transport {
       if (done) done(s);
       completed(generation);
     });
+    auto c = client();
     try {
-      client_->publish(msg, nullptr, *listener);
+      if (!c) throw std::runtime_error("no client");
+      c->publish(msg, nullptr, *listener);
     } catch (const std::exception& e) {
       Status st = Error("Failed to publish to '" + msg->get_topic() + "': " + e.what());
-      listener->on_failure(mqtt::token(mqtt::token::Type::PUBLISH, *client_));
+      listener->fail(st);
       return st;
     }
     return Ok();
   }
 
-  // A publish handed to Paho finished: hand it the next ones waiting.
+  // A publish handed to Paho finished (on Paho's thread). The next ones are handed over by
+  // send_loop(), never from here: publishing from inside Paho's callbacks, while it may be
+  // tearing a connection down, is where Paho's own state can go wrong.
   void completed(uint64_t generation) {
-    std::vector<Waiting> next;
     {
       std::lock_guard<std::mutex> lock(send_mu_);
       if (generation != generation_) return;  // from before a disconnect: already written off
       --with_paho_;
+    }
+    send_cv_.notify_all();
+  }
+
+  void send_loop() {
+    std::unique_lock<std::mutex> lock(send_mu_);
+    while (sending_) {
+      send_cv_.wait(
+          lock, [this] { return !sending_ || (!waiting_.empty() && with_paho_ < kPahoWindow); });
+      if (!sending_) break;
+      std::vector<Waiting> next;
       while (with_paho_ < kPahoWindow && !waiting_.empty()) {
         next.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
         ++with_paho_;
       }
+      const uint64_t generation = generation_;
+      lock.unlock();
+      for (auto& w : next) (void)hand_to_paho(std::move(w.msg), std::move(w.done), generation);
+      lock.lock();
     }
-    for (auto& w : next) (void)hand_to_paho(std::move(w.msg), std::move(w.done), generation);
   }
 
   // On disconnect: what waits here is failed (callers resend by protocol), and what Paho holds
@@ -262,16 +319,31 @@ class MqttTransport final : public Transport {
     if (opts_.will) {
       builder.will(mqtt::message(opts_.will->topic, opts_.will->payload, 1, false));
     }
+    std::shared_ptr<mqtt::async_client> c;
+    {
+      std::lock_guard<std::mutex> lock(client_mu_);
+      if (client_used_) {
+        auto fresh = make_client();
+        if (!fresh) {
+          log_->warn("{}", fresh.error().message());
+          return false;
+        }
+        // Publishes still held by the old client are abandoned with it (see make_client()).
+        client_ = std::move(*fresh);
+      }
+      client_used_ = true;
+      c = client_;
+    }
     try {
-      auto tok = client_->connect(builder.finalize());
-      if (!tok->wait_for(std::chrono::seconds(6)) || !client_->is_connected()) return false;
+      auto tok = c->connect(builder.finalize());
+      if (!tok->wait_for(std::chrono::seconds(6)) || !c->is_connected()) return false;
       std::vector<std::pair<std::string, int>> subs;
       {
         std::lock_guard<std::mutex> lock(mu_);
         subs = subscriptions_;
       }
       for (const auto& [filter, qos] : subs)
-        client_->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
+        c->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
     } catch (const std::exception& e) {
       log_->debug("mqtt connect failed server={} error='{}'", opts_.server_uri, e.what());
       return false;
@@ -311,19 +383,24 @@ class MqttTransport final : public Transport {
 
   TransportOptions opts_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<mqtt::async_client> client_;
+  mutable std::mutex client_mu_;  // guards the two below
+  std::shared_ptr<mqtt::async_client> client_;
+  bool client_used_ = false;  // a connect was tried with client_: the next gets a new one
   MessageHandler on_message_;
   ConnectionHandler on_connection_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> subscriptions_;
-  mutable std::mutex send_mu_;  // guards the three below
+  mutable std::mutex send_mu_;  // guards the five below
+  std::condition_variable send_cv_;
+  bool sending_ = false;  // send_loop() runs
   std::deque<Waiting> waiting_;
   size_t with_paho_ = 0;     // publishes handed to Paho and not yet completed
   uint64_t generation_ = 0;  // raised at each disconnect
   std::atomic<bool> connected_{false};
   bool running_ = false;
   std::thread worker_;
+  std::thread sender_;  // hands waiting publishes to Paho
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_int_distribution<int64_t> jitter_{0, INT64_MAX};
 };

@@ -47,7 +47,8 @@ bool Mosquitto::start() {
       << "allow_anonymous true\n"
       << "persistence false\n"
       << "max_queued_messages 100000\n"
-      << "log_dest stderr\n";
+      << "log_dest stderr\n"
+      << (std::getenv("FLOTILLA_MOSQUITTO_DEBUG") ? "log_type all\n" : "");
   out.close();
   std::string bin = find_executable("mosquitto");
   if (bin.empty()) return false;
