@@ -49,16 +49,30 @@ class HubMqttTest : public ::testing::Test {
     o.min_backoff = 50ms;
     o.max_backoff = 200ms;
     auto t = sync::make_mqtt_transport(o);
+    const std::string online = sync::hub_online_topic(sync::shard_of(node, sync::kDefaultShards));
     t->set_handlers(
-        [this](sync::Message m) {
-          auto d = sync::decode<pb::DesiredState>(m.payload);
+        [this, online](sync::Message m) {
           std::lock_guard<std::mutex> lock(mu_);
+          if (m.topic == online) {
+            hub_online_ = true;
+            return;
+          }
+          auto d = sync::decode<pb::DesiredState>(m.payload);
           if (d) desired_.push_back(*d);
         },
         [](bool) {});
     EXPECT_TRUE(t->subscribe(sync::node_down_filter(node, sync::kDefaultShards), 1).ok());
+    EXPECT_TRUE(t->subscribe(online, 1).ok());
     EXPECT_TRUE(t->start().ok());
     EXPECT_TRUE(eventually([&] { return t->connected(); }, 5s));
+    // As a real agent: talk once the hub has announced itself (it subscribes before that), or
+    // a hello sent while the hub is still connecting reaches nobody.
+    EXPECT_TRUE(eventually(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu_);
+          return hub_online_;
+        },
+        10s));
     return t;
   }
 
@@ -80,6 +94,7 @@ class HubMqttTest : public ::testing::Test {
   std::unique_ptr<flotilla::testing::Mosquitto> broker_;
   std::mutex mu_;
   std::vector<pb::DesiredState> desired_;
+  bool hub_online_ = false;
 };
 
 TEST_F(HubMqttTest, AgentHelloGetsTheAppliedWorkloadOverMqtt) {
