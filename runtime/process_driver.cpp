@@ -194,7 +194,7 @@ Expected<Handle> ProcessDriver::launch(const LaunchSpec& spec) {
   auto record = read_pid_record(dir);
   if (!record) return fail("shim reported ready but left no readable '" + dir + "/shim.pid'");
 
-  Handle handle{spec.instance_id, record->pid, record->start_ticks};
+  Handle handle{spec.instance_id, record->pid, record->start_ticks, type()};
   logger()->info("instance launched instance={} workload={} pid={} command=\"{}\"",
                  spec.instance_id, spec.workload, handle.pid, join(spec.command));
   return handle;
@@ -282,7 +282,7 @@ std::vector<Handle> ProcessDriver::recover() {
   for (; !ec && it != stdfs::directory_iterator(); it.increment(ec)) {
     std::string id = it->path().filename().string();
     if (!it->is_directory(ec) || !validate_instance_id(id)) continue;
-    Handle handle{id, 0, 0};
+    Handle handle{id, 0, 0, type()};
     // No shim.pid: a launch was cut short; observe() reports it exited, cleanup() removes it.
     if (auto record = read_pid_record(it->path().string())) {
       handle.pid = record->pid;
