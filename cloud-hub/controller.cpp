@@ -22,7 +22,7 @@ SchedWorkload sched_workload(const WorkloadManifest& m) {
   w.replicas = m.replicas.value_or(0);
   w.selector = m.selector;
   w.cpu_millis = m.cpu_millis;
-  w.memory_bytes = m.memory_bytes;
+  w.memory_bytes = memory_request(m);
   return w;
 }
 

@@ -9,6 +9,7 @@
 
 #include "cloud-hub/manifest_checker.hpp"
 #include "cloud-hub/manifest_doc.hpp"
+#include "cloud-hub/manifest_sections.hpp"
 #include "cloud-hub/quantity.hpp"
 
 namespace flotilla::hub {
@@ -31,49 +32,6 @@ ProcessSection read_process(Checker& c, const DocNode& n, const std::string& pat
   if (const DocNode* env = n.find("env")) p.env = c.env(*env, join_path(path, "env"));
   if (const DocNode* wd = n.find("workdir")) p.workdir = c.text(*wd, join_path(path, "workdir"));
   return p;
-}
-
-ContainerSection read_container(Checker& c, const DocNode& n, const std::string& path) {
-  ContainerSection s;
-  if (!c.want_map(n, path)) return s;
-  c.only_fields(n, path, {"image", "command", "env"});
-  if (const DocNode* image = c.require(n, "image", path, "e.g. registry.local/app:1")) {
-    s.image = c.nonempty_text(*image, join_path(path, "image"));
-  }
-  if (const DocNode* cmd = n.find("command"))
-    s.command = c.text_list(*cmd, join_path(path, "command"));
-  if (const DocNode* env = n.find("env")) s.env = c.env(*env, join_path(path, "env"));
-  return s;
-}
-
-VmSection read_vm(Checker& c, const DocNode& n, const std::string& path) {
-  VmSection s;
-  if (!c.want_map(n, path)) return s;
-  c.only_fields(n, path, {"image", "sha256", "cpus", "memory"});
-  if (const DocNode* image = c.require(n, "image", path, "a disk image URL or path")) {
-    s.image = c.nonempty_text(*image, join_path(path, "image"));
-  }
-  if (const DocNode* sha = n.find("sha256")) {
-    s.sha256 = c.text(*sha, join_path(path, "sha256"));
-    bool hex = s.sha256.size() == 64 && std::all_of(s.sha256.begin(), s.sha256.end(), [](char ch) {
-                 return std::isxdigit(static_cast<unsigned char>(ch));
-               });
-    if (!c.failed() && !hex) c.fail(*sha, join_path(path, "sha256"), "want 64 hex digits");
-    std::transform(s.sha256.begin(), s.sha256.end(), s.sha256.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  }
-  if (const DocNode* cpus = n.find("cpus"))
-    s.cpus = c.whole(*cpus, join_path(path, "cpus"), 1, 1024);
-  if (const DocNode* mem = n.find("memory")) {
-    auto v = parse_memory_bytes(mem->text);
-    if (!mem->is_scalar() || !v) {
-      c.fail(*mem, join_path(path, "memory"),
-             v ? "want a quantity such as 512Mi" : v.error().message());
-    } else {
-      s.memory_bytes = *v;
-    }
-  }
-  return s;
 }
 
 void read_resources(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m) {
@@ -127,10 +85,11 @@ void read_placement(Checker& c, const DocNode& spec, WorkloadManifest& m) {
 
 void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
   if (!c.want_map(spec, "spec")) return;
-  c.only_fields(spec, "spec",
-                {"type", "replicas", "placement", "selector", "tolerations", "resources",
-                 "restartPolicy", "terminationGracePeriodSeconds", "process", "container", "vm"},
-                {"probes", "update"});
+  c.only_fields(
+      spec, "spec",
+      {"type", "replicas", "placement", "selector", "tolerations", "resources", "restartPolicy",
+       "terminationGracePeriodSeconds", "process", "container", "vm", "probes"},
+      {"update"});
   if (c.failed()) return;
   if (const DocNode* type = c.require(spec, "type", "spec", "process, container or vm")) {
     m.type = c.text(*type, "spec.type");
@@ -167,6 +126,8 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
   if (const DocNode* g = spec.find("terminationGracePeriodSeconds")) {
     m.grace_seconds = c.whole(*g, "spec.terminationGracePeriodSeconds", 0, 86400);
   }
+  if (c.failed()) return;
+  if (const DocNode* probes = spec.find("probes")) read_probes(c, *probes, "spec.probes", m);
   if (c.failed()) return;
   // Exactly the section of the chosen type.
   for (const char* section : {"process", "container", "vm"}) {

@@ -10,7 +10,8 @@
 // A validated workload has one canonical JSON form (stored by the hub, returned by the API, and
 // parsed back to the same value) and one sync::WorkloadSpec (sent to agents). spec_hash covers
 // only what needs an instance to be replaced when it changes (type, per-type section,
-// restartPolicy, resources, grace period): labels, selector and replica changes leave it alone.
+// restartPolicy, resources, grace period): labels, selector, replica and probe changes leave it
+// alone (agents apply new probes to the running instances).
 //
 // Thread-safety: pure functions over values.
 #pragma once
@@ -39,18 +40,58 @@ struct ProcessSection {
   std::string workdir;  // empty: the agent's per-instance folder
 };
 
+struct MountSection {
+  std::string source;       // absolute path on the node
+  std::string destination;  // absolute path in the container
+  bool read_only = false;
+};
+
 struct ContainerSection {
   std::string image;
   std::vector<std::string> command;  // empty: the image's entrypoint
+  std::vector<std::string> args;     // empty: the image's cmd
   StringMap env;
+  std::string workdir;  // empty: the image's
+  std::string user;     // uid[:gid]; empty: the image's
+  std::vector<MountSection> mounts;
+  bool read_only_root = false;  // readOnlyRootFilesystem
+  bool host_network = true;     // hostNetwork
+  int64_t pids_limit = 0;       // pidsLimit; 0 = none
+};
+
+struct PortSection {
+  std::string protocol = "tcp";
+  int64_t host = 0;   // port on the node's 127.0.0.1
+  int64_t guest = 0;  // port in the guest
 };
 
 struct VmSection {
   std::string image;
-  std::string sha256;  // 64 hex digits, or empty
+  std::string sha256;  // 64 hex digits; required for http(s) images
   int64_t cpus = 1;
-  int64_t memory_bytes = 0;  // 0: the agent's default
+  int64_t memory_bytes = 0;  // 0: the agent's default (256 MiB)
+  std::vector<PortSection> ports;
+  std::string kernel;  // direct kernel boot: kernel and initrd (URL or path), command line
+  std::string initrd;
+  std::string kernel_args;
 };
+
+// probes.liveness / probes.readiness: exactly one of exec, httpGet, tcpSocket.
+struct ProbeSection {
+  std::vector<std::string> exec;  // command (in the container for containers)
+  std::string http_path;          // httpGet.path
+  int64_t http_port = 0;          // httpGet.port
+  int64_t tcp_port = 0;           // tcpSocket.port
+  int64_t initial_delay_seconds = 0;
+  int64_t period_seconds = 10;
+  int64_t timeout_seconds = 1;
+  int64_t failure_threshold = 3;
+  int64_t success_threshold = 1;
+};
+
+// What the scheduler adds to a VM's memory for QEMU itself (measured: bench/RESULTS.md).
+inline constexpr int64_t kVmMemoryOverheadBytes = 64LL << 20;
+inline constexpr int64_t kVmDefaultMemoryBytes = 256LL << 20;
 
 struct WorkloadManifest {
   std::string name;
@@ -68,6 +109,8 @@ struct WorkloadManifest {
   std::optional<ProcessSection> process;
   std::optional<ContainerSection> container;
   std::optional<VmSection> vm;
+  std::optional<ProbeSection> liveness;
+  std::optional<ProbeSection> readiness;
   int line = 0;  // line of metadata.name in its file (0 when unknown)
 };
 
@@ -81,6 +124,10 @@ Status validate_name(std::string_view name);
 
 // The canonical JSON document (apiVersion, kind, metadata, spec) with keys sorted.
 nlohmann::json to_json(const WorkloadManifest& m);
+
+// Memory the scheduler reserves for one instance: resources.memory, and for a VM at least its
+// guest memory plus QEMU's overhead.
+int64_t memory_request(const WorkloadManifest& m);
 
 // Hex SHA-256 of the canonical JSON of the runnable part of the spec.
 std::string spec_hash(const WorkloadManifest& m);

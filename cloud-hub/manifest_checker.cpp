@@ -125,6 +125,26 @@ int64_t Checker::whole(const DocNode& n, const std::string& path, int64_t min, i
   return n.i;
 }
 
+bool Checker::boolean(const DocNode& n, const std::string& path) {
+  if (n.kind != Kind::kBool) {
+    std::string got =
+        n.is_scalar() && n.kind != Kind::kNull ? "'" + n.text + "'" : describe_kind(n.kind);
+    fail(n, path, "want true or false, got " + got);
+    return false;
+  }
+  return n.b;
+}
+
+std::string Checker::absolute_path(const DocNode& n, const std::string& path) {
+  std::string p = nonempty_text(n, path);
+  if (failed()) return p;
+  bool dotdot = ("/" + p + "/").find("/../") != std::string::npos;
+  if (p[0] != '/' || dotdot) {
+    fail(n, path, "want an absolute path without '..', got '" + p + "'");
+  }
+  return p;
+}
+
 std::vector<std::string> Checker::text_list(const DocNode& n, const std::string& path) {
   std::vector<std::string> out;
   if (n.kind != Kind::kList) {

@@ -48,6 +48,9 @@ class Checker {
   std::string text(const DocNode& n, const std::string& path);
   std::string nonempty_text(const DocNode& n, const std::string& path);
   int64_t whole(const DocNode& n, const std::string& path, int64_t min, int64_t max);
+  bool boolean(const DocNode& n, const std::string& path);
+  // An absolute path: starts with '/', no NUL, no ".." component.
+  std::string absolute_path(const DocNode& n, const std::string& path);
   std::vector<std::string> text_list(const DocNode& n, const std::string& path);
   // A mapping of text to text (null reads as empty); the predicates say what is allowed, the
   // rules say it in words.

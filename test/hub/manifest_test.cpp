@@ -183,7 +183,7 @@ TEST(ManifestTest, UnknownFieldWithSuggestion) {
 
 TEST(ManifestTest, KnownButUnsupportedFieldsAreRejected) {
   EXPECT_EQ(error_of(variant("  restartPolicy", "  probes: {liveness: {}}\n  restartPolicy")),
-            "web.yaml:18: spec.probes is not supported yet");
+            "web.yaml:18: spec.probes.liveness: want exactly one of exec, httpGet or tcpSocket");
   EXPECT_EQ(error_of(variant("  restartPolicy", "  update: {maxUnavailable: 1}\n  restartPolicy")),
             "web.yaml:18: spec.update is not supported yet");
 }
@@ -309,6 +309,154 @@ TEST(ManifestTest, WorkloadSpecForAgents) {
   EXPECT_EQ(spec.process().command_size(), 2);
   EXPECT_EQ(spec.process().env().at("MODE"), "fast");
   EXPECT_EQ(spec.labels().at("app"), "web");
+}
+
+const char* kFullContainer = R"(apiVersion: flotilla/v1
+kind: Workload
+metadata: {name: cam}
+spec:
+  type: container
+  placement: {everyNode: true}
+  resources: {memory: 64Mi}
+  container:
+    image: "127.0.0.1:5000/cam:1"
+    command: [/bin/cam]
+    args: [--fast]
+    env: {A: b}
+    workdir: /srv
+    user: "1000:100"
+    mounts:
+      - {source: /var/cam, destination: /data, readOnly: true}
+    readOnlyRootFilesystem: true
+    hostNetwork: false
+    pidsLimit: 64
+  probes:
+    liveness:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 2
+      failureThreshold: 2
+    readiness:
+      exec: {command: [cat, /tmp/ready]}
+)";
+
+const char* kFullVm = R"(apiVersion: flotilla/v1
+kind: Workload
+metadata: {name: appliance}
+spec:
+  type: vm
+  replicas: 1
+  vm:
+    image: http://127.0.0.1:8000/disk.qcow2
+    sha256: abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789
+    cpus: 2
+    memory: 512Mi
+    ports: [{host: 2222, guest: 22}]
+    kernel: /boot/vmlinuz
+    initrd: /boot/initrd.img
+    kernelArgs: console=ttyS0
+  probes:
+    readiness: {tcpSocket: {port: 2222}}
+)";
+
+TEST(ManifestTest, ContainerSectionAndProbesReachTheAgent) {
+  auto r = parse_manifests(kFullContainer, "cam.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const WorkloadManifest& m = r->front();
+  auto spec = to_workload_spec(m, 1);
+  const auto& c = spec.container();
+  EXPECT_EQ(c.image(), "127.0.0.1:5000/cam:1");
+  EXPECT_EQ(c.command(0), "/bin/cam");
+  EXPECT_EQ(c.args(0), "--fast");
+  EXPECT_EQ(c.env().at("A"), "b");
+  EXPECT_EQ(c.workdir(), "/srv");
+  EXPECT_EQ(c.user(), "1000:100");
+  ASSERT_EQ(c.mounts_size(), 1);
+  EXPECT_EQ(c.mounts(0).destination(), "/data");
+  EXPECT_TRUE(c.mounts(0).read_only());
+  EXPECT_TRUE(c.read_only_root());
+  EXPECT_TRUE(c.private_network());
+  EXPECT_EQ(c.pids_limit(), 64);
+  EXPECT_EQ(spec.liveness().http_path(), "/healthz");
+  EXPECT_EQ(spec.liveness().http_port(), 8080u);
+  EXPECT_EQ(spec.liveness().period_ms(), 2000);
+  EXPECT_EQ(spec.liveness().failure_threshold(), 2u);
+  EXPECT_EQ(spec.readiness().exec_size(), 2);
+  EXPECT_EQ(spec.readiness().timeout_ms(), 1000);  // the default
+  // Stored as canonical JSON and parsed back to the same workload.
+  auto again = parse_manifests(to_json(m).dump(), "stored");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(to_json(again->front()), to_json(m));
+  EXPECT_EQ(to_workload_spec(again->front(), 1).SerializeAsString(), spec.SerializeAsString());
+}
+
+TEST(ManifestTest, VmSectionAndItsMemoryRequest) {
+  auto r = parse_manifests(kFullVm, "vm.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const WorkloadManifest& m = r->front();
+  auto spec = to_workload_spec(m, 1);
+  EXPECT_EQ(spec.vm().cpus(), 2);
+  EXPECT_EQ(spec.vm().memory_bytes(), 512LL << 20);
+  ASSERT_EQ(spec.vm().ports_size(), 1);
+  EXPECT_EQ(spec.vm().ports(0).host_port(), 2222u);
+  EXPECT_EQ(spec.vm().ports(0).protocol(), "tcp");
+  EXPECT_EQ(spec.vm().kernel_args(), "console=ttyS0");
+  EXPECT_EQ(spec.readiness().tcp_port(), 2222u);
+  // The scheduler reserves the guest's memory plus QEMU's own.
+  EXPECT_EQ(memory_request(m), (512LL << 20) + kVmMemoryOverheadBytes);
+  auto again = parse_manifests(to_json(m).dump(), "stored");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(to_json(again->front()), to_json(m));
+}
+
+TEST(ManifestTest, ProbeChangesDoNotReplaceInstancesButImageChangesDo) {
+  auto hash = [](const std::string& text) {
+    auto r = parse_manifests(text, "x.yaml");
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return r.ok() ? spec_hash(r->front()) : "";
+  };
+  auto change = [](std::string s, const std::string& from, const std::string& to) {
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  std::string base = hash(kFullContainer);
+  EXPECT_EQ(hash(change(kFullContainer, "failureThreshold: 2", "failureThreshold: 5")), base);
+  EXPECT_NE(hash(change(kFullContainer, "cam:1", "cam:2")), base);
+  EXPECT_NE(hash(change(kFullContainer, "pidsLimit: 64", "pidsLimit: 65")), base);
+  EXPECT_NE(hash(change(kFullContainer, "readOnly: true", "readOnly: false")), base);
+}
+
+TEST(ManifestTest, BadContainerVmAndProbeFields) {
+  auto error = [](std::string text, const std::string& from, const std::string& to) {
+    text.replace(text.find(from), from.size(), to);
+    auto r = parse_manifests(text, "x.yaml");
+    return r.ok() ? std::string("accepted") : r.error().message();
+  };
+  EXPECT_EQ(error(kFullContainer, "user: \"1000:100\"", "user: root"),
+            "x.yaml:14: spec.container.user: want a numeric uid or uid:gid, got 'root'");
+  EXPECT_EQ(error(kFullContainer, "destination: /data", "destination: data"),
+            "x.yaml:16: spec.container.mounts[0].destination: want an absolute path without "
+            "'..', got 'data'");
+  EXPECT_EQ(error(kFullContainer, "source: /var/cam", "source: /var/../etc"),
+            "x.yaml:16: spec.container.mounts[0].source: want an absolute path without '..', "
+            "got '/var/../etc'");
+  EXPECT_EQ(error(kFullContainer, "hostNetwork: false", "hostNetwork: maybe"),
+            "x.yaml:18: spec.container.hostNetwork: want true or false, got 'maybe'");
+  EXPECT_EQ(error(kFullContainer, "port: 8080}", "port: 80800}"),
+            "x.yaml:22: spec.probes.liveness.httpGet.port: want a whole number from 1 to 65535, "
+            "got 80800");
+  EXPECT_EQ(error(kFullContainer, "      periodSeconds: 2\n",
+                  "      periodSeconds: 2\n      tcpSocket: {port: 1}\n"),
+            "x.yaml:21: spec.probes.liveness: want exactly one of exec, httpGet or tcpSocket");
+  EXPECT_EQ(
+      error(kFullVm,
+            "    sha256: abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\n", ""),
+      "x.yaml:7: spec.vm.sha256: required for an image fetched over http(s)");
+  EXPECT_EQ(error(kFullVm, "    kernel: /boot/vmlinuz\n", ""),
+            "x.yaml:7: spec.vm.kernel: required with initrd or kernelArgs");
+  EXPECT_EQ(error(kFullVm, "{host: 2222, guest: 22}", "{host: 2222, guest: 22, protocol: sctp}"),
+            "x.yaml:12: spec.vm.ports[0].protocol: want tcp or udp, got 'sctp'");
+  EXPECT_EQ(error(kFullVm, "tcpSocket: {port: 2222}", "exec: {command: [true]}"),
+            "x.yaml:16: spec.probes: exec probes are not available for vm workloads");
 }
 
 }  // namespace
