@@ -4,12 +4,14 @@
 
 #include <algorithm>
 
+#include "agent/launch_spec.hpp"
 #include "common/log.hpp"
 
 namespace flotilla::agent {
 namespace {
 
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kPulling = "Pulling";
+constexpr const char* kPullBackOff = "PullBackOff";
 
 std::string seconds_text(Millis d) {
   return std::to_string(d.count() / 1000) + "." + std::to_string(d.count() % 1000 / 100) + "s";
@@ -118,6 +120,11 @@ void Reconciler::tick() {
 void Reconciler::observe(Live& inst) {
   InstanceRecord& rec = inst.rec;
   switch (rec.phase) {
+    case v1::PHASE_PENDING:
+      if (const auto* spec = desired_for(rec); spec != nullptr && !inst.unsaved) {
+        prepare_and_launch(inst, *spec);
+      }
+      return;
     case v1::PHASE_STARTING:
       // Launched but not yet recorded as running (its store write failed): watch it.
       if (inst.handle.pid != 0) break;
@@ -170,6 +177,11 @@ void Reconciler::on_exit(Live& inst, const runtime::Observation& obs) {
   }
   rec.pid = 0;
   rec.start_ticks = 0;
+  rec.ready = false;
+  rec.reason = what.find("OOMKilled") != std::string::npos ? "OOMKilled"
+               : inst.liveness_failed                      ? "LivenessFailed"
+                                                           : (failed ? "Error" : "Completed");
+  inst.liveness_failed = false;
   inst.handle = runtime::Handle{rec.instance_id, 0, 0};
 
   const v1::WorkloadSpec* spec = desired_for(rec);
@@ -215,6 +227,10 @@ void Reconciler::converge() {
     std::string why = !desired_.count(inst->rec.workload) ? "workload deleted"
                       : desired_for(inst->rec) == nullptr ? "spec changed"
                                                           : "duplicate instance";
+    if (why == "spec changed" && inst->rec.phase == v1::PHASE_RUNNING &&
+        !replacement_ready(*inst)) {
+      continue;
+    }
     begin_stop(*inst, why);
   }
   // Start what is missing, once no older instance of the workload remains (stop, then start).
@@ -238,6 +254,14 @@ void Reconciler::start_new(const v1::WorkloadSpec& spec) {
     inst.rec.message = "runtime '" + spec.type() + "' is not available on this node";
     event.reason = "RuntimeUnavailable";
     event.message = inst.rec.message;
+  } else if (runtime::Preparation prep = driver_.prepare(make_launch_spec(node_, spec, ""));
+             !prep.ready()) {
+    // The image (or disk) is not on the node yet: wait in PENDING while the driver fetches it.
+    inst.rec.phase = v1::PHASE_PENDING;
+    inst.rec.reason = prep.state == runtime::Preparation::State::kFailed ? kPullBackOff : kPulling;
+    inst.rec.message = prep.message;
+    event.reason = inst.rec.reason;
+    event.message = prep.message;
   } else {
     inst.rec.phase = v1::PHASE_STARTING;  // intent recorded before the launch
     event.message = "starting instance of spec " + spec.spec_hash();
@@ -251,7 +275,56 @@ void Reconciler::start_new(const v1::WorkloadSpec& spec) {
                              stored.rec.message);
     return;
   }
+  if (stored.rec.phase == v1::PHASE_PENDING) {
+    log::get("agent")->info("instance waits for its image workload={} instance={} status='{}'",
+                            spec.name(), stored.rec.instance_id, stored.rec.message);
+    return;
+  }
   launch(stored, spec);
+}
+
+// A PENDING instance: launched once the driver has what it needs; until then its status says
+// how the fetch goes (recorded when that changes, not on every tick).
+void Reconciler::prepare_and_launch(Live& inst, const v1::WorkloadSpec& spec) {
+  InstanceRecord& rec = inst.rec;
+  runtime::Preparation prep = driver_.prepare(make_launch_spec(node_, spec, rec.instance_id));
+  if (prep.ready()) {
+    rec.phase = v1::PHASE_STARTING;
+    rec.reason.clear();
+    rec.message.clear();
+    if (!save(inst, "Pulled", "everything the instance needs is on the node")) return;
+    launch(inst, spec);
+    return;
+  }
+  bool failed = prep.state == runtime::Preparation::State::kFailed;
+  std::string reason = failed ? kPullBackOff : kPulling;
+  if (reason == rec.reason && (!failed || prep.message == rec.message)) return;
+  rec.reason = reason;
+  rec.message = prep.message;
+  if (failed) {
+    log::get("agent")->warn("instance cannot start yet workload={} instance={} error='{}'",
+                            rec.workload, rec.instance_id, prep.message);
+  }
+  save(inst, reason, prep.message);
+}
+
+// Pre-pull: a running instance whose spec changed is stopped only once the new spec's image is
+// on the node, so the replace costs a stop plus a start, not a stop plus a download. Returns
+// whether the replacement is ready.
+bool Reconciler::replacement_ready(Live& inst) {
+  const v1::WorkloadSpec& next = desired_.at(inst.rec.workload);
+  runtime::Preparation prep = driver_.prepare(make_launch_spec(node_, next, ""));
+  if (prep.ready()) return true;
+  bool failed = prep.state == runtime::Preparation::State::kFailed;
+  std::string message = "new spec " + next.spec_hash().substr(0, 12) +
+                        (failed ? " cannot start yet: " : " is being prepared: ") + prep.message;
+  std::string reason = failed ? "UpdatePullBackOff" : "UpdatePulling";
+  if (reason != inst.rec.reason || (failed && message != inst.rec.message)) {
+    inst.rec.reason = reason;
+    inst.rec.message = message;
+    save(inst, reason, message);
+  }
+  return false;
 }
 
 void Reconciler::restart(Live& inst, const v1::WorkloadSpec& spec) {
@@ -266,18 +339,7 @@ void Reconciler::restart(Live& inst, const v1::WorkloadSpec& spec) {
 // Precondition: the instance is recorded in the store in phase STARTING.
 void Reconciler::launch(Live& inst, const v1::WorkloadSpec& spec) {
   InstanceRecord& rec = inst.rec;
-  runtime::LaunchSpec ls;
-  ls.instance_id = rec.instance_id;
-  ls.workload = rec.workload;
-  ls.command.assign(spec.process().command().begin(), spec.process().command().end());
-  // Workloads get exactly this environment (not the agent's): a default PATH unless the spec
-  // sets one, the spec's env, then Flotilla's own variables.
-  ls.env["PATH"] = kDefaultPath;
-  for (const auto& [key, value] : spec.process().env()) ls.env[key] = value;
-  ls.env["FLOTILLA_NODE"] = node_;
-  ls.env["FLOTILLA_WORKLOAD"] = rec.workload;
-  ls.env["FLOTILLA_INSTANCE"] = rec.instance_id;
-  ls.workdir = spec.process().workdir();
+  runtime::LaunchSpec ls = make_launch_spec(node_, spec, rec.instance_id);
   rec.started_unix_ms = clock_.wall_ms();
   auto handle = driver_.launch(ls);
   if (!handle) {
@@ -294,6 +356,8 @@ void Reconciler::launch(Live& inst, const v1::WorkloadSpec& spec) {
   rec.start_ticks = handle->start_ticks;
   rec.phase = v1::PHASE_RUNNING;
   rec.message.clear();
+  rec.reason.clear();
+  rec.ready = !spec.has_readiness();
   log::get("agent")->info("instance started workload={} instance={} pid={}", rec.workload,
                           rec.instance_id, rec.pid);
   save(inst, "Started", "pid " + std::to_string(rec.pid));
@@ -307,6 +371,7 @@ void Reconciler::begin_stop(Live& inst, const std::string& why) {
   if (auto st = driver_.terminate(inst.handle); !st) fail(st.error());
   if (rec.grace_ms < 0) rec.grace_ms = config_.default_grace.count();
   rec.phase = v1::PHASE_TERMINATING;
+  rec.ready = false;
   rec.terminating_since_unix_ms = clock_.wall_ms();
   rec.message = why;
   inst.deadline = clock_.now() + Millis(rec.grace_ms);

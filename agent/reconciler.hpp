@@ -2,7 +2,9 @@
 // the desired workloads in the Store, through a runtime::Driver.
 //
 // Each tick observes every instance and converges: for each desired workload exactly one
-// instance with the desired spec_hash; changed specs are replaced (old stopped first); instances
+// instance with the desired spec_hash; changed specs are replaced (old stopped first, once the
+// new spec's image is on the node: Driver::prepare); an instance whose image is still being
+// fetched waits in PENDING with the fetch's progress or failure as its status; instances
 // of deleted workloads are stopped (SIGTERM, SIGKILL after the grace period) and removed;
 // exited instances restart per their restart policy with exponential backoff. Every state
 // change is persisted (with its status record and event) before the next side effect, and a new
@@ -48,6 +50,7 @@ class Reconciler {
     TimePoint deadline{};  // BACKOFF: restart at; TERMINATING: SIGKILL at
     // A state change the store could not record yet (retried every tick), as reason/message.
     std::optional<std::pair<std::string, std::string>> unsaved;
+    bool liveness_failed = false;  // the exit being observed was our kill for a failed probe
   };
 
   bool reload_desired();
@@ -55,6 +58,8 @@ class Reconciler {
   void on_exit(Live& inst, const runtime::Observation& obs);
   void converge();
   void start_new(const v1::WorkloadSpec& spec);
+  void prepare_and_launch(Live& inst, const v1::WorkloadSpec& spec);
+  bool replacement_ready(Live& inst);
   void launch(Live& inst, const v1::WorkloadSpec& spec);
   void restart(Live& inst, const v1::WorkloadSpec& spec);
   void begin_stop(Live& inst, const std::string& why);

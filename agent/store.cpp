@@ -50,6 +50,11 @@ CREATE TABLE outbox_events (
   record BLOB NOT NULL
 );
 )sql",
+      // v2: why an instance is in its phase (OOMKilled, ImagePullBackOff, ...) and readiness.
+      R"sql(
+ALTER TABLE instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN ready INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return steps;
 }

@@ -48,6 +48,11 @@ struct InstanceRecord {
   int64_t grace_ms = -1;  // SIGTERM -> SIGKILL delay; -1: not recorded, use the default
   int64_t terminating_since_unix_ms = 0;
   uint64_t seq = 0;  // seq of the instance's latest status record
+  // A short word for why the instance is in its phase: ImagePulling, ImagePullBackOff,
+  // OOMKilled, LivenessFailed, ... (empty when there is nothing to add to the phase).
+  std::string reason;
+  // Running and passing its readiness probe (running is enough without one).
+  bool ready = false;
 };
 
 struct EventRecord {

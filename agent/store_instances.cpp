@@ -14,7 +14,7 @@ std::string clip(const std::string& text) {
 constexpr const char* kInstanceColumns =
     "instance_id, workload, spec_hash, pid, start_ticks, phase, restarts, exit_code, message, "
     "started_unix_ms, backoff_attempts, next_restart_unix_ms, grace_ms, "
-    "terminating_since_unix_ms, seq";
+    "terminating_since_unix_ms, seq, reason, ready";
 
 void bind_instance(sql::Stmt& q, const InstanceRecord& r) {
   q.bind(1, r.instance_id)
@@ -31,7 +31,9 @@ void bind_instance(sql::Stmt& q, const InstanceRecord& r) {
       .bind(12, r.next_restart_unix_ms)
       .bind(13, r.grace_ms)
       .bind(14, r.terminating_since_unix_ms)
-      .bind(15, static_cast<int64_t>(r.seq));
+      .bind(15, static_cast<int64_t>(r.seq))
+      .bind(16, r.reason)
+      .bind(17, static_cast<int64_t>(r.ready));
 }
 
 InstanceRecord read_instance(const sql::Stmt& q) {
@@ -53,6 +55,8 @@ InstanceRecord read_instance(const sql::Stmt& q) {
   r.grace_ms = q.col_int(12);
   r.terminating_since_unix_ms = q.col_int(13);
   r.seq = static_cast<uint64_t>(q.col_int(14));
+  r.reason = q.col_text(15);
+  r.ready = q.col_int(16) != 0;
   return r;
 }
 
@@ -71,6 +75,8 @@ v1::InstanceStatus to_status(const InstanceRecord& rec, bool removed) {
   s.set_seq(rec.seq);
   s.set_started_unix_ms(rec.started_unix_ms);
   s.set_removed(removed);
+  s.set_ready(!removed && rec.ready);
+  s.set_reason(rec.reason);
   return s;
 }
 
@@ -118,13 +124,14 @@ Status Store::write_instance(Write kind, InstanceRecord& rec, const EventRecord&
   Expected<sql::Stmt> q = Error("unreachable");
   if (kind == Write::kInsert) {
     q = db_.prepare(std::string("INSERT INTO instances (") + kInstanceColumns +
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   } else if (kind == Write::kUpdate) {
     q = db_.prepare(
         "UPDATE instances SET instance_id = ?1, workload = ?2, spec_hash = ?3, pid = ?4, "
         "start_ticks = ?5, phase = ?6, restarts = ?7, exit_code = ?8, message = ?9, "
         "started_unix_ms = ?10, backoff_attempts = ?11, next_restart_unix_ms = ?12, "
-        "grace_ms = ?13, terminating_since_unix_ms = ?14, seq = ?15 WHERE instance_id = ?1");
+        "grace_ms = ?13, terminating_since_unix_ms = ?14, seq = ?15, reason = ?16, ready = ?17 "
+        "WHERE instance_id = ?1");
   } else {
     q = db_.prepare("DELETE FROM instances WHERE instance_id = ?");
   }

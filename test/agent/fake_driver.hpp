@@ -26,6 +26,16 @@ class FakeDriver final : public runtime::Driver {
 
   std::string type() const override { return "process"; }
 
+  // Images (container.image or vm.image) listed in `preparing` are not on the node yet.
+  runtime::Preparation prepare(const runtime::LaunchSpec& spec) override {
+    std::string image = spec.type == "container" ? spec.container.image
+                        : spec.type == "vm"      ? spec.vm.image
+                                                 : "";
+    prepares.push_back(image);
+    auto it = preparing.find(image);
+    return it == preparing.end() ? runtime::Preparation{} : it->second;
+  }
+
   Expected<runtime::Handle> launch(const runtime::LaunchSpec& spec) override {
     launches.push_back(spec);
     if (fail_launch) return Error("Failed to launch '" + spec.instance_id + "': no such command");
@@ -47,8 +57,9 @@ class FakeDriver final : public runtime::Driver {
     obs.exit_code = it->second.exit_code;
     obs.signal = it->second.signal;
     if (obs.state == runtime::RunState::kExited) {
-      obs.message = obs.signal != 0 ? "killed by signal " + std::to_string(obs.signal)
-                                    : "exited with code " + std::to_string(obs.exit_code);
+      obs.message = !oom_message.empty() ? oom_message
+                    : obs.signal != 0    ? "killed by signal " + std::to_string(obs.signal)
+                                         : "exited with code " + std::to_string(obs.exit_code);
     }
     return obs;
   }
@@ -110,7 +121,10 @@ class FakeDriver final : public runtime::Driver {
   std::map<std::string, Instance> instances;
   std::vector<runtime::LaunchSpec> launches;
   std::vector<std::string> cleanups;
+  std::map<std::string, runtime::Preparation> preparing;  // by image
+  std::vector<std::string> prepares;                      // images asked about
   bool fail_launch = false;
+  std::string oom_message;  // when set, what observe() says of every exited instance
   int64_t next_pid = 100;
 
  private:

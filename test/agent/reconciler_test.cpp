@@ -12,8 +12,10 @@
 namespace flotilla::agent {
 namespace {
 
+using testing::container_spec;
 using testing::FakeDriver;
 using testing::process_spec;
+using PrepState = runtime::Preparation::State;
 
 class ReconcilerTest : public ::testing::Test {
  protected:
@@ -420,6 +422,111 @@ TEST_F(ReconcilerTest, UnreadableDesiredStateStopsNothing) {
   EXPECT_GT(reconciler_->error_count(), 0u);
   auto fresh = make_reconciler();
   EXPECT_FALSE(fresh->recover().ok()) << "an unreadable store must not be run from";
+}
+
+TEST_F(ReconcilerTest, ContainerWaitsInPendingWhileItsImageIsPulled) {
+  config_.runtimes = {"process", "container"};
+  reconciler_ = make_reconciler();
+  driver_.preparing["reg/app:1"] = {PrepState::kInProgress, "pulling 'reg/app:1': 1/3 blobs"};
+  desire({container_spec("app", "reg/app:1")});
+  tick();
+  EXPECT_TRUE(driver_.launches.empty()) << "launched before its image was on the node";
+  InstanceRecord rec = only_instance();
+  EXPECT_EQ(rec.phase, v1::PHASE_PENDING);
+  EXPECT_EQ(rec.reason, "Pulling");
+  EXPECT_EQ(rec.message, "pulling 'reg/app:1': 1/3 blobs");
+
+  // The registry is down: the status says so and why, and nothing starts.
+  driver_.preparing["reg/app:1"] = {PrepState::kFailed,
+                                    "Failed to pull 'reg/app:1': connection refused; retrying "
+                                    "in 4 s"};
+  tick();
+  rec = only_instance();
+  EXPECT_EQ(rec.phase, v1::PHASE_PENDING);
+  EXPECT_EQ(rec.reason, "PullBackOff");
+  EXPECT_NE(rec.message.find("connection refused"), std::string::npos);
+  EXPECT_TRUE(driver_.launches.empty());
+  size_t events = event_reasons().size();
+  tick();
+  EXPECT_EQ(event_reasons().size(), events) << "an unchanged failure is recorded once";
+
+  // It recovers by itself once the pull succeeds.
+  driver_.preparing.clear();
+  tick();
+  ASSERT_EQ(driver_.launches.size(), 1u);
+  const auto& launch = driver_.launches[0];
+  EXPECT_EQ(launch.type, "container");
+  EXPECT_EQ(launch.container.image, "reg/app:1");
+  EXPECT_EQ(launch.container.args, (std::vector<std::string>{"--serve"}));
+  EXPECT_EQ(launch.env.at("MODE"), "edge");
+  EXPECT_EQ(launch.env.at("FLOTILLA_INSTANCE"), "app-1");
+  EXPECT_EQ(launch.env.count("PATH"), 0u) << "containers keep their image's PATH";
+  EXPECT_EQ(launch.memory_bytes, 64 << 20);
+  rec = only_instance();
+  EXPECT_EQ(rec.phase, v1::PHASE_RUNNING);
+  EXPECT_TRUE(rec.reason.empty());
+  EXPECT_TRUE(rec.ready);
+  auto reasons = event_reasons();
+  EXPECT_EQ(reasons.front(), "Pulling");
+  EXPECT_EQ(reasons.back(), "Started");
+}
+
+TEST_F(ReconcilerTest, ImageUpdateIsPulledWhileTheOldInstanceRuns) {
+  config_.runtimes = {"process", "container"};
+  reconciler_ = make_reconciler();
+  desire({container_spec("app", "reg/app:1", "c1")});
+  tick();
+  ASSERT_EQ(driver_.running(), (std::vector<std::string>{"app-1"}));
+
+  driver_.preparing["reg/app:2"] = {PrepState::kInProgress, "pulling 'reg/app:2': 0/3 blobs"};
+  desire({container_spec("app", "reg/app:2", "c2")});
+  tick();
+  tick();
+  EXPECT_EQ(driver_.instances.at("app-1").terms, 0) << "stopped before the new image was pulled";
+  EXPECT_EQ(driver_.launches.size(), 1u);
+  InstanceRecord rec = only_instance();
+  EXPECT_EQ(rec.phase, v1::PHASE_RUNNING);
+  EXPECT_EQ(rec.reason, "UpdatePulling");
+  EXPECT_NE(std::find(driver_.prepares.begin(), driver_.prepares.end(), "reg/app:2"),
+            driver_.prepares.end());
+
+  driver_.preparing.clear();  // pulled
+  tick();
+  EXPECT_EQ(driver_.instances.at("app-1").terms, 1);
+  tick();
+  ASSERT_EQ(driver_.launches.size(), 2u);
+  EXPECT_EQ(driver_.launches[1].container.image, "reg/app:2");
+  rec = only_instance();
+  EXPECT_EQ(rec.spec_hash, "c2");
+  EXPECT_EQ(rec.phase, v1::PHASE_RUNNING);
+}
+
+TEST_F(ReconcilerTest, PendingInstanceSurvivesAnAgentRestart) {
+  config_.runtimes = {"process", "container"};
+  reconciler_ = make_reconciler();
+  driver_.preparing["reg/app:1"] = {PrepState::kInProgress, "pulling"};
+  desire({container_spec("app", "reg/app:1")});
+  tick();
+  restart_agent();
+  tick();
+  EXPECT_EQ(only_instance().phase, v1::PHASE_PENDING);
+  driver_.preparing.clear();
+  tick();
+  EXPECT_EQ(driver_.launches.size(), 1u);
+  EXPECT_EQ(only_instance().instance_id, "app-1") << "no second instance after the restart";
+}
+
+TEST_F(ReconcilerTest, OomKilledIsTheReasonInStatus) {
+  desire({process_spec("web")});
+  tick();
+  driver_.crash("web-1", 9);
+  driver_.oom_message = "OOMKilled: exceeded its memory limit of 64 MiB";
+  tick();
+  InstanceRecord rec = only_instance();
+  EXPECT_EQ(rec.reason, "OOMKilled");
+  EXPECT_EQ(rec.exit_code, 137);
+  EXPECT_FALSE(rec.ready);
+  EXPECT_EQ(to_status(rec).reason(), "OOMKilled");
 }
 
 }  // namespace

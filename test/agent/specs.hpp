@@ -22,6 +22,20 @@ inline v1::WorkloadSpec process_spec(const std::string& name, const std::string&
   return spec;
 }
 
+inline v1::WorkloadSpec container_spec(const std::string& name, const std::string& image,
+                                       const std::string& hash = "c1") {
+  v1::WorkloadSpec spec;
+  spec.set_name(name);
+  spec.set_type("container");
+  spec.set_spec_hash(hash);
+  spec.set_generation(1);
+  spec.mutable_container()->set_image(image);
+  spec.mutable_container()->add_args("--serve");
+  (*spec.mutable_container()->mutable_env())["MODE"] = "edge";
+  spec.mutable_resources()->set_memory_bytes(64 << 20);
+  return spec;
+}
+
 inline v1::DesiredState snapshot(const std::string& node, uint64_t to,
                                  const std::vector<v1::WorkloadSpec>& specs) {
   v1::DesiredState d;

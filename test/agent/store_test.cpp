@@ -50,6 +50,8 @@ TEST_F(StoreTest, ReopenKeepsEverythingAndSchemaVersion) {
     auto store = open();
     ASSERT_TRUE(store->apply_desired(true, {process_spec("web")}, {}, 5).ok());
     InstanceRecord rec = running("web");
+    rec.reason = "OOMKilled";
+    rec.ready = true;
     ASSERT_TRUE(store->create_instance(rec, event("Started")).ok());
     ASSERT_TRUE(store->set_boot_id("b1").ok());
   }
@@ -63,11 +65,16 @@ TEST_F(StoreTest, ReopenKeepsEverythingAndSchemaVersion) {
   EXPECT_EQ((*instances)[0].pid, 42);
   EXPECT_EQ((*instances)[0].start_ticks, 777u);
   EXPECT_EQ((*instances)[0].phase, v1::PHASE_RUNNING);
+  EXPECT_EQ((*instances)[0].reason, "OOMKilled");
+  EXPECT_TRUE((*instances)[0].ready);
+  v1::InstanceStatus status = to_status((*instances)[0]);
+  EXPECT_EQ(status.reason(), "OOMKilled");
+  EXPECT_TRUE(status.ready());
 
   auto db = sql::Db::open(dir_ / "agent.db");
   auto q = db->prepare("PRAGMA user_version");
   ASSERT_TRUE(*q->step());
-  EXPECT_EQ(q->col_int(0), 1);
+  EXPECT_EQ(q->col_int(0), 2);  // schema steps applied
 }
 
 TEST_F(StoreTest, RefusesStoreOfAnotherNode) {
