@@ -13,7 +13,11 @@ Agent::Agent(AgentConfig config, Store& store, runtime::Driver& driver, sync::Tr
       store_(store),
       transport_(transport),
       clock_(clock),
-      reconciler_(config_.node, config_.reconciler, store, driver, clock),
+      probe_checker_(driver),
+      prober_(
+          probe_checker_, clock,
+          [this](std::function<void()> check) { return probe_workers_.post(std::move(check)); }),
+      reconciler_(config_.node, config_.reconciler, store, driver, clock, &prober_),
       sync_(config_, store, transport, clock, std::move(boot_id),
             [queue = queue_](uint64_t batch_id, Status st) {
               queue->push(PublishDone{batch_id, std::move(st)});

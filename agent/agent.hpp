@@ -15,10 +15,13 @@
 
 #include "agent/config.hpp"
 #include "agent/loop_queue.hpp"
+#include "agent/probe_checks.hpp"
+#include "agent/prober.hpp"
 #include "agent/reconciler.hpp"
 #include "agent/store.hpp"
 #include "agent/sync_client.hpp"
 #include "common/clock.hpp"
+#include "common/worker_pool.hpp"
 #include "runtime/driver.hpp"
 #include "sync/transport.hpp"
 
@@ -52,10 +55,14 @@ class Agent {
   const Clock& clock_;
   // Shared with the transport's callbacks, which may outlive the Agent by a moment.
   std::shared_ptr<LoopQueue> queue_ = std::make_shared<LoopQueue>();
+  NodeProbeChecker probe_checker_;
+  Prober prober_;
   Reconciler reconciler_;
   SyncClient sync_;
   TimePoint next_tick_{};
   bool started_ = false;
+  // Last: joined first on destruction, before what its probe checks use goes away.
+  WorkerPool probe_workers_{2, 256};
 };
 
 }  // namespace flotilla::agent

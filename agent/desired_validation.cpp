@@ -30,14 +30,35 @@ Status validate_spec(const v1::WorkloadSpec& spec) {
   if (spec.spec_hash().empty()) return bad("spec_hash is empty");
   if (!v1::RestartPolicy_IsValid(spec.restart_policy())) return bad("unknown restart policy");
   if (spec.termination_grace_ms() < 0) return bad("termination_grace_ms is negative");
+  auto check_env = [&](const auto& env) -> Status {
+    for (const auto& [key, value] : env) {
+      if (key.empty() || key.find('=') != std::string::npos) {
+        return bad("env name '" + key + "' is invalid");
+      }
+    }
+    return Ok();
+  };
   if (spec.type() == "process") {
     if (spec.process().command().empty() || spec.process().command(0).empty()) {
       return bad("process.command is empty");
     }
-    for (const auto& [key, value] : spec.process().env()) {
-      if (key.empty() || key.find('=') != std::string::npos) {
-        return bad("env name '" + key + "' is invalid");
+    if (auto st = check_env(spec.process().env()); !st) return st;
+  } else if (spec.type() == "container") {
+    if (spec.container().image().empty()) return bad("container.image is empty");
+    if (auto st = check_env(spec.container().env()); !st) return st;
+    for (const auto& m : spec.container().mounts()) {
+      if (m.source().empty() || m.source()[0] != '/' || m.destination().empty() ||
+          m.destination()[0] != '/') {
+        return bad("container mount '" + m.source() + "' -> '" + m.destination() +
+                   "' is not between absolute paths");
       }
+    }
+  } else if (spec.type() == "vm") {
+    if (spec.vm().image().empty()) return bad("vm.image is empty");
+  }
+  for (const v1::Probe* probe : {&spec.liveness(), &spec.readiness()}) {
+    if (probe->period_ms() < 0 || probe->timeout_ms() < 0 || probe->initial_delay_ms() < 0) {
+      return bad("a probe has a negative period, timeout or delay");
     }
   }
   return Ok();

@@ -34,12 +34,13 @@ int liveliness(v1::Phase phase) {
 }  // namespace
 
 Reconciler::Reconciler(std::string node, ReconcilerConfig config, Store& store,
-                       runtime::Driver& driver, const Clock& clock)
+                       runtime::Driver& driver, const Clock& clock, Prober* prober)
     : node_(std::move(node)),
       config_(std::move(config)),
       store_(store),
       driver_(driver),
-      clock_(clock) {}
+      clock_(clock),
+      prober_(prober) {}
 
 void Reconciler::fail(const Error& e) {
   ++errors_;
@@ -115,6 +116,68 @@ void Reconciler::tick() {
     if (inst != nullptr) observe(*inst);
   }
   if (desired_known) converge();
+  probe();
+}
+
+void Reconciler::probe() {
+  if (prober_ == nullptr) return;
+  for (auto& [id, inst] : instances_) {
+    const v1::WorkloadSpec* spec = inst.rec.phase == v1::PHASE_RUNNING && inst.handle.pid != 0
+                                       ? desired_for(inst.rec)
+                                       : nullptr;
+    if (spec == nullptr) {
+      prober_->forget(id);
+      continue;
+    }
+    if (has_action(spec->liveness()) || has_action(spec->readiness())) {
+      prober_->watch(id, inst.handle, *spec);
+    } else {
+      prober_->forget(id);
+    }
+    if (!has_action(spec->readiness()) && !inst.rec.ready) {
+      inst.rec.ready = true;  // its readiness probe was taken away: running is enough
+      inst.rec.reason.clear();
+      save(inst, "Ready", "no readiness probe");
+    }
+  }
+  for (const ProbeVerdict& verdict : prober_->poll()) {
+    Live* inst = find(verdict.instance_id);
+    if (inst != nullptr && inst->rec.phase == v1::PHASE_RUNNING) on_verdict(*inst, verdict);
+  }
+}
+
+void Reconciler::on_verdict(Live& inst, const ProbeVerdict& verdict) {
+  InstanceRecord& rec = inst.rec;
+  auto log = log::get("agent");
+  switch (verdict.kind) {
+    case ProbeVerdict::Kind::kReady:
+      rec.ready = true;
+      rec.reason.clear();
+      rec.message.clear();
+      log->info("instance ready workload={} instance={}", rec.workload, rec.instance_id);
+      save(inst, "Ready", verdict.message);
+      return;
+    case ProbeVerdict::Kind::kNotReady:
+      rec.ready = false;
+      rec.reason = "NotReady";
+      rec.message = verdict.message;
+      log->warn("instance not ready workload={} instance={} why='{}'", rec.workload,
+                rec.instance_id, verdict.message);
+      save(inst, "NotReady", verdict.message);
+      return;
+    case ProbeVerdict::Kind::kLivenessFailed:
+      // Killed here, the exit is observed on a later tick and restarts per the restart policy.
+      log->warn("instance failed its liveness probe; killing workload={} instance={} why='{}'",
+                rec.workload, rec.instance_id, verdict.message);
+      if (auto st = driver_.kill(inst.handle); !st) fail(st.error());
+      inst.liveness_failed = true;
+      rec.ready = false;
+      rec.reason = "LivenessFailed";
+      rec.message = verdict.message;
+      prober_->forget(rec.instance_id);
+      save(inst, "LivenessFailed", verdict.message + "; killed");
+      return;
+  }
 }
 
 void Reconciler::observe(Live& inst) {
@@ -357,7 +420,7 @@ void Reconciler::launch(Live& inst, const v1::WorkloadSpec& spec) {
   rec.phase = v1::PHASE_RUNNING;
   rec.message.clear();
   rec.reason.clear();
-  rec.ready = !spec.has_readiness();
+  rec.ready = !has_action(spec.readiness());
   log::get("agent")->info("instance started workload={} instance={} pid={}", rec.workload,
                           rec.instance_id, rec.pid);
   save(inst, "Started", "pid " + std::to_string(rec.pid));
@@ -393,6 +456,7 @@ void Reconciler::finish_stop(Live& inst) {
   }
   log::get("agent")->info("instance removed workload={} instance={}", rec.workload,
                           rec.instance_id);
+  if (prober_ != nullptr) prober_->forget(rec.instance_id);
   instances_.erase(rec.instance_id);
 }
 

@@ -6,7 +6,9 @@
 // new spec's image is on the node: Driver::prepare); an instance whose image is still being
 // fetched waits in PENDING with the fetch's progress or failure as its status; instances
 // of deleted workloads are stopped (SIGTERM, SIGKILL after the grace period) and removed;
-// exited instances restart per their restart policy with exponential backoff. Every state
+// exited instances restart per their restart policy with exponential backoff; a failing
+// liveness probe kills the instance (which then restarts per its policy) and the readiness probe
+// sets `ready` in its status. Every state
 // change is persisted (with its status record and event) before the next side effect, and a new
 // instance's row exists in phase STARTING before the driver launches it, so recover() after a
 // kill -9 adopts what runs instead of starting duplicates.
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "agent/config.hpp"
+#include "agent/prober.hpp"
 #include "agent/store.hpp"
 #include "common/clock.hpp"
 #include "runtime/driver.hpp"
@@ -30,8 +33,9 @@ namespace flotilla::agent {
 
 class Reconciler {
  public:
+  // `prober` (optional, must outlive the Reconciler) runs the instances' probes.
   Reconciler(std::string node, ReconcilerConfig config, Store& store, runtime::Driver& driver,
-             const Clock& clock);
+             const Clock& clock, Prober* prober = nullptr);
 
   // Once at startup, before the first tick: loads instances from the store and reconciles
   // them with what the driver finds running (adopt known, kill unknown, mark lost as exited).
@@ -66,6 +70,8 @@ class Reconciler {
   void finish_stop(Live& inst);
   void adopt(Live& inst, const runtime::Handle& found);
   void reap_orphans();
+  void probe();
+  void on_verdict(Live& inst, const ProbeVerdict& verdict);
   bool save(Live& inst, const std::string& reason, const std::string& message);
   const v1::WorkloadSpec* desired_for(const InstanceRecord& rec) const;
   Live* find(const std::string& instance_id);
@@ -79,6 +85,7 @@ class Reconciler {
   Store& store_;
   runtime::Driver& driver_;
   const Clock& clock_;
+  Prober* prober_;
   std::map<std::string, v1::WorkloadSpec> desired_;
   uint64_t desired_version_ = ~uint64_t{0};
   std::map<std::string, Live> instances_;  // by instance id

@@ -86,6 +86,16 @@ std::vector<Handle> CompositeDriver::recover() {
   return all;
 }
 
+Expected<int> CompositeDriver::exec(const Handle& handle, const std::vector<std::string>& argv,
+                                    std::chrono::milliseconds timeout) {
+  Driver* d = by_type(handle.type);
+  if (d == nullptr) {
+    return Error("Failed to exec in instance '" + handle.instance_id + "': unknown runtime '" +
+                 handle.type + "'");
+  }
+  return d->exec(handle, argv, timeout);
+}
+
 std::string CompositeDriver::log_path(const std::string& instance_id, bool stderr_stream) const {
   auto it = owners_.find(instance_id);
   const Driver* d = it != owners_.end() ? it->second : (order_.empty() ? nullptr : order_.front());

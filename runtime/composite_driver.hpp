@@ -31,6 +31,10 @@ class CompositeDriver final : public Driver {
   Status kill(const Handle& handle) override;
   Status cleanup(const std::string& instance_id) override;
   std::vector<Handle> recover() override;
+  // Routed by handle.type only (set on every handle launch() and recover() return), so that it
+  // reads nothing the loop thread writes.
+  Expected<int> exec(const Handle& handle, const std::vector<std::string>& argv,
+                     std::chrono::milliseconds timeout) override;
   std::string log_path(const std::string& instance_id, bool stderr_stream) const override;
 
  private:

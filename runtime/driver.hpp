@@ -10,6 +10,7 @@
 // the grace period). Thread-safety: one thread (the agent's loop) uses a Driver.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -128,6 +129,12 @@ class Driver {
   virtual Status cleanup(const std::string& instance_id) = 0;
   // Every instance this driver finds on the node, alive or exited but not yet cleaned up.
   virtual std::vector<Handle> recover() = 0;
+  // Runs `argv` in the instance's context (inside its container for containers; on the node for
+  // processes) and returns its exit code: what exec probes use. Blocks up to `timeout` (a
+  // command still running then is killed and counts as failed), so the agent calls it off its
+  // loop thread: unlike the other calls, exec() may run on any thread, concurrently with them.
+  virtual Expected<int> exec(const Handle& handle, const std::vector<std::string>& argv,
+                             std::chrono::milliseconds timeout);
   // Where an instance's stdout and stderr logs live.
   virtual std::string log_path(const std::string& instance_id, bool stderr_stream) const = 0;
 };
