@@ -31,6 +31,8 @@ json instance_json(const InstanceRecord& rec, const std::string& want_hash) {
             {"current", !want_hash.empty() && s.spec_hash() == want_hash},
             {"updatedAt", format_time(rec.updated_ms)}};
   if (s.started_unix_ms() > 0) j["startedAt"] = format_time(s.started_unix_ms());
+  if (s.has_ready()) j["ready"] = s.ready();
+  if (!s.reason().empty()) j["reason"] = s.reason();
   return j;
 }
 
@@ -45,9 +47,10 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
   std::set<std::string> running_nodes;
   for (const auto& rec : instances) {
     list.push_back(instance_json(rec, w.spec_hash));
-    if (rec.status.phase() == pb::PHASE_RUNNING && placed.count(rec.node) > 0) {
-      running_nodes.insert(rec.node);
-    }
+    // Ready: running and, when the agent reports readiness, passing its readiness probe.
+    bool ready = rec.status.phase() == pb::PHASE_RUNNING &&
+                 (!rec.status.has_ready() || rec.status.ready());
+    if (ready && placed.count(rec.node) > 0) running_nodes.insert(rec.node);
   }
   j["status"] = {
       {"specHash", w.spec_hash},

@@ -24,6 +24,12 @@ const json& field(const json& j, const std::string& key) {
   return j.is_object() && j.contains(key) ? j[key] : kNull;
 }
 
+// "yes", "no", or "-" for an agent that does not report readiness.
+std::string ready_text(const json& instance) {
+  const json& ready = field(instance, "ready");
+  return ready.is_boolean() ? (ready.get<bool>() ? "yes" : "no") : "-";
+}
+
 std::string labels_text(const json& labels) {
   if (!labels.is_object() || labels.empty()) return "<none>";
   std::string out;
@@ -198,10 +204,10 @@ std::string describe_node(const json& node, const json& events, int64_t now_ms) 
     out << "  <none>\n";
   } else {
     std::vector<std::vector<std::string>> rows = {
-        {"WORKLOAD", "INSTANCE", "PHASE", "RESTARTS", "PID", "MESSAGE"}};
+        {"WORKLOAD", "INSTANCE", "PHASE", "READY", "REASON", "RESTARTS", "PID", "MESSAGE"}};
     for (const auto& i : instances) {
-      rows.push_back({text(i, "workload"), text(i, "instanceId"), text(i, "phase"),
-                      text(i, "restarts"), text(i, "pid"), text(i, "message")});
+      rows.push_back({text(i, "workload"), text(i, "instanceId"), text(i, "phase"), ready_text(i),
+                      text(i, "reason"), text(i, "restarts"), text(i, "pid"), text(i, "message")});
     }
     std::istringstream table(render_table(rows));
     for (std::string line; std::getline(table, line);) out << "  " << line << "\n";
@@ -252,13 +258,13 @@ std::string describe_workload(const json& workload, const json& events, int64_t 
     out << "  <none>\n";
   } else {
     std::vector<std::vector<std::string>> rows = {
-        {"NODE", "INSTANCE", "PHASE", "RESTARTS", "EXIT", "CURRENT", "MESSAGE"}};
+        {"NODE", "INSTANCE", "PHASE", "READY", "REASON", "RESTARTS", "EXIT", "CURRENT", "MESSAGE"}};
     std::set<std::string> reported;
     for (const auto& i : instances) {
       reported.insert(text(i, "node"));
-      rows.push_back({text(i, "node"), text(i, "instanceId"), text(i, "phase"), text(i, "restarts"),
-                      text(i, "exitCode"), field(i, "current") == true ? "yes" : "no",
-                      text(i, "message")});
+      rows.push_back({text(i, "node"), text(i, "instanceId"), text(i, "phase"), ready_text(i),
+                      text(i, "reason"), text(i, "restarts"), text(i, "exitCode"),
+                      field(i, "current") == true ? "yes" : "no", text(i, "message")});
     }
     for (const auto& n : placed) {
       std::string name = n.is_string() ? n.get<std::string>() : n.dump();

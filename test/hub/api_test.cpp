@@ -58,6 +58,25 @@ TEST_F(ApiTest, ApplyGetAndDeleteAWorkload) {
   EXPECT_EQ(inst["instanceId"], "web-1");
   EXPECT_EQ(inst["phase"], "Running");
   EXPECT_EQ(inst["current"], false);  // reported without the spec hash
+  EXPECT_FALSE(inst.contains("ready")) << "an agent that does not report readiness";
+
+  // Running but failing its readiness probe: not counted ready, and the API says why.
+  pb::InstanceStatus unready = instance("web", "web-1", pb::PHASE_RUNNING, 2);
+  unready.set_ready(false);
+  unready.set_reason("NotReady");
+  unready.set_message("readiness probe failed 3 times: HTTP 503");
+  agent.status({unready});
+  w = body_of(c_.Get("/api/v1/workloads/web"));
+  EXPECT_EQ(w["status"]["readyInstances"], 0);
+  EXPECT_EQ(w["status"]["instances"][0]["ready"], false);
+  EXPECT_EQ(w["status"]["instances"][0]["reason"], "NotReady");
+  unready.set_ready(true);
+  unready.clear_reason();
+  unready.set_seq(3);
+  agent.status({unready});
+  w = body_of(c_.Get("/api/v1/workloads/web"));
+  EXPECT_EQ(w["status"]["readyInstances"], 1);
+  EXPECT_EQ(w["status"]["instances"][0]["ready"], true);
 
   json list = body_of(c_.Get("/api/v1/workloads"));
   ASSERT_EQ(list["items"].size(), 1u);
