@@ -1,0 +1,298 @@
+// VmDriver against real QEMU booting a real (tiny) guest: the serial console in the shim's log,
+// a port forward into the guest, an agent restart that re-finds the same QEMU, a graceful ACPI
+// power-off, the base image untouched by the guest's writes, QMP quit, a SIGKILLed QEMU seen as
+// exited, and the launch-to-console time against running the same QEMU command line by hand.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "common/fs.hpp"
+#include "runtime/proc_stat.hpp"
+#include "runtime/vm/vm_driver.hpp"
+#include "test/runtime/vm/guest.hpp"
+#include "test/support/peers.hpp"
+#include "test/support/process.hpp"
+#include "test/support/temp_dir.hpp"
+
+namespace flotilla::runtime::vm {
+namespace {
+
+using namespace std::chrono_literals;
+using flotilla::testing::eventually;
+using flotilla::testing::find_executable;
+using flotilla::testing::free_port;
+using flotilla::testing::run_command;
+using flotilla::testing::TempDir;
+using testing::file_contains;
+using testing::Guest;
+using testing::kGuestUpMarker;
+using testing::sha256_of;
+
+constexpr auto kBootTimeout = 90s;  // TCG on a loaded 2-core machine
+constexpr int64_t kGuestRam = 256LL << 20;
+
+class VmGuestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (find_executable("qemu-system-x86_64").empty() || find_executable("qemu-img").empty()) {
+      GTEST_SKIP() << "qemu-system-x86_64 / qemu-img are not installed";
+    }
+    std::string why;
+    guest_ = testing::build_guest(tmp_ / "guest", &why);
+    if (guest_.kernel.empty()) GTEST_SKIP() << "cannot build the test guest: " << why;
+    base_ = tmp_ / "base.raw";
+    std::ofstream(base_, std::ios::binary).write(std::string(4 << 20, '\0').data(), 4 << 20);
+    base_sha_ = sha256_of(base_);
+    ASSERT_EQ(base_sha_.size(), 64u);
+    root_ = tmp_ / "vm-root";
+  }
+
+  void TearDown() override {
+    VmDriver driver(root_, FLOTILLA_SHIM_PATH);
+    for (const Handle& h : driver.recover()) (void)driver.kill(h);
+  }
+
+  LaunchSpec spec(const std::string& id, int host_port = 0) const {
+    LaunchSpec s;
+    s.type = "vm";
+    s.instance_id = id;
+    s.workload = "guest";
+    s.vm.image = base_;
+    s.vm.sha256 = base_sha_;
+    s.vm.kernel = guest_.kernel;
+    s.vm.initrd = guest_.initrd;
+    s.vm.kernel_args = guest_.kernel_args;
+    if (host_port != 0) {
+      s.vm.ports.push_back(PortForward{"tcp", static_cast<uint16_t>(host_port),
+                                       static_cast<uint16_t>(testing::kGuestHttpPort)});
+    }
+    return s;
+  }
+
+  static void prepare_ok(VmDriver& driver, const LaunchSpec& s) {
+    Preparation p;
+    ASSERT_TRUE(eventually(
+        [&] {
+          p = driver.prepare(s);
+          return p.state != Preparation::State::kInProgress;
+        },
+        30s));
+    ASSERT_TRUE(p.ready()) << p.message;
+  }
+
+  static Observation wait_exited(VmDriver& driver, const Handle& h, std::chrono::seconds limit) {
+    Observation last;
+    eventually(
+        [&] {
+          last = driver.observe(h);
+          return last.state != RunState::kRunning;
+        },
+        limit);
+    return last;
+  }
+
+  TempDir tmp_;
+  Guest guest_;
+  std::string base_, base_sha_, root_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// kB of "<field>:" summed over a smaps-style file (all mappings, or one when rollup).
+int64_t smaps_kb(const std::string& text, const std::string& field) {
+  int64_t total = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) total += std::stoll(line.substr(field.size() + 1));
+  }
+  return total;
+}
+
+// The PSS of the mapping that holds the guest's RAM: the one anonymous mapping of at least its
+// size (QEMU adds alignment), in kB.
+int64_t guest_ram_pss_kb(int64_t pid, int64_t ram_bytes) {
+  auto text = fs::read_file("/proc/" + std::to_string(pid) + "/smaps");
+  if (!text) return -1;
+  std::istringstream in(*text);
+  std::string line;
+  int64_t size_kb = 0;
+  int64_t best = -1;
+  while (std::getline(in, line)) {
+    if (line.rfind("Size:", 0) == 0) size_kb = std::stoll(line.substr(5));
+    if (line.rfind("Pss:", 0) == 0 && size_kb >= ram_bytes / 1024 &&
+        size_kb <= ram_bytes / 1024 + 8 * 1024) {
+      best = std::max<int64_t>(best, std::stoll(line.substr(4)));
+    }
+  }
+  return best;
+}
+
+TEST_F(VmGuestTest, BootsServesRecoversPowersOffAndLeavesTheBaseImageUntouched) {
+  const int port = free_port();
+  const LaunchSpec s = spec("web-1", port);
+  Handle handle;
+  int64_t qemu = 0;
+  {
+    VmDriver driver(root_, FLOTILLA_SHIM_PATH);
+    prepare_ok(driver, s);
+    auto launched = driver.launch(s);
+    ASSERT_TRUE(launched) << launched.error().message();
+    handle = *launched;
+    EXPECT_EQ(handle.type, "vm");
+    const std::string console = driver.log_path("web-1", false);
+    ASSERT_TRUE(eventually([&] { return file_contains(console, kGuestUpMarker); }, kBootTimeout))
+        << "serial console:\n"
+        << testing::read_or_empty(console) << "\nQEMU stderr:\n"
+        << testing::read_or_empty(driver.log_path("web-1", true));
+    Observation running = driver.observe(handle);
+    EXPECT_EQ(running.state, RunState::kRunning) << running.message;
+    EXPECT_EQ(running.message, "running");  // QMP says the guest runs (not paused)
+    auto pid = driver.qemu_pid("web-1");
+    ASSERT_TRUE(pid);
+    qemu = *pid;
+    auto stat = read_proc_stat(qemu);
+    ASSERT_TRUE(stat);
+    EXPECT_EQ(stat->ppid, handle.pid);  // QEMU runs under the shim
+    EXPECT_TRUE(fs::exists(driver.qmp_socket("web-1")));
+    EXPECT_NE(fs::read_file("/proc/" + std::to_string(qemu) + "/cmdline")
+                  ->find("hostfwd=tcp:127.0.0.1:" + std::to_string(port) + "-:8080"),
+              std::string::npos);
+
+    std::string response;
+    EXPECT_TRUE(eventually(
+        [&] {
+          response = testing::http_get(port);
+          return response.find(testing::kWebMarker) != std::string::npos;
+        },
+        30s))
+        << "last response: " << response;
+  }  // the agent goes away; the VM does not
+
+  VmDriver restarted(root_, FLOTILLA_SHIM_PATH);
+  auto found = restarted.recover();
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].instance_id, "web-1");
+  EXPECT_EQ(found[0].pid, handle.pid);
+  EXPECT_EQ(found[0].start_ticks, handle.start_ticks);
+  EXPECT_EQ(found[0].type, "vm");
+  EXPECT_EQ(restarted.qemu_pid("web-1"), qemu);
+  EXPECT_EQ(restarted.observe(found[0]).state, RunState::kRunning);
+
+  // Graceful stop: the ACPI power button, which the guest answers by powering off.
+  ASSERT_TRUE(restarted.terminate(found[0]));
+  Observation stopped = wait_exited(restarted, found[0], 60s);
+  EXPECT_EQ(stopped.state, RunState::kExited) << stopped.message;
+  EXPECT_EQ(stopped.signal, 0);
+  EXPECT_EQ(stopped.exit_code, 0);
+  EXPECT_NE(stopped.message.find("system_powerdown"), std::string::npos) << stopped.message;
+  const std::string console = restarted.log_path("web-1", false);
+  EXPECT_TRUE(file_contains(console, testing::kPoweringOffMarker));
+
+  // The guest's write went to its overlay; the base image is as it was.
+  const std::string overlay = root_ + "/vms/web-1/disk.qcow2";
+  EXPECT_TRUE(file_contains(overlay, testing::kDiskMarker));
+  const std::string cached = root_ + "/images/sha256/" + base_sha_;
+  EXPECT_EQ(sha256_of(cached), base_sha_);
+  EXPECT_FALSE(file_contains(cached, testing::kDiskMarker));
+  EXPECT_EQ(sha256_of(base_), base_sha_);
+
+  ASSERT_TRUE(restarted.cleanup("web-1"));
+  EXPECT_FALSE(fs::exists(overlay));
+  EXPECT_FALSE(fs::exists(restarted.qmp_socket("web-1")));
+  EXPECT_TRUE(file_contains(console, kGuestUpMarker));  // the serial log is kept
+  EXPECT_TRUE(restarted.recover().empty());
+}
+
+TEST_F(VmGuestTest, KillQuitsQemuThroughQmp) {
+  VmDriver driver(root_, FLOTILLA_SHIM_PATH);
+  const LaunchSpec s = spec("quit-1");
+  prepare_ok(driver, s);
+  auto handle = driver.launch(s);
+  ASSERT_TRUE(handle) << handle.error().message();
+  ASSERT_TRUE(eventually([&] { return fs::exists(driver.qmp_socket("quit-1")); }, 30s));
+  ASSERT_TRUE(driver.kill(*handle));
+  Observation obs = wait_exited(driver, *handle, 30s);
+  EXPECT_EQ(obs.state, RunState::kExited);
+  EXPECT_EQ(obs.signal, 0);
+  EXPECT_EQ(obs.exit_code, 0);
+  EXPECT_NE(obs.message.find("after QMP quit"), std::string::npos) << obs.message;
+  EXPECT_TRUE(driver.cleanup("quit-1"));
+}
+
+// Times launch -> guest marker on the console through the driver and for the same QEMU command
+// line started by hand; measures QEMU's memory beyond the guest's RAM; then SIGKILLs QEMU.
+TEST_F(VmGuestTest, LaunchToConsoleAgainstBareQemuThenQemuKilled) {
+  VmDriver driver(root_, FLOTILLA_SHIM_PATH);
+  const LaunchSpec s = spec("timed-1");
+  prepare_ok(driver, s);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto handle = driver.launch(s);
+  ASSERT_TRUE(handle) << handle.error().message();
+  const std::string console = driver.log_path("timed-1", false);
+  ASSERT_TRUE(eventually([&] { return file_contains(console, kGuestUpMarker); }, kBootTimeout));
+  const double driver_s = seconds_since(t0);
+  auto qemu = driver.qemu_pid("timed-1");
+  ASSERT_TRUE(qemu);
+
+  const std::string proc = "/proc/" + std::to_string(*qemu);
+  const int64_t pss_kb = smaps_kb(testing::read_or_empty(proc + "/smaps_rollup"), "Pss");
+  const int64_t ram_pss_kb = guest_ram_pss_kb(*qemu, kGuestRam);
+  const int64_t shim_pss_kb = smaps_kb(
+      testing::read_or_empty("/proc/" + std::to_string(handle->pid) + "/smaps_rollup"), "Pss");
+  EXPECT_GT(pss_kb, 0);
+  EXPECT_GT(ram_pss_kb, 0);
+
+  // QEMU killed behind the driver's back: observe() says the VM exited, and why.
+  ASSERT_EQ(::kill(static_cast<pid_t>(*qemu), SIGKILL), 0);
+  Observation obs = wait_exited(driver, *handle, 10s);
+  EXPECT_EQ(obs.state, RunState::kExited);
+  EXPECT_EQ(obs.signal, SIGKILL);
+  EXPECT_NE(obs.message.find("signal 9"), std::string::npos) << obs.message;
+  EXPECT_FALSE(driver.qemu_pid("timed-1"));
+  ASSERT_TRUE(driver.cleanup("timed-1"));
+
+  // The same command line by hand, in a folder laid out like the driver's.
+  auto argv = driver.command_for(s);
+  ASSERT_TRUE(argv);
+  const std::string bare = tmp_ / "bare";
+  ASSERT_TRUE(fs::make_dirs(bare));
+  auto made = run_command({find_executable("qemu-img"), "create", "-q", "-f", "qcow2", "-F", "raw",
+                           "-b", root_ + "/images/sha256/" + base_sha_, bare + "/disk.qcow2"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::vector<std::string> by_hand = {find_executable("sh"), "-c", "cd \"$0\" && exec \"$@\"",
+                                      bare};
+  by_hand.insert(by_hand.end(), argv->begin(), argv->end());
+  auto t1 = std::chrono::steady_clock::now();
+  flotilla::testing::ChildProcess qemu_by_hand;
+  qemu_by_hand.start(by_hand, bare + "/console.log");
+  ASSERT_TRUE(eventually([&] { return file_contains(bare + "/console.log", kGuestUpMarker); },
+                         kBootTimeout));
+  const double bare_s = seconds_since(t1);
+  qemu_by_hand.kill9();
+
+  std::printf(
+      "[ measure ] accel=%s launch->console: driver %.2f s, by hand %.2f s, ratio %.2f\n"
+      "[ measure ] QEMU PSS %lld KiB, of which guest RAM mapping %lld KiB (guest %lld MiB): "
+      "overhead %lld KiB; shim PSS %lld KiB\n",
+      driver.accel().accel.c_str(), driver_s, bare_s, driver_s / bare_s,
+      static_cast<long long>(pss_kb), static_cast<long long>(ram_pss_kb),
+      static_cast<long long>(kGuestRam >> 20), static_cast<long long>(pss_kb - ram_pss_kb),
+      static_cast<long long>(shim_pss_kb));
+  RecordProperty("driver_launch_to_console_ms", static_cast<int>(driver_s * 1000));
+  RecordProperty("bare_launch_to_console_ms", static_cast<int>(bare_s * 1000));
+  RecordProperty("qemu_pss_overhead_kib", static_cast<int>(pss_kb - ram_pss_kb));
+}
+
+}  // namespace
+}  // namespace flotilla::runtime::vm

@@ -1,0 +1,70 @@
+// VmDriver's prepare()/launch() when the disk image is not what the spec promised: nothing starts.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "common/fs.hpp"
+#include "runtime/vm/vm_driver.hpp"
+#include "test/support/process.hpp"
+#include "test/support/temp_dir.hpp"
+
+namespace flotilla::runtime::vm {
+namespace {
+
+using namespace std::chrono_literals;
+using flotilla::testing::eventually;
+using flotilla::testing::TempDir;
+
+TEST(VmDriverImageTest, ADigestMismatchFailsPrepareClearlyAndNothingStarts) {
+  TempDir tmp;
+  const std::string disk = tmp / "disk.raw";
+  std::ofstream(disk) << "a disk that is not the one promised";
+  const std::string promised(64, 'b');
+  VmDriver driver(tmp / "root", FLOTILLA_SHIM_PATH);
+  LaunchSpec spec;
+  spec.type = "vm";
+  spec.instance_id = "bad-disk";
+  spec.vm.image = disk;
+  spec.vm.sha256 = promised;
+
+  Preparation p;
+  ASSERT_TRUE(eventually(
+      [&] {
+        p = driver.prepare(spec);
+        return p.state != Preparation::State::kInProgress;
+      },
+      10s));
+  EXPECT_EQ(p.state, Preparation::State::kFailed);
+  EXPECT_NE(p.message.find("digest mismatch"), std::string::npos) << p.message;
+  EXPECT_NE(p.message.find("sha256:" + promised), std::string::npos) << p.message;
+  EXPECT_NE(p.message.find("next attempt in"), std::string::npos) << p.message;
+
+  auto handle = driver.launch(spec);
+  ASSERT_FALSE(handle);
+  EXPECT_NE(handle.error().message().find("Failed to launch VM 'bad-disk'"), std::string::npos)
+      << handle.error().message();
+  EXPECT_NE(handle.error().message().find("not on the node"), std::string::npos)
+      << handle.error().message();
+  EXPECT_TRUE(driver.recover().empty());
+  EXPECT_FALSE(fs::exists(tmp / "root/vms/bad-disk"));
+  EXPECT_FALSE(fs::exists(tmp / "root/shim/instances/bad-disk"));
+  EXPECT_FALSE(fs::exists(tmp / ("root/images/sha256/" + promised)));
+  EXPECT_FALSE(driver.qemu_pid("bad-disk"));
+}
+
+TEST(VmDriverImageTest, ASpecWithoutImageOrKernelIsRefused) {
+  TempDir tmp;
+  VmDriver driver(tmp / "root", FLOTILLA_SHIM_PATH);
+  LaunchSpec spec;
+  spec.type = "vm";
+  spec.instance_id = "empty";
+  Preparation p = driver.prepare(spec);
+  EXPECT_EQ(p.state, Preparation::State::kFailed);
+  EXPECT_NE(p.message.find("no image or kernel"), std::string::npos) << p.message;
+  auto handle = driver.launch(spec);
+  ASSERT_FALSE(handle);
+  EXPECT_NE(handle.error().message().find("no image or kernel"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace flotilla::runtime::vm
