@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <initializer_list>
 #include <set>
 #include <utility>
 
@@ -68,43 +69,31 @@ Expected<std::vector<std::string>> qemu_argv(const QemuCommand& c) {
     if (Status s = option_safe_path(what, path); !s) return s.error();
   }
   if (c.name.find(',') != std::string::npos) return Error("name '" + c.name + "' has a comma");
+  if (c.tcg_translation_cache_mib < 0) return Error("negative TCG translation cache size");
   auto netdev = user_netdev(c.ports);
   if (!netdev) return netdev.error();
 
+  std::string accel = c.accel;
+  if (accel == "tcg" && c.tcg_translation_cache_mib > 0) {
+    accel += ",tb-size=" + std::to_string(c.tcg_translation_cache_mib);
+  }
   // Whole MiB: QEMU's -m takes a size with a suffix, and guests expect page-aligned RAM.
   const int64_t memory_mib = (memory + (1 << 20) - 1) >> 20;
-  std::vector<std::string> argv = {c.binary,
-                                   "-name",
-                                   c.name.empty() ? "flotilla-vm" : c.name,
-                                   "-accel",
-                                   c.accel,
-                                   "-smp",
-                                   std::to_string(c.cpus),
-                                   "-m",
-                                   std::to_string(memory_mib) + "M",
-                                   "-nodefaults",
-                                   "-no-user-config",
-                                   "-display",
-                                   "none",
-                                   "-monitor",
-                                   "none",
-                                   "-serial",
-                                   "stdio",
-                                   "-qmp",
-                                   "unix:" + c.qmp_socket + ",server=on,wait=off",
-                                   "-pidfile",
-                                   c.pid_file,
-                                   "-netdev",
-                                   *netdev,
-                                   "-device",
-                                   "virtio-net-pci,netdev=n0"};
+  std::vector<std::string> argv = {c.binary};
+  auto add = [&argv](std::initializer_list<std::string> items) { argv.insert(argv.end(), items); };
+  add({"-name", c.name.empty() ? "flotilla-vm" : c.name});
+  add({"-accel", accel, "-smp", std::to_string(c.cpus), "-m", std::to_string(memory_mib) + "M"});
+  add({"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none"});
+  add({"-serial", "stdio"});  // the console: the shim logs QEMU's stdout
+  add({"-qmp", "unix:" + c.qmp_socket + ",server=on,wait=off", "-pidfile", c.pid_file});
+  add({"-netdev", *netdev, "-device", "virtio-net-pci,netdev=n0"});
   if (!c.disk.empty()) {
-    argv.insert(argv.end(), {"-drive", "file=" + c.disk + ",format=qcow2,if=virtio"});
+    add({"-drive", "file=" + c.disk + ",format=qcow2,if=virtio"});
   }
   if (!c.kernel.empty()) {
-    argv.insert(argv.end(), {"-kernel", c.kernel});
-    if (!c.initrd.empty()) argv.insert(argv.end(), {"-initrd", c.initrd});
-    if (!c.kernel_args.empty()) argv.insert(argv.end(), {"-append", c.kernel_args});
+    add({"-kernel", c.kernel});
+    if (!c.initrd.empty()) add({"-initrd", c.initrd});
+    if (!c.kernel_args.empty()) add({"-append", c.kernel_args});
   }
   return argv;
 }

@@ -23,11 +23,12 @@ inline constexpr int64_t kMinMemoryBytes = 16LL << 20;
 inline constexpr int64_t kMaxCpus = 64;
 
 struct QemuCommand {
-  std::string binary;         // qemu-system-<arch>
-  std::string accel = "tcg";  // kvm | tcg
-  std::string name;           // -name, shown in ps and QMP
-  std::string disk;           // the overlay (qcow2); empty: no disk
-  std::string kernel;         // host paths for direct kernel boot; empty: boot the disk
+  std::string binary;                     // qemu-system-<arch>
+  std::string accel = "tcg";              // kvm | tcg
+  int64_t tcg_translation_cache_mib = 0;  // tcg only; 0: QEMU's default
+  std::string name;                       // -name, shown in ps and QMP
+  std::string disk;                       // the overlay (qcow2); empty: no disk
+  std::string kernel;                     // host paths for direct kernel boot; empty: boot the disk
   std::string initrd;
   std::string kernel_args;
   std::string qmp_socket;  // path QEMU binds

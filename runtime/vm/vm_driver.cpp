@@ -11,10 +11,11 @@
 
 #include "common/fs.hpp"
 #include "common/log.hpp"
+#include "runtime/instance_records.hpp"
 #include "runtime/proc_stat.hpp"
+#include "runtime/run_command.hpp"
 #include "runtime/vm/qemu_command.hpp"
 #include "runtime/vm/qmp_client.hpp"
-#include "runtime/vm/tool_runner.hpp"
 
 namespace flotilla::runtime::vm {
 namespace {
@@ -27,6 +28,7 @@ constexpr const char* kQemuPidFile = "qemu.pid";
 constexpr const char* kStopRequestFile = "stop-request";
 constexpr auto kQemuImgTimeout = std::chrono::seconds(30);
 constexpr auto kQuitTimeout = std::chrono::milliseconds(500);
+constexpr auto kObserveTimeout = std::chrono::milliseconds(250);
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("runtime"); }
 
@@ -141,6 +143,7 @@ Expected<std::vector<std::string>> VmDriver::command_for(const LaunchSpec& spec)
   QemuCommand c;
   c.binary = qemu_system_;
   c.accel = accel_.accel;
+  c.tcg_translation_cache_mib = options_.tcg_translation_cache_mib;
   c.name = "flotilla-" + spec.instance_id;
   if (sources->image) c.disk = kOverlayFile;
   for (auto [source, target] :
@@ -160,15 +163,15 @@ Expected<std::vector<std::string>> VmDriver::command_for(const LaunchSpec& spec)
 }
 
 Status VmDriver::create_overlay(const std::string& base, const std::string& overlay) const {
-  auto result = run_tool({options_.qemu_img, "create", "-q", "-f", "qcow2", "-F",
-                          image_format(base), "-b", base, overlay},
-                         kQemuImgTimeout);
+  CommandOptions run;
+  run.timeout = kQemuImgTimeout;
+  auto result = run_command({options_.qemu_img, "create", "-q", "-f", "qcow2", "-F",
+                             image_format(base), "-b", base, overlay},
+                            run);
   if (!result) return result.error();
-  if (result->exit_code != 0) {
-    std::string out = result->output;
-    while (!out.empty() && out.back() == '\n') out.pop_back();
+  if (result->timed_out || result->exit_code != 0) {
     return Error("Failed to create overlay '" + overlay + "' over '" + base +
-                 "': qemu-img exited " + std::to_string(result->exit_code) + ": " + out);
+                 "': qemu-img: " + (result->timed_out ? "timed out" : command_failure(*result)));
   }
   return Ok();
 }
@@ -225,13 +228,25 @@ Expected<Handle> VmDriver::launch(const LaunchSpec& spec) {
 std::optional<int64_t> VmDriver::qemu_pid(const std::string& id) const {
   if (!validate_instance_id(id)) return std::nullopt;
   auto text = fs::read_file(vm_dir(id) + "/" + kQemuPidFile);
-  if (!text) return std::nullopt;
+  auto shim = fs::read_file(root_ + "/shim/instances/" + id + "/" + kPidRecordFile);
+  if (!text || !shim) return std::nullopt;
+  auto shim_record = parse_pid_record(*shim);
   char* end = nullptr;
   long long pid = std::strtoll(text->c_str(), &end, 10);
-  if (end == text->c_str() || pid <= 1) return std::nullopt;
+  if (!shim_record || end == text->c_str() || pid <= 1) return std::nullopt;
+  // QEMU leaves its pid file behind when killed: only the shim's live child is this VM's QEMU.
   auto stat = read_proc_stat(pid);
-  if (!stat || stat->zombie()) return std::nullopt;
+  if (!stat || stat->zombie() || stat->ppid != shim_record->pid) return std::nullopt;
   return pid;
+}
+
+Expected<int> VmDriver::exec(const Handle& handle, const std::vector<std::string>& /*argv*/,
+                             std::chrono::milliseconds /*timeout*/) {
+  // Without an agent inside the guest there is nowhere to run it; running it on the node, as
+  // the default does, would probe the host and report the guest healthy when it is not.
+  return Error("Failed to exec in VM '" + handle.instance_id +
+               "': exec probes are not supported for vm workloads (no guest agent); use an http "
+               "or tcp probe through a port forward");
 }
 
 void VmDriver::record_stop_request(const std::string& id, const std::string& what) const {
@@ -267,13 +282,16 @@ Observation VmDriver::observe(const Handle& handle) {
     return obs;
   }
   if (obs.state != RunState::kRunning || !options_.observe_guest_status) return obs;
-  auto qmp = QmpClient::connect(qmp_socket(handle.instance_id), options_.qmp_timeout);
+  // Short: observe() runs on the agent's loop, and a busy QMP (one client at a time) only costs
+  // the detail.
+  const auto timeout = std::min(options_.qmp_timeout, std::chrono::milliseconds(kObserveTimeout));
+  auto qmp = QmpClient::connect(qmp_socket(handle.instance_id), timeout);
   if (!qmp) {
     logger()->debug("vm status unavailable instance={} error=\"{}\"", handle.instance_id,
                     qmp.error().message());
     return obs;
   }
-  auto status = (*qmp)->execute("query-status", nullptr, options_.qmp_timeout);
+  auto status = (*qmp)->execute("query-status", nullptr, timeout);
   if (status && status->is_object() && status->contains("status") &&
       (*status)["status"].is_string()) {
     std::string guest = (*status)["status"].get<std::string>();

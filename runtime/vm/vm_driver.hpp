@@ -18,7 +18,8 @@
 //
 // Thread-safety: like every Driver, used by one thread (DiskCache's threads are internal).
 // launch() blocks for qemu-img (tens of ms) and the shim's ready report; terminate(), kill()
-// and observe() for one QMP exchange, bounded by Options::qmp_timeout.
+// and observe() for one QMP exchange, bounded by Options::qmp_timeout (observe(): 250 ms at
+// most). exec() is refused (no guest agent) and so may be called from any thread.
 #pragma once
 
 #include <chrono>
@@ -44,8 +45,11 @@ class VmDriver final : public Driver {
     std::string accel = "auto";  // auto (detect_accel()) | kvm | tcg
     std::chrono::milliseconds qmp_timeout{1000};
     bool observe_guest_status = true;  // observe() asks QMP for the guest's run state
-    FetchFn fetch;                     // empty: image::fetch_to_file
-    const Clock* clock = nullptr;      // empty: the system clock
+    // TCG's translation cache in MiB (0: QEMU's default, up to 1 GiB reserved, of which a small
+    // guest touches ~50 MiB). Smaller saves memory per VM and costs speed.
+    int64_t tcg_translation_cache_mib = 0;
+    FetchFn fetch;                 // empty: image::fetch_to_file
+    const Clock* clock = nullptr;  // empty: the system clock
     DiskCache::Options cache;
   };
 
@@ -60,6 +64,9 @@ class VmDriver final : public Driver {
   Status kill(const Handle& handle) override;
   Status cleanup(const std::string& instance_id) override;
   std::vector<Handle> recover() override;
+  // Always an Error: there is no guest agent to run a command in the guest.
+  Expected<int> exec(const Handle& handle, const std::vector<std::string>& argv,
+                     std::chrono::milliseconds timeout) override;
   std::string log_path(const std::string& instance_id, bool stderr_stream) const override;
 
   // The accelerator VMs get ("kvm" | "tcg") and why: for the node's capabilities.

@@ -68,6 +68,18 @@ TEST(QemuCommandTest, SpecValuesPortsAndDirectKernelBoot) {
   EXPECT_EQ(after(*argv, "-append"), "console=ttyS0 root=/dev/vda");
 }
 
+TEST(QemuCommandTest, TcgTranslationCacheSizeGoesIntoTheAccelOption) {
+  QemuCommand c = base_command();
+  c.tcg_translation_cache_mib = 32;
+  auto argv = qemu_argv(c);
+  ASSERT_TRUE(argv) << argv.error().message();
+  EXPECT_EQ(after(*argv, "-accel"), "tcg,tb-size=32");
+  c.accel = "kvm";  // KVM has no translation cache
+  argv = qemu_argv(c);
+  ASSERT_TRUE(argv) << argv.error().message();
+  EXPECT_EQ(after(*argv, "-accel"), "kvm");
+}
+
 TEST(QemuCommandTest, KernelWithoutDiskIsEnough) {
   QemuCommand c = base_command();
   c.disk.clear();

@@ -66,5 +66,32 @@ TEST(VmDriverImageTest, ASpecWithoutImageOrKernelIsRefused) {
   EXPECT_NE(handle.error().message().find("no image or kernel"), std::string::npos);
 }
 
+// A launch cut short between creating the VM's folder and starting its shim (an agent crash)
+// leaves a folder that recover() reports and cleanup() removes.
+TEST(VmDriverImageTest, AnOrphanedVmFolderIsRecoveredAndCleanedUp) {
+  TempDir tmp;
+  ASSERT_TRUE(fs::make_dirs(tmp / "root/vms/orphan"));
+  VmDriver driver(tmp / "root", FLOTILLA_SHIM_PATH);
+  auto found = driver.recover();
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].instance_id, "orphan");
+  EXPECT_EQ(found[0].pid, 0);
+  EXPECT_EQ(found[0].type, "vm");
+  EXPECT_NE(driver.observe(found[0]).state, RunState::kRunning);
+  EXPECT_TRUE(driver.kill(found[0]));
+  ASSERT_TRUE(driver.cleanup("orphan"));
+  EXPECT_FALSE(fs::exists(tmp / "root/vms/orphan"));
+  EXPECT_TRUE(driver.recover().empty());
+}
+
+TEST(VmDriverImageTest, ExecIsRefusedRatherThanRunOnTheHost) {
+  TempDir tmp;
+  VmDriver driver(tmp / "root", FLOTILLA_SHIM_PATH);
+  auto code = driver.exec(Handle{"vm-1", 0, 0, "vm"}, {"true"}, std::chrono::seconds(1));
+  ASSERT_FALSE(code);
+  EXPECT_NE(code.error().message().find("exec probes are not supported for vm workloads"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace flotilla::runtime::vm
