@@ -1,0 +1,298 @@
+#include "runtime/image/http_fetch.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "runtime/image/curl_util.hpp"
+
+namespace flotilla::runtime::image {
+namespace {
+
+using EvpCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+
+EvpCtx new_sha256() {
+  EvpCtx ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  return ctx;
+}
+
+std::string hex_digest(EVP_MD_CTX* ctx) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 0xf]);
+  }
+  return out;
+}
+
+// Hashes what is already in `fd` (a partial download being resumed) into `ctx`.
+bool hash_fd(int fd, EVP_MD_CTX* ctx, uint64_t& size) {
+  char buf[1 << 16];
+  size = 0;
+  if (lseek(fd, 0, SEEK_SET) < 0) return false;
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    EVP_DigestUpdate(ctx, buf, static_cast<size_t>(n));
+    size += static_cast<uint64_t>(n);
+  }
+}
+
+bool write_all(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void fsync_dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+// One transfer's state, shared with libcurl's callbacks.
+struct Transfer {
+  const FetchRequest* req = nullptr;
+  int fd = -1;
+  EVP_MD_CTX* ctx = nullptr;
+  EvpCtx* owner = nullptr;
+  uint64_t offset = 0;  // bytes of the partial file being resumed
+  uint64_t size = 0;    // bytes in the file now
+  uint64_t fetched = 0;
+  bool resumed = false;
+  bool is_file = false;
+  long status = 0;
+  bool decided = false;  // the response (206 or 200) was checked against the resume offset
+  std::string content_range;
+  std::string www_authenticate;
+  std::string error_body;  // start of a 4xx/5xx body, for the message
+  std::string abort_reason;
+  bool abort_retryable = false;
+};
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect or 100)
+    t->content_range.clear();
+    t->www_authenticate.clear();
+    auto sp = line.find(' ');
+    t->status = sp == std::string::npos ? 0 : std::strtol(line.c_str() + sp + 1, nullptr, 10);
+    return size * n;
+  }
+  std::string name, value;
+  if (detail::split_header(line, name, value)) {
+    if (name == "content-range") t->content_range = value;
+    if (name == "www-authenticate") t->www_authenticate = value;
+  }
+  return size * n;
+}
+
+// Called before the first body byte: decides between continuing the partial file (206 with the
+// right Content-Range) and starting over (200: the server ignored the Range).
+bool decide(Transfer* t) {
+  t->decided = true;
+  if (t->is_file || t->offset == 0) return true;
+  if (t->status == 206) {
+    unsigned long long start = 0;
+    if (std::sscanf(t->content_range.c_str(), "bytes %llu-", &start) != 1 || start != t->offset) {
+      t->abort_reason = "unexpected Content-Range '" + t->content_range + "' for a resume at " +
+                        std::to_string(t->offset);
+      t->abort_retryable = true;
+      return false;
+    }
+    t->resumed = true;
+    return true;
+  }
+  // 200: the whole body comes again.
+  if (ftruncate(t->fd, 0) != 0 || lseek(t->fd, 0, SEEK_SET) < 0) {
+    t->abort_reason = std::string("cannot truncate the partial file: ") + std::strerror(errno);
+    return false;
+  }
+  *t->owner = new_sha256();
+  t->ctx = t->owner->get();
+  t->offset = 0;
+  t->size = 0;
+  return true;
+}
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * n;
+  if (!t->is_file && (t->status < 200 || t->status >= 300)) {
+    if (t->error_body.size() < 512) t->error_body.append(data, std::min<size_t>(len, 512));
+    return len;
+  }
+  if (!t->decided && !decide(t)) return 0;
+  if (t->req->max_bytes > 0 && t->size + len > t->req->max_bytes) {
+    t->abort_reason = "larger than the expected " + std::to_string(t->req->max_bytes) + " bytes";
+    return 0;
+  }
+  if (!write_all(t->fd, data, len)) {
+    t->abort_reason = std::string("cannot write the partial file: ") + std::strerror(errno);
+    t->abort_retryable = true;
+    return 0;
+  }
+  EVP_DigestUpdate(t->ctx, data, len);
+  t->size += len;
+  t->fetched += len;
+  return len;
+}
+
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  return (t->req->cancel != nullptr && t->req->cancel->load()) ? 1 : 0;
+}
+
+FetchError fail(const FetchRequest& req, const std::string& cause, bool retryable, long status = 0,
+                std::string challenge = {}) {
+  FetchError e;
+  e.error = Error("Failed to fetch '" + req.url + "': " + cause);
+  e.retryable = retryable;
+  e.http_status = status;
+  e.www_authenticate = std::move(challenge);
+  return e;
+}
+
+}  // namespace
+
+FetchOutcome fetch_to_file(const FetchRequest& req) {
+  detail::ensure_curl_global();
+  const std::string partial = req.dest + ".partial";
+  int fd = open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return fail(req, "cannot open '" + partial + "': " + std::strerror(errno), false);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { close(fd); }
+  } closer{fd};
+
+  EvpCtx ctx = new_sha256();
+  Transfer t;
+  t.req = &req;
+  t.fd = fd;
+  t.owner = &ctx;
+  t.ctx = ctx.get();
+  t.is_file = req.url.rfind("file://", 0) == 0;
+  if (!hash_fd(fd, t.ctx, t.offset)) {
+    return fail(req, "cannot read '" + partial + "': " + std::strerror(errno), false);
+  }
+  t.size = t.offset;
+  if (lseek(fd, 0, SEEK_END) < 0) return fail(req, "cannot seek the partial file", false);
+  if (t.is_file && t.offset > 0) t.resumed = true;
+
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_slist* headers = nullptr;
+  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
+                                                                          &curl_slist_free_all);
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(req.low_speed_time.count()));
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+  // CURLOPT_RANGE rather than RESUME_FROM for http: libcurl refuses a 200 answer to a resume,
+  // and a server without Range support must restart the download, not fail it.
+  std::string range = std::to_string(t.offset) + "-";
+  if (t.offset > 0 && t.is_file) {
+    curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, curl_off_t(t.offset));
+  } else if (t.offset > 0) {
+    curl_easy_setopt(c, CURLOPT_RANGE, range.c_str());
+  }
+
+  CURLcode rc = curl_easy_perform(c);
+  long status = t.status;
+  if (!t.is_file) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+
+  // A 416 on a resume means the partial file may already hold everything (a crash between the
+  // last byte and the rename): the digest check below settles it.
+  bool complete_partial = !t.is_file && status == 416 && t.offset > 0;
+  if (!complete_partial) {
+    if (!t.abort_reason.empty()) {
+      if (!t.abort_retryable) unlink(partial.c_str());
+      return fail(req, t.abort_reason, t.abort_retryable, status);
+    }
+    if (rc == CURLE_ABORTED_BY_CALLBACK) return fail(req, "cancelled", true, status);
+    if (!t.is_file && (status < 200 || status >= 300) && status != 0) {
+      std::string cause = "HTTP " + std::to_string(status);
+      if (!t.error_body.empty() && t.error_body.size() < 200) cause += " (" + t.error_body + ")";
+      while (!cause.empty() && (cause.back() == '\n' || cause.back() == '\r')) cause.pop_back();
+      return fail(req, cause, status >= 500 || status == 429 || status == 408, status,
+                  t.www_authenticate);
+    }
+    if (rc != CURLE_OK) {
+      return fail(req, detail::curl_failure_text(c, rc, errbuf), detail::curl_retryable(rc),
+                  status);
+    }
+  }
+
+  FetchResult result;
+  result.sha256 = hex_digest(t.ctx);
+  result.size = t.size;
+  result.bytes_fetched = t.fetched;
+  result.resumed = t.resumed;
+  result.http_status = t.is_file ? 0 : status;
+  if (!req.sha256.empty() && result.sha256 != req.sha256) {
+    unlink(partial.c_str());
+    return fail(req,
+                "digest mismatch (want sha256:" + req.sha256 + ", got sha256:" + result.sha256 +
+                    ", " + std::to_string(result.size) + " bytes)",
+                complete_partial, status);
+  }
+  if (fsync(fd) != 0 || rename(partial.c_str(), req.dest.c_str()) != 0) {
+    return fail(req, "cannot store '" + req.dest + "': " + std::strerror(errno), false, status);
+  }
+  fsync_dir_of(req.dest);
+  return result;
+}
+
+Expected<std::string> sha256_file(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error("Failed to hash '" + path + "': " + std::strerror(errno));
+  EvpCtx ctx = new_sha256();
+  uint64_t size = 0;
+  bool ok = hash_fd(fd, ctx.get(), size);
+  int err = errno;
+  close(fd);
+  if (!ok) return Error("Failed to hash '" + path + "': " + std::strerror(err));
+  return hex_digest(ctx.get());
+}
+
+}  // namespace flotilla::runtime::image

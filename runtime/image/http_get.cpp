@@ -1,0 +1,131 @@
+#include "runtime/image/http_get.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+#include "runtime/image/curl_util.hpp"
+
+namespace flotilla::runtime::image {
+namespace detail {
+
+void ensure_curl_global() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string curl_failure_text(CURL* curl, CURLcode code, const char* errbuf) {
+  long os_errno = 0;
+  curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+  if (code == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED) return "connection refused";
+  if (code == CURLE_OPERATION_TIMEDOUT) return "timed out";
+  if (errbuf != nullptr && errbuf[0] != '\0') return errbuf;
+  return curl_easy_strerror(code);
+}
+
+bool curl_retryable(CURLcode code) {
+  switch (code) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_FILE_COULDNT_READ_FILE:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool split_header(const std::string& line, std::string& name, std::string& value) {
+  auto colon = line.find(':');
+  if (colon == std::string::npos) return false;
+  name = line.substr(0, colon);
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  size_t b = colon + 1, e = line.size();
+  while (b < e && (line[b] == ' ' || line[b] == '\t')) ++b;
+  while (e > b && (line[e - 1] == '\r' || line[e - 1] == '\n' || line[e - 1] == ' ')) --e;
+  value = line.substr(b, e - b);
+  return true;
+}
+
+}  // namespace detail
+
+namespace {
+
+struct GetState {
+  HttpResponse* resp;
+  uint64_t max_bytes;
+  bool too_large = false;
+};
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* st = static_cast<GetState*>(user);
+  std::string line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    st->resp->headers.clear();
+    return size * n;
+  }
+  std::string name, value;
+  if (detail::split_header(line, name, value)) st->resp->headers[name] = value;
+  return size * n;
+}
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* st = static_cast<GetState*>(user);
+  if (st->resp->body.size() + size * n > st->max_bytes) {
+    st->too_large = true;
+    return 0;
+  }
+  st->resp->body.append(data, size * n);
+  return size * n;
+}
+
+}  // namespace
+
+HttpGetOutcome http_get(const HttpGetRequest& req) {
+  detail::ensure_curl_global();
+  HttpGetOutcome out;
+  GetState st{&out.response, req.max_bytes};
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+  CURL* c = curl.get();
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_slist* headers = nullptr;
+  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
+                                                                          &curl_slist_free_all);
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(req.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &st);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
+  if (!req.basic_user.empty()) {
+    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(c, CURLOPT_USERNAME, req.basic_user.c_str());
+    curl_easy_setopt(c, CURLOPT_PASSWORD, req.basic_password.c_str());
+  }
+  CURLcode rc = curl_easy_perform(c);
+  if (st.too_large) {
+    out.error = {"response larger than " + std::to_string(req.max_bytes) + " bytes", false};
+    return out;
+  }
+  if (rc != CURLE_OK) {
+    out.error = {detail::curl_failure_text(c, rc, errbuf), detail::curl_retryable(rc)};
+    return out;
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.response.status);
+  out.ok = true;
+  return out;
+}
+
+}  // namespace flotilla::runtime::image
