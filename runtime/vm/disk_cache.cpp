@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "common/fs.hpp"
 #include "common/log.hpp"
@@ -108,7 +109,13 @@ Preparation DiskCache::prepare(const DiskSource& source) {
   std::lock_guard<std::mutex> lock(mu_);
   std::unique_ptr<Download>& d = downloads_[source.sha256];
   if (!d) d = std::make_unique<Download>();
-  if (d->running) return {State::kInProgress, "fetching '" + source.location + "'"};
+  if (d->running) {
+    std::error_code ec;
+    auto partial = std::filesystem::file_size(path_for(source.sha256) + ".partial", ec);
+    return {State::kInProgress,
+            "fetching '" + source.location + "'" +
+                (ec ? "" : " (" + std::to_string(partial >> 20) + " MiB so far)")};
+  }
   if (fs::exists(path_for(source.sha256))) return {State::kReady, ""};
   if (!d->error.empty() && clock_.now() < d->next_attempt) {
     auto left =
