@@ -1,0 +1,108 @@
+// ContainerDriver: the `container` runtime driver. It runs an OCI image, prepared by an
+// image::ImageSource, with crun or runc -- no daemon beside the agent.
+//
+// Each instance runs under its own flotilla-shim (the process driver's supervisor, reused through
+// a ProcessDriver of its own), whose command is flotilla-oci-monitor, which starts the container
+// detached (`<runtime> run --detach`) with the shim's log pipes as its stdio and waits for its
+// init process: the container's output lands in the shim's size-capped logs and its exit status
+// in the shim's exit record; the container survives an agent restart like any process instance.
+// Handle.pid is the shim's pid. The container's cgroup stays until cleanup(), so observe() can
+// tell an OOM kill ("OOMKilled") from other SIGKILLs.
+//
+// On-disk layout under `root` (the agent passes <data>/runtime/container):
+//   state/<name>/                   the runtime's state (its --root): Flotilla's containers only
+//   bundles/<id>/config.json        the generated runtime spec
+//   bundles/<id>/rootfs, upper/, work/   the instance's overlay (or copied) root filesystem
+//   bundles/<id>/container.pid      host pid of the container's init
+//   bundles/<id>/image              the image reference it runs (for set_in_use after recover)
+//   shim/instances/<id>/, shim/logs/<id>/   the shim's records and logs (see ProcessDriver)
+// <name> is the instance id when the runtime accepts it as a container id, else a sanitised
+// form with a hash suffix; the cgroup is <cgroup_parent>/<name>.
+//
+// Thread-safety: like every Driver, used by one thread. launch() blocks until the container runs
+// (tens of milliseconds; at most kStartTimeout), kill(), cleanup() and exec() for one runtime
+// invocation each; other calls return at once.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "runtime/driver.hpp"
+#include "runtime/image/image_source.hpp"
+#include "runtime/oci/command_runner.hpp"
+#include "runtime/oci/oci_runtime.hpp"
+#include "runtime/process_driver.hpp"
+
+namespace flotilla::runtime::oci {
+
+struct ContainerDriverConfig {
+  std::string root;          // the driver's folder; required
+  std::string runtime_path;  // crun/runc binary; empty: detected (crun if usable, else runc)
+  std::string shim_path;     // flotilla-shim; empty: default_shim_path()
+  std::string monitor_path;  // flotilla-oci-monitor; empty: next to the shim
+  // Parent of every container's cgroup. Absolute: from the root of each hierarchy; relative:
+  // below the agent's own cgroup (keeps containers inside the agent's accounting).
+  std::string cgroup_parent = "/flotilla";
+};
+
+class ContainerDriver final : public Driver {
+ public:
+  static constexpr std::chrono::milliseconds kStartTimeout{15000};
+
+  // `images` and `runner` must outlive the driver; `runner` null means a SystemCommandRunner.
+  static Expected<std::unique_ptr<ContainerDriver>> create(ContainerDriverConfig config,
+                                                           image::ImageSource& images,
+                                                           CommandRunner* runner = nullptr);
+
+  std::string type() const override { return "container"; }
+  Preparation prepare(const LaunchSpec& spec) override;
+  Expected<Handle> launch(const LaunchSpec& spec) override;
+  Observation observe(const Handle& handle) override;
+  Status terminate(const Handle& handle) override;
+  Status kill(const Handle& handle) override;
+  Status cleanup(const std::string& instance_id) override;
+  std::vector<Handle> recover() override;
+  std::string log_path(const std::string& instance_id, bool stderr_stream) const override;
+
+  // Runs argv inside the running container of `handle` (exec probes); its exit code.
+  Expected<int> exec(const Handle& handle, const std::vector<std::string>& argv,
+                     std::chrono::milliseconds timeout);
+
+  // The container init's host pid; 0 when unknown (not started, or gone).
+  int64_t container_pid(const std::string& instance_id) const;
+  // The runtime binary in use, and the cgroup path (cgroupsPath) of an instance.
+  const std::string& runtime_binary() const { return runtime_.binary(); }
+  std::string cgroups_path(const std::string& instance_id) const;
+  std::string bundle_dir(const std::string& instance_id) const;
+  const std::string& state_root() const { return runtime_.state_root(); }
+
+ private:
+  ContainerDriver(ContainerDriverConfig config, std::string runtime_binary,
+                  image::ImageSource& images, std::unique_ptr<CommandRunner> owned_runner,
+                  CommandRunner& runner);
+
+  Expected<Handle> start(const LaunchSpec& spec, const std::string& bundle);
+  Status wait_until_started(const std::string& id, const Handle& shim);
+  std::string start_failure(const std::string& id) const;
+  Status remove_instance(const std::string& id);
+  void publish_in_use();
+
+  ContainerDriverConfig config_;
+  image::ImageSource& images_;
+  std::unique_ptr<CommandRunner> owned_runner_;
+  OciRuntime runtime_;
+  ProcessDriver shims_;
+  bool limit_swap_;
+  std::map<std::string, std::string> in_use_;  // instance id -> image reference
+};
+
+// The runtime's container id (and cgroup leaf) for an instance id: the id itself when it is made
+// of letters, digits and . _ - + only, else those characters kept, the rest turned to '_', and a
+// hash of the whole id appended so distinct ids stay distinct.
+std::string container_name(const std::string& instance_id);
+
+}  // namespace flotilla::runtime::oci
