@@ -81,6 +81,11 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancel = static_cast<const std::atomic<bool>*>(user);
+  return (cancel != nullptr && cancel->load()) ? 1 : 0;
+}
+
 }  // namespace
 
 HttpGetOutcome http_get(const HttpGetRequest& req) {
@@ -109,6 +114,11 @@ HttpGetOutcome http_get(const HttpGetRequest& req) {
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &st);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
+  if (req.cancel != nullptr) {
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(req.cancel));
+  }
   if (!req.basic_user.empty()) {
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(c, CURLOPT_USERNAME, req.basic_user.c_str());
@@ -117,6 +127,10 @@ HttpGetOutcome http_get(const HttpGetRequest& req) {
   CURLcode rc = curl_easy_perform(c);
   if (st.too_large) {
     out.error = {"response larger than " + std::to_string(req.max_bytes) + " bytes", false};
+    return out;
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    out.error = {"cancelled", true};
     return out;
   }
   if (rc != CURLE_OK) {

@@ -4,6 +4,7 @@
 // Thread-safety: reentrant.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -31,6 +32,7 @@ struct HttpGetRequest {
   std::chrono::seconds connect_timeout{10};
   std::string basic_user;  // sent as HTTP basic auth when not empty
   std::string basic_password;
+  const std::atomic<bool>* cancel = nullptr;  // set to abort the transfer
 };
 
 // The response (any status) or why there was none.

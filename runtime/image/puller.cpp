@@ -77,7 +77,7 @@ PullOutcome Puller::pull(const std::string& reference, const Progress& progress,
   if (!ref) return fail(ref.error().message(), false);
 
   PullError perr;
-  auto top = client_.get_manifest(*ref, ref->manifest_ref(), &perr);
+  auto top = client_.get_manifest(*ref, ref->manifest_ref(), &perr, cancel);
   if (!top) return fail(top.error().message(), perr.retryable);
   auto doc = parse_manifest_document(top->body, top->media_type);
   if (!doc) return fail(doc.error().message(), false);
@@ -87,7 +87,7 @@ PullOutcome Puller::pull(const std::string& reference, const Progress& progress,
     if (auto st = blobs_.put(top->digest, top->body); !st) return fail(st.error().message(), true);
     auto chosen = select_platform(doc->index, platform_);
     if (!chosen) return fail(chosen.error().message(), false);
-    auto m = client_.get_manifest(*ref, chosen->digest, &perr);
+    auto m = client_.get_manifest(*ref, chosen->digest, &perr, cancel);
     if (!m) return fail(m.error().message(), perr.retryable);
     doc = parse_manifest_document(m->body, m->media_type);
     if (!doc) return fail(doc.error().message(), false);
@@ -100,6 +100,12 @@ PullOutcome Puller::pull(const std::string& reference, const Progress& progress,
     return fail(st.error().message(), true);
   }
   const ImageManifest& manifest = doc->manifest;
+  // The config is read into memory; real ones are a few KiB.
+  if (manifest.config.size > (16u << 20)) {
+    return fail("image config of " + std::to_string(manifest.config.size) +
+                    " bytes is larger than the 16 MiB allowed",
+                false);
+  }
   std::vector<Descriptor> needed = {manifest.config};
   needed.insert(needed.end(), manifest.layers.begin(), manifest.layers.end());
   for (const auto& d : needed) out.blobs.push_back(d.digest);

@@ -157,7 +157,8 @@ Expected<std::string> RegistryClient::answer_challenge(const Reference& ref,
 
 Expected<ManifestBytes> RegistryClient::get_manifest(const Reference& ref,
                                                      const std::string& manifest_ref,
-                                                     PullError* failure) {
+                                                     PullError* failure,
+                                                     const std::atomic<bool>* cancel) {
   bool network = false;
   auto fail = [&](const std::string& cause, bool retryable) -> Error {
     Error e = pull_error("manifest '" + manifest_ref + "'", cause, network);
@@ -167,6 +168,7 @@ Expected<ManifestBytes> RegistryClient::get_manifest(const Reference& ref,
   HttpGetRequest req;
   req.url = base_url(ref) + "/manifests/" + manifest_ref;
   req.max_bytes = 4 << 20;
+  req.cancel = cancel;
   for (int attempt = 0; attempt < 2; ++attempt) {
     req.headers = {manifest_accept_header()};
     if (auto auth = cached_auth(ref); !auth.empty()) req.headers.push_back(auth);
@@ -208,7 +210,8 @@ FetchOutcome RegistryClient::fetch_blob(const Reference& ref, const std::string&
   req.url = base_url(ref) + "/blobs/" + digest;
   req.dest = dest;
   req.sha256 = digest_hex(digest);
-  req.max_bytes = size;
+  // The descriptor's size bounds the download (0 would mean "no limit" to fetch_to_file).
+  req.max_bytes = size == 0 ? 1 : size;
   req.cancel = cancel;
   for (int attempt = 0;; ++attempt) {
     req.headers.clear();

@@ -49,7 +49,8 @@ class RegistryClient {
   // The manifest (or index) `ref` names; `manifest_ref` is a tag or digest. When it is a digest
   // the body must hash to it.
   Expected<ManifestBytes> get_manifest(const Reference& ref, const std::string& manifest_ref,
-                                       PullError* failure = nullptr);
+                                       PullError* failure = nullptr,
+                                       const std::atomic<bool>* cancel = nullptr);
 
   // Downloads blob `digest` of ref's repository into `dest` (resuming `dest`.partial).
   FetchOutcome fetch_blob(const Reference& ref, const std::string& digest, uint64_t size,

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <thread>
 
+#include "runtime/image/layer_unpack.hpp"
 #include "runtime/image/puller.hpp"
 #include "test/runtime/image/registry_fixture.hpp"
 #include "test/runtime/image/tar_builder.hpp"
@@ -146,6 +150,53 @@ TEST_F(RegistryPullTest, AMissingTagIsNotRetryable) {
   EXPECT_FALSE(out.failure.retryable);
   EXPECT_EQ(out.failure.error.message(),
             "Failed to pull '" + host_ + "/app:nope': manifest 'nope': not found (HTTP 404)");
+}
+
+}  // namespace
+}  // namespace flotilla::runtime::image
+
+namespace flotilla::runtime::image {
+namespace {
+
+// Not a timed assertion: prints how a pull compares with `skopeo copy` of the same image from
+// the same registry into an oci: folder (download only; our pull also unpacks, timed apart).
+TEST_F(RegistryPullTest, BenchPullVersusSkopeoCopy) {
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  const int kRuns = 5;
+  std::vector<double> pull_ms, unpack_ms, skopeo_ms;
+  for (int i = 0; i < kRuns; ++i) {
+    std::string root = tmp_ / ("bench" + std::to_string(i));
+    ASSERT_EQ(::mkdir(root.c_str(), 0755), 0);
+    BlobStore blobs(root);
+    ASSERT_TRUE(blobs.init());
+    Puller puller(root, *client_, blobs, Platform{"linux", "amd64", ""});
+    auto t0 = Clock::now();
+    auto out = puller.pull(host_ + "/app:1");
+    pull_ms.push_back(ms(Clock::now() - t0));
+    ASSERT_TRUE(out.ok) << out.failure.error.message();
+    std::string again = root + "/unpack-again";
+    ASSERT_EQ(::mkdir(again.c_str(), 0755), 0);
+    auto t1 = Clock::now();
+    ASSERT_TRUE(apply_layer(blobs.path(shared_registry().app1_blobs.back()), again));
+    unpack_ms.push_back(ms(Clock::now() - t1));
+
+    auto t2 = Clock::now();
+    auto err = testing::run({"skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                             "docker://" + host_ + "/app:1", "oci:" + root + "/oci:app"});
+    skopeo_ms.push_back(ms(Clock::now() - t2));
+    ASSERT_EQ(err, "");
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  double pull = median(pull_ms), unpack = median(unpack_ms), skopeo = median(skopeo_ms);
+  std::printf(
+      "BENCH image=app:1 blob_bytes=%llu runs=%d pull_ms=%.1f (of which unpack_ms=%.1f) "
+      "skopeo_copy_ms=%.1f ratio_pull_to_skopeo=%.2f ratio_fetch_only_to_skopeo=%.2f\n",
+      static_cast<unsigned long long>(shared_registry().app1_blob_bytes), kRuns, pull, unpack,
+      skopeo, pull / skopeo, (pull - unpack) / skopeo);
 }
 
 }  // namespace
