@@ -69,6 +69,8 @@ Expected<std::vector<std::string>> qemu_argv(const QemuCommand& c) {
     if (Status s = option_safe_path(what, path); !s) return s.error();
   }
   if (c.name.find(',') != std::string::npos) return Error("name '" + c.name + "' has a comma");
+  if (c.machine.find(',') != std::string::npos)
+    return Error("machine '" + c.machine + "' has a comma");
   if (c.tcg_translation_cache_mib < 0) return Error("negative TCG translation cache size");
   auto netdev = user_netdev(c.ports);
   if (!netdev) return netdev.error();
@@ -82,6 +84,9 @@ Expected<std::vector<std::string>> qemu_argv(const QemuCommand& c) {
   std::vector<std::string> argv = {c.binary};
   auto add = [&argv](std::initializer_list<std::string> items) { argv.insert(argv.end(), items); };
   add({"-name", c.name.empty() ? "flotilla-vm" : c.name});
+  if (!c.machine.empty()) {
+    add({"-machine", c.machine, "-cpu", c.accel == "kvm" ? "host" : "max"});
+  }
   add({"-accel", accel, "-smp", std::to_string(c.cpus), "-m", std::to_string(memory_mib) + "M"});
   add({"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none"});
   add({"-serial", "stdio"});  // the console: the shim logs QEMU's stdout

@@ -26,9 +26,10 @@ struct QemuCommand {
   std::string binary;                     // qemu-system-<arch>
   std::string accel = "tcg";              // kvm | tcg
   int64_t tcg_translation_cache_mib = 0;  // tcg only; 0: QEMU's default
-  std::string name;                       // -name, shown in ps and QMP
-  std::string disk;                       // the overlay (qcow2); empty: no disk
-  std::string kernel;                     // host paths for direct kernel boot; empty: boot the disk
+  std::string machine;  // -machine (and a -cpu to match); empty: QEMU's default (x86: pc)
+  std::string name;     // -name, shown in ps and QMP
+  std::string disk;     // the overlay (qcow2); empty: no disk
+  std::string kernel;   // host paths for direct kernel boot; empty: boot the disk
   std::string initrd;
   std::string kernel_args;
   std::string qmp_socket;  // path QEMU binds

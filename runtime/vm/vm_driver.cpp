@@ -144,6 +144,12 @@ Expected<std::vector<std::string>> VmDriver::command_for(const LaunchSpec& spec)
   c.binary = qemu_system_;
   c.accel = accel_.accel;
   c.tcg_translation_cache_mib = options_.tcg_translation_cache_mib;
+  // Arm has no default machine; "virt" has PCI (virtio-net) and, with firmware, ACPI. Untested
+  // here: the test machine is x86_64.
+  if (qemu_system_.size() >= 7 &&
+      qemu_system_.compare(qemu_system_.size() - 7, 7, "aarch64") == 0) {
+    c.machine = "virt";
+  }
   c.name = "flotilla-" + spec.instance_id;
   if (sources->image) c.disk = kOverlayFile;
   for (auto [source, target] :

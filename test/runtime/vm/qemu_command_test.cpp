@@ -80,6 +80,22 @@ TEST(QemuCommandTest, TcgTranslationCacheSizeGoesIntoTheAccelOption) {
   EXPECT_EQ(after(*argv, "-accel"), "kvm");
 }
 
+TEST(QemuCommandTest, AMachineComesWithAMatchingCpu) {
+  QemuCommand c = base_command();
+  auto argv = qemu_argv(c);
+  ASSERT_TRUE(argv);
+  EXPECT_FALSE(has(*argv, "-machine"));  // x86: QEMU's default pc machine
+  c.machine = "virt";
+  argv = qemu_argv(c);
+  ASSERT_TRUE(argv) << argv.error().message();
+  EXPECT_EQ(after(*argv, "-machine"), "virt");
+  EXPECT_EQ(after(*argv, "-cpu"), "max");
+  c.accel = "kvm";
+  argv = qemu_argv(c);
+  ASSERT_TRUE(argv);
+  EXPECT_EQ(after(*argv, "-cpu"), "host");
+}
+
 TEST(QemuCommandTest, KernelWithoutDiskIsEnough) {
   QemuCommand c = base_command();
   c.disk.clear();
