@@ -5,7 +5,9 @@
 #include <httplib.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -38,23 +40,7 @@ class FakeRegistry {
         .file("bin/hello", "#!/bin/sh\necho hello\n", 0755)
         .file("data/noise", noise)
         .write(dir + "/layer.tar.gz");
-    layer = read_all(dir + "/layer.tar.gz");
-    config = R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/hello"]},)"
-             R"("rootfs":{"type":"layers","diff_ids":[]}})";
-    layer_digest = "sha256:" + sha256_hex(layer);
-    config_digest = "sha256:" + sha256_hex(config);
-    manifest = nlohmann::json{{"schemaVersion", 2},
-                              {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                              {"config",
-                               {{"mediaType", "application/vnd.oci.image.config.v1+json"},
-                                {"digest", config_digest},
-                                {"size", config.size()}}},
-                              {"layers",
-                               {{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
-                                 {"digest", layer_digest},
-                                 {"size", layer.size()}}}}}
-                   .dump();
-
+    set_layer(read_all(dir + "/layer.tar.gz"));
     server_.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
       token_requests++;
       if (req.get_header_value("Authorization") != "Basic dXNlcjpzZWNyZXQ=") {  // user:secret
@@ -73,6 +59,7 @@ class FakeRegistry {
         R"(/v2/app/blobs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
           if (!authorized(req, res)) return;
           std::string digest = req.matches[1];
+          std::lock_guard<std::mutex> lock(mu);
           if (digest == config_digest) {
             res.set_content(config, "application/octet-stream");
             return;
@@ -102,12 +89,33 @@ class FakeRegistry {
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  // Serves `bytes` as the image's only layer (manifest and digests follow).
+  void set_layer(const std::string& bytes) {
+    std::lock_guard<std::mutex> lock(mu);
+    layer = bytes;
+    config = R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/hello"]},)"
+             R"("rootfs":{"type":"layers","diff_ids":[]}})";
+    layer_digest = "sha256:" + sha256_hex(layer);
+    config_digest = "sha256:" + sha256_hex(config);
+    manifest = nlohmann::json{{"schemaVersion", 2},
+                              {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                              {"config",
+                               {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                                {"digest", config_digest},
+                                {"size", config.size()}}},
+                              {"layers",
+                               {{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+                                 {"digest", layer_digest},
+                                 {"size", layer.size()}}}}}
+                   .dump();
+  }
   ~FakeRegistry() {
     server_.stop();
     thread_.join();
   }
   std::string host() const { return "127.0.0.1:" + std::to_string(port); }
 
+  std::mutex mu;
   std::string layer, config, manifest, layer_digest, config_digest, last_scope;
   std::atomic<int> token_requests{0}, range_requests{0}, unauthorized{0};
   std::atomic<bool> truncate{false};
@@ -194,6 +202,39 @@ TEST_F(FakeRegistryTest, ABlobCutMidTransferResumesAndFetchesOnlyTheRest) {
   // The config blob came whole in the first pull; the layer's first third is not fetched again.
   EXPECT_EQ(second.bytes_fetched, fake_.layer.size() - cut);
   EXPECT_EQ(read_all(second.rootfs + "/bin/hello"), "#!/bin/sh\necho hello\n");
+}
+
+TEST_F(FakeRegistryTest, AManifestThatDoesNotHashToTheDigestAskedForIsRejected) {
+  // This registry answers any manifest reference with its one manifest.
+  std::string other = "sha256:" + std::string(64, 'a');
+  auto out = puller_->pull(fake_.host() + "/app@" + other);
+  ASSERT_FALSE(out.ok);
+  EXPECT_FALSE(out.failure.retryable);
+  EXPECT_NE(out.failure.error.message().find("digest mismatch (want " + other +
+                                             ", got sha256:" + sha256_hex(fake_.manifest) + ")"),
+            std::string::npos)
+      << out.failure.error.message();
+}
+
+TEST_F(FakeRegistryTest, AnEscapingLayerFailsThePullAndLeavesNoPartialRootfs) {
+  std::string evil = tmp_ / "evil.tar.gz";
+  ASSERT_TRUE(testing::TarBuilder().file("bin/ok", "1").file("../../escape", "pwned").write(evil));
+  fake_.set_layer(read_all(evil));
+  auto out = puller_->pull(fake_.host() + "/app:1");
+  ASSERT_FALSE(out.ok);
+  EXPECT_NE(out.failure.error.message().find("'../../escape' escapes the root (..)"),
+            std::string::npos)
+      << out.failure.error.message();
+  // Neither the final rootfs nor the temp folder it was being unpacked in remains.
+  std::vector<std::string> left;
+  if (DIR* d = opendir((tmp_ / "rootfs").c_str())) {
+    while (auto* e = readdir(d)) {
+      if (e->d_name[0] != '.' || std::string(e->d_name).size() > 2) left.push_back(e->d_name);
+    }
+    closedir(d);
+  }
+  EXPECT_TRUE(left.empty()) << left.front();
+  EXPECT_FALSE(exists(tmp_ / "escape"));
 }
 
 // Basic auth against the real registry, whose htpasswd auth needs a bcrypt hash (python3's
