@@ -34,6 +34,7 @@ struct FetchRequest {
   // A transfer slower than 1 KiB/s for this long is cut (and can be resumed).
   std::chrono::seconds low_speed_time{30};
   const std::atomic<bool>* cancel = nullptr;  // set to abort (the partial file is kept)
+  std::string ca_file;  // extra CA bundle for https (added by the image module); empty: system's
 };
 
 struct FetchResult {

@@ -33,6 +33,7 @@ struct HttpGetRequest {
   std::string basic_user;  // sent as HTTP basic auth when not empty
   std::string basic_password;
   const std::atomic<bool>* cancel = nullptr;  // set to abort the transfer
+  std::string ca_file;                        // CA bundle for https; empty: the system's
 };
 
 // The response (any status) or why there was none.

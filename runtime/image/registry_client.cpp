@@ -124,6 +124,7 @@ Expected<std::string> RegistryClient::answer_challenge(const Reference& ref,
     HttpGetRequest req;
     req.url = url;
     req.max_bytes = 1 << 20;
+    req.ca_file = config_.ca_file;
     if (cred != config_.credentials.end()) {
       req.basic_user = cred->second.username;
       req.basic_password = cred->second.password;
@@ -169,6 +170,7 @@ Expected<ManifestBytes> RegistryClient::get_manifest(const Reference& ref,
   req.url = base_url(ref) + "/manifests/" + manifest_ref;
   req.max_bytes = 4 << 20;
   req.cancel = cancel;
+  req.ca_file = config_.ca_file;
   for (int attempt = 0; attempt < 2; ++attempt) {
     req.headers = {manifest_accept_header()};
     if (auto auth = cached_auth(ref); !auth.empty()) req.headers.push_back(auth);
@@ -213,6 +215,7 @@ FetchOutcome RegistryClient::fetch_blob(const Reference& ref, const std::string&
   // The descriptor's size bounds the download (0 would mean "no limit" to fetch_to_file).
   req.max_bytes = size == 0 ? 1 : size;
   req.cancel = cancel;
+  req.ca_file = config_.ca_file;
   for (int attempt = 0;; ++attempt) {
     req.headers.clear();
     if (auto auth = cached_auth(ref); !auth.empty()) req.headers.push_back(auth);

@@ -124,6 +124,16 @@ TEST_F(FetchTest, ACutTransferResumesFromThePartialFileAndFetchesOnlyTheRest) {
   EXPECT_EQ(read_all(tmp_ / "blob"), server_.body);
 }
 
+TEST_F(FetchTest, APartialFileThatIsAlreadyCompleteIsVerifiedAndKept) {
+  // A crash between the last byte and the rename: the server answers the resume with 416.
+  testing::write_all(tmp_ / "blob.partial", server_.body);
+  auto out = fetch_to_file(request());
+  ASSERT_TRUE(out) << out.failure().error.message();
+  EXPECT_EQ(out->bytes_fetched, 0u);
+  EXPECT_EQ(out->size, server_.body.size());
+  EXPECT_EQ(read_all(tmp_ / "blob"), server_.body);
+}
+
 TEST_F(FetchTest, AServerIgnoringRangeRestartsFromZero) {
   server_.cut_after = 500'000;
   ASSERT_FALSE(fetch_to_file(request()));
