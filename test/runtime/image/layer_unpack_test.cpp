@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <climits>
+#include <random>
 
 #include "test/runtime/image/tar_builder.hpp"
 #include "test/support/temp_dir.hpp"
@@ -187,6 +190,53 @@ TEST_F(LayerUnpackTest, GarbageIsAnErrorNotACrash) {
   EXPECT_NE(st.error().message().find("Failed to unpack layer"), std::string::npos);
   testing::write_all(path, std::string(1024, 'x'));
   EXPECT_FALSE(apply_layer(path, root()));
+}
+
+}  // namespace
+}  // namespace flotilla::runtime::image
+
+namespace flotilla::runtime::image {
+namespace {
+
+// Seeded byte mutations of a small uncompressed layer: an Error or a rootfs, never a crash, and
+// never a file outside the root.
+TEST_F(LayerUnpackTest, MutatedLayersNeverCrashOrEscape) {
+  std::string good = tmp_ / "good.tar";
+  ASSERT_TRUE(TarBuilder()
+                  .dir("d")
+                  .file("d/f", "hello", 0644, 5, 6)
+                  .symlink("d/l", "f")
+                  .hardlink("d/h", "d/f")
+                  .file(".wh.x", "")
+                  .write(good, TarBuilder::Compression::kNone));
+  const std::string bytes = read_all(good);
+  std::mt19937 rng(99);
+  for (int i = 0; i < 300; ++i) {
+    std::string m = bytes;
+    for (int e = 0; e < 8; ++e) m[rng() % 2048] = static_cast<char>(rng());
+    std::string path = tmp_ / "m.tar";
+    testing::write_all(path, m);
+    std::string root_i = tmp_ / ("r" + std::to_string(i));
+    ASSERT_EQ(::mkdir(root_i.c_str(), 0755), 0);
+    auto st = apply_layer(path, root_i);
+    if (!st) {
+      EXPECT_EQ(st.error().message().rfind("Failed to unpack layer", 0), 0u);
+    }
+  }
+  // Only the layer, the roots and the mutated file are in the temp folder: nothing escaped.
+  int others = 0;
+  if (DIR* d = opendir(tmp_.path().c_str())) {
+    while (auto* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != ".." && n != "rootfs" && n != "good.tar" && n != "m.tar" &&
+          n[0] != 'r') {
+        ++others;
+        ADD_FAILURE() << "unexpected " << n;
+      }
+    }
+    closedir(d);
+  }
+  EXPECT_EQ(others, 0);
 }
 
 }  // namespace

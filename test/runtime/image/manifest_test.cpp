@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
+#include "runtime/image/reference.hpp"
+
 namespace flotilla::runtime::image {
 namespace {
 
@@ -107,6 +111,57 @@ TEST(ManifestTest, ImageConfigFields) {
   EXPECT_NE(bad.error().message().find("'Cmd' is not a list"), std::string::npos);
   EXPECT_FALSE(parse_image_config(R"({"config":{"Env":[1]}})"));
   EXPECT_FALSE(parse_image_config("{"));
+}
+
+}  // namespace
+}  // namespace flotilla::runtime::image
+
+namespace flotilla::runtime::image {
+namespace {
+
+// Seeded mutations of valid documents: every outcome is a value or an Error, never a crash.
+TEST(ManifestTest, MutatedDocumentsNeverCrash) {
+  std::string manifest =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+      digest('1') +
+      R"(","size":5},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+      digest('2') + R"(","size":7}]})";
+  std::string config = R"({"config":{"Entrypoint":["/bin/sh"],"Env":["A=1"],"User":"1"}})";
+  std::mt19937 rng(1234);
+  const std::string alphabet = "{}[]\":,0123456789-.eE \\ntrufalsnul";
+  int parsed = 0;
+  for (int i = 0; i < 3000; ++i) {
+    for (std::string doc : {manifest, index_json(), config}) {
+      int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits; ++e) {
+        size_t pos = rng() % doc.size();
+        switch (rng() % 3) {
+          case 0:
+            doc[pos] = alphabet[rng() % alphabet.size()];
+            break;
+          case 1:
+            doc.erase(pos, 1 + rng() % 8);
+            break;
+          default:
+            doc.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+        }
+        if (doc.empty()) doc = "{";
+      }
+      auto m = parse_manifest_document(doc, "");
+      if (m) {
+        ++parsed;
+        if (m->is_index) (void)select_platform(m->index, {"linux", "amd64", ""});
+      } else {
+        EXPECT_EQ(m.error().message().rfind("Failed to parse", 0), 0u);
+      }
+      auto c = parse_image_config(doc);
+      if (!c) {
+        EXPECT_EQ(c.error().message().rfind("Failed to parse", 0), 0u);
+      }
+      (void)parse_reference(doc.substr(0, 80));
+    }
+  }
+  EXPECT_GT(parsed, 0);  // some mutations stay valid, so both paths ran
 }
 
 }  // namespace
