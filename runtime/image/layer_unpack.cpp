@@ -111,7 +111,6 @@ Status apply_layer(const std::string& layer_path, const std::string& rootfs_in) 
                      ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_UNLINK);
 
   std::set<std::string> created;
-  std::vector<std::string> opaque_dirs;
   bool ends_early = false;
   archive_entry* entry = nullptr;
   while (true) {
@@ -127,7 +126,6 @@ Status apply_layer(const std::string& layer_path, const std::string& rootfs_in) 
     std::string base = rel->substr(rel->rfind('/') == std::string::npos ? 0 : rel->rfind('/') + 1);
     std::string parent = rel->find('/') == std::string::npos ? "" : rel->substr(0, rel->rfind('/'));
     if (base == kOpaque) {
-      opaque_dirs.push_back(parent);
       clear_opaque(root, parent, created);
       continue;
     }
