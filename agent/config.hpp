@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,12 +40,21 @@ struct SyncConfig {
   Millis publish_retry{1000};
 };
 
+// Which runtimes the node offers and how they are set up (flotilla-agent's NodeDrivers).
+struct DriverOptions {
+  std::set<std::string> wanted;               // empty: every runtime whose tools are installed
+  std::set<std::string> insecure_registries;  // host[:port] pulled from over plain http
+  uint64_t image_budget_bytes = 10ULL << 30;  // disk for images not in use, bytes
+  std::string vm_accel = "auto";              // auto | kvm | tcg
+};
+
 struct AgentConfig {
   std::string node;
   std::string mqtt_uri;  // tcp://HOST:PORT
   std::string data_dir;  // holds agent.db and the instances' runtime folders
   ReconcilerConfig reconciler;
   SyncConfig sync;
+  DriverOptions drivers;
 };
 
 }  // namespace flotilla::agent

@@ -3,6 +3,24 @@
 #include "sync/topics.hpp"
 
 namespace flotilla::agent {
+namespace {
+
+// "a, b,,c" -> {"a", "b", "c"}
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char ch : text + ",") {
+    if (ch == ',') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+    } else if (ch != ' ') {
+      item += ch;
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 Flags make_agent_flags() {
   Flags flags(
@@ -27,6 +45,12 @@ Flags make_agent_flags() {
   flags.add("restart-backoff-ms", "first restart delay after a crash (doubles per crash)", "1000");
   flags.add("restart-backoff-max-ms", "longest restart delay", "60000");
   flags.add("termination-grace-ms", "SIGTERM -> SIGKILL delay unless the spec sets one", "10000");
+  flags.add("runtimes",
+            "runtimes to offer, e.g. process,container,vm (default: those whose tools are "
+            "installed: crun/runc for container, qemu-system and qemu-img for vm)");
+  flags.add("insecure-registries", "registries (host:port,...) to pull images from over http");
+  flags.add("image-budget-mb", "disk for container images not in use, MiB", "10240");
+  flags.add("vm-accel", "auto|kvm|tcg: how VMs run (auto: KVM when usable)", "auto");
   return flags;
 }
 
@@ -75,6 +99,25 @@ Expected<AgentConfig> config_from_flags(const Flags& flags) {
   c.reconciler.backoff_base = Millis(*backoff);
   c.reconciler.backoff_max = Millis(*backoff_max);
   c.reconciler.default_grace = Millis(*grace);
+
+  auto budget = flags.get_int("image-budget-mb", 0, int64_t{1} << 30);
+  if (!budget) return budget.error();
+  c.drivers.image_budget_bytes = static_cast<uint64_t>(*budget) << 20;
+  for (const auto& item : split_list(flags.get("runtimes"))) {
+    if (item != "process" && item != "container" && item != "vm") {
+      return Error("invalid --runtimes: unknown runtime '" + item +
+                   "' (want process, container, vm)");
+    }
+    c.drivers.wanted.insert(item);
+  }
+  if (!c.drivers.wanted.empty()) c.drivers.wanted.insert("process");
+  for (const auto& item : split_list(flags.get("insecure-registries"))) {
+    c.drivers.insecure_registries.insert(item);
+  }
+  c.drivers.vm_accel = flags.get("vm-accel");
+  if (c.drivers.vm_accel != "auto" && c.drivers.vm_accel != "kvm" && c.drivers.vm_accel != "tcg") {
+    return Error("invalid --vm-accel '" + c.drivers.vm_accel + "': want auto, kvm or tcg");
+  }
   return c;
 }
 

@@ -1,15 +1,15 @@
-// flotilla-agent: wiring only. Flags -> config, store, process driver, MQTT transport, agent
+// flotilla-agent: wiring only. Flags -> config, store, runtime drivers, MQTT transport, agent
 // loop; SIGTERM/SIGINT end the loop and leave workloads running.
 #include <csignal>
 #include <iostream>
 
 #include "agent/agent.hpp"
 #include "agent/config_flags.hpp"
+#include "agent/node_drivers.hpp"
 #include "agent/node_info.hpp"
 #include "agent/status_report.hpp"
 #include "common/fs.hpp"
 #include "common/log.hpp"
-#include "runtime/process_driver.hpp"
 
 namespace {
 
@@ -59,8 +59,13 @@ int run_agent(int argc, const char* const* argv) {
   const std::string boot_id = agent::make_boot_id();
   if (auto st = (*store)->set_boot_id(boot_id); !st) return fatal(st.error());
 
-  runtime::ProcessDriver driver(config->data_dir + "/runtime/process",
-                                runtime::default_shim_path());
+  auto drivers = agent::NodeDrivers::create(config->data_dir, config->drivers);
+  if (!drivers) return fatal(drivers.error());
+  config->reconciler.runtimes = (*drivers)->runtimes();
+  if (std::string accel = (*drivers)->vm_accel(); !accel.empty()) {
+    config->sync.labels.emplace("flotilla.io/vm-accel", accel);  // a user's label wins
+  }
+  runtime::Driver& driver = (*drivers)->driver();
   SystemClock clock;
   auto transport = sync::make_mqtt_transport(agent::make_transport_options(*config, boot_id));
   agent::Agent agent(*config, **store, driver, *transport, clock, boot_id);

@@ -44,6 +44,7 @@ void Fleet::start_agent(const std::string& node, const std::string& labels) {
 
 void Fleet::start_agent(const std::string& node, const AgentOptions& options) {
   if (!options.labels.empty()) agent_labels_[node] = options.labels;
+  if (!options.args.empty()) agent_args_[node] = options.args;
   const std::string mqtt = options.broker_port == 0
                                ? broker_->uri()
                                : "tcp://127.0.0.1:" + std::to_string(options.broker_port);
@@ -63,6 +64,7 @@ void Fleet::start_agent(const std::string& node, const AgentOptions& options) {
     argv.push_back("--labels");
     argv.push_back(agent_labels_[node]);
   }
+  for (const auto& arg : agent_args_[node]) argv.push_back(arg);
   agent->start(argv, dir_ / ("agent-" + node + ".log"), options.env);
   agents_[node] = std::move(agent);
 }

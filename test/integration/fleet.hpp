@@ -30,6 +30,8 @@ struct AgentOptions {
   std::string labels;   // k=v,...; remembered for later starts of the same node
   int broker_port = 0;  // 0: the fleet's broker; else another port, e.g. a TcpProxy's
   std::map<std::string, std::string> env;  // extra environment, e.g. FLOTILLA_FAILPOINT
+  // Extra flags (e.g. --insecure-registries); remembered for later starts of the same node.
+  std::vector<std::string> args;
 };
 
 // A live workload process or flotilla-shim of the fleet, with what its environment says.
@@ -120,6 +122,7 @@ class Fleet {
   std::unique_ptr<ChildProcess> hub_;
   std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
   std::map<std::string, std::string> agent_labels_;
+  std::map<std::string, std::vector<std::string>> agent_args_;
 };
 
 // A process workload that sleeps forever; env VERSION distinguishes spec versions.
