@@ -9,10 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 
 #include "common/fs.hpp"
 #include "common/log.hpp"
+#include "runtime/detached_spawn.hpp"
+#include "runtime/instance_records.hpp"
 #include "runtime/oci/cgroup_paths.hpp"
 #include "runtime/oci/instance_rootfs.hpp"
 #include "runtime/oci/runtime_spec.hpp"
@@ -27,7 +28,7 @@ constexpr const char* kMonitorName = "flotilla-oci-monitor";
 constexpr const char* kContainerPidFile = "container.pid";
 constexpr const char* kImageFile = "image";
 constexpr size_t kMaxHostnameLength = 63;
-constexpr size_t kErrorTailBytes = 2048;
+constexpr int kMonitorReadyFd = 3;
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("runtime"); }
 
@@ -53,20 +54,6 @@ std::string hostname_for(const LaunchSpec& spec, const std::string& name) {
                                                                                              : '-');
   }
   return out;
-}
-
-// The last line(s) the runtime or the monitor wrote to the instance's stderr log.
-std::string last_lines(const std::string& text) {
-  std::string tail =
-      text.size() > kErrorTailBytes ? text.substr(text.size() - kErrorTailBytes) : text;
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
-  size_t nl = tail.rfind('\n');
-  std::string line = nl == std::string::npos ? tail : tail.substr(nl + 1);
-  size_t msg = line.find("msg=\"");  // runc's logrus format
-  if (msg != std::string::npos && line.rfind('"') > msg + 5) {
-    line = line.substr(msg + 5, line.rfind('"') - msg - 5);
-  }
-  return line;
 }
 
 // Bundle files need no fsync: a bundle does not outlive a crash of the node in any useful way
@@ -148,6 +135,10 @@ std::string ContainerDriver::cgroups_path(const std::string& id) const {
   while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
   if (parent.empty()) return container_name(id);
   return (parent == "/" ? "" : parent) + "/" + container_name(id);
+}
+
+std::string ContainerDriver::shim_instance_dir(const std::string& id) const {
+  return config_.root + "/shim/instances/" + id;
 }
 
 std::string ContainerDriver::log_path(const std::string& id, bool stderr_stream) const {
@@ -233,51 +224,57 @@ Expected<Handle> ContainerDriver::start(const LaunchSpec& spec, const std::strin
     return s.error();
   }
 
-  LaunchSpec shim_spec;
-  shim_spec.type = "process";
-  shim_spec.instance_id = id;
-  shim_spec.workload = spec.workload;
-  shim_spec.command = {config_.monitor_path,  runtime_.binary(),
-                       runtime_.state_root(), bundle,
-                       container_name(id),    bundle + "/" + kContainerPidFile};
-  shim_spec.env = {{"PATH", std::string(kDefaultPath).substr(5)}};
-  shim_spec.workdir = bundle;
-  shim_spec.log_limit_bytes = spec.log_limit_bytes;
-  auto shim = shims_.launch(shim_spec);
-  if (!shim) return shim.error();
-  shim->type = type();
-  if (Status s = wait_until_started(id, *shim); !s) {
-    (void)runtime_.kill(container_name(id), "KILL");
-    (void)shims_.kill(*shim);
-    (void)shims_.cleanup(id);
-    return s.error();
-  }
-  return *shim;
+  return start_monitor(spec, bundle);
 }
 
-// The monitor's runtime writes the pid file once the container's process runs; if the shim
-// ends first, the runtime failed and said why on stderr.
-Status ContainerDriver::wait_until_started(const std::string& id, const Handle& shim) {
-  const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-  for (;;) {
-    if (container_pid(id) > 0) return Ok();
-    Observation o = shims_.observe(shim);
-    if (o.state != RunState::kRunning) {
-      if (container_pid(id) > 0) return Ok();  // started, and already ended
-      return Error(runtime_.name() + " failed (" + o.message + "): " + start_failure(id));
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Error(runtime_.name() + " did not start the container within " +
-                   std::to_string(kStartTimeout.count()) + " ms");
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
+// Starts flotilla-oci-monitor, which starts the container and reports once it runs (or why the
+// runtime failed). It keeps its records where the process driver keeps a shim's, so `shims_`
+// observes, stops, cleans up and recovers it like any process instance.
+Expected<Handle> ContainerDriver::start_monitor(const LaunchSpec& spec, const std::string& bundle) {
+  const std::string& id = spec.instance_id;
+  const std::string records = shim_instance_dir(id);
+  const std::string logs = stdfs::path(log_path(id, false)).parent_path().string();
+  if (Status s = fs::make_dirs(config_.root + "/shim/instances"); !s) return s.error();
+  if (Status s = fs::make_dirs(logs); !s) return s.error();
+  if (::mkdir(records.c_str(), 0750) != 0) {
+    return Error("Failed to create directory '" + records + "': " + std::strerror(errno));
   }
-}
-
-std::string ContainerDriver::start_failure(const std::string& id) const {
-  auto err = fs::read_file(log_path(id, true));
-  std::string line = err ? last_lines(*err) : "";
-  return line.empty() ? "no error message" : line;
+  const std::string pid_file = bundle + "/" + kContainerPidFile;
+  std::vector<std::string> argv = {config_.monitor_path,
+                                   "--ready-fd=" + std::to_string(kMonitorReadyFd),
+                                   records,
+                                   logs,
+                                   std::to_string(spec.log_limit_bytes),
+                                   pid_file,
+                                   "--"};
+  for (std::string& a : runtime_.run_detached_args(bundle, container_name(id), pid_file)) {
+    argv.push_back(std::move(a));
+  }
+  auto report = spawn_detached(argv, {kDefaultPath}, kMonitorReadyFd, kStartTimeout);
+  if (!report) return report.error();
+  auto record_text = fs::read_file(records + "/" + kPidRecordFile);
+  auto record = record_text ? parse_pid_record(*record_text) : std::nullopt;
+  std::string text = report->text;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (report->timed_out || text != "ok") {
+    if (report->timed_out) {
+      // Whatever the runtime got to, it goes: a launch that failed leaves nothing running.
+      (void)runtime_.kill(container_name(id), "KILL");
+      if (record) (void)shims_.kill(Handle{id, record->pid, record->start_ticks, type()});
+      text = "error: " + runtime_.name() + " did not start the container within " +
+             std::to_string(kStartTimeout.count()) + " ms";
+    }
+    if (Status s = shims_.cleanup(id); !s) {
+      logger()->warn("cleanup after a failed start failed instance={} error=\"{}\"", id,
+                     s.error().message());
+    }
+    if (text.rfind("error: ", 0) == 0) text = text.substr(7);
+    return Error(runtime_.name() + ": " + (text.empty() ? "the monitor exited early" : text));
+  }
+  if (!record)
+    return Error("the monitor reported ready but left no readable '" + records + "/" +
+                 kPidRecordFile + "'");
+  return Handle{id, record->pid, record->start_ticks, type()};
 }
 
 Observation ContainerDriver::observe(const Handle& handle) {

@@ -1,13 +1,14 @@
 // ContainerDriver: the `container` runtime driver. It runs an OCI image, prepared by an
 // image::ImageSource, with crun or runc -- no daemon beside the agent.
 //
-// Each instance runs under its own flotilla-shim (the process driver's supervisor, reused through
-// a ProcessDriver of its own), whose command is flotilla-oci-monitor, which starts the container
-// detached (`<runtime> run --detach`) with the shim's log pipes as its stdio and waits for its
-// init process: the container's output lands in the shim's size-capped logs and its exit status
-// in the shim's exit record; the container survives an agent restart like any process instance.
-// Handle.pid is the shim's pid. The container's cgroup stays until cleanup(), so observe() can
-// tell an OOM kill ("OOMKilled") from other SIGKILLs.
+// Each instance runs under its own flotilla-oci-monitor (monitor_main.cpp): a detached
+// supervisor like the process driver's flotilla-shim, which leads its own session, starts the
+// container with `<runtime> run --detach` on pipes the container inherits, copies its output into
+// size-capped logs, forwards SIGTERM, waits for the container's init and writes an exit record.
+// The monitor leaves its records where the process driver keeps a shim's, so a ProcessDriver over
+// `<root>/shim` observes, stops, cleans up and recovers it (pid + start time, never relaunching).
+// Handle.pid is the monitor's pid. The container's cgroup stays until cleanup(), so observe()
+// can tell an OOM kill ("OOMKilled") from other SIGKILLs.
 //
 // On-disk layout under `root` (the agent passes <data>/runtime/container):
 //   state/<name>/                   the runtime's state (its --root): Flotilla's containers only
@@ -15,7 +16,8 @@
 //   bundles/<id>/rootfs, upper/, work/   the instance's overlay (or copied) root filesystem
 //   bundles/<id>/container.pid      host pid of the container's init
 //   bundles/<id>/image              the image reference it runs (for set_in_use after recover)
-//   shim/instances/<id>/, shim/logs/<id>/   the shim's records and logs (see ProcessDriver)
+//   shim/instances/<id>/shim.pid, exit    the monitor's records (ProcessDriver's format)
+//   shim/logs/<id>/stdout.log, stderr.log   kept after cleanup() (ProcessDriver prunes old ones)
 // <name> is the instance id when the runtime accepts it as a container id, else a sanitised
 // form with a hash suffix; the cgroup is <cgroup_parent>/<name>.
 //
@@ -42,7 +44,7 @@ namespace flotilla::runtime::oci {
 struct ContainerDriverConfig {
   std::string root;          // the driver's folder; required
   std::string runtime_path;  // crun/runc binary; empty: detected (crun if usable, else runc)
-  std::string shim_path;     // flotilla-shim; empty: default_shim_path()
+  std::string shim_path;     // flotilla-shim; empty: default_shim_path() (only its folder is used)
   std::string monitor_path;  // flotilla-oci-monitor; empty: next to the shim
   // Parent of every container's cgroup. Absolute: from the root of each hierarchy; relative:
   // below the agent's own cgroup (keeps containers inside the agent's accounting).
@@ -86,8 +88,8 @@ class ContainerDriver final : public Driver {
                   CommandRunner& runner);
 
   Expected<Handle> start(const LaunchSpec& spec, const std::string& bundle);
-  Status wait_until_started(const std::string& id, const Handle& shim);
-  std::string start_failure(const std::string& id) const;
+  Expected<Handle> start_monitor(const LaunchSpec& spec, const std::string& bundle);
+  std::string shim_instance_dir(const std::string& id) const;
   Status remove_instance(const std::string& id);
   void publish_in_use();
 
