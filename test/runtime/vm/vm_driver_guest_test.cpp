@@ -2,8 +2,12 @@
 // a port forward into the guest, an agent restart that re-finds the same QEMU, a graceful ACPI
 // power-off, the base image untouched by the guest's writes, QMP quit, a SIGKILLed QEMU seen as
 // exited, and the launch-to-console time against running the same QEMU command line by hand.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -263,6 +267,34 @@ TEST_F(VmGuestTest, KillQuitsQemuThroughQmp) {
   EXPECT_EQ(obs.exit_code, 0);
   EXPECT_NE(obs.message.find("after QMP quit"), std::string::npos) << obs.message;
   EXPECT_TRUE(driver.cleanup("quit-1"));
+}
+
+// A host port that is taken makes QEMU exit at once; observe() passes on QEMU's reason.
+TEST_F(VmGuestTest, AHostPortInUseEndsTheVmWithQemusReason) {
+  int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+
+  VmDriver driver(root_, FLOTILLA_SHIM_PATH);
+  const LaunchSpec s = spec("port-clash", port);
+  prepare_ok(driver, s);
+  auto handle = driver.launch(s);
+  ASSERT_TRUE(handle) << handle.error().message();
+  Observation obs = wait_exited(driver, *handle, 30s);
+  ::close(taken);
+  EXPECT_EQ(obs.state, RunState::kExited);
+  EXPECT_NE(obs.exit_code, 0);
+  EXPECT_NE(obs.message.find("host forwarding rule 'tcp:127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << obs.message;
+  EXPECT_TRUE(driver.cleanup("port-clash"));
 }
 
 // Times launch -> guest marker on the console through the driver and for the same QEMU command
