@@ -259,7 +259,9 @@ TEST_F(VmGuestTest, KillQuitsQemuThroughQmp) {
   prepare_ok(driver, s);
   auto handle = driver.launch(s);
   ASSERT_TRUE(handle) << handle.error().message();
-  ASSERT_TRUE(eventually([&] { return fs::exists(driver.qmp_socket("quit-1")); }, 30s));
+  // QEMU answers QMP once its main loop runs (after loading the kernel): wait for that.
+  ASSERT_TRUE(
+      eventually([&] { return QmpClient::connect(driver.qmp_socket("quit-1"), 1s).ok(); }, 30s));
   ASSERT_TRUE(driver.kill(*handle));
   Observation obs = wait_exited(driver, *handle, 30s);
   EXPECT_EQ(obs.state, RunState::kExited);
