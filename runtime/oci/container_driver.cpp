@@ -38,6 +38,14 @@ std::string make_absolute(const std::string& path) {
   return ec ? path : abs.lexically_normal().string();
 }
 
+// Symlinks resolved too: the kernel names mount points by their real path, and the driver must
+// recognise its own overlay mounts in /proc/self/mountinfo.
+std::string make_canonical(const std::string& path) {
+  std::error_code ec;
+  stdfs::path real = stdfs::weakly_canonical(make_absolute(path), ec);
+  return ec ? make_absolute(path) : real.string();
+}
+
 bool name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-' || c == '+';
@@ -97,7 +105,7 @@ Expected<std::unique_ptr<ContainerDriver>> ContainerDriver::create(ContainerDriv
                                                                    image::ImageSource& images,
                                                                    CommandRunner* runner) {
   if (config.root.empty()) return Error("Failed to create the container driver: no root folder");
-  config.root = make_absolute(config.root);
+  config.root = make_canonical(config.root);
   auto binary = detect_runtime(config.runtime_path);
   if (!binary) return binary.error().WithContext("Failed to create the container driver");
   if (config.shim_path.empty()) config.shim_path = default_shim_path();

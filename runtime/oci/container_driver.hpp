@@ -44,7 +44,9 @@ namespace flotilla::runtime::oci {
 struct ContainerDriverConfig {
   std::string root;          // the driver's folder; required
   std::string runtime_path;  // crun/runc binary; empty: detected (crun if usable, else runc)
-  std::string shim_path;     // flotilla-shim; empty: default_shim_path() (only its folder is used)
+  // flotilla-shim; empty: default_shim_path(). Only its folder matters: the monitor that
+  // supervises containers is looked for there unless monitor_path says otherwise.
+  std::string shim_path;
   std::string monitor_path;  // flotilla-oci-monitor; empty: next to the shim
   // Parent of every container's cgroup. Absolute: from the root of each hierarchy; relative:
   // below the agent's own cgroup (keeps containers inside the agent's accounting).
@@ -61,12 +63,25 @@ class ContainerDriver final : public Driver {
                                                            CommandRunner* runner = nullptr);
 
   std::string type() const override { return "container"; }
+  // The image source's prepare() of spec.container.image.
   Preparation prepare(const LaunchSpec& spec) override;
+  // Fails (leaving nothing behind) when the image is not prepared, the spec cannot be turned
+  // into a runtime spec, or the runtime refuses it (its own message is in the Error).
   Expected<Handle> launch(const LaunchSpec& spec) override;
+  // Exited containers report exit_code 128+signal when killed by one; the message starts with
+  // "OOMKilled" when the kernel killed it for exceeding its memory limit.
   Observation observe(const Handle& handle) override;
+  // SIGTERM to the container's init, relayed by the monitor. As pid 1 of its namespace the init
+  // only sees it if it handles SIGTERM; kill() after the grace period covers the rest.
   Status terminate(const Handle& handle) override;
+  // `<runtime> kill <name> KILL`; SIGKILL to the monitor's process group when the runtime has
+  // nothing left to kill.
   Status kill(const Handle& handle) override;
+  // Refused while the container runs. `<runtime> delete --force`, unmount, remove the bundle and
+  // the monitor's records; the logs are kept.
   Status cleanup(const std::string& instance_id) override;
+  // Every instance with records, a bundle or runtime state here (the agent kills and cleans up
+  // those it does not know); also tells the image source which images they use.
   std::vector<Handle> recover() override;
   std::string log_path(const std::string& instance_id, bool stderr_stream) const override;
 

@@ -2,6 +2,8 @@
 // exit codes, external kills, terminate, kill, agent restarts, cleanup.
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -60,6 +62,43 @@ TEST_P(LifecycleTest, ASecondDriverRecoversTheRunningContainer) {
   EXPECT_EQ(driver_->container_pid("survivor"), container);
   EXPECT_TRUE(flotilla::testing::pid_alive(static_cast<pid_t>(container)));
   EXPECT_EQ(images_.in_use(), std::set<std::string>{kBusybox});
+}
+
+// An "agent" in its own process group launches a container and is then killed with its whole
+// group, as kill -9 or a crash would do; the container and its monitor must keep running.
+TEST_P(LifecycleTest, TheContainerSurvivesTheAgentBeingKilledWithItsGroup) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t agent = ::fork();
+  ASSERT_GE(agent, 0);
+  if (agent == 0) {
+    ::setpgid(0, 0);
+    auto driver = make_driver();
+    auto h = driver ? driver->launch(spec("orphaned", {"sleep", "300"})) : Error("no driver");
+    char ok = h ? 'y' : 'n';
+    (void)::write(pipe_fds[1], &ok, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(pipe_fds[1]);
+  char ok = 0;
+  ASSERT_EQ(::read(pipe_fds[0], &ok, 1), 1);
+  ::close(pipe_fds[0]);
+  ::kill(-agent, SIGKILL);
+  ::waitpid(agent, nullptr, 0);
+  ASSERT_EQ(ok, 'y');
+
+  auto found = driver_->recover();
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(driver_->observe(found[0]).state, RunState::kRunning);
+  EXPECT_EQ(::getsid(static_cast<pid_t>(found[0].pid)), found[0].pid);  // leads its session
+  int64_t container = driver_->container_pid("orphaned");
+  EXPECT_TRUE(flotilla::testing::pid_alive(static_cast<pid_t>(container)));
+  // Still supervised: how it ends is recorded.
+  ASSERT_TRUE(driver_->kill(found[0]));
+  Observation o = wait_exited(found[0]);
+  EXPECT_EQ(o.state, RunState::kExited);
+  EXPECT_EQ(o.signal, SIGKILL) << o.message;
 }
 
 TEST_P(LifecycleTest, TerminateStopsAContainerThatHandlesSigterm) {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "test/runtime/oci/oci_test_fixture.hpp"
 
@@ -71,6 +72,26 @@ TEST_P(SpecTest, ReadOnlyRootRejectsWritesAndAWritableRootLeavesTheImageAlone) {
   }
 }
 
+TEST_P(SpecTest, ARootfsOverlayfsCannotTakeIsCopied) {
+  // overlayfs cannot take a lower folder with ',' in its path: the instance gets a copy.
+  std::string odd = tmp_.path() + "/odd,name";
+  std::string why;
+  ASSERT_FALSE(build_busybox_rootfs(odd, &why).empty()) << why;
+  image::UnpackedImage image;
+  image.rootfs = odd;
+  images_.add("odd:1", image);
+  LaunchSpec s = spec("copied", {"sh", "-c", "echo hi > /tmp/x && cat /tmp/x && ls /etc/passwd"});
+  s.container.image = "odd:1";
+  auto h = driver_->launch(s);
+  ASSERT_TRUE(h) << h.error().message();
+  EXPECT_FALSE(is_mount_point(driver_->bundle_dir("copied") + "/rootfs"));
+  ASSERT_EQ(wait_exited(*h).state, RunState::kExited);
+  EXPECT_EQ(out("copied"), "hi\n/etc/passwd\n");
+  EXPECT_FALSE(std::filesystem::exists(odd + "/tmp/x"));
+  ASSERT_TRUE(driver_->cleanup("copied"));
+  EXPECT_FALSE(std::filesystem::exists(driver_->bundle_dir("copied")));
+}
+
 TEST_P(SpecTest, BindMountsHonourReadOnly) {
   std::string rw = tmp_.path() + "/rw", ro = tmp_.path() + "/ro";
   ASSERT_TRUE(fs::make_dirs(rw));
@@ -86,11 +107,20 @@ TEST_P(SpecTest, BindMountsHonourReadOnly) {
 }
 
 TEST_P(SpecTest, HostNetworkByDefaultAndOnlyLoopbackWhenPrivate) {
-  std::string host_ifaces = read_or_empty("/proc/net/dev");
-  LaunchSpec s = spec("hostnet", {"cat", "/proc/net/dev"});
-  EXPECT_EQ(run_to_end(s), host_ifaces);
+  // Interface names as /proc/net/dev lists them (the counters move with other traffic).
+  std::string host_ifaces;
+  std::istringstream dev(read_or_empty("/proc/net/dev"));
+  std::string line;
+  for (int n = 0; std::getline(dev, line); ++n) {
+    if (n < 2 || line.find(':') == std::string::npos) continue;
+    std::string name = line.substr(0, line.find(':'));
+    name.erase(0, name.find_first_not_of(' '));
+    host_ifaces += name + "\n";
+  }
+  const std::string list = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
+  EXPECT_EQ(run_to_end(spec("hostnet", {"sh", "-c", list})), host_ifaces);
 
-  s = spec("privnet", {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"});
+  LaunchSpec s = spec("privnet", {"sh", "-c", list});
   s.container.host_network = false;
   EXPECT_EQ(run_to_end(s), "lo\n");
 }
