@@ -7,13 +7,13 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "runtime/instance_records.hpp"
 #include "runtime/proc_stat.hpp"
 #include "runtime/run_command.hpp"
+#include "runtime/vm/disk_format.hpp"
 #include "runtime/vm/qemu_command.hpp"
 #include "runtime/vm/qmp_client.hpp"
 
@@ -52,15 +52,6 @@ std::string find_in_path(const std::string& name) {
     start = end + 1;
   }
   return name;
-}
-
-// qcow2 images start with "QFI\xfb"; anything else is booted as raw. The format is always given
-// to QEMU explicitly: probing a raw image lets a guest turn it into a qcow2 with a backing file.
-std::string image_format(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, sizeof magic);
-  return in.gcount() == 4 && std::memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw";
 }
 
 std::string last_line(const std::string& path) {
@@ -134,6 +125,12 @@ Preparation VmDriver::prepare(const LaunchSpec& spec) {
     // A failure outranks a download in progress: the agent shows it to the user.
     if (combined.state != State::kFailed) combined = p;
   }
+  if (combined.ready() && sources->image) {
+    // Refuse a dangerous image now, so the user sees why before anything is stopped for it.
+    auto base = disks_->path(*sources->image);
+    auto format = base ? probe_disk_format(*base) : Expected<std::string>(base.error());
+    if (!format) return {State::kFailed, format.error().message()};
+  }
   return combined;
 }
 
@@ -169,11 +166,12 @@ Expected<std::vector<std::string>> VmDriver::command_for(const LaunchSpec& spec)
 }
 
 Status VmDriver::create_overlay(const std::string& base, const std::string& overlay) const {
+  auto format = probe_disk_format(base);
+  if (!format) return format.error();
   CommandOptions run;
   run.timeout = kQemuImgTimeout;
-  auto result = run_command({options_.qemu_img, "create", "-q", "-f", "qcow2", "-F",
-                             image_format(base), "-b", base, overlay},
-                            run);
+  auto result = run_command(
+      {options_.qemu_img, "create", "-q", "-f", "qcow2", "-F", *format, "-b", base, overlay}, run);
   if (!result) return result.error();
   if (result->timed_out || result->exit_code != 0) {
     return Error("Failed to create overlay '" + overlay + "' over '" + base +

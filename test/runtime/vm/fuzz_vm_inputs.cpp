@@ -1,6 +1,7 @@
 // fuzz_vm_inputs: libFuzzer target for the vm driver's decoders of untrusted input:
-// parse_qmp_message (what QEMU, swayed by the guest, writes on the QMP socket), parse_disk_source
-// and user_netdev (the workload spec's image/kernel/initrd and port forwards).
+// parse_qmp_message (what QEMU, swayed by the guest, writes on the QMP socket), parse_disk_header
+// (a downloaded image's first sector), parse_disk_source and user_netdev (the workload spec's
+// image/kernel/initrd and port forwards).
 //
 // Invariants: each returns a value or an Error with a reason; an accepted port forward adds
 // exactly one hostfwd and no other option to the -netdev string.
@@ -14,6 +15,7 @@
 #include <string_view>
 
 #include "runtime/vm/disk_cache.hpp"
+#include "runtime/vm/disk_format.hpp"
 #include "runtime/vm/qemu_command.hpp"
 #include "runtime/vm/qmp_client.hpp"
 
@@ -22,6 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);
   auto msg = parse_qmp_message(input);
   if (!msg && msg.error().message().empty()) std::abort();
+
+  auto format = parse_disk_header(input);
+  if (format && *format != "raw" && *format != "qcow2") std::abort();
+  if (!format && format.error().message().empty()) std::abort();
 
   const size_t cut = input.find('\n');
   const std::string location = input.substr(0, cut);

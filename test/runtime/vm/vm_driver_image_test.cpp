@@ -5,6 +5,7 @@
 
 #include "common/fs.hpp"
 #include "runtime/vm/vm_driver.hpp"
+#include "test/support/peers.hpp"
 #include "test/support/process.hpp"
 #include "test/support/temp_dir.hpp"
 
@@ -50,6 +51,41 @@ TEST(VmDriverImageTest, ADigestMismatchFailsPrepareClearlyAndNothingStarts) {
   EXPECT_FALSE(fs::exists(tmp / "root/shim/instances/bad-disk"));
   EXPECT_FALSE(fs::exists(tmp / ("root/images/sha256/" + promised)));
   EXPECT_FALSE(driver.qemu_pid("bad-disk"));
+}
+
+// A qcow2 image whose header names a backing file would have QEMU open that host path for the
+// guest: prepare() refuses it, however well its digest matches.
+TEST(VmDriverImageTest, AQcow2WithABackingFileIsRefusedAtPrepare) {
+  const std::string qemu_img = flotilla::testing::find_executable("qemu-img");
+  if (qemu_img.empty()) GTEST_SKIP() << "qemu-img is not installed";
+  TempDir tmp;
+  const std::string layered = tmp / "layered.qcow2";
+  ASSERT_EQ(flotilla::testing::run_command({qemu_img, "create", "-q", "-f", "qcow2", "-F", "raw",
+                                            "-b", "/etc/hostname", layered})
+                .exit_code,
+            0);
+  auto digest = flotilla::testing::run_command({"/usr/bin/sha256sum", layered});
+  ASSERT_EQ(digest.exit_code, 0);
+  VmDriver driver(tmp / "root", FLOTILLA_SHIM_PATH);
+  LaunchSpec spec;
+  spec.type = "vm";
+  spec.instance_id = "layered";
+  spec.vm.image = layered;
+  spec.vm.sha256 = digest.out.substr(0, 64);
+  Preparation p;
+  ASSERT_TRUE(eventually(
+      [&] {
+        p = driver.prepare(spec);
+        return p.state != Preparation::State::kInProgress;
+      },
+      10s));
+  EXPECT_EQ(p.state, Preparation::State::kFailed);
+  EXPECT_NE(p.message.find("names a backing file"), std::string::npos) << p.message;
+  auto handle = driver.launch(spec);
+  ASSERT_FALSE(handle);
+  EXPECT_NE(handle.error().message().find("names a backing file"), std::string::npos)
+      << handle.error().message();
+  EXPECT_FALSE(fs::exists(tmp / "root/vms/layered"));
 }
 
 TEST(VmDriverImageTest, ASpecWithoutImageOrKernelIsRefused) {

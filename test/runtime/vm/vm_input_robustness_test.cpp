@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/vm/disk_cache.hpp"
+#include "runtime/vm/disk_format.hpp"
 #include "runtime/vm/qemu_command.hpp"
 #include "runtime/vm/qmp_client.hpp"
 
@@ -85,6 +86,22 @@ TEST(VmInputRobustnessTest, ImageSourcesAndPortForwardsGetAValueOrAReason) {
       ASSERT_EQ(std::count(netdev->begin(), netdev->end(), ','), 2) << *netdev;
     } else {
       ASSERT_FALSE(netdev.error().message().empty());
+    }
+  }
+}
+
+TEST(VmInputRobustnessTest, DiskHeadersGetAFormatOrAReason) {
+  std::mt19937 rng(104);
+  std::string qcow2(kDiskHeaderBytes, '\0');
+  qcow2.replace(0, 4, std::string("QFI\xfb", 4));
+  qcow2[7] = 3;
+  for (int i = 0; i < 20000; ++i) {
+    std::string head = mutate(qcow2, rng).substr(0, kDiskHeaderBytes);
+    auto format = parse_disk_header(head);
+    if (format) {
+      ASSERT_TRUE(*format == "raw" || *format == "qcow2");
+    } else {
+      ASSERT_FALSE(format.error().message().empty());
     }
   }
 }
