@@ -19,6 +19,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr std::chrono::milliseconds kTimeoutGrace{1000};
+
 std::string errno_text() { return std::strerror(errno); }
 
 struct Pipe {
@@ -57,7 +59,8 @@ void drain_available(int fd, std::string* into) {
 }  // namespace
 
 Expected<CommandResult> SystemCommandRunner::run(const std::vector<std::string>& argv,
-                                                 std::chrono::milliseconds timeout) {
+                                                 std::chrono::milliseconds timeout,
+                                                 const std::function<void()>& on_timeout) {
   const std::string what = argv.empty() ? std::string("(nothing)") : argv[0];
   auto fail = [&](const std::string& why) { return Error("Failed to run '" + what + "': " + why); };
   if (argv.empty()) return fail("no program given");
@@ -91,7 +94,7 @@ Expected<CommandResult> SystemCommandRunner::run(const std::vector<std::string>&
   err.close_end(1);
 
   CommandResult result;
-  const auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + timeout;
   bool timed_out = false;
   // The program may hand its stdio to something that outlives it (`runc run -d` gives them to
   // the container), so its exit, not the pipes' EOF, ends the wait: a pidfd says when.
@@ -103,8 +106,15 @@ Expected<CommandResult> SystemCommandRunner::run(const std::vector<std::string>&
   while (!reaped) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
+      if (timed_out || !on_timeout) {
+        timed_out = true;
+        break;
+      }
+      // Let the caller stop what the program started, so the program can clean up and exit.
       timed_out = true;
-      break;
+      on_timeout();
+      deadline = Clock::now() + kTimeoutGrace;
+      continue;
     }
     // Without a pidfd (old kernels), look for the exit every few milliseconds.
     int wait_ms = pidfd >= 0 ? static_cast<int>(left.count())
@@ -128,8 +138,10 @@ Expected<CommandResult> SystemCommandRunner::run(const std::vector<std::string>&
   }
   if (pidfd >= 0) ::close(pidfd);
   if (timed_out) {
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    if (!reaped) {
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
     }
     return fail("timed out after " + std::to_string(timeout.count()) + " ms");
   }

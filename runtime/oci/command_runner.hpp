@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,16 +24,25 @@ class CommandRunner {
  public:
   static constexpr size_t kMaxCapturedBytes = 64 * 1024;
   virtual ~CommandRunner() = default;
-  // Runs argv (argv[0] a path) with stdin on /dev/null. Past `timeout` the program is killed
-  // (SIGKILL) and the result is an Error saying so; an Error too when it cannot be started.
+  // Runs argv (argv[0] a path) with stdin on /dev/null. Past `timeout` it calls `on_timeout`
+  // (when given: e.g. to stop what the program started, so the program ends on its own) and
+  // allows a short grace, then kills the program (SIGKILL); the result is then an Error saying
+  // it timed out. An Error too when the program cannot be started.
   virtual Expected<CommandResult> run(const std::vector<std::string>& argv,
-                                      std::chrono::milliseconds timeout) = 0;
+                                      std::chrono::milliseconds timeout,
+                                      const std::function<void()>& on_timeout) = 0;
+  Expected<CommandResult> run(const std::vector<std::string>& argv,
+                              std::chrono::milliseconds timeout) {
+    return run(argv, timeout, nullptr);
+  }
 };
 
 class SystemCommandRunner final : public CommandRunner {
  public:
+  using CommandRunner::run;
   Expected<CommandResult> run(const std::vector<std::string>& argv,
-                              std::chrono::milliseconds timeout) override;
+                              std::chrono::milliseconds timeout,
+                              const std::function<void()>& on_timeout) override;
 };
 
 }  // namespace flotilla::runtime::oci

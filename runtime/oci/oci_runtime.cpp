@@ -129,16 +129,21 @@ Expected<int> OciRuntime::exec(const std::string& id, const std::vector<std::str
     return Error("Failed to exec in container '" + id + "': " + why);
   };
   if (argv.empty()) return fail("no command given");
-  std::vector<std::string> args = {"exec", "--pid-file", pid_file, id};
+  std::vector<std::string> args = {binary_,      "--root", state_root_, "exec",
+                                   "--pid-file", pid_file, id};
   args.insert(args.end(), argv.begin(), argv.end());
   (void)fs::remove_all(pid_file);
-  auto result = invoke(args, timeout);
-  if (!result) {
-    // The runtime was killed at the deadline; what it started in the container goes too.
+  // At the deadline the command goes first, so that the runtime reaps it and exits by itself:
+  // killed first, it would leave the command running (or a zombie in the container's pid
+  // namespace, holding up the container's own exit).
+  auto kill_command = [&] {
     if (auto text = fs::read_file(pid_file)) {
       long pid = std::atol(text->c_str());
       if (pid > 1) ::kill(static_cast<pid_t>(pid), SIGKILL);
     }
+  };
+  auto result = runner_.run(args, timeout, kill_command);
+  if (!result) {
     (void)fs::remove_all(pid_file);
     return fail(result.error().message());
   }
