@@ -34,18 +34,26 @@ std::string oci_tools_missing() {
   return "";
 }
 
-Registry::Registry(std::string dir, int port) : dir_(std::move(dir)), port_(port) {}
+Registry::Registry(std::string dir, int port, std::string storage, std::string htpasswd)
+    : dir_(std::move(dir)),
+      port_(port),
+      storage_(storage.empty() ? dir_ + "/storage" : std::move(storage)),
+      htpasswd_(std::move(htpasswd)) {}
 
 bool Registry::start() {
-  std::string config = dir_ + "/registry.yml";
+  const std::string name = "registry-" + std::to_string(port_);
+  std::string config = dir_ + "/" + name + ".yml";
   (void)fs::make_dirs(storage());
   std::string yaml =
       "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
       "    rootdirectory: " +
       storage() +
       "\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n";
+  if (!htpasswd_.empty()) {
+    yaml += "auth:\n  htpasswd:\n    realm: test\n    path: " + htpasswd_ + "\n";
+  }
   if (!fs::write_atomic(config, yaml)) return false;
-  proc_.start({"/usr/bin/docker-registry", "serve", config}, dir_ + "/registry.log");
+  proc_.start({"/usr/bin/docker-registry", "serve", config}, dir_ + "/" + name + ".log");
   return wait_for_port(port_, std::chrono::seconds(10));
 }
 

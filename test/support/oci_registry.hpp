@@ -13,16 +13,18 @@ namespace flotilla::testing {
 // Why these tests cannot run here (a tool is not installed), or "" when they can.
 std::string oci_tools_missing();
 
-// One docker-registry process with its storage in `dir`; restart() keeps port and content.
+// One docker-registry process: config and log in `dir`, content in `storage` (default
+// <dir>/storage; several registries may serve one storage folder), basic auth when `htpasswd`
+// names a bcrypt htpasswd file. stop() and start() again keep port and content.
 class Registry {
  public:
-  Registry(std::string dir, int port);
+  Registry(std::string dir, int port, std::string storage = "", std::string htpasswd = "");
   ~Registry() { stop(); }
   bool start();  // false (with the log readable) if it did not come up
   void stop();
   int port() const { return port_; }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string storage() const { return dir_ + "/storage"; }
+  const std::string& storage() const { return storage_; }
   // Path of a blob's bytes in the registry's storage folder.
   std::string blob_path(const std::string& digest) const;
   std::string log() const { return proc_.log(); }
@@ -30,6 +32,8 @@ class Registry {
  private:
   std::string dir_;
   int port_;
+  std::string storage_;
+  std::string htpasswd_;
   ChildProcess proc_;
 };
 

@@ -252,7 +252,7 @@ TEST(RealRegistryAuthTest, BasicAuthFromTheConfig) {
   }
   testing::write_all(tmp / "htpasswd", "alice:" + hash.out);
   int port = flotilla::testing::free_port();
-  testing::RegistryProcess registry(tmp.path(), shared.storage, port, tmp / "htpasswd");
+  testing::Registry registry(tmp.path(), port, shared.storage, tmp / "htpasswd");
   ASSERT_TRUE(registry.start()) << registry.log();
   const std::string host = registry.host();
   BlobStore blobs(tmp / "store");

@@ -99,7 +99,7 @@ TEST_F(ImageStoreTest, ATagPulledOnceIsNotPulledAgainAfterARestart) {
 
 TEST_F(ImageStoreTest, RegistryDownBacksOffThenRecoversByItself) {
   int port = flotilla::testing::free_port();
-  testing::RegistryProcess registry(tmp_.path(), shared_registry().storage, port);
+  testing::Registry registry(tmp_.path(), port, shared_registry().storage);
   const std::string host = "127.0.0.1:" + std::to_string(port);
   const std::string ref = host + "/app:1";
   ImageStore store(config(host));

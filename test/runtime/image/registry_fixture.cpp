@@ -13,34 +13,6 @@
 
 namespace flotilla::runtime::image::testing {
 
-std::string registry_config_yaml(const std::string& storage, int port,
-                                 const std::string& htpasswd) {
-  std::string y =
-      "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " + storage +
-      "\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port) + "\n";
-  if (!htpasswd.empty()) {
-    y += "auth:\n  htpasswd:\n    realm: test\n    path: " + htpasswd + "\n";
-  }
-  return y;
-}
-
-RegistryProcess::RegistryProcess(std::string dir, std::string storage, int port,
-                                 std::string htpasswd)
-    : dir_(std::move(dir)),
-      storage_(std::move(storage)),
-      htpasswd_(std::move(htpasswd)),
-      port_(port) {}
-
-bool RegistryProcess::start() {
-  std::string cfg = dir_ + "/registry-" + std::to_string(port_) + ".yml";
-  write_all(cfg, registry_config_yaml(storage_, port_, htpasswd_));
-  proc_.start({"/usr/bin/docker-registry", "serve", cfg},
-              dir_ + "/registry-" + std::to_string(port_) + ".log");
-  return flotilla::testing::wait_for_port(port_, std::chrono::seconds(10));
-}
-
-void RegistryProcess::stop() { proc_.stop(std::chrono::seconds(3)); }
-
 std::string run(const std::vector<std::string>& argv_in) {
   auto argv = argv_in;
   if (argv[0][0] != '/') {
@@ -70,11 +42,6 @@ ManifestInfo get_manifest(int port, const std::string& repo, const std::string& 
   return m;
 }
 
-std::string registry_blob_path(const std::string& storage, const std::string& digest) {
-  std::string hex = digest.substr(7);
-  return storage + "/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex + "/data";
-}
-
 namespace {
 
 std::string build(SharedRegistry& s) {
@@ -88,8 +55,7 @@ std::string build(SharedRegistry& s) {
   if (::stat("/bin/busybox", &st) != 0) return "/bin/busybox (busybox-static) is not installed";
   s.storage = s.dir / "storage";
   s.layout = s.dir / "layout";
-  s.registry =
-      std::make_unique<RegistryProcess>(s.dir.path(), s.storage, flotilla::testing::free_port());
+  s.registry = std::make_unique<Registry>(s.dir.path(), flotilla::testing::free_port(), s.storage);
   if (!s.registry->start()) return "docker-registry did not start: " + s.registry->log();
 
   std::string rfs = s.dir / "rfs";
@@ -179,7 +145,7 @@ std::string build(SharedRegistry& s) {
   auto bad = get_manifest(port, "bad", "1");
   auto bj = nlohmann::json::parse(bad.body);
   std::string layer = bj["layers"].back()["digest"];
-  std::string path = registry_blob_path(s.storage, layer);
+  std::string path = s.registry->blob_path(layer);
   std::string bytes = read_all(path);
   if (bytes.size() < 100) return "bad:1's layer is not in the registry storage";
   for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 16; ++i) bytes[i] ^= 0x5a;

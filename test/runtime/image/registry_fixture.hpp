@@ -12,29 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "test/support/oci_registry.hpp"
 #include "test/support/process.hpp"
 #include "test/support/temp_dir.hpp"
 
 namespace flotilla::runtime::image::testing {
 
-std::string registry_config_yaml(const std::string& storage, int port,
-                                 const std::string& htpasswd = "");
-
-// One docker-registry process; restartable on its port.
-class RegistryProcess {
- public:
-  RegistryProcess(std::string dir, std::string storage, int port, std::string htpasswd = "");
-  bool start();
-  void stop();
-  int port() const { return port_; }
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string log() const { return proc_.log(); }
-
- private:
-  std::string dir_, storage_, htpasswd_;
-  int port_;
-  flotilla::testing::ChildProcess proc_;
-};
+using Registry = flotilla::testing::Registry;
 
 struct ManifestInfo {
   std::string body;
@@ -44,7 +28,7 @@ struct ManifestInfo {
 
 struct SharedRegistry {
   flotilla::testing::TempDir dir;
-  std::unique_ptr<RegistryProcess> registry;
+  std::unique_ptr<Registry> registry;
   std::string storage;  // the registry's storage root
   std::string layout;   // the umoci OCI layout the images were built in
   std::string error;    // why the fixture is unusable (tests skip with it)
@@ -60,7 +44,5 @@ SharedRegistry& shared_registry();
 ManifestInfo get_manifest(int port, const std::string& repo, const std::string& ref);
 // Returns "" or why it failed.
 std::string run(const std::vector<std::string>& argv);
-// Path of a blob in a registry's storage folder.
-std::string registry_blob_path(const std::string& storage, const std::string& digest);
 
 }  // namespace flotilla::runtime::image::testing
