@@ -326,6 +326,32 @@ TEST(SyncServerTest, LabelChangeReschedules) {
   EXPECT_EQ((**hub.store->get_workload("east")).pending, 0);
 }
 
+TEST(SyncServerTest, VmsGoOnlyToNodesWithTheVmRuntimeAndRoomForGuestPlusQemu) {
+  HubHarness hub;
+  hub.apply(R"(apiVersion: flotilla/v1
+kind: Workload
+metadata: {name: appliance}
+spec:
+  type: vm
+  placement: {everyNode: true}
+  vm: {image: /img/disk.raw, memory: 256Mi}
+)");
+  FakeAgent no_vm(hub.broker, "plain");
+  no_vm.hello(0, {}, "boot-1", {"process", "container"}, 4LL << 30);
+  FakeAgent small(hub.broker, "small");  // 300Mi: the guest fits, guest plus QEMU does not
+  small.hello(0, {}, "boot-1", {"process", "vm"}, 300LL << 20);
+  FakeAgent big(hub.broker, "big");
+  big.hello(0, {}, "boot-1", {"process", "vm"}, 1LL << 30);
+  EXPECT_TRUE(no_vm.desired.empty());
+  EXPECT_TRUE(small.desired.empty());
+  ASSERT_EQ(big.desired.size(), 1u);
+  EXPECT_EQ(big.desired[0].upserts(0).vm().memory_bytes(), 256LL << 20);
+  WorkloadRecord w = **hub.store->get_workload("appliance");
+  EXPECT_EQ(w.pending, 1);  // the Ready vm node without room
+  EXPECT_NE(w.pending_reason.find("1 insufficient memory"), std::string::npos) << w.pending_reason;
+  EXPECT_NE(w.pending_reason.find("1 no vm runtime"), std::string::npos) << w.pending_reason;
+}
+
 TEST(SyncServerTest, ReplicaChangeDoesNotTouchUnaffectedNodes) {
   HubHarness hub;
   FakeAgent n1(hub.broker, "n1");
