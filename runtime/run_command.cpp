@@ -100,6 +100,12 @@ Expected<CommandResult> run_command(const std::vector<std::string>& argv,
   while (out[0] >= 0 || err[0] >= 0 || exec_err[0] >= 0) {
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0 && !result.timed_out && options.on_timeout) {
+      result.timed_out = true;
+      options.on_timeout();
+      deadline = SteadyClock::now() + options.timeout_grace;
+      continue;
+    }
     if (left.count() <= 0) {
       result.timed_out = true;
       ::kill(-pid, SIGKILL);

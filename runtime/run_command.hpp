@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,11 @@ struct CommandOptions {
   std::optional<std::vector<std::string>> env;  // "KEY=value"; unset: inherit
   std::string workdir;                          // empty: the caller's
   size_t max_output = 64 * 1024;
+  // Called once at the deadline (e.g. to stop what the program started, so that it ends by
+  // itself); the program then has `timeout_grace` before its group is killed. Either way the
+  // result says timed_out.
+  std::function<void()> on_timeout;
+  std::chrono::milliseconds timeout_grace{1000};
 };
 
 // An Error only when the program could not be started (argv[0] is looked up in PATH).
