@@ -279,9 +279,10 @@ Expected<Handle> ContainerDriver::start_monitor(const LaunchSpec& spec, const st
     if (text.rfind("error: ", 0) == 0) text = text.substr(7);
     return Error(runtime_.name() + ": " + (text.empty() ? "the monitor exited early" : text));
   }
-  if (!record)
+  if (!record) {
     return Error("the monitor reported ready but left no readable '" + records + "/" +
                  kPidRecordFile + "'");
+  }
   return Handle{id, record->pid, record->start_ticks, type()};
 }
 
