@@ -107,6 +107,11 @@ Preparation DiskCache::prepare(const DiskSource& source) {
     return {State::kReady, ""};
   }
   std::lock_guard<std::mutex> lock(mu_);
+  // Join finished workers now rather than at the next attempt: an unjoined thread keeps its
+  // stack, and the agent forks (shims) while holding it.
+  for (auto& [digest, download] : downloads_) {
+    if (!download->running && download->worker.joinable()) download->worker.join();
+  }
   std::unique_ptr<Download>& d = downloads_[source.sha256];
   if (!d) d = std::make_unique<Download>();
   if (d->running) {
@@ -123,7 +128,6 @@ Preparation DiskCache::prepare(const DiskSource& source) {
     return {State::kFailed, d->error + " (attempt " + std::to_string(d->failures) +
                                 "; next attempt in " + seconds_text(left) + ")"};
   }
-  if (d->worker.joinable()) d->worker.join();  // the previous attempt has finished
   if (Status s = fs::make_dirs(root_ + "/sha256"); !s) return {State::kFailed, s.error().message()};
   d->running = true;
   d->cancel = false;
