@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -56,6 +57,18 @@ class ContainerFleet : public ::testing::Test {
       }
     }
     return out;
+  }
+
+  // Container bundles (rootfs mount, spec) the agent keeps; empty once it cleaned everything up.
+  size_t bundles() {
+    size_t n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(
+             fleet_.dir() / "agent-n1/runtime/container/bundles", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      ++n;
+    }
+    return n;
   }
 
   std::string log_of(const std::string& instance_id) {
@@ -147,9 +160,10 @@ TEST_F(ContainerFleet, PullRunRestartAdoptAndPrePullAnUpdate) {
   EXPECT_FALSE(pid_alive(container)) << "the old container still runs";
   ASSERT_TRUE(eventually([&] { return container_pids("web").size() == 1; }, 10s));
 
-  // Deleted: nothing of it is left running.
+  // Deleted: nothing of it is left running, and the agent cleans up its bundle and mount.
   ASSERT_EQ(fleet_.flotctl({"delete", "workload", "web"}).exit_code, 0);
-  ASSERT_TRUE(eventually([&] { return container_pids("web").empty(); }, 30s));
+  ASSERT_TRUE(eventually([&] { return container_pids("web").empty() && bundles() == 0; }, 30s))
+      << bundles() << " bundles left";
 }
 
 TEST_F(ContainerFleet, OomKilledAndACorruptImageAreReported) {
@@ -197,6 +211,11 @@ TEST_F(ContainerFleet, OomKilledAndACorruptImageAreReported) {
       << fleet_.get("workload", "corrupt").dump(2);
   EXPECT_EQ(instance("corrupt")["phase"], "Pending");
   EXPECT_TRUE(container_pids("corrupt").empty()) << "a container started from a corrupt image";
+
+  // The exited container's cgroup and rootfs stay until its workload is deleted.
+  EXPECT_EQ(bundles(), 1u);
+  ASSERT_EQ(fleet_.flotctl({"delete", "workload", "hog"}).exit_code, 0);
+  ASSERT_TRUE(eventually([&] { return bundles() == 0; }, 30s));
 }
 
 }  // namespace

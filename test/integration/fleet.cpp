@@ -1,6 +1,7 @@
 #include "test/integration/fleet.hpp"
 
 #include <signal.h>
+#include <sys/mount.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -8,6 +9,8 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+
+#include "common/fs.hpp"
 
 namespace flotilla::testing {
 
@@ -25,6 +28,35 @@ Fleet::~Fleet() {
   }
   if (hub_) hub_->kill9();
   if (::testing::Test::HasFailure()) std::cerr << dump_logs();
+  release_host_state();
+}
+
+// What a test's containers leave on the host outside the fleet's folder when the test ends
+// before their agent cleaned up: the runtime's containers (and with them their cgroups) and
+// overlay mounts. Deleted here, so tests leave the machine as they found it.
+void Fleet::release_host_state() {
+  for (const auto& [node, agent] : agents_) {
+    const std::string state = dir_ / ("agent-" + node + "/runtime/container/state");
+    if (!fs::exists(state)) continue;
+    for (const char* runtime : {"runc", "crun"}) {
+      std::string bin = find_executable(runtime);
+      if (bin.empty()) continue;
+      RunResult list = run_command({bin, "--root", state, "list", "-q"}, 10s);
+      std::istringstream ids(list.out);
+      for (std::string id; std::getline(ids, id);) {
+        if (!id.empty()) run_command({bin, "--root", state, "delete", "--force", id}, 10s);
+      }
+    }
+  }
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::vector<std::string> under;
+  for (std::string line; std::getline(mounts, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, devs, root, point;
+    fields >> id >> parent >> devs >> root >> point;
+    if (point.rfind(dir_.path() + "/", 0) == 0) under.push_back(point);
+  }
+  for (auto it = under.rbegin(); it != under.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
 }
 
 void Fleet::start_hub() {

@@ -110,6 +110,8 @@ class Fleet {
                               std::chrono::milliseconds period);
 
   std::string dump_logs();
+  // Deletes containers and unmounts what agents left on the host (the destructor does it too).
+  void release_host_state();
   const TempDir& dir() const { return dir_; }
   std::string hub_url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
 
