@@ -5,8 +5,6 @@
 //
 // Invariants: each returns a value or an Error with a reason; an accepted port forward adds
 // exactly one hostfwd and no other option to the -netdev string.
-// Not built by this folder's CMakeLists: see the vm driver's report for the wiring into
-// test/fuzz/.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
