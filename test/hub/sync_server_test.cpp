@@ -340,6 +340,7 @@ spec:
   no_vm.hello(0, {}, "boot-1", {"process", "container"}, 4LL << 30);
   FakeAgent small(hub.broker, "small");  // 300Mi: the guest fits, guest plus QEMU does not
   small.hello(0, {}, "boot-1", {"process", "vm"}, 300LL << 20);
+  static_assert((256LL << 20) + kVmMemoryOverheadBytes > (300LL << 20));
   FakeAgent big(hub.broker, "big");
   big.hello(0, {}, "boot-1", {"process", "vm"}, 1LL << 30);
   EXPECT_TRUE(no_vm.desired.empty());
