@@ -85,6 +85,16 @@ void send_one(httplib::Response& res, const Expected<std::optional<View>>& view,
   send_json(res, 200, **view);
 }
 
+// ?force=true|false (absent: false); nullopt after answering 400.
+std::optional<bool> force_param(const httplib::Request& req, httplib::Response& res) {
+  if (!req.has_param("force")) return false;
+  const std::string v = req.get_param_value("force");
+  if (v == "true" || v == "1") return true;
+  if (v == "false" || v == "0") return false;
+  send_error(res, 400, "force: want true or false, got '" + v + "'");
+  return std::nullopt;
+}
+
 }  // namespace
 
 Api::Api(Controller& controller, Metrics& metrics) : controller_(controller), metrics_(metrics) {}
@@ -160,9 +170,13 @@ void Api::install(httplib::Server& server) {
   server.Delete(R"(/api/v1/workloads/([^/]+))",
                 [this](const httplib::Request& req, httplib::Response& res) {
                   std::string name = req.matches[1];
-                  auto found = controller_.delete_workload(name);
-                  if (!found) return send_error(res, 500, found.error().message());
-                  if (!*found) return send_error(res, 404, "workload '" + name + "' not found");
+                  auto force = force_param(req, res);
+                  if (!force) return;
+                  auto done = controller_.delete_workload(name, *force);
+                  if (!done) return send_error(res, 500, done.error().message());
+                  if (!done->found)
+                    return send_error(res, 404, "workload '" + name + "' not found");
+                  if (!done->refused.empty()) return send_error(res, 409, done->refused);
                   send_json(res, 200, {{"name", name}, {"action", "deleted"}});
                 });
 
@@ -197,16 +211,19 @@ void Api::install(httplib::Server& server) {
 }
 
 void Api::apply(const httplib::Request& req, httplib::Response& res, const std::string& name) {
+  auto force = force_param(req, res);
+  if (!force) return;
   auto manifests = parse_manifests(req.body, "request body");
   if (!manifests) return send_error(res, 400, manifests.error().message());
   if (!name.empty() && (manifests->size() != 1 || manifests->front().name != name)) {
     return send_error(
         res, 400, "the body must hold exactly one workload, named '" + name + "' like the path");
   }
-  auto results = controller_.apply(*manifests);
-  if (!results) return send_error(res, 500, results.error().message());
+  auto done = controller_.apply(*manifests, *force);
+  if (!done) return send_error(res, 500, done.error().message());
+  if (!done->refused.empty()) return send_error(res, 409, done->refused);
   json items = json::array();
-  for (const auto& r : *results) {
+  for (const auto& r : done->results) {
     items.push_back({{"kind", "Workload"}, {"name", r.name}, {"action", r.action}});
   }
   send_json(res, 200, {{"items", items}});

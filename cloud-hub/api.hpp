@@ -5,6 +5,7 @@
 //   PUT|POST /api/v1/workloads[/NAME]        apply a manifest (YAML or JSON; several documents
 //                                            apply all or nothing)
 //   DELETE /api/v1/workloads/NAME
+//   (apply and delete take ?force=true past the blast-radius guard; else 409 over its limit)
 //   GET    /api/v1/events?node=&workload=&limit=
 //   /api/v1/devices, /rollouts, /artifacts   501: not supported yet
 //

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "cloud-hub/disruption.hpp"
 #include "cloud-hub/scheduler.hpp"
 #include "common/log.hpp"
 #include "sync/codec.hpp"
@@ -72,14 +73,18 @@ Status Controller::start() {
   return Ok();
 }
 
-Expected<std::vector<ApplyResult>> Controller::apply(
-    const std::vector<WorkloadManifest>& manifests) {
+Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& manifests,
+                                         bool force) {
   Outbox out;
-  std::vector<ApplyResult> results;
+  ApplyOutcome outcome;
+  std::vector<ApplyResult>& results = outcome.results;
   {
     std::lock_guard lock(mu_);
     std::set<std::string> changed_nodes;
     Status st = store_.transaction([&]() -> Status {
+      auto running = running_locked();
+      if (!running) return running.error();
+      std::set<std::string> replaced;
       bool any_change = false;
       const int64_t now = clock_.wall_ms();
       for (const auto& m : manifests) {
@@ -100,6 +105,7 @@ Expected<std::vector<ApplyResult>> Controller::apply(
         if (*existing) {
           w.pending = (*existing)->pending;
           w.pending_reason = (*existing)->pending_reason;
+          if ((*existing)->spec_hash != w.spec_hash) replaced.insert(m.name);
         }
         if (auto put = store_.put_workload(w); !put) return put;
         manifests_[m.name] = {manifest, m};
@@ -113,8 +119,16 @@ Expected<std::vector<ApplyResult>> Controller::apply(
         any_change = true;
       }
       if (!any_change) return Ok();
-      return reschedule_locked(changed_nodes);
+      if (auto r = reschedule_locked(changed_nodes); !r) return r;
+      auto refused = check_disruption_locked("apply", *running, replaced, force);
+      if (!refused) return refused.error();
+      outcome.refused = *refused;
+      return refused->empty() ? Ok() : Status(Error(*refused));  // rolls the change back
     });
+    if (!outcome.refused.empty()) {
+      results.clear();
+      return outcome;
+    }
     if (!st) {
       store_failed("apply workloads", st.error());
       return st.error().WithContext("Failed to apply workloads");
@@ -125,12 +139,12 @@ Expected<std::vector<ApplyResult>> Controller::apply(
     queue_desired_for_locked(changed_nodes, out);
   }
   flush(out);
-  return results;
+  return outcome;
 }
 
-Expected<bool> Controller::delete_workload(const std::string& name) {
+Expected<DeleteOutcome> Controller::delete_workload(const std::string& name, bool force) {
   Outbox out;
-  bool found = false;
+  DeleteOutcome outcome;
   {
     std::lock_guard lock(mu_);
     std::set<std::string> changed_nodes;
@@ -138,25 +152,67 @@ Expected<bool> Controller::delete_workload(const std::string& name) {
       auto existing = store_.get_workload(name);
       if (!existing) return existing.error();
       if (!*existing) return Ok();
-      found = true;
+      outcome.found = true;
+      auto running = running_locked();
+      if (!running) return running.error();
       if (auto del = store_.delete_workload(name); !del) return del;
       if (auto ev = event_locked("", "workload/" + name, "Deleted", "workload deleted"); !ev) {
         return ev;
       }
-      return reschedule_locked(changed_nodes);
+      if (auto r = reschedule_locked(changed_nodes); !r) return r;
+      auto refused = check_disruption_locked("delete", *running, {}, force);
+      if (!refused) return refused.error();
+      outcome.refused = *refused;
+      return refused->empty() ? Ok() : Status(Error(*refused));  // rolls the change back
     });
+    if (!outcome.refused.empty()) return outcome;
     if (!st) {
       store_failed("delete workload", st.error());
       return st.error().WithContext("Failed to delete workload '" + name + "'");
     }
-    if (found) {
+    if (outcome.found) {
       manifests_.erase(name);
       log_->info("workload deleted name={}", name);
     }
     queue_desired_for_locked(changed_nodes, out);
   }
   flush(out);
-  return found;
+  return outcome;
+}
+
+Expected<std::set<std::pair<std::string, std::string>>> Controller::running_locked() {
+  auto placements = store_.placements();
+  if (!placements) return placements.error();
+  auto instances = store_.list_instances();
+  if (!instances) return instances.error();
+  std::set<std::pair<std::string, std::string>> running;
+  for (const auto& rec : *instances) {
+    if (rec.status.phase() != pb::PHASE_RUNNING) continue;
+    auto it = placements->find(rec.status.workload());
+    if (it != placements->end() && it->second.count(rec.node) > 0) {
+      running.insert({rec.status.workload(), rec.node});
+    }
+  }
+  return running;
+}
+
+Expected<std::string> Controller::check_disruption_locked(
+    const std::string& verb, const std::set<std::pair<std::string, std::string>>& running,
+    const std::set<std::string>& replaced, bool force) {
+  if (running.empty()) return std::string();
+  auto after = store_.placements();
+  if (!after) return after.error();
+  Disruption d = count_disruption(running, *after, replaced);
+  std::string refused = disruption_refusal(verb, d, options_.max_disruption);
+  if (refused.empty()) return refused;
+  if (force) {
+    log_->warn("forced {} stops {} of {} running instances", verb, d.stopped, d.running);
+    metrics_.count("flotilla_hub_disruption_forced_total");
+    return std::string();
+  }
+  log_->warn("{}", refused);
+  metrics_.count("flotilla_hub_disruption_refused_total");
+  return refused;
 }
 
 Expected<const WorkloadManifest*> Controller::manifest_locked(const WorkloadRecord& w) {

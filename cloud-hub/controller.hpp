@@ -43,11 +43,25 @@ struct ControllerOptions {
   uint32_t shards = sync::kDefaultShards;
   Millis node_timeout{15000};    // NotReady after this long without any message
   Millis resend_interval{5000};  // least time between resends of desired state to a node
+  // Blast radius: an apply or delete that would stop or replace more than this share (0..1) of
+  // the running instances at once is refused unless forced.
+  double max_disruption = 0.5;
 };
 
 struct ApplyResult {
   std::string name;
   std::string action;  // created | configured | unchanged
+};
+
+// What an apply did. `refused` non-empty: the blast-radius guard held it back, nothing changed.
+struct ApplyOutcome {
+  std::vector<ApplyResult> results;
+  std::string refused;
+};
+
+struct DeleteOutcome {
+  bool found = false;   // false: there is no such workload
+  std::string refused;  // non-empty: held back by the blast-radius guard, nothing changed
 };
 
 class Controller {
@@ -58,10 +72,11 @@ class Controller {
   // Loads the registered nodes. They keep their stored readiness until the timeout decides.
   Status start();
 
-  // Applies workloads in one transaction: all or nothing.
-  Expected<std::vector<ApplyResult>> apply(const std::vector<WorkloadManifest>& manifests);
-  // False when there is no such workload.
-  Expected<bool> delete_workload(const std::string& name);
+  // Applies workloads in one transaction: all or nothing. Unless `force`, a change that would
+  // stop too much of the fleet at once (options.max_disruption) is refused and changes nothing.
+  Expected<ApplyOutcome> apply(const std::vector<WorkloadManifest>& manifests, bool force = false);
+  // Deletes a workload, under the same guard as apply().
+  Expected<DeleteOutcome> delete_workload(const std::string& name, bool force = false);
 
   // Views for the REST API; nullopt when the object does not exist.
   Expected<nlohmann::json> nodes_view();
@@ -117,6 +132,12 @@ class Controller {
   Status accept_claimed_revision_locked(NodeRecord& node, uint64_t claimed);
   void set_not_ready_locked(NodeRecord& node, const std::string& why);
   void store_failed(const std::string& what, const Error& e);
+  // The (workload, node) placements whose node reports the instance Running.
+  Expected<std::set<std::pair<std::string, std::string>>> running_locked();
+  // After a change inside its transaction: the guard's refusal, or empty when it may commit.
+  Expected<std::string> check_disruption_locked(
+      const std::string& verb, const std::set<std::pair<std::string, std::string>>& running,
+      const std::set<std::string>& replaced, bool force);
   nlohmann::json node_json_locked(const NodeRecord& node,
                                   const std::vector<InstanceRecord>& instances,
                                   const std::map<std::string, std::set<std::string>>& placements,

@@ -1,5 +1,7 @@
 #include "cloud-hub/hub.hpp"
 
+#include <cstdlib>
+
 #include "common/fs.hpp"
 #include "common/log.hpp"
 
@@ -19,6 +21,19 @@ Status parse_listen(const std::string& text, std::string* host, int* port) {
   *host = text.substr(0, colon);
   *port = static_cast<int>(v);
   return Ok();
+}
+
+Expected<double> parse_share(const std::string& text) {
+  const bool percent = !text.empty() && text.back() == '%';
+  const std::string number = percent ? text.substr(0, text.size() - 1) : text;
+  char* end = nullptr;
+  double v = number.empty() ? -1 : std::strtod(number.c_str(), &end);
+  if (percent) v /= 100;
+  if (number.empty() || *end != '\0' || !(v >= 0 && v <= 1)) {
+    return Error("want a share from 0 to 1 (e.g. 0.5) or a percentage (e.g. 50%), got '" + text +
+                 "'");
+  }
+  return v;
 }
 
 Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
@@ -49,6 +64,7 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   c.shards = o.shards;
   c.node_timeout = o.node_timeout;
   c.resend_interval = o.resend_interval;
+  c.max_disruption = o.max_disruption;
   hub->controller_ =
       std::make_unique<Controller>(*hub->store_, hub->clock_, *hub->transport_, hub->metrics_, c);
   hub->sync_ =

@@ -34,10 +34,13 @@ struct HubOptions {
   Millis node_timeout{15000};
   Millis resend_interval{5000};
   uint64_t tombstone_retention = 1000;  // revisions
+  double max_disruption = 0.5;          // share of running instances one change may stop
 };
 
 // Parses "HOST:PORT" (e.g. 127.0.0.1:8080).
 Status parse_listen(const std::string& text, std::string* host, int* port);
+// Parses a share: "0.5" or "50%" (0 to 1).
+Expected<double> parse_share(const std::string& text);
 
 class Hub {
  public:

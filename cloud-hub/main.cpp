@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   flags.add("shards", "number of topic shards (must match the agents')", "16");
   flags.add("node-timeout-ms", "a node is NotReady after this long without a message", "15000");
   flags.add("tombstone-retention", "revisions of deletes kept per node for deltas", "1000");
+  flags.add("max-disruption",
+            "an apply or delete stopping more than this share of the running instances is "
+            "refused unless forced (0..1 or a percentage)",
+            "0.5");
   flags.add("log-level", "trace|debug|info|warn|error", "info");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
@@ -54,6 +58,9 @@ int main(int argc, char** argv) {
   auto retention = flags.get_int("tombstone-retention", 1, 1'000'000'000);
   if (!retention) return usage_error(flags, retention.error().message());
   options.tombstone_retention = static_cast<uint64_t>(*retention);
+  auto share = flotilla::hub::parse_share(flags.get("max-disruption"));
+  if (!share) return usage_error(flags, "flag '--max-disruption': " + share.error().message());
+  options.max_disruption = *share;
   if (options.mqtt_uri.rfind("tcp://", 0) != 0 && options.mqtt_uri.rfind("ssl://", 0) != 0) {
     return usage_error(flags,
                        "flag '--mqtt' wants tcp://HOST:PORT, got '" + options.mqtt_uri + "'");

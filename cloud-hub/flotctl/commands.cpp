@@ -22,6 +22,7 @@ struct Args {
   std::string output;
   std::vector<std::string> positional;
   bool help = false;
+  bool force = false;  // --force: past the hub's blast-radius guard
 };
 
 // Accepts "--name VALUE", "--name=VALUE" and, for short flags, "-xVALUE".
@@ -47,6 +48,8 @@ Expected<Args> parse_args(const std::vector<std::string>& args) {
     };
     if (arg == "-h" || arg == "--help") {
       a.help = true;
+    } else if (arg == "--force") {
+      a.force = true;
     } else if (auto v = value_of("--hub", "")) {
       if (!*v) return v->error();
       a.hub = **v;
@@ -129,6 +132,8 @@ class Runner {
     return kFailed;
   }
 
+  const char* force_query() const { return args_.force ? "?force=true" : ""; }
+
   int usage_error(const std::string& message) {
     err_ << "flotctl: " << message << "\n\n" << usage();
     return kUsage;
@@ -175,7 +180,7 @@ class Runner {
     if (!manifests) return fail(manifests.error().message());
     auto first = text.find_first_not_of(" \t\r\n");
     bool is_json = first != std::string::npos && text[first] == '{';
-    auto res = client_.request("PUT", "/api/v1/workloads", text,
+    auto res = client_.request("PUT", std::string("/api/v1/workloads") + force_query(), text,
                                is_json ? "application/json" : "application/yaml");
     if (!res) return fail(res.error().message());
     if (res->status != 200) return fail(hub_error(*res));
@@ -247,7 +252,8 @@ class Runner {
     if (!kind) return fail(kind.error().message());
     if (*kind == "events") return fail("events cannot be deleted");
     const std::string& name = args_.positional[2];
-    auto res = client_.request("DELETE", "/api/v1/" + *kind + "/" + url_escape(name));
+    auto res =
+        client_.request("DELETE", "/api/v1/" + *kind + "/" + url_escape(name) + force_query());
     if (!res) return fail(res.error().message());
     if (res->status != 200) return fail(hub_error(*res));
     out_ << singular(*kind) << "/" << name << " deleted\n";
@@ -267,11 +273,12 @@ std::string usage() {
   return "Usage: flotctl [--hub URL] COMMAND\n"
          "Talks to a Flotilla hub (default: $FLOTILLA_HUB or http://127.0.0.1:8080).\n\n"
          "Commands:\n"
-         "  apply -f FILE               validate and apply a manifest (YAML or JSON; - for stdin)\n"
+         "  apply -f FILE [--force]     validate and apply a manifest (YAML or JSON; - for stdin)\n"
          "  get KIND [NAME] [-o FMT]    list or show nodes, workloads or events (FMT: json|yaml)\n"
          "  describe KIND NAME          a node or workload in detail, with recent events\n"
-         "  delete KIND NAME            delete a workload\n"
+         "  delete KIND NAME [--force]  delete a workload or node\n"
          "  rollout ..., twin ...       not supported yet\n\n"
+         "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
          "KIND: nodes (node, no), workloads (workload, wl), events (event, ev)\n";
 }
 

@@ -151,6 +151,101 @@ TEST_F(ApiTest, PendingWorkloadsSayWhy) {
   EXPECT_EQ(events["items"].back()["reason"], "FailedScheduling");
 }
 
+// Four nodes run "web" everywhere and n1 runs "solo": five running instances.
+class BlastRadiusTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    for (int i = 1; i <= 4; ++i) {
+      agents_.push_back(std::make_unique<FakeAgent>(s_.harness.broker, "n" + std::to_string(i)));
+      agents_.back()->hello(0, {{"zone", i == 1 ? "east" : "west"}});
+    }
+    ASSERT_EQ(put(process_workload("web", "placement: {everyNode: true}"))->status, 200);
+    ASSERT_EQ(put(process_workload("solo", "replicas: 1"))->status, 200);
+    for (auto& a : agents_) {
+      a->ack_last();
+      std::vector<pb::InstanceStatus> running = {instance("web", "web-1", pb::PHASE_RUNNING, 1)};
+      if (a.get() == agents_[0].get()) {
+        running.push_back(instance("solo", "solo-1", pb::PHASE_RUNNING, 2));
+      }
+      a->status(running);
+    }
+    ASSERT_EQ(body_of(c_.Get("/api/v1/workloads/solo"))["status"]["nodes"], json({"n1"}));
+  }
+  httplib::Result put(const std::string& yaml, const std::string& query = "") {
+    return c_.Put("/api/v1/workloads" + query, yaml, "application/yaml");
+  }
+  size_t desired_sent() const {
+    size_t n = 0;
+    for (const auto& a : agents_) n += a->desired.size();
+    return n;
+  }
+  std::vector<std::unique_ptr<FakeAgent>> agents_;
+};
+
+TEST_F(BlastRadiusTest, DeleteStoppingMostOfTheFleetIsRefusedUnlessForced) {
+  const size_t sent = desired_sent();
+  auto r = c_.Delete("/api/v1/workloads/web");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 409);
+  EXPECT_EQ(body_of(r)["error"],
+            "refused: this delete stops 4 of 5 running instances (80%), over the 50% limit; use "
+            "--force");
+  // Nothing changed: the workload is there, placed as before, and no agent heard anything.
+  json w = body_of(c_.Get("/api/v1/workloads/web"));
+  EXPECT_EQ(w["status"]["nodes"], json({"n1", "n2", "n3", "n4"}));
+  EXPECT_EQ(desired_sent(), sent);
+  json events = body_of(c_.Get("/api/v1/events?workload=web"));
+  for (const auto& e : events["items"]) EXPECT_NE(e["reason"], "Deleted") << e.dump();
+
+  EXPECT_EQ(c_.Delete("/api/v1/workloads/web?force=maybe")->status, 400);
+  EXPECT_EQ(c_.Get("/api/v1/workloads/web")->status, 200);
+
+  r = c_.Delete("/api/v1/workloads/web?force=true");
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(c_.Get("/api/v1/workloads/web")->status, 404);
+  for (const auto& a : agents_) EXPECT_EQ(a->desired.back().deletes(0), "web");
+}
+
+TEST_F(BlastRadiusTest, ReplacingOrReschedulingTooMuchIsRefused) {
+  const size_t sent = desired_sent();
+  // A spec change replaces every instance of web.
+  auto r =
+      put(process_workload("web", "placement: {everyNode: true}", "  restartPolicy: OnFailure\n"));
+  EXPECT_EQ(r->status, 409);
+  EXPECT_EQ(body_of(r)["error"],
+            "refused: this apply stops 4 of 5 running instances (80%), over the 50% limit; use "
+            "--force");
+  EXPECT_EQ(body_of(c_.Get("/api/v1/workloads/web"))["metadata"]["generation"], 1);
+  // A selector change takes web off three nodes.
+  r = put(process_workload("web", "placement: {everyNode: true}",
+                           "  selector: {matchLabels: {zone: east}}\n"));
+  EXPECT_EQ(r->status, 409);
+  EXPECT_EQ(body_of(r)["error"],
+            "refused: this apply stops 3 of 5 running instances (60%), over the 50% limit; use "
+            "--force");
+  // Several documents count together, and a refusal keeps back all of them.
+  r = put(process_workload("fresh", "replicas: 1") + "---\n" +
+          process_workload("web", "placement: {everyNode: true}", "  restartPolicy: Never\n"));
+  EXPECT_EQ(r->status, 409);
+  EXPECT_EQ(c_.Get("/api/v1/workloads/fresh")->status, 404);
+  EXPECT_EQ(desired_sent(), sent);
+
+  // What stops nothing goes through: labels, replicas, new workloads.
+  std::string relabelled = process_workload("web", "placement: {everyNode: true}");
+  relabelled.replace(relabelled.find("{name: web}"), 11, "{name: web, labels: {tier: gold}}");
+  r = put(relabelled);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(put(process_workload("solo", "replicas: 3")))["items"][0]["action"],
+            "configured");
+  // Stopping one instance is always allowed, as is what stays within the limit.
+  EXPECT_EQ(c_.Delete("/api/v1/workloads/solo")->status, 200);
+
+  r = put(process_workload("web", "placement: {everyNode: true}", "  restartPolicy: OnFailure\n"),
+          "?force=true");
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(c_.Get("/api/v1/workloads/web"))["spec"]["restartPolicy"], "OnFailure");
+}
+
 TEST_F(ApiTest, ErrorsAreJson) {
   auto r = c_.Get("/api/v1/nodes/nope");
   EXPECT_EQ(r->status, 404);

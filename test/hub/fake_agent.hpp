@@ -158,6 +158,7 @@ struct HubHarness {
   void apply(const std::string& yaml) {
     auto r = controller->apply(manifests(yaml));
     if (!r) ADD_FAILURE() << r.error().message();
+    if (r && !r->refused.empty()) ADD_FAILURE() << r->refused;
   }
 
   sync::FakeBroker broker;

@@ -15,6 +15,7 @@ namespace {
 using hub::testing::ApiServer;
 using hub::testing::FakeAgent;
 using hub::testing::process_workload;
+namespace pb = flotilla::v1;
 
 struct Outcome {
   int code;
@@ -129,6 +130,36 @@ TEST_F(FlotctlTest, UsageAndNotYetSupported) {
   r = flotctl({"delete", "node", "n1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "error: deleting nodes is not supported yet\n");
+}
+
+TEST_F(FlotctlTest, ForcePassesTheBlastRadiusGuard) {
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (const char* n : {"n1", "n2", "n3"}) {
+    agents.push_back(std::make_unique<FakeAgent>(server_.harness.broker, n));
+    agents.back()->hello(0);
+  }
+  std::string file = write("web.yaml", process_workload("web", "placement: {everyNode: true}"));
+  ASSERT_EQ(flotctl({"apply", "-f", file}).code, 0);
+  for (auto& a : agents) {
+    a->ack_last();
+    a->status({hub::testing::instance("web", "web-1", pb::PHASE_RUNNING, 1)});
+  }
+  Outcome r = flotctl({"delete", "workload", "web"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "error: refused: this delete stops 3 of 3 running instances (100%), over the 50% "
+            "limit; use --force\n");
+  std::string changed = write("web2.yaml", process_workload("web", "placement: {everyNode: true}",
+                                                            "  restartPolicy: Never\n"));
+  r = flotctl({"apply", "-f", changed});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("refused: this apply stops 3 of 3"), std::string::npos) << r.err;
+  r = flotctl({"apply", "-f", changed, "--force"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "workload/web configured\n");
+  r = flotctl({"delete", "workload", "web", "--force"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "workload/web deleted\n");
 }
 
 TEST(FlotctlPrinterTest, YamlQuotesWhatWouldChangeType) {

@@ -393,7 +393,7 @@ TEST(SyncServerTest, StateSurvivesAHubRestart) {
   auto r = hub.controller->apply(
       testing::manifests(process_workload("a", "placement: {everyNode: true}")));
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->front().action, "unchanged");
+  EXPECT_EQ(r->results.front().action, "unchanged");
   FakeAgent agent(hub.broker, "n1");
   agent.hello(1);
   EXPECT_TRUE(agent.desired.empty());
