@@ -27,11 +27,20 @@ struct ReconcilerConfig {
   std::vector<std::string> runtimes{"process"};
 };
 
+// A taint the node reports (--taints key=value:Effect): workloads must tolerate it to run here.
+struct NodeTaint {
+  std::string key;
+  std::string value;   // may be empty
+  std::string effect;  // NoSchedule | NoExecute
+  bool operator==(const NodeTaint&) const = default;
+};
+
 struct SyncConfig {
   uint32_t shards = sync::kDefaultShards;
   // Heartbeat period; the MQTT keepalive is twice this (at least 2 s).
   Millis heartbeat{5000};
   std::map<std::string, std::string> labels;
+  std::vector<NodeTaint> taints;
   int64_t cpu_millis = 0;    // 0: 1000 x online CPUs
   int64_t memory_bytes = 0;  // 0: MemTotal from /proc/meminfo
   // Status batches awaiting the broker's acknowledgement at once.

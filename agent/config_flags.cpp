@@ -20,6 +20,39 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+// "k=v:NoSchedule,k2:NoExecute" -> taints; keys and values follow the label rules.
+Expected<std::vector<NodeTaint>> parse_taints(const std::string& text) {
+  std::vector<NodeTaint> out;
+  for (const auto& item : split_list(text)) {
+    auto colon = item.rfind(':');
+    if (colon == std::string::npos) {
+      return Error("taint '" + item + "' is not of the form key=value:Effect");
+    }
+    NodeTaint t;
+    t.effect = item.substr(colon + 1);
+    if (t.effect != "NoSchedule" && t.effect != "NoExecute") {
+      return Error("taint '" + item + "': effect must be NoSchedule or NoExecute, got '" +
+                   t.effect + "'");
+    }
+    std::string kv = item.substr(0, colon);
+    auto eq = kv.find('=');
+    t.key = kv.substr(0, eq);
+    if (eq != std::string::npos) t.value = kv.substr(eq + 1);
+    // The label rules for the key, and for the value when there is one.
+    std::string as_label = t.key + "=" + (t.value.empty() ? "x" : t.value);
+    if (auto l = parse_labels(as_label); !l)
+      return Error("taint '" + item + "': " + l.error().message());
+    for (const auto& other : out) {
+      if (other.key == t.key && other.effect == t.effect) {
+        return Error("taint '" + item + "': key '" + t.key + "' with effect " + t.effect +
+                     " given twice");
+      }
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
 }  // namespace
 
 Flags make_agent_flags() {
@@ -37,6 +70,9 @@ Flags make_agent_flags() {
   flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883", "", true);
   flags.add("data", "folder for agent.db and the instances' runtime state", "", true);
   flags.add("labels", "node labels, k=v,k2=v2");
+  flags.add("taints",
+            "node taints, key=value:Effect,... (Effect: NoSchedule or NoExecute; the value may be "
+            "left out); only workloads that tolerate them run here");
   flags.add("shards", "shard count shared with the hub", "16");
   flags.add("heartbeat-ms", "heartbeat period in milliseconds", "5000");
   flags.add("log-level", "trace|debug|info|warn|error|off", "info");
@@ -78,6 +114,9 @@ Expected<AgentConfig> config_from_flags(const Flags& flags) {
   auto labels = parse_labels(flags.get("labels"));
   if (!labels) return Error("invalid --labels: " + labels.error().message());
   c.sync.labels = std::move(*labels);
+  auto taints = parse_taints(flags.get("taints"));
+  if (!taints) return Error("invalid --taints: " + taints.error().message());
+  c.sync.taints = std::move(*taints);
 
   auto shards = flags.get_int("shards", 1, 65536);
   auto heartbeat = flags.get_int("heartbeat-ms", 100, 3'600'000);

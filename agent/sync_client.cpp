@@ -109,6 +109,12 @@ void SyncClient::send_hello() {
   hello.set_min_protocol_version(sync::kMinProtocolVersion);
   hello.set_agent_version(FLOTILLA_AGENT_VERSION);
   hello.mutable_labels()->insert(config_.labels.begin(), config_.labels.end());
+  for (const auto& t : config_.taints) {
+    v1::Taint* taint = hello.add_taints();
+    taint->set_key(t.key);
+    taint->set_value(t.value);
+    taint->set_effect(t.effect);
+  }
   hello.mutable_capacity()->set_cpu_millis(config_.cpu_millis > 0 ? config_.cpu_millis
                                                                   : detect_cpu_millis());
   hello.mutable_capacity()->set_memory_bytes(config_.memory_bytes > 0 ? config_.memory_bytes

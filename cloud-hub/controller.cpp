@@ -24,6 +24,7 @@ SchedWorkload sched_workload(const WorkloadManifest& m) {
   w.selector = m.selector;
   w.cpu_millis = m.cpu_millis;
   w.memory_bytes = memory_request(m);
+  w.tolerations = m.tolerations;
   return w;
 }
 
@@ -35,6 +36,7 @@ SchedNode sched_node(const NodeRecord& n) {
   s.cpu_millis = n.cpu_millis;
   s.memory_bytes = n.memory_bytes;
   s.ready = n.ready;
+  s.taints = n.taints;
   return s;
 }
 

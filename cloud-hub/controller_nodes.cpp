@@ -57,6 +57,8 @@ void Controller::on_hello(const pb::Hello& h) {
       node.memory_bytes = h.capacity().memory_bytes();
       node.arch = h.arch();
       node.runtimes.assign(h.runtimes().begin(), h.runtimes().end());
+      node.taints.clear();
+      for (const auto& t : h.taints()) node.taints.push_back({t.key(), t.value(), t.effect()});
       node.boot_id = h.boot_id();
       node.agent_version = h.agent_version();
       // The sync server let through only hellos with a version in common.
@@ -71,7 +73,8 @@ void Controller::on_hello(const pb::Hello& h) {
 
       const bool placement_inputs_changed =
           is_new || !before.ready || before.labels != node.labels ||
-          before.runtimes != node.runtimes || before.cpu_millis != node.cpu_millis ||
+          before.runtimes != node.runtimes || before.taints != node.taints ||
+          before.arch != node.arch || before.cpu_millis != node.cpu_millis ||
           before.memory_bytes != node.memory_bytes;
       std::string reason = is_new ? "Registered" : (!before.ready ? "Ready" : "Hello");
       if (!is_new && before.boot_id != node.boot_id) reason = "AgentRestarted";

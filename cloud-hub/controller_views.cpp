@@ -63,6 +63,14 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
   return j;
 }
 
+json taints_json(const std::vector<Taint>& taints) {
+  json list = json::array();
+  for (const auto& t : taints) {
+    list.push_back({{"key", t.key}, {"value", t.value}, {"effect", t.effect}});
+  }
+  return list;
+}
+
 }  // namespace
 
 std::string phase_name(int phase) {
@@ -131,6 +139,7 @@ json Controller::node_json_locked(const NodeRecord& n, const std::vector<Instanc
        {{"cpu", format_cpu_millis(n.cpu_millis)}, {"memory", format_memory_bytes(n.memory_bytes)}}},
       {"arch", n.arch},
       {"runtimes", n.runtimes},
+      {"taints", taints_json(n.taints)},
       {"state", n.ready ? "Ready" : "NotReady"},
       {"agentVersion", n.agent_version},
       {"protocolVersion", n.protocol_version},

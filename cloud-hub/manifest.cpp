@@ -107,12 +107,8 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
       }
     }
   }
-  if (const DocNode* tol = spec.find("tolerations"); tol != nullptr && tol->kind != Kind::kNull) {
-    if (tol->kind != Kind::kList) {
-      c.fail(*tol, "spec.tolerations", "want a list, got " + describe_kind(tol->kind));
-    } else {
-      m.tolerations = tol->to_json();
-    }
+  if (const DocNode* tol = spec.find("tolerations")) {
+    read_tolerations(c, *tol, "spec.tolerations", m);
   }
   if (const DocNode* res = spec.find("resources")) read_resources(c, *res, "spec.resources", m);
   if (const DocNode* rp = spec.find("restartPolicy")) {

@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cloud-hub/taints.hpp"
 #include "common/expected.hpp"
 #include "sync/flotilla.pb.h"
 
@@ -98,15 +99,15 @@ struct WorkloadManifest {
   std::string name;
   StringMap labels;
   StringMap annotations;
-  std::string type;                                      // process | container | vm
-  std::optional<int64_t> replicas;                       // set unless every_node
-  bool every_node = false;                               // placement: {everyNode: true}
-  StringMap selector;                                    // selector.matchLabels
-  nlohmann::json tolerations = nlohmann::json::array();  // accepted and stored as given
-  int64_t cpu_millis = 0;                                // resources.cpu; 0 = no request
-  int64_t memory_bytes = 0;                              // resources.memory; 0 = no request
-  std::string restart_policy = "Always";                 // Always | OnFailure | Never
-  std::optional<int64_t> grace_seconds;                  // terminationGracePeriodSeconds
+  std::string type;                 // process | container | vm
+  std::optional<int64_t> replicas;  // set unless every_node
+  bool every_node = false;          // placement: {everyNode: true}
+  StringMap selector;               // selector.matchLabels
+  std::vector<Toleration> tolerations;
+  int64_t cpu_millis = 0;                 // resources.cpu; 0 = no request
+  int64_t memory_bytes = 0;               // resources.memory; 0 = no request
+  std::string restart_policy = "Always";  // Always | OnFailure | Never
+  std::optional<int64_t> grace_seconds;   // terminationGracePeriodSeconds
   std::optional<ProcessSection> process;
   std::optional<ContainerSection> container;
   std::optional<VmSection> vm;

@@ -1,11 +1,10 @@
 // The canonical forms of a validated workload: JSON (stored and served), the runnable-part hash,
 // and the protocol's WorkloadSpec.
-#include <openssl/evp.h>
-
 #include <algorithm>
 
 #include "cloud-hub/manifest.hpp"
 #include "cloud-hub/quantity.hpp"
+#include "common/sha256.hpp"
 
 namespace flotilla::hub {
 namespace {
@@ -136,19 +135,6 @@ json runnable_json(const WorkloadManifest& m) {
   return spec;
 }
 
-std::string sha256_hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
-}
-
 }  // namespace
 
 json to_json(const WorkloadManifest& m) {
@@ -159,7 +145,17 @@ json to_json(const WorkloadManifest& m) {
     spec["replicas"] = m.replicas.value_or(0);
   }
   if (!m.selector.empty()) spec["selector"] = {{"matchLabels", string_map(m.selector)}};
-  if (!m.tolerations.empty()) spec["tolerations"] = m.tolerations;
+  if (!m.tolerations.empty()) {
+    json list = json::array();
+    for (const auto& t : m.tolerations) {
+      json one = {{"operator", t.op}};
+      if (!t.key.empty()) one["key"] = t.key;
+      if (!t.value.empty()) one["value"] = t.value;
+      if (!t.effect.empty()) one["effect"] = t.effect;
+      list.push_back(one);
+    }
+    spec["tolerations"] = list;
+  }
   if (m.liveness || m.readiness) {
     json probes = json::object();
     if (m.liveness) probes["liveness"] = probe_json(*m.liveness);

@@ -1,4 +1,5 @@
-// Readers of the per-type sections of a Workload spec (container, vm) and of its probes;
+// Readers of the per-type sections of a Workload spec (container, vm), of its probes and of its
+// scheduling fields (manifest_scheduling.cpp);
 // internal to flotilla_manifest, built on Checker like the rest of manifest validation.
 #pragma once
 
@@ -12,5 +13,7 @@ ContainerSection read_container(Checker& c, const DocNode& n, const std::string&
 VmSection read_vm(Checker& c, const DocNode& n, const std::string& path);
 // spec.probes: {liveness: PROBE, readiness: PROBE}.
 void read_probes(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m);
+// spec.tolerations: [{key, operator: Equal|Exists, value, effect: NoSchedule|NoExecute}].
+void read_tolerations(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m);
 
 }  // namespace flotilla::hub

@@ -20,8 +20,19 @@ bool selector_matches(const SchedWorkload& w, const SchedNode& n) {
   return true;
 }
 
+const Taint* untolerated_taint(const SchedWorkload& w, const SchedNode& n, const char* effect) {
+  return n.taints.empty() ? nullptr : untolerated(n.taints, w.tolerations, effect);
+}
+
+// May run `w` (kept placements stay).
 bool eligible(const SchedWorkload& w, const SchedNode& n) {
-  return selector_matches(w, n) && n.runtimes.count(w.type) > 0;
+  return selector_matches(w, n) && n.runtimes.count(w.type) > 0 &&
+         untolerated_taint(w, n, kNoExecute) == nullptr;
+}
+
+// May take a new instance of `w`, readiness and room aside.
+bool admits(const SchedWorkload& w, const SchedNode& n) {
+  return eligible(w, n) && untolerated_taint(w, n, kNoSchedule) == nullptr;
 }
 
 bool fits_cpu(const SchedWorkload& w, const NodeLoad& l) {
@@ -48,6 +59,11 @@ void subtract(const SchedWorkload& w, NodeLoad& l) {
 std::string unfit_reason(const SchedWorkload& w, const NodeLoad& l) {
   if (!selector_matches(w, *l.node)) return "selector mismatch";
   if (l.node->runtimes.count(w.type) == 0) return "no " + w.type + " runtime";
+  for (const char* effect : {kNoExecute, kNoSchedule}) {
+    if (const Taint* t = untolerated_taint(w, *l.node, effect)) {
+      return "taint " + taint_text(*t) + " not tolerated";
+    }
+  }
   if (!l.node->ready) return "not ready";
   if (!fits_cpu(w, l)) return "insufficient cpu";
   if (!fits_memory(w, l)) return "insufficient memory";
@@ -149,7 +165,7 @@ std::map<std::string, WorkloadPlacement> schedule(const ScheduleInput& input) {
     if (w->every_node) {
       // Ready eligible nodes without room are what an everyNode workload is short of.
       for (auto& [name, load] : loads) {
-        if (p.nodes.count(name) == 0 && load.node->ready && eligible(*w, *load.node)) ++p.pending;
+        if (p.nodes.count(name) == 0 && load.node->ready && admits(*w, *load.node)) ++p.pending;
       }
     } else {
       p.pending = std::max<int64_t>(0, w->replicas - static_cast<int64_t>(p.nodes.size()));

@@ -2,8 +2,10 @@
 // is tested without a store, a clock or a network.
 //
 // Rules:
-//  - a node is eligible for a workload when it matches selector.matchLabels and offers the
-//    workload's runtime type;
+//  - a node is eligible for a workload when it matches selector.matchLabels, offers the
+//    workload's runtime type and has no NoExecute taint the workload does not tolerate
+//    (taints.hpp); a node with a NoSchedule taint it does not tolerate keeps what it runs but
+//    gets no new instance of it;
 //  - requests (cpu, memory) summed per node stay within its capacity (a node that reports 0
 //    for a resource is not limited on it); at most one instance of a workload per node;
 //  - existing placements on still-eligible nodes are kept, also on NotReady nodes (edge
@@ -24,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "cloud-hub/taints.hpp"
+
 namespace flotilla::hub {
 
 struct SchedWorkload {
@@ -34,6 +38,7 @@ struct SchedWorkload {
   std::map<std::string, std::string> selector;
   int64_t cpu_millis = 0;
   int64_t memory_bytes = 0;
+  std::vector<Toleration> tolerations;
 };
 
 struct SchedNode {
@@ -43,6 +48,7 @@ struct SchedNode {
   int64_t cpu_millis = 0;    // capacity; 0 = not limited
   int64_t memory_bytes = 0;  // capacity; 0 = not limited
   bool ready = false;
+  std::vector<Taint> taints;
 };
 
 struct ScheduleInput {

@@ -82,6 +82,8 @@ CREATE INDEX events_by_object ON events (object, id);
 ALTER TABLE instances ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX instances_removed_by_seq ON instances (node, removed, seq);
 )sql",
+    // 4: the taints a node reports, as JSON [{key, value, effect}].
+    "ALTER TABLE nodes ADD COLUMN taints TEXT NOT NULL DEFAULT '[]';",
 };
 
 // Labels and runtimes are stored as JSON text; a corrupt column reads as empty.
@@ -109,10 +111,30 @@ std::vector<std::string> list_from_text(const std::string& text) {
   return out;
 }
 
+std::string taints_to_text(const std::vector<Taint>& taints) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& t : taints) {
+    list.push_back({{"key", t.key}, {"value", t.value}, {"effect", t.effect}});
+  }
+  return list.dump();
+}
+
+std::vector<Taint> taints_from_text(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  std::vector<Taint> out;
+  if (!j.is_array()) return out;
+  for (const auto& t : j) {
+    if (!t.is_object()) continue;
+    out.push_back(
+        {t.value("key", std::string()), t.value("value", std::string()), t.value("effect", "")});
+  }
+  return out;
+}
+
 constexpr const char* kNodeColumns =
     "name, labels, cpu_millis, memory_bytes, arch, runtimes, boot_id, agent_version, "
     "protocol_version, ready, registered_ms, last_seen_ms, revision, acked_revision, "
-    "compacted_floor, status_seq";
+    "compacted_floor, status_seq, taints";
 
 NodeRecord read_node(const sql::Stmt& s) {
   NodeRecord n;
@@ -132,6 +154,7 @@ NodeRecord read_node(const sql::Stmt& s) {
   n.acked_revision = static_cast<uint64_t>(s.col_int(13));
   n.compacted_floor = static_cast<uint64_t>(s.col_int(14));
   n.status_seq = static_cast<uint64_t>(s.col_int(15));
+  n.taints = taints_from_text(s.col_text(16));
   return n;
 }
 
@@ -194,7 +217,7 @@ Expected<std::vector<NodeRecord>> Store::list_nodes() {
 
 Status Store::put_node(const NodeRecord& n) {
   auto s = db_.prepare(std::string("INSERT OR REPLACE INTO nodes (") + kNodeColumns +
-                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
   s->bind(1, n.name)
       .bind(2, labels_to_text(n.labels))
@@ -211,7 +234,8 @@ Status Store::put_node(const NodeRecord& n) {
       .bind(13, static_cast<int64_t>(n.revision))
       .bind(14, static_cast<int64_t>(n.acked_revision))
       .bind(15, static_cast<int64_t>(n.compacted_floor))
-      .bind(16, static_cast<int64_t>(n.status_seq));
+      .bind(16, static_cast<int64_t>(n.status_seq))
+      .bind(17, taints_to_text(n.taints));
   return s->run();
 }
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "cloud-hub/taints.hpp"
 #include "common/expected.hpp"
 #include "common/sqlite.hpp"
 #include "sync/flotilla.pb.h"
@@ -51,6 +52,7 @@ struct NodeRecord {
   uint64_t acked_revision = 0;
   uint64_t compacted_floor = 0;
   uint64_t status_seq = 0;  // highest status seq received
+  std::vector<Taint> taints;
 };
 
 struct WorkloadRecord {

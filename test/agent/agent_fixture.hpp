@@ -71,6 +71,7 @@ class AgentFixture : public ::testing::Test {
     config_.mqtt_uri = "tcp://fake:1883";
     config_.data_dir = dir_.path();
     config_.sync.labels = {{"zone", "north"}};
+    config_.sync.taints = {{"dedicated", "gpu", "NoSchedule"}};
     config_.sync.cpu_millis = 4000;
     config_.sync.memory_bytes = 1 << 30;
     auto s = Store::open(dir_ / "agent.db", kNode);

@@ -55,6 +55,35 @@ TEST(AgentFlags, BadFlagsSayWhatIsWrong) {
   EXPECT_NE(c.error().message().find("invalid --mqtt"), std::string::npos);
 }
 
+TEST(AgentFlags, TaintsAreKeyValueEffect) {
+  const std::vector<std::string> base = {"--node", "n1", "--mqtt", "tcp://h:1", "--data", "/tmp/x"};
+  auto with = [&](const std::string& taints) {
+    std::vector<std::string> args = base;
+    args.push_back("--taints");
+    args.push_back(taints);
+    return parse(args);
+  };
+  auto c = with("dedicated=gpu:NoSchedule, maintenance:NoExecute");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->sync.taints, (std::vector<NodeTaint>{{"dedicated", "gpu", "NoSchedule"},
+                                                    {"maintenance", "", "NoExecute"}}));
+  EXPECT_TRUE(parse(base)->sync.taints.empty());
+  auto error_of = [&](const std::string& taints) {
+    auto r = with(taints);
+    return r.ok() ? std::string("accepted") : r.error().message();
+  };
+  EXPECT_EQ(error_of("dedicated=gpu"),
+            "invalid --taints: taint 'dedicated=gpu' is not of the form key=value:Effect");
+  EXPECT_EQ(error_of("a=b:PreferNoSchedule"),
+            "invalid --taints: taint 'a=b:PreferNoSchedule': effect must be NoSchedule or "
+            "NoExecute, got 'PreferNoSchedule'");
+  EXPECT_EQ(error_of("b@d=x:NoSchedule"),
+            "invalid --taints: taint 'b@d=x:NoSchedule': label key 'b@d' is invalid");
+  EXPECT_NE(error_of("=x:NoSchedule"), "accepted");
+  EXPECT_NE(error_of("a=b:NoSchedule,a=c:NoSchedule"), "accepted");
+  EXPECT_EQ(error_of("a=b:NoSchedule,a=c:NoExecute"), "accepted");
+}
+
 TEST(AgentFlags, HelpExplainsWorkloadsSurviveStop) {
   std::string usage = make_agent_flags().usage();
   EXPECT_NE(usage.find("WITHOUT stopping its workloads"), std::string::npos);

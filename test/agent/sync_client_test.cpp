@@ -63,6 +63,10 @@ TEST_F(SyncTest, ConnectSendsHelloThenFullStatus) {
   EXPECT_EQ(hello.acked_revision(), 3u);
   EXPECT_EQ(hello.boot_id(), "boot-1");
   EXPECT_EQ(hello.labels().at("zone"), "north");
+  ASSERT_EQ(hello.taints_size(), 1);
+  EXPECT_EQ(hello.taints(0).key(), "dedicated");
+  EXPECT_EQ(hello.taints(0).value(), "gpu");
+  EXPECT_EQ(hello.taints(0).effect(), "NoSchedule");
   EXPECT_EQ(hello.capacity().cpu_millis(), 4000);
   EXPECT_EQ(hello.capacity().memory_bytes(), 1 << 30);
   EXPECT_EQ(std::vector<std::string>(hello.runtimes().begin(), hello.runtimes().end()),

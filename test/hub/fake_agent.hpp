@@ -54,7 +54,13 @@ class FakeAgent {
     for (const auto& [k, v] : labels) (*h.mutable_labels())[k] = v;
     h.mutable_capacity()->set_cpu_millis(4000);
     h.mutable_capacity()->set_memory_bytes(memory);
-    h.set_arch("amd64");
+    h.set_arch(arch);
+    for (const auto& t : taints) {
+      pb::Taint* taint = h.add_taints();
+      taint->set_key(t.key);
+      taint->set_value(t.value);
+      taint->set_effect(t.effect);
+    }
     for (const auto& r : runtimes) h.add_runtimes(r);
     h.set_acked_revision(acked);
     h.set_boot_id(boot);
@@ -101,6 +107,10 @@ class FakeAgent {
   void raw(const std::string& kind, std::string payload) {
     (void)transport_->publish(sync::up_topic(node_, shards_, kind), std::move(payload), 1);
   }
+
+  // What the next hello() reports.
+  std::string arch = "amd64";
+  std::vector<Taint> taints;
 
   // Read them once no hub thread is publishing (the test's own calls are synchronous).
   std::vector<pb::DesiredState> desired;

@@ -60,7 +60,7 @@ TEST(ManifestTest, ParsesFullProcessWorkload) {
   EXPECT_EQ(m.replicas, 2);
   EXPECT_FALSE(m.every_node);
   EXPECT_EQ(m.selector.at("zone"), "east");
-  EXPECT_EQ(m.tolerations.size(), 1u);
+  EXPECT_EQ(m.tolerations, (std::vector<Toleration>{{"flaky", "Exists", "", ""}}));
   EXPECT_EQ(m.cpu_millis, 500);
   EXPECT_EQ(m.memory_bytes, 64 << 20);
   EXPECT_EQ(m.restart_policy, "OnFailure");
@@ -259,6 +259,44 @@ TEST(ManifestTest, StatusAndReadOnlyMetadataAreIgnored) {
   EXPECT_EQ(to_json(r->front()), to_json(*parse_manifests(kProcess, "web.yaml")->begin()));
 }
 
+TEST(ManifestTest, TolerationsAreChecked) {
+  const std::string tol = "    - key: flaky\n      operator: Exists\n";
+  auto with = [&](const std::string& items) { return variant(tol, items); };
+  auto r = parse_manifests(with("    - {key: dedicated, value: gpu, effect: NoSchedule}\n"
+                                "    - {operator: Exists, effect: NoExecute}\n"),
+                           "web.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->front().tolerations,
+            (std::vector<Toleration>{{"dedicated", "Equal", "gpu", "NoSchedule"},
+                                     {"", "Exists", "", "NoExecute"}}));
+  nlohmann::json j = to_json(r->front());
+  EXPECT_EQ(j["spec"]["tolerations"][0], (nlohmann::json{{"key", "dedicated"},
+                                                         {"operator", "Equal"},
+                                                         {"value", "gpu"},
+                                                         {"effect", "NoSchedule"}}));
+  EXPECT_EQ(error_of(with("    - {key: a, operator: Maybe}\n")),
+            "web.yaml:13: spec.tolerations[0].operator: want Equal or Exists, got 'Maybe'");
+  EXPECT_EQ(error_of(with("    - {key: a, effect: PreferNoSchedule}\n")),
+            "web.yaml:13: spec.tolerations[0].effect: want NoSchedule or NoExecute (or none for "
+            "both), got 'PreferNoSchedule'");
+  EXPECT_EQ(error_of(with("    - {key: a, operator: Exists, value: b}\n")),
+            "web.yaml:13: spec.tolerations[0].value: must be empty with operator Exists");
+  EXPECT_EQ(error_of(with("    - {value: b}\n")),
+            "web.yaml:13: spec.tolerations[0].key: required with operator Equal (Exists alone "
+            "matches all)");
+  EXPECT_EQ(error_of(with("    - {key: 'a b'}\n")),
+            "web.yaml:13: spec.tolerations[0].key: 'a b' is not a label key (letters, digits, "
+            "'-', '_', '.', '/')");
+  EXPECT_EQ(error_of(with("    - {key: a, tolerationSeconds: 30}\n")),
+            "web.yaml:13: spec.tolerations[0].tolerationSeconds is not supported yet");
+  EXPECT_EQ(error_of(with("    - {key: a, valu: b}\n")).substr(0, 50),
+            "web.yaml:13: spec.tolerations[0].valu: unknown fie");
+  EXPECT_EQ(error_of(with("    - dedicated\n")),
+            "web.yaml:13: spec.tolerations[0]: want a mapping, got text");
+  EXPECT_EQ(error_of(variant("  tolerations:\n" + tol, "  tolerations: yes\n")),
+            "web.yaml:12: spec.tolerations: want a list, got text");
+}
+
 TEST(ManifestTest, CanonicalJsonRoundTrips) {
   auto m = parse_manifests(kProcess, "web.yaml")->front();
   nlohmann::json j = to_json(m);
@@ -287,6 +325,7 @@ TEST(ManifestTest, SpecHashCoversOnlyTheRunnablePart) {
   EXPECT_EQ(hash(variant("replicas: 2", "replicas: 5")), base);
   EXPECT_EQ(hash(variant("app: web", "app: other")), base);
   EXPECT_EQ(hash(variant("zone: east", "zone: west")), base);
+  EXPECT_EQ(hash(variant("key: flaky", "key: other")), base);
   // What an instance runs from does.
   EXPECT_NE(hash(variant("100]", "101]")), base);
   EXPECT_NE(hash(variant("MODE: fast", "MODE: slow")), base);

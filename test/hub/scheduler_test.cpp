@@ -219,3 +219,74 @@ TEST(SchedulerTest, ZeroReplicasPlacesNothing) {
 
 }  // namespace
 }  // namespace flotilla::hub
+
+namespace flotilla::hub {
+namespace {
+
+SchedNode tainted(const std::string& name, std::vector<Taint> taints) {
+  SchedNode n = node(name);
+  n.taints = std::move(taints);
+  return n;
+}
+
+TEST(SchedulerTaintTest, NoScheduleTaintKeepsNewInstancesAwayAndSaysWhy) {
+  ScheduleInput in;
+  in.nodes = {tainted("a", {{"dedicated", "gpu", kNoSchedule}}), node("b"),
+              tainted("c", {{"maintenance", "", kNoSchedule}})};
+  in.workloads = {replicas("w", 3), every_node("e")};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"b"}));
+  EXPECT_EQ(out["w"].pending, 2);
+  EXPECT_EQ(out["w"].reason,
+            "1/3 nodes: 1 taint dedicated=gpu:NoSchedule not tolerated, 1 taint "
+            "maintenance:NoSchedule not tolerated");
+  // An everyNode workload is not short of nodes it may not use.
+  EXPECT_EQ(out["e"].nodes, (Nodes{"b"}));
+  EXPECT_EQ(out["e"].pending, 0);
+
+  // What already runs on a NoSchedule node stays there.
+  in.current = {{"w", {"a"}}, {"e", {"a"}}};
+  out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a", "b"}));
+  EXPECT_EQ(out["e"].nodes, (Nodes{"a", "b"}));
+}
+
+TEST(SchedulerTaintTest, NoExecuteTaintAlsoRemovesWhatRunsThere) {
+  ScheduleInput in;
+  in.nodes = {tainted("a", {{"maintenance", "", kNoExecute}}), node("b"), node("c")};
+  in.workloads = {replicas("w", 1), every_node("e")};
+  in.current = {{"w", {"a"}}, {"e", {"a", "b", "c"}}};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"b"}));  // moved off a
+  EXPECT_EQ(out["e"].nodes, (Nodes{"b", "c"}));
+  in.workloads = {replicas("w", 3)};
+  out = schedule(in);
+  EXPECT_EQ(out["w"].reason, "2/3 nodes: 1 taint maintenance:NoExecute not tolerated");
+}
+
+TEST(SchedulerTaintTest, TolerationsMatchKeyValueAndEffect) {
+  auto place = [](std::vector<Toleration> tolerations, std::vector<Taint> taints) {
+    ScheduleInput in;
+    in.nodes = {tainted("a", std::move(taints))};
+    SchedWorkload w = replicas("w", 1);
+    w.tolerations = std::move(tolerations);
+    in.workloads = {w};
+    return schedule(in)["w"].nodes.size() == 1;
+  };
+  const Taint gpu{"dedicated", "gpu", kNoSchedule};
+  EXPECT_FALSE(place({}, {gpu}));
+  EXPECT_TRUE(place({{"dedicated", "Equal", "gpu", kNoSchedule}}, {gpu}));
+  EXPECT_TRUE(place({{"dedicated", "Equal", "gpu", ""}}, {gpu}));  // any effect
+  EXPECT_FALSE(place({{"dedicated", "Equal", "tpu", ""}}, {gpu}));
+  EXPECT_FALSE(place({{"dedicated", "Equal", "gpu", kNoExecute}}, {gpu}));
+  EXPECT_TRUE(place({{"dedicated", "Exists", "", ""}}, {gpu}));
+  EXPECT_FALSE(place({{"other", "Exists", "", ""}}, {gpu}));
+  EXPECT_TRUE(place({{"", "Exists", "", ""}}, {gpu, {"x", "", kNoExecute}}));  // tolerates all
+  // Every taint must be tolerated.
+  EXPECT_FALSE(place({{"dedicated", "Exists", "", ""}}, {gpu, {"x", "", kNoExecute}}));
+  EXPECT_TRUE(place({{"dedicated", "Exists", "", ""}, {"x", "Exists", "", kNoExecute}},
+                    {gpu, {"x", "", kNoExecute}}));
+}
+
+}  // namespace
+}  // namespace flotilla::hub

@@ -61,6 +61,17 @@ TEST_F(HubStoreTest, NodesAndWorkloadsSurviveReopen) {
   EXPECT_FALSE(store_->get_workload("nope")->has_value());
 }
 
+TEST_F(HubStoreTest, NodeTaintsSurviveReopenAndOldRowsHaveNone) {
+  add_node("n1");
+  add_node("n2");
+  NodeRecord n = node("n1");
+  n.taints = {{"dedicated", "gpu", "NoSchedule"}, {"maintenance", "", "NoExecute"}};
+  ASSERT_TRUE(store_->put_node(n).ok());
+  open();
+  EXPECT_EQ(node("n1").taints, n.taints);
+  EXPECT_TRUE(node("n2").taints.empty());
+}
+
 TEST_F(HubStoreTest, FailedTransactionLeavesNothing) {
   add_node("n1");
   Status st = store_->transaction([&]() -> Status {

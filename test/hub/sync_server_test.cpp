@@ -326,6 +326,44 @@ TEST(SyncServerTest, LabelChangeReschedules) {
   EXPECT_EQ((**hub.store->get_workload("east")).pending, 0);
 }
 
+TEST(SyncServerTest, TaintsComeWithHelloAndKeepUntoleratingWorkloadsAway) {
+  HubHarness hub;
+  hub.apply(process_workload("plain", "placement: {everyNode: true}"));
+  hub.apply(process_workload("gpu", "placement: {everyNode: true}",
+                             "  tolerations: [{key: dedicated, operator: Exists}]\n"));
+  FakeAgent tainted(hub.broker, "n1");
+  tainted.taints = {{"dedicated", "gpu", "NoSchedule"}};
+  tainted.hello(0);
+  FakeAgent plain(hub.broker, "n2");
+  plain.hello(0);
+  EXPECT_EQ(hub.node("n1").taints, tainted.taints);
+  ASSERT_EQ(tainted.desired.size(), 1u);
+  EXPECT_EQ(upserts(tainted.desired[0]), std::vector<std::string>{"gpu"});
+  ASSERT_EQ(plain.desired.size(), 1u);
+  EXPECT_EQ(upserts(plain.desired[0]), (std::vector<std::string>{"gpu", "plain"}));
+  tainted.ack_last();
+  plain.ack_last();
+  auto view = hub.controller->node_view("n1");
+  ASSERT_TRUE(view.ok() && view->has_value());
+  EXPECT_EQ((**view)["taints"],
+            nlohmann::json::parse(R"([{"key":"dedicated","value":"gpu","effect":"NoSchedule"}])"));
+
+  // A NoSchedule taint leaves what runs; turning it into NoExecute removes what does not
+  // tolerate it, and the workload that does stays.
+  hub.apply(process_workload("late", "replicas: 2"));
+  EXPECT_EQ((**hub.store->get_workload("late")).pending_reason,
+            "1/2 nodes: 1 taint dedicated=gpu:NoSchedule not tolerated");
+  plain.ack_last();
+  tainted.taints = {{"dedicated", "gpu", "NoExecute"}};
+  tainted.hello(1);
+  EXPECT_EQ(tainted.desired.size(), 1u) << "the gpu workload tolerates any effect";
+  tainted.taints = {{"dedicated", "gpu", "NoExecute"}, {"flaky", "", "NoExecute"}};
+  tainted.hello(1);
+  ASSERT_EQ(tainted.desired.size(), 2u);
+  EXPECT_EQ(tainted.desired[1].deletes_size(), 1);
+  EXPECT_EQ(tainted.desired[1].deletes(0), "gpu");
+}
+
 TEST(SyncServerTest, VmsGoOnlyToNodesWithTheVmRuntimeAndRoomForGuestPlusQemu) {
   HubHarness hub;
   hub.apply(R"(apiVersion: flotilla/v1
