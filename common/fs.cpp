@@ -80,4 +80,10 @@ bool exists(const std::string& path) {
   return std::filesystem::exists(path, ec);
 }
 
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
 }  // namespace flotilla::fs

@@ -21,4 +21,8 @@ Status remove_all(const std::string& path);
 
 bool exists(const std::string& path);
 
+// `path` made absolute (against the working folder) and normalised, without resolving
+// symlinks; `path` itself when that fails.
+std::string absolute_path(const std::string& path);
+
 }  // namespace flotilla::fs

@@ -29,12 +29,6 @@ constexpr auto kShimExitWait = std::chrono::milliseconds(500);
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("runtime"); }
 
-std::string make_absolute(const std::string& path) {
-  std::error_code ec;
-  stdfs::path abs = stdfs::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
-}
-
 bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 std::optional<PidRecord> read_pid_record(const std::string& dir) {
@@ -107,7 +101,7 @@ std::string default_shim_path() {
 }
 
 ProcessDriver::ProcessDriver(std::string root, std::string shim_path)
-    : root_(make_absolute(root)), shim_path_(make_absolute(shim_path)) {}
+    : root_(fs::absolute_path(root)), shim_path_(fs::absolute_path(shim_path)) {}
 
 std::string ProcessDriver::instance_dir(const std::string& id) const {
   return root_ + "/instances/" + id;

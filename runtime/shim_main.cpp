@@ -32,6 +32,7 @@
 #include "runtime/instance_records.hpp"
 #include "runtime/proc_stat.hpp"
 #include "runtime/rotating_log.hpp"
+#include "runtime/supervisor_io.hpp"
 
 namespace flotilla::runtime {
 namespace {
@@ -83,24 +84,6 @@ std::optional<Args> parse_args(int argc, char** argv, int i, std::string* error)
     return std::nullopt;
   }
   return args;
-}
-
-void write_all(int fd, const std::string& text) {
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
-// Tells the driver how startup went and lets go of the ready pipe.
-void report_ready(int* ready_fd, const std::string& line) {
-  if (*ready_fd < 0) return;
-  write_all(*ready_fd, line + "\n");
-  ::close(*ready_fd);
-  *ready_fd = -1;
 }
 
 int fail_startup(int* ready_fd, const std::string& why) {

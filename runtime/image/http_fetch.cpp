@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 
+#include "common/sha256.hpp"
 #include "runtime/image/curl_util.hpp"
 
 namespace flotilla::runtime::image {
@@ -27,13 +28,7 @@ std::string hex_digest(EVP_MD_CTX* ctx) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 0xf]);
-  }
-  return out;
+  return hex_encode(md, len);
 }
 
 // Hashes what is already in `fd` (a partial download being resumed) into `ctx`.

@@ -32,18 +32,12 @@ constexpr int kMonitorReadyFd = 3;
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("runtime"); }
 
-std::string make_absolute(const std::string& path) {
-  std::error_code ec;
-  stdfs::path abs = stdfs::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
-}
-
 // Symlinks resolved too: the kernel names mount points by their real path, and the driver must
 // recognise its own overlay mounts in /proc/self/mountinfo.
 std::string make_canonical(const std::string& path) {
   std::error_code ec;
-  stdfs::path real = stdfs::weakly_canonical(make_absolute(path), ec);
-  return ec ? make_absolute(path) : real.string();
+  stdfs::path real = stdfs::weakly_canonical(fs::absolute_path(path), ec);
+  return ec ? fs::absolute_path(path) : real.string();
 }
 
 bool name_char(char c) {
@@ -109,11 +103,11 @@ Expected<std::unique_ptr<ContainerDriver>> ContainerDriver::create(ContainerDriv
   auto binary = detect_runtime(config.runtime_path);
   if (!binary) return binary.error().WithContext("Failed to create the container driver");
   if (config.shim_path.empty()) config.shim_path = default_shim_path();
-  config.shim_path = make_absolute(config.shim_path);
+  config.shim_path = fs::absolute_path(config.shim_path);
   if (config.monitor_path.empty()) {
     config.monitor_path = (stdfs::path(config.shim_path).parent_path() / kMonitorName).string();
   }
-  config.monitor_path = make_absolute(config.monitor_path);
+  config.monitor_path = fs::absolute_path(config.monitor_path);
   std::unique_ptr<CommandRunner> owned;
   if (runner == nullptr) {
     owned = std::make_unique<SystemCommandRunner>();

@@ -42,6 +42,7 @@
 #include "runtime/instance_records.hpp"
 #include "runtime/proc_stat.hpp"
 #include "runtime/rotating_log.hpp"
+#include "runtime/supervisor_io.hpp"
 
 namespace flotilla::runtime {
 namespace {
@@ -81,23 +82,6 @@ std::optional<Args> parse_args(int argc, char** argv) {
   for (int j = i + 5; j < argc; ++j) args.runtime.emplace_back(argv[j]);
   if (args.runtime[0].empty() || args.runtime[0][0] != '/') return std::nullopt;
   return args;
-}
-
-void write_all(int fd, const std::string& text) {
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
-void report_ready(int* ready_fd, const std::string& line) {
-  if (*ready_fd < 0) return;
-  write_all(*ready_fd, line + "\n");
-  ::close(*ready_fd);
-  *ready_fd = -1;
 }
 
 // shim.pid needs no fsync: it must survive an agent restart, not a node crash, which the

@@ -33,12 +33,6 @@ constexpr auto kObserveTimeout = std::chrono::milliseconds(250);
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("runtime"); }
 
-std::string make_absolute(const std::string& path) {
-  std::error_code ec;
-  stdfs::path abs = stdfs::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
-}
-
 // `name` itself when it has a slash, else its first match on PATH (or `name` when none).
 std::string find_in_path(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
@@ -67,7 +61,7 @@ std::string last_line(const std::string& path) {
 }  // namespace
 
 VmDriver::VmDriver(std::string root, std::string shim_path, Options options)
-    : root_(make_absolute(root)),
+    : root_(fs::absolute_path(root)),
       options_(std::move(options)),
       accel_(options_.accel == "auto" ? detect_accel()
                                       : AccelProbe{options_.accel, "set by configuration"}),

@@ -3,11 +3,12 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <fstream>
 #include <sstream>
+
+#include "common/sha256.hpp"
 
 namespace flotilla::runtime::image::testing {
 
@@ -70,18 +71,7 @@ bool TarBuilder::write(const std::string& out_path, Compression c) const {
   return true;
 }
 
-std::string sha256_hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 0xf]);
-  }
-  return out;
-}
+std::string sha256_hex(const std::string& data) { return flotilla::sha256_hex(data); }
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
