@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common/fs.hpp"
 #include "test/integration/fleet.hpp"
@@ -18,6 +20,27 @@ namespace guest = flotilla::runtime::vm::testing;
 
 const std::vector<std::string> kNode = {"n1"};
 constexpr auto kBootTimeout = 120s;  // TCG on a loaded 2-core machine
+
+// A live child of `parent` whose command name starts with `prefix`; 0 when there is none.
+pid_t child_named(pid_t parent, const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != 'Z' && stat.compare(open + 1, prefix.size(), prefix) == 0) {
+      return static_cast<pid_t>(std::stoi(name));
+    }
+  }
+  return 0;
+}
 
 TEST(VmFleet, BootsProbesAdoptsAndPowersOff) {
   if (find_executable("qemu-system-x86_64").empty() || find_executable("qemu-img").empty()) {
@@ -80,8 +103,25 @@ spec:
       << guest::read_or_empty(console);
   EXPECT_EQ(instance()["phase"], "Running");
 
+  // QEMU killed: the agent restarts the VM (restartPolicy Always), which boots again.
+  auto qemu_of = [](int64_t shim_pid) -> pid_t {
+    return child_named(static_cast<pid_t>(shim_pid), "qemu-system");
+  };
+  pid_t qemu = qemu_of(instance()["pid"]);
+  ASSERT_GT(qemu, 0) << "no qemu-system under the instance's shim";
+  ASSERT_EQ(::kill(qemu, SIGKILL), 0);
+  ASSERT_TRUE(eventually(
+      [&] {
+        json i = instance();
+        return i.value("restarts", 0) == 1 && i.value("ready", false) &&
+               qemu_of(i.value("pid", int64_t{0})) > 0;
+      },
+      kBootTimeout))
+      << fleet.get("workload", "appliance").dump(2);
+
   // kill -9 of the agent and a new one: the same QEMU is adopted.
   const int64_t shim = instance()["pid"];
+  const pid_t qemu_before = qemu_of(shim);
   fleet.kill9_agent("n1");
   fleet.start_agent("n1");
   ASSERT_TRUE(eventually([&] { return fleet.all_ready(kNode); }, 15s));
@@ -89,7 +129,8 @@ spec:
   EXPECT_EQ(instance()["pid"], shim);
   EXPECT_EQ(instance()["phase"], "Running");
   EXPECT_TRUE(pid_alive(static_cast<pid_t>(shim)));
-  EXPECT_EQ(instance().value("restarts", -1), 0);
+  EXPECT_EQ(qemu_of(shim), qemu_before) << "QEMU was replaced";
+  EXPECT_EQ(instance().value("restarts", -1), 1);
 
   // Deleted: an ACPI power-off the guest acts on, then nothing of it is left.
   ASSERT_EQ(fleet.flotctl({"delete", "workload", "appliance"}).exit_code, 0);
