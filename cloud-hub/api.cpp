@@ -145,9 +145,14 @@ void Api::install(httplib::Server& server) {
                std::string name = req.matches[1];
                send_one(res, controller_.node_view(name), "node '" + name + "'");
              });
-  server.Delete(R"(/api/v1/nodes/([^/]+))", [](const httplib::Request&, httplib::Response& res) {
-    send_error(res, 501, "deleting nodes is not supported yet");
-  });
+  server.Delete(R"(/api/v1/nodes/([^/]+))",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  std::string name = req.matches[1];
+                  auto found = controller_.delete_node(name);
+                  if (!found) return send_error(res, 500, found.error().message());
+                  if (!*found) return send_error(res, 404, "node '" + name + "' not found");
+                  send_json(res, 200, {{"name", name}, {"action", "deleted"}});
+                });
 
   server.Get("/api/v1/workloads", [this](const httplib::Request&, httplib::Response& res) {
     send_view(res, controller_.workloads_view());

@@ -1,6 +1,7 @@
 // Api: the REST interface under /api/v1/ on cpp-httplib, plus GET /metrics and a minimal GET /.
 //
 //   GET    /api/v1/nodes[/NAME]              registered nodes
+//   DELETE /api/v1/nodes/NAME                forget a node; its workloads are placed elsewhere
 //   GET    /api/v1/workloads[/NAME]          manifests with status
 //   PUT|POST /api/v1/workloads[/NAME]        apply a manifest (YAML or JSON; several documents
 //                                            apply all or nothing)

@@ -25,6 +25,7 @@ SchedWorkload sched_workload(const WorkloadManifest& m) {
   w.cpu_millis = m.cpu_millis;
   w.memory_bytes = memory_request(m);
   w.tolerations = m.tolerations;
+  if (m.evict_after_seconds) w.evict_after_ms = *m.evict_after_seconds * 1000;
   return w;
 }
 
@@ -70,7 +71,11 @@ Status Controller::start() {
   auto nodes = store_.list_nodes();
   if (!nodes) return nodes.error().WithContext("Failed to load nodes");
   const TimePoint now = clock_.now();
-  for (const auto& n : *nodes) live_[n.name].last_seen = now;
+  for (const auto& n : *nodes) {
+    live_[n.name].last_seen = now;
+    // The time a node has been NotReady is not stored: its eviction clock restarts here.
+    if (!n.ready) live_[n.name].not_ready_since = now;
+  }
   log_->info("controller started nodes={}", nodes->size());
   return Ok();
 }
@@ -248,7 +253,15 @@ Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_
     input.workloads.push_back(sched_workload(**m));
     specs[w.name] = to_workload_spec(**m, w.generation);
   }
-  for (const auto& n : *nodes) input.nodes.push_back(sched_node(n));
+  const TimePoint now = clock_.now();
+  for (const auto& n : *nodes) {
+    input.nodes.push_back(sched_node(n));
+    auto live = live_.find(n.name);
+    if (!n.ready && live != live_.end() && live->second.not_ready_since) {
+      input.nodes.back().not_ready_ms =
+          std::chrono::duration_cast<Millis>(now - *live->second.not_ready_since).count();
+    }
+  }
   auto result = schedule(input);
 
   // Nodes that gained or lost a workload; with unchanged specs no other node needs a look.

@@ -98,8 +98,13 @@ class Controller {
   // keeps or undoes its own part whole (a nested transaction); what they queue to send is
   // published after the commit, and dropped if the commit fails (the protocol resends).
   void batch(const std::function<void()>& handle_all);
-  // Periodic: marks silent nodes NotReady. Call about once a second.
+  // Periodic: marks silent nodes NotReady, and places elsewhere the instances of workloads
+  // whose evictAfterSeconds a NotReady node has passed. Call about once a second.
   void tick();
+  // Forgets a node: its placements go at once (placed anew elsewhere), its record, desired
+  // state and instances are deleted. An agent that comes back registers anew. False when there
+  // is no such node.
+  Expected<bool> delete_node(const std::string& name);
 
  private:
   // What the hub knows about a node only in memory (by the hub's monotonic clock).
@@ -110,6 +115,8 @@ class Controller {
     uint64_t sent_to = 0;    // its to_revision
     uint64_t gap_seq = 0;    // status seq claimed by a heartbeat but not yet received
     std::string seq_boot;    // boot id of the agent process whose records last raised status_seq
+    std::optional<TimePoint> not_ready_since;  // set while NotReady (evictAfterSeconds)
+    Millis evict_checked{0};  // NotReady this long when evictions were last considered
   };
   using Outbox = std::vector<sync::Message>;
 
@@ -131,6 +138,9 @@ class Controller {
   // claim is beyond anything issued. Call inside a transaction.
   Status accept_claimed_revision_locked(NodeRecord& node, uint64_t claimed);
   void set_not_ready_locked(NodeRecord& node, const std::string& why);
+  // Reschedules when a NotReady node has just passed some workload's evictAfterSeconds.
+  void evict_due_locked(Outbox& out);
+  void mark_silent_not_ready_locked();
   void store_failed(const std::string& what, const Error& e);
   // The (workload, node) placements whose node reports the instance Running.
   Expected<std::set<std::pair<std::string, std::string>>> running_locked();

@@ -98,6 +98,7 @@ void Controller::on_hello(const pb::Hello& h) {
     Live& live = live_[h.node()];
     live.last_seen = clock_.now();
     live.timed_out = false;
+    live.not_ready_since.reset();
     live.gap_seq = 0;
     live.sent_to = 0;
     log_->info("node hello node={} acked={} revision={} boot={}", h.node(), h.acked_revision(),
@@ -123,6 +124,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
       Live& live = live_[node.name];
       live.last_seen = now;
       live.timed_out = false;
+      live.not_ready_since.reset();
       const bool became_ready = !node.ready;
       std::set<std::string> changed;
       bool resync = false;
@@ -281,6 +283,9 @@ void Controller::set_not_ready_locked(NodeRecord& node, const std::string& why) 
     return event_locked(node.name, "node/" + node.name, "NotReady", why);
   });
   if (!st) return store_failed("mark node '" + node.name + "' NotReady", st.error());
+  Live& live = live_[node.name];
+  live.not_ready_since = clock_.now();
+  live.evict_checked = Millis(0);
   log_->warn("node not ready node={} reason='{}'", node.name, why);
 }
 
@@ -300,7 +305,16 @@ void Controller::on_will(const pb::Offline& will) {
 }
 
 void Controller::tick() {
-  std::lock_guard lock(mu_);
+  Outbox out;
+  {
+    std::lock_guard lock(mu_);
+    mark_silent_not_ready_locked();
+    evict_due_locked(out);
+  }
+  flush(out);
+}
+
+void Controller::mark_silent_not_ready_locked() {
   const TimePoint now = clock_.now();
   // Every stored node has a Live entry (start() and on_hello() make them); only nodes whose
   // last message is older than the timeout are read, once per silence.
@@ -316,6 +330,70 @@ void Controller::tick() {
       set_not_ready_locked(**node, "no message for " + seconds_text(options_.node_timeout));
     }
   }
+}
+
+void Controller::evict_due_locked(Outbox& out) {
+  const TimePoint now = clock_.now();
+  std::vector<std::pair<Live*, Millis>> not_ready;  // and how long
+  for (auto& [name, live] : live_) {
+    if (live.not_ready_since) {
+      not_ready.push_back({&live, std::chrono::duration_cast<Millis>(now - *live.not_ready_since)});
+    }
+  }
+  if (not_ready.empty()) return;
+  auto workloads = store_.list_workloads();
+  if (!workloads) return store_failed("list workloads", workloads.error());
+  std::set<int64_t> thresholds;  // evictAfterSeconds in use, in ms
+  for (const auto& w : *workloads) {
+    auto m = manifest_locked(w);
+    if (m && (*m)->evict_after_seconds) thresholds.insert(*(*m)->evict_after_seconds * 1000);
+  }
+  bool due = false;
+  for (auto& [live, elapsed] : not_ready) {
+    // The scheduler evicts once a node has been NotReady for longer than the threshold.
+    auto first = thresholds.lower_bound(live->evict_checked.count());
+    if (first != thresholds.end() && *first < elapsed.count()) due = true;
+    live->evict_checked = elapsed;
+  }
+  if (!due) return;
+  std::set<std::string> changed;
+  Status st = store_.transaction([&] { return reschedule_locked(changed, false); });
+  if (!st) return store_failed("reschedule after evictAfterSeconds", st.error());
+  log_->info("evicted instances from NotReady nodes; nodes changed={}", changed.size());
+  queue_desired_for_locked(changed, out);
+}
+
+Expected<bool> Controller::delete_node(const std::string& name) {
+  Outbox out;
+  bool found = false;
+  {
+    std::lock_guard lock(mu_);
+    std::set<std::string> changed;
+    Status st = store_.transaction([&]() -> Status {
+      auto existing = store_.get_node(name);
+      if (!existing) return existing.error();
+      if (!*existing) return Ok();
+      found = true;
+      if (auto del = store_.delete_node(name); !del) return del;
+      if (auto ev = event_locked(name, "node/" + name, "Deleted",
+                                 "node deleted; its workloads are placed elsewhere");
+          !ev) {
+        return ev;
+      }
+      return reschedule_locked(changed, /*specs_changed=*/false);
+    });
+    if (!st) {
+      store_failed("delete node '" + name + "'", st.error());
+      return st.error().WithContext("Failed to delete node '" + name + "'");
+    }
+    if (found) {
+      live_.erase(name);
+      log_->info("node deleted node={}", name);
+    }
+    queue_desired_for_locked(changed, out);
+  }
+  flush(out);
+  return found;
 }
 
 }  // namespace flotilla::hub

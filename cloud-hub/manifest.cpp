@@ -85,11 +85,11 @@ void read_placement(Checker& c, const DocNode& spec, WorkloadManifest& m) {
 
 void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
   if (!c.want_map(spec, "spec")) return;
-  c.only_fields(
-      spec, "spec",
-      {"type", "replicas", "placement", "selector", "tolerations", "resources", "restartPolicy",
-       "terminationGracePeriodSeconds", "process", "container", "vm", "probes"},
-      {"update"});
+  c.only_fields(spec, "spec",
+                {"type", "replicas", "placement", "selector", "tolerations", "resources",
+                 "restartPolicy", "terminationGracePeriodSeconds", "process", "container", "vm",
+                 "probes", "evictAfterSeconds"},
+                {"update"});
   if (c.failed()) return;
   if (const DocNode* type = c.require(spec, "type", "spec", "process, container or vm")) {
     m.type = c.text(*type, "spec.type");
@@ -118,6 +118,9 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
       c.fail(*rp, "spec.restartPolicy",
              "want Always, OnFailure or Never, got '" + m.restart_policy + "'");
     }
+  }
+  if (const DocNode* e = spec.find("evictAfterSeconds")) {
+    m.evict_after_seconds = c.whole(*e, "spec.evictAfterSeconds", 0, 365LL * 86400);
   }
   if (const DocNode* g = spec.find("terminationGracePeriodSeconds")) {
     m.grace_seconds = c.whole(*g, "spec.terminationGracePeriodSeconds", 0, 86400);

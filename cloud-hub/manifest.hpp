@@ -108,6 +108,8 @@ struct WorkloadManifest {
   int64_t memory_bytes = 0;               // resources.memory; 0 = no request
   std::string restart_policy = "Always";  // Always | OnFailure | Never
   std::optional<int64_t> grace_seconds;   // terminationGracePeriodSeconds
+  // evictAfterSeconds: instances on a node NotReady this long are placed elsewhere; unset: never.
+  std::optional<int64_t> evict_after_seconds;
   std::optional<ProcessSection> process;
   std::optional<ContainerSection> container;
   std::optional<VmSection> vm;

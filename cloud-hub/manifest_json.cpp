@@ -156,6 +156,7 @@ json to_json(const WorkloadManifest& m) {
     }
     spec["tolerations"] = list;
   }
+  if (m.evict_after_seconds) spec["evictAfterSeconds"] = *m.evict_after_seconds;
   if (m.liveness || m.readiness) {
     json probes = json::object();
     if (m.liveness) probes["liveness"] = probe_json(*m.liveness);

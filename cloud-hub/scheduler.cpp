@@ -117,6 +117,8 @@ std::map<std::string, WorkloadPlacement> schedule(const ScheduleInput& input) {
     for (const auto& node : cur->second) {
       auto it = loads.find(node);
       if (it == loads.end() || !eligible(*w, *it->second.node)) continue;
+      const SchedNode& n = *it->second.node;
+      if (!n.ready && w->evict_after_ms >= 0 && n.not_ready_ms > w->evict_after_ms) continue;
       placed.insert(node);
       add(*w, it->second);
     }

@@ -10,7 +10,9 @@
 //    for a resource is not limited on it); at most one instance of a workload per node;
 //  - existing placements on still-eligible nodes are kept, also on NotReady nodes (edge
 //    autonomy: a disconnected node keeps running its workloads), so an unrelated change never
-//    moves a running instance; kept placements count against capacity but are never evicted;
+//    moves a running instance; kept placements count against capacity but are never evicted --
+//    except that a workload with evict_after_ms drops its placements on nodes NotReady for
+//    longer than that (they are placed anew elsewhere);
 //  - new placements go only to Ready nodes: everyNode takes every eligible Ready node that has
 //    room; replicas: n adds on the least-loaded eligible nodes (fewest instances, then name)
 //    and, when n shrinks, removes extras (NotReady nodes first, then the most loaded);
@@ -39,6 +41,7 @@ struct SchedWorkload {
   int64_t cpu_millis = 0;
   int64_t memory_bytes = 0;
   std::vector<Toleration> tolerations;
+  int64_t evict_after_ms = -1;  // < 0: never
 };
 
 struct SchedNode {
@@ -48,6 +51,7 @@ struct SchedNode {
   int64_t cpu_millis = 0;    // capacity; 0 = not limited
   int64_t memory_bytes = 0;  // capacity; 0 = not limited
   bool ready = false;
+  int64_t not_ready_ms = 0;  // how long the node has been NotReady
   std::vector<Taint> taints;
 };
 

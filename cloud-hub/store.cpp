@@ -239,6 +239,17 @@ Status Store::put_node(const NodeRecord& n) {
   return s->run();
 }
 
+Status Store::delete_node(const std::string& name) {
+  for (const char* table : {"nodes", "desired", "tombstones", "instances"}) {
+    std::string column = std::string(table) == "nodes" ? "name" : "node";
+    auto s = db_.prepare(std::string("DELETE FROM ") + table + " WHERE " + column + " = ?");
+    if (!s) return s.error();
+    s->bind(1, name);
+    if (auto st = s->run(); !st) return st;
+  }
+  return Ok();
+}
+
 Expected<std::optional<WorkloadRecord>> Store::get_workload(const std::string& name) {
   auto s =
       db_.prepare(std::string("SELECT ") + kWorkloadColumns + " FROM workloads WHERE name = ?");

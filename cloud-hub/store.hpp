@@ -114,6 +114,8 @@ class Store {
   Expected<std::optional<NodeRecord>> get_node(const std::string& name);
   Expected<std::vector<NodeRecord>> list_nodes();
   Status put_node(const NodeRecord& node);
+  // Deletes the node with its desired state, tombstones and instances (not its events).
+  Status delete_node(const std::string& name);
 
   // Workloads.
   Expected<std::optional<WorkloadRecord>> get_workload(const std::string& name);

@@ -246,6 +246,26 @@ TEST_F(BlastRadiusTest, ReplacingOrReschedulingTooMuchIsRefused) {
   EXPECT_EQ(body_of(c_.Get("/api/v1/workloads/web"))["spec"]["restartPolicy"], "OnFailure");
 }
 
+TEST_F(ApiTest, DeleteANode) {
+  FakeAgent n1(s_.harness.broker, "n1");
+  FakeAgent n2(s_.harness.broker, "n2");
+  n1.hello(0);
+  n2.hello(0);
+  ASSERT_EQ(c_.Put("/api/v1/workloads", process_workload("one", "replicas: 1"), "application/yaml")
+                ->status,
+            200);
+  EXPECT_EQ(body_of(c_.Get("/api/v1/workloads/one"))["status"]["nodes"], json({"n1"}));
+  auto r = c_.Delete("/api/v1/nodes/n1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r)["action"], "deleted");
+  EXPECT_EQ(c_.Get("/api/v1/nodes/n1")->status, 404);
+  EXPECT_EQ(body_of(c_.Get("/api/v1/workloads/one"))["status"]["nodes"], json({"n2"}));
+  r = c_.Delete("/api/v1/nodes/n1");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(body_of(r)["error"], "node 'n1' not found");
+}
+
 TEST_F(ApiTest, ErrorsAreJson) {
   auto r = c_.Get("/api/v1/nodes/nope");
   EXPECT_EQ(r->status, 404);

@@ -129,7 +129,7 @@ TEST_F(FlotctlTest, UsageAndNotYetSupported) {
   EXPECT_EQ(r.err, "error: devices are not supported yet\n");
   r = flotctl({"delete", "node", "n1"});
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err, "error: deleting nodes is not supported yet\n");
+  EXPECT_EQ(r.err, "error: node 'n1' not found\n");
 }
 
 TEST_F(FlotctlTest, ForcePassesTheBlastRadiusGuard) {

@@ -297,6 +297,17 @@ TEST(ManifestTest, TolerationsAreChecked) {
             "web.yaml:12: spec.tolerations: want a list, got text");
 }
 
+TEST(ManifestTest, EvictAfterSeconds) {
+  EXPECT_FALSE(parse_manifests(kProcess, "web.yaml")->front().evict_after_seconds.has_value());
+  auto r = parse_manifests(variant("  restartPolicy", "  evictAfterSeconds: 300\n  restartPolicy"),
+                           "web.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->front().evict_after_seconds, 300);
+  EXPECT_EQ(to_json(r->front())["spec"]["evictAfterSeconds"], 300);
+  EXPECT_EQ(error_of(variant("  restartPolicy", "  evictAfterSeconds: soon\n  restartPolicy")),
+            "web.yaml:18: spec.evictAfterSeconds: want a whole number ≥ 0, got 'soon'");
+}
+
 TEST(ManifestTest, CanonicalJsonRoundTrips) {
   auto m = parse_manifests(kProcess, "web.yaml")->front();
   nlohmann::json j = to_json(m);
@@ -326,6 +337,7 @@ TEST(ManifestTest, SpecHashCoversOnlyTheRunnablePart) {
   EXPECT_EQ(hash(variant("app: web", "app: other")), base);
   EXPECT_EQ(hash(variant("zone: east", "zone: west")), base);
   EXPECT_EQ(hash(variant("key: flaky", "key: other")), base);
+  EXPECT_EQ(hash(variant("  restartPolicy", "  evictAfterSeconds: 60\n  restartPolicy")), base);
   // What an instance runs from does.
   EXPECT_NE(hash(variant("100]", "101]")), base);
   EXPECT_NE(hash(variant("MODE: fast", "MODE: slow")), base);

@@ -264,6 +264,27 @@ TEST(SchedulerTaintTest, NoExecuteTaintAlsoRemovesWhatRunsThere) {
   EXPECT_EQ(out["w"].reason, "2/3 nodes: 1 taint maintenance:NoExecute not tolerated");
 }
 
+TEST(SchedulerTest, EvictAfterMovesOnlyWorkloadsThatAskForIt) {
+  ScheduleInput in;
+  in.nodes = {node("a", {}, false), node("b"), node("c")};
+  in.nodes[0].not_ready_ms = 60000;
+  SchedWorkload moves = replicas("moves", 1);
+  moves.evict_after_ms = 30000;
+  SchedWorkload patient = replicas("patient", 1);
+  patient.evict_after_ms = 120000;
+  in.workloads = {moves, patient, replicas("stays", 1), every_node("e")};
+  in.workloads[3].evict_after_ms = 0;
+  in.current = {{"moves", {"a"}}, {"patient", {"a"}}, {"stays", {"a"}}, {"e", {"a", "b"}}};
+  auto out = schedule(in);
+  EXPECT_EQ(out["moves"].nodes, (Nodes{"b"}));
+  EXPECT_EQ(out["patient"].nodes, (Nodes{"a"}));
+  EXPECT_EQ(out["stays"].nodes, (Nodes{"a"}));
+  EXPECT_EQ(out["e"].nodes, (Nodes{"b", "c"}));
+  // Exactly at the limit it stays.
+  in.nodes[0].not_ready_ms = 30000;
+  EXPECT_EQ(schedule(in)["moves"].nodes, (Nodes{"a"}));
+}
+
 TEST(SchedulerTaintTest, TolerationsMatchKeyValueAndEffect) {
   auto place = [](std::vector<Toleration> tolerations, std::vector<Taint> taints) {
     ScheduleInput in;

@@ -326,6 +326,65 @@ TEST(SyncServerTest, LabelChangeReschedules) {
   EXPECT_EQ((**hub.store->get_workload("east")).pending, 0);
 }
 
+TEST(SyncServerTest, EvictAfterMovesInstancesOffALongNotReadyNode) {
+  HubHarness hub;
+  FakeAgent n1(hub.broker, "n1");
+  FakeAgent n2(hub.broker, "n2");
+  n1.hello(0);
+  n2.hello(0);
+  hub.apply(process_workload("moves", "replicas: 1", "  evictAfterSeconds: 30\n"));
+  hub.apply(process_workload("stays", "replicas: 1"));
+  EXPECT_EQ(hub.store->placements()->at("moves"), std::set<std::string>{"n1"});
+  EXPECT_EQ(hub.store->placements()->at("stays"), std::set<std::string>{"n2"});
+  n1.ack_last();
+  n2.ack_last();
+  n1.will();
+  ASSERT_FALSE(hub.node("n1").ready);
+  hub.clock.advance(Millis(30000));
+  n2.heartbeat(1);
+  hub.controller->tick();
+  EXPECT_EQ(hub.store->placements()->at("moves"), std::set<std::string>{"n1"}) << "not yet";
+  hub.clock.advance(Millis(1000));
+  n2.heartbeat(1);
+  n2.desired.clear();
+  hub.controller->tick();
+  EXPECT_EQ(hub.store->placements()->at("moves"), std::set<std::string>{"n2"});
+  ASSERT_EQ(n2.desired.size(), 1u);
+  EXPECT_EQ(upserts(n2.desired[0]), std::vector<std::string>{"moves"});
+  // The workload without evictAfterSeconds never moves; n1 learns of the eviction on return.
+  EXPECT_EQ(hub.store->placements()->at("stays"), std::set<std::string>{"n2"});
+  n1.desired.clear();
+  n1.hello(1);
+  ASSERT_EQ(n1.desired.size(), 1u);
+  ASSERT_EQ(n1.desired[0].deletes_size(), 1);
+  EXPECT_EQ(n1.desired[0].deletes(0), "moves");
+  EXPECT_EQ(hub.store->placements()->at("moves"), std::set<std::string>{"n2"}) << "stable";
+}
+
+TEST(SyncServerTest, DeletedNodesLoseTheirPlacementsAtOnce) {
+  HubHarness hub;
+  FakeAgent n1(hub.broker, "n1");
+  FakeAgent n2(hub.broker, "n2");
+  n1.hello(0);
+  n2.hello(0);
+  hub.apply(process_workload("one", "replicas: 1"));
+  n1.ack_last();
+  n1.status({instance("one", "one-1", pb::PHASE_RUNNING, 1)});
+  n1.will();
+  auto deleted = hub.controller->delete_node("n1");
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_TRUE(*deleted);
+  EXPECT_FALSE(hub.store->get_node("n1")->has_value());
+  EXPECT_EQ(hub.store->placements()->at("one"), std::set<std::string>{"n2"});
+  ASSERT_EQ(n2.desired.size(), 1u);
+  EXPECT_TRUE(hub.store->list_instances()->empty());
+  EXPECT_FALSE(*hub.controller->delete_node("n1"));
+  // Its agent, back, registers anew and gets an empty desired state... and nothing moves back.
+  n1.hello(1);
+  EXPECT_TRUE(hub.node("n1").ready);
+  EXPECT_EQ(hub.store->placements()->at("one"), std::set<std::string>{"n2"});
+}
+
 TEST(SyncServerTest, TaintsComeWithHelloAndKeepUntoleratingWorkloadsAway) {
   HubHarness hub;
   hub.apply(process_workload("plain", "placement: {everyNode: true}"));
