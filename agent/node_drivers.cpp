@@ -34,13 +34,16 @@ Expected<std::unique_ptr<NodeDrivers>> NodeDrivers::create(const std::string& da
   d->process_ = std::make_unique<runtime::ProcessDriver>(root + "/process", shim);
   d->composite_.add(*d->process_);
 
-  if (wanted("container")) {
+  // The image store serves container images and oci:// VM disk images.
+  if (wanted("container") || wanted("vm")) {
     runtime::image::ImageStoreConfig images;
     images.root = root + "/images";
     images.registry.insecure = options.insecure_registries;
     images.disk_budget_bytes = options.image_budget_bytes;
     d->images_ = std::make_unique<runtime::image::ImageStore>(std::move(images));
-    if (auto st = d->images_->start(); !st) return st.error().WithContext("container runtime");
+    if (auto st = d->images_->start(); !st) return st.error().WithContext("image store");
+  }
+  if (wanted("container")) {
     runtime::oci::ContainerDriverConfig config;
     config.root = root + "/container";
     config.shim_path = shim;
@@ -53,7 +56,6 @@ Expected<std::unique_ptr<NodeDrivers>> NodeDrivers::create(const std::string& da
       return container.error().WithContext("--runtimes asks for container");
     } else {
       log->info("runtime container not offered: {}", container.error().message());
-      d->images_.reset();
     }
   }
   if (wanted("vm")) {
@@ -61,6 +63,7 @@ Expected<std::unique_ptr<NodeDrivers>> NodeDrivers::create(const std::string& da
     if (on_path(qemu) && on_path("qemu-img")) {
       runtime::vm::VmDriver::Options vm;
       vm.accel = options.vm_accel;
+      vm.images = d->images_.get();
       d->vm_ = std::make_unique<runtime::vm::VmDriver>(root + "/vm", shim, vm);
       d->composite_.add(*d->vm_);
       log->info("runtime vm available accel={} why='{}'", d->vm_->accel().accel,

@@ -192,9 +192,10 @@ VmSection read_vm(Checker& c, const DocNode& n, const std::string& path) {
     std::transform(s.sha256.begin(), s.sha256.end(), s.sha256.begin(),
                    [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
   }
-  bool remote = s.image.rfind("http://", 0) == 0 || s.image.rfind("https://", 0) == 0;
+  bool remote = s.image.rfind("http://", 0) == 0 || s.image.rfind("https://", 0) == 0 ||
+                s.image.rfind("oci://", 0) == 0;
   if (!c.failed() && remote && s.sha256.empty()) {
-    c.fail(n, join_path(path, "sha256"), "required for an image fetched over http(s)");
+    c.fail(n, join_path(path, "sha256"), "required for an image fetched over http(s) or oci://");
   }
   if (const DocNode* cpus = n.find("cpus"))
     s.cpus = c.whole(*cpus, join_path(path, "cpus"), 1, 1024);

@@ -4,10 +4,12 @@
 // size-capped stdout log is the VM's serial console, its stderr log QEMU's own messages.
 //
 // prepare() fetches and verifies the disk image (and kernel/initrd URLs) on a background thread
-// (see DiskCache); launch() gives the instance a copy-on-write qcow2 overlay over the cached base
-// image, which is never written. The agent talks to the VM through QMP, connecting on demand:
-// terminate() = system_powerdown (ACPI power button; a guest that ignores it is killed after the
-// agent's grace period), kill() = quit (SIGKILL when QMP does not answer).
+// (see DiskCache); an `oci://REFERENCE` image is pulled as an OCI image through the agent's image
+// store first, and its /disk/ file then verified and cached like a local one; launch() gives the
+// instance a copy-on-write qcow2 overlay over the cached base image, which is never written. The
+// agent talks to the VM through QMP, connecting on demand: terminate() = system_powerdown (ACPI
+// power button; a guest that ignores it is killed after the agent's grace period), kill() = quit
+// (SIGKILL when QMP does not answer).
 //
 // On-disk layout under `root` (the agent passes <data>/runtime/vm):
 //   images/sha256/<hex>                 verified disk images, kernels, initrds (shared)
@@ -31,6 +33,7 @@
 
 #include "common/clock.hpp"
 #include "runtime/driver.hpp"
+#include "runtime/image/image_source.hpp"
 #include "runtime/process_driver.hpp"
 #include "runtime/vm/accel.hpp"
 #include "runtime/vm/disk_cache.hpp"
@@ -51,6 +54,9 @@ class VmDriver final : public Driver {
     FetchFn fetch;                 // empty: image::fetch_to_file
     const Clock* clock = nullptr;  // empty: the system clock
     DiskCache::Options cache;
+    // Where `oci://REFERENCE` disk images come from (KubeVirt's containerDisk convention: an OCI
+    // image whose /disk/ folder holds one disk file); null: such images are refused.
+    image::ImageSource* images = nullptr;
   };
 
   VmDriver(std::string root, std::string shim_path, Options options);
@@ -84,6 +90,9 @@ class VmDriver final : public Driver {
   };
   std::string vm_dir(const std::string& instance_id) const;
   Expected<Sources> sources_of(const LaunchSpec& spec) const;
+  // The disk image location for `spec`: spec.vm.image, or for oci:// the disk file inside the
+  // pulled image (an Error until the image source has it).
+  Expected<std::string> image_location(const LaunchSpec& spec) const;
   Status create_overlay(const std::string& base, const std::string& overlay) const;
   void record_stop_request(const std::string& instance_id, const std::string& what) const;
   std::string describe_exit(const std::string& instance_id, const Observation& obs) const;

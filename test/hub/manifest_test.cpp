@@ -308,6 +308,38 @@ TEST(ManifestTest, EvictAfterSeconds) {
             "web.yaml:18: spec.evictAfterSeconds: want a whole number ≥ 0, got 'soon'");
 }
 
+TEST(ManifestTest, ArchNodePoolAndSpread) {
+  const std::string extra =
+      "  arch: [amd64, arm64]\n  nodePool: gpu\n  spread: {topologyKey: site, maxSkew: 2}\n"
+      "  restartPolicy";
+  auto r = parse_manifests(variant("  restartPolicy", extra), "web.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const WorkloadManifest& m = r->front();
+  EXPECT_EQ(m.arch, (std::vector<std::string>{"amd64", "arm64"}));
+  EXPECT_EQ(m.node_pool, "gpu");
+  EXPECT_EQ(m.spread_key, "site");
+  EXPECT_EQ(m.spread_max_skew, 2);
+  nlohmann::json j = to_json(m);
+  EXPECT_EQ(j["spec"]["spread"], (nlohmann::json{{"topologyKey", "site"}, {"maxSkew", 2}}));
+  EXPECT_EQ(to_json(parse_manifests(j.dump(), "stored")->front()), j);
+  EXPECT_EQ(spec_hash(m), spec_hash(parse_manifests(kProcess, "web.yaml")->front()));
+  auto bad = [&](const std::string& field) {
+    return error_of(variant("  restartPolicy", field + "\n  restartPolicy"));
+  };
+  EXPECT_EQ(bad("  arch: [sparc]"),
+            "web.yaml:18: spec.arch: want amd64, arm64, arm or riscv64, got 'sparc'");
+  EXPECT_EQ(
+      bad("  nodePool: 'a b'"),
+      "web.yaml:18: spec.nodePool: 'a b' is not a label value (letters, digits, '-', '_', '.')");
+  EXPECT_EQ(bad("  spread: {maxSkew: 1}").substr(0, 45),
+            "web.yaml:18: spec.spread: missing required fi");
+  EXPECT_EQ(bad("  spread: {topologyKey: site, maxSkew: 0}").substr(0, 45),
+            "web.yaml:18: spec.spread.maxSkew: want a whol");
+  EXPECT_EQ(error_of(variant("replicas: 2",
+                             "placement: {everyNode: true}\n  spread: {topologyKey: site}")),
+            "web.yaml:9: spec.spread: applies to replicas, not to placement.everyNode");
+}
+
 TEST(ManifestTest, CanonicalJsonRoundTrips) {
   auto m = parse_manifests(kProcess, "web.yaml")->front();
   nlohmann::json j = to_json(m);
@@ -501,7 +533,7 @@ TEST(ManifestTest, BadContainerVmAndProbeFields) {
   EXPECT_EQ(
       error(kFullVm,
             "    sha256: abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\n", ""),
-      "x.yaml:7: spec.vm.sha256: required for an image fetched over http(s)");
+      "x.yaml:7: spec.vm.sha256: required for an image fetched over http(s) or oci://");
   EXPECT_EQ(error(kFullVm, "    kernel: /boot/vmlinuz\n", ""),
             "x.yaml:7: spec.vm.kernel: required with initrd or kernelArgs");
   EXPECT_EQ(error(kFullVm, "{host: 2222, guest: 22}", "{host: 2222, guest: 22, protocol: sctp}"),
