@@ -26,6 +26,10 @@ SchedWorkload sched_workload(const WorkloadManifest& m) {
   w.memory_bytes = memory_request(m);
   w.tolerations = m.tolerations;
   if (m.evict_after_seconds) w.evict_after_ms = *m.evict_after_seconds * 1000;
+  w.arch.insert(m.arch.begin(), m.arch.end());
+  w.pool = m.node_pool;
+  w.spread_key = m.spread_key;
+  w.max_skew = m.spread_max_skew;
   return w;
 }
 
@@ -38,6 +42,7 @@ SchedNode sched_node(const NodeRecord& n) {
   s.memory_bytes = n.memory_bytes;
   s.ready = n.ready;
   s.taints = n.taints;
+  s.arch = n.arch;
   return s;
 }
 

@@ -88,7 +88,7 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
   c.only_fields(spec, "spec",
                 {"type", "replicas", "placement", "selector", "tolerations", "resources",
                  "restartPolicy", "terminationGracePeriodSeconds", "process", "container", "vm",
-                 "probes", "evictAfterSeconds"},
+                 "probes", "evictAfterSeconds", "arch", "nodePool", "spread"},
                 {"update"});
   if (c.failed()) return;
   if (const DocNode* type = c.require(spec, "type", "spec", "process, container or vm")) {
@@ -119,6 +119,7 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
              "want Always, OnFailure or Never, got '" + m.restart_policy + "'");
     }
   }
+  read_node_choice(c, spec, m);
   if (const DocNode* e = spec.find("evictAfterSeconds")) {
     m.evict_after_seconds = c.whole(*e, "spec.evictAfterSeconds", 0, 365LL * 86400);
   }

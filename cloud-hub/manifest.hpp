@@ -32,6 +32,8 @@
 namespace flotilla::hub {
 
 inline constexpr const char* kApiVersion = "flotilla/v1";
+// The node label spec.nodePool matches.
+inline constexpr const char* kPoolLabel = "flotilla.io/pool";
 
 using StringMap = std::map<std::string, std::string>;
 
@@ -104,8 +106,12 @@ struct WorkloadManifest {
   bool every_node = false;          // placement: {everyNode: true}
   StringMap selector;               // selector.matchLabels
   std::vector<Toleration> tolerations;
-  int64_t cpu_millis = 0;                 // resources.cpu; 0 = no request
-  int64_t memory_bytes = 0;               // resources.memory; 0 = no request
+  std::vector<std::string> arch;  // spec.arch: node architectures allowed; empty: any
+  std::string node_pool;          // spec.nodePool: the node label flotilla.io/pool must equal it
+  std::string spread_key;         // spec.spread.topologyKey; empty: no spread
+  int64_t spread_max_skew = 1;    // spec.spread.maxSkew
+  int64_t cpu_millis = 0;         // resources.cpu; 0 = no request
+  int64_t memory_bytes = 0;       // resources.memory; 0 = no request
   std::string restart_policy = "Always";  // Always | OnFailure | Never
   std::optional<int64_t> grace_seconds;   // terminationGracePeriodSeconds
   // evictAfterSeconds: instances on a node NotReady this long are placed elsewhere; unset: never.

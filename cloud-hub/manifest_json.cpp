@@ -157,6 +157,11 @@ json to_json(const WorkloadManifest& m) {
     spec["tolerations"] = list;
   }
   if (m.evict_after_seconds) spec["evictAfterSeconds"] = *m.evict_after_seconds;
+  if (!m.arch.empty()) spec["arch"] = m.arch;
+  if (!m.node_pool.empty()) spec["nodePool"] = m.node_pool;
+  if (!m.spread_key.empty()) {
+    spec["spread"] = {{"topologyKey", m.spread_key}, {"maxSkew", m.spread_max_skew}};
+  }
   if (m.liveness || m.readiness) {
     json probes = json::object();
     if (m.liveness) probes["liveness"] = probe_json(*m.liveness);

@@ -1,4 +1,4 @@
-// Readers of the scheduling fields of a Workload spec: tolerations.
+// Readers of the scheduling fields of a Workload spec: tolerations, arch, nodePool, spread.
 #include "cloud-hub/manifest_sections.hpp"
 
 namespace flotilla::hub {
@@ -56,6 +56,42 @@ void read_tolerations(Checker& c, const DocNode& n, const std::string& path, Wor
   }
   for (size_t i = 0; i < n.items.size() && !c.failed(); ++i) {
     m.tolerations.push_back(read_toleration(c, n.items[i], path + "[" + std::to_string(i) + "]"));
+  }
+}
+
+void read_node_choice(Checker& c, const DocNode& spec, WorkloadManifest& m) {
+  if (const DocNode* arch = spec.find("arch"); arch != nullptr && arch->kind != Kind::kNull) {
+    m.arch = c.text_list(*arch, "spec.arch");
+    for (const auto& a : m.arch) {
+      if (c.failed()) break;
+      if (a != "amd64" && a != "arm64" && a != "arm" && a != "riscv64") {
+        c.fail(*arch, "spec.arch", "want amd64, arm64, arm or riscv64, got '" + a + "'");
+      }
+    }
+  }
+  if (const DocNode* pool = spec.find("nodePool"); pool != nullptr && pool->kind != Kind::kNull) {
+    m.node_pool = c.nonempty_text(*pool, "spec.nodePool");
+    if (!c.failed() && !valid_label_value(m.node_pool)) {
+      c.fail(*pool, "spec.nodePool",
+             "'" + m.node_pool + "' is not a label value (letters, digits, '-', '_', '.')");
+    }
+  }
+  const DocNode* spread = spec.find("spread");
+  if (spread == nullptr || spread->kind == Kind::kNull || c.failed()) return;
+  if (!c.want_map(*spread, "spec.spread")) return;
+  c.only_fields(*spread, "spec.spread", {"topologyKey", "maxSkew"});
+  if (m.every_node) {
+    c.fail(*spread, "spec.spread", "applies to replicas, not to placement.everyNode");
+    return;
+  }
+  if (const DocNode* key = c.require(*spread, "topologyKey", "spec.spread", "a node label key")) {
+    m.spread_key = c.nonempty_text(*key, "spec.spread.topologyKey");
+    if (!c.failed() && !valid_label_key(m.spread_key)) {
+      c.fail(*key, "spec.spread.topologyKey", "'" + m.spread_key + "' is not a label key");
+    }
+  }
+  if (const DocNode* skew = spread->find("maxSkew")) {
+    m.spread_max_skew = c.whole(*skew, "spec.spread.maxSkew", 1, 10000);
   }
 }
 

@@ -15,5 +15,7 @@ VmSection read_vm(Checker& c, const DocNode& n, const std::string& path);
 void read_probes(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m);
 // spec.tolerations: [{key, operator: Equal|Exists, value, effect: NoSchedule|NoExecute}].
 void read_tolerations(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m);
+// spec.arch, spec.nodePool and spec.spread (read after the placement).
+void read_node_choice(Checker& c, const DocNode& spec, WorkloadManifest& m);
 
 }  // namespace flotilla::hub

@@ -24,10 +24,32 @@ const Taint* untolerated_taint(const SchedWorkload& w, const SchedNode& n, const
   return n.taints.empty() ? nullptr : untolerated(n.taints, w.tolerations, effect);
 }
 
+constexpr const char* kPool = "flotilla.io/pool";  // manifest.hpp kPoolLabel
+
+bool arch_matches(const SchedWorkload& w, const SchedNode& n) {
+  return w.arch.empty() || w.arch.count(n.arch) > 0;
+}
+
+bool pool_matches(const SchedWorkload& w, const SchedNode& n) {
+  if (w.pool.empty()) return true;
+  auto it = n.labels.find(kPool);
+  return it != n.labels.end() && it->second == w.pool;
+}
+
+bool has_spread_label(const SchedWorkload& w, const SchedNode& n) {
+  return w.spread_key.empty() || n.labels.count(w.spread_key) > 0;
+}
+
 // May run `w` (kept placements stay).
 bool eligible(const SchedWorkload& w, const SchedNode& n) {
-  return selector_matches(w, n) && n.runtimes.count(w.type) > 0 &&
+  return selector_matches(w, n) && n.runtimes.count(w.type) > 0 && arch_matches(w, n) &&
+         pool_matches(w, n) && has_spread_label(w, n) &&
          untolerated_taint(w, n, kNoExecute) == nullptr;
+}
+
+std::string domain_of(const SchedWorkload& w, const SchedNode& n) {
+  auto it = n.labels.find(w.spread_key);
+  return it == n.labels.end() ? "" : it->second;
 }
 
 // May take a new instance of `w`, readiness and room aside.
@@ -59,6 +81,9 @@ void subtract(const SchedWorkload& w, NodeLoad& l) {
 std::string unfit_reason(const SchedWorkload& w, const NodeLoad& l) {
   if (!selector_matches(w, *l.node)) return "selector mismatch";
   if (l.node->runtimes.count(w.type) == 0) return "no " + w.type + " runtime";
+  if (!arch_matches(w, *l.node)) return "arch mismatch";
+  if (!pool_matches(w, *l.node)) return "not in pool " + w.pool;
+  if (!has_spread_label(w, *l.node)) return "no label " + w.spread_key;
   for (const char* effect : {kNoExecute, kNoSchedule}) {
     if (const Taint* t = untolerated_taint(w, *l.node, effect)) {
       return "taint " + taint_text(*t) + " not tolerated";
@@ -97,6 +122,41 @@ std::string pending_reason(const SchedWorkload& w, const std::set<std::string>& 
   return out;
 }
 
+// Places up to `want` instances of a spread workload from `candidates` (sorted least loaded
+// first): each into the domain with the fewest of its instances among those with a candidate.
+void place_spread(const SchedWorkload& w, const std::vector<NodeLoad*>& candidates, int64_t want,
+                  const std::map<std::string, NodeLoad>& loads, WorkloadPlacement& p) {
+  std::map<std::string, int64_t> per_domain;  // instances of w per domain, kept ones included
+  for (const auto& n : p.nodes) per_domain[domain_of(w, *loads.at(n).node)] += 1;
+  std::map<std::string, std::vector<NodeLoad*>> room;  // domain -> candidates, least loaded first
+  for (NodeLoad* c : candidates) {
+    if (fits_cpu(w, *c) && fits_memory(w, *c)) room[domain_of(w, *c->node)].push_back(c);
+  }
+  for (auto& [domain, nodes] : room) std::reverse(nodes.begin(), nodes.end());  // pop_back order
+  while (want > 0 && !room.empty()) {
+    std::string best;
+    int64_t least = INT64_MAX;
+    for (const auto& [domain, nodes] : room) {
+      int64_t n = per_domain[domain];
+      if (n < least) {
+        least = n;
+        best = domain;
+      }
+    }
+    // `best` has the least count among domains with room, so the skew rule holds; kept here in
+    // case the selection above ever changes.
+    if (per_domain[best] + 1 - least > w.max_skew) break;
+    auto& nodes = room[best];
+    NodeLoad* chosen = nodes.back();
+    nodes.pop_back();
+    if (nodes.empty()) room.erase(best);
+    add(w, *chosen);
+    p.nodes.insert(chosen->node->name);
+    per_domain[best] += 1;
+    --want;
+  }
+}
+
 }  // namespace
 
 std::map<std::string, WorkloadPlacement> schedule(const ScheduleInput& input) {
@@ -128,13 +188,23 @@ std::map<std::string, WorkloadPlacement> schedule(const ScheduleInput& input) {
     WorkloadPlacement& p = out[w->name];
     if (!w->every_node) {
       while (static_cast<int64_t>(p.nodes.size()) > w->replicas) {
-        // Remove from NotReady nodes first, then the most loaded, then the last by name.
+        // Remove from NotReady nodes first, then (spread) the most populated domain, then the
+        // most loaded node, then the last by name.
+        std::map<std::string, int64_t> per_domain;
+        if (!w->spread_key.empty()) {
+          for (const auto& n : p.nodes) per_domain[domain_of(*w, *loads[n].node)] += 1;
+        }
         auto victim = std::max_element(p.nodes.begin(), p.nodes.end(),
                                        [&](const std::string& a, const std::string& b) {
                                          const NodeLoad& la = loads[a];
                                          const NodeLoad& lb = loads[b];
                                          if (la.node->ready != lb.node->ready)
                                            return la.node->ready;
+                                         if (!w->spread_key.empty()) {
+                                           int64_t da = per_domain[domain_of(*w, *la.node)];
+                                           int64_t db = per_domain[domain_of(*w, *lb.node)];
+                                           if (da != db) return da < db;
+                                         }
                                          if (la.instances != lb.instances) {
                                            return la.instances < lb.instances;
                                          }
@@ -157,6 +227,10 @@ std::map<std::string, WorkloadPlacement> schedule(const ScheduleInput& input) {
       if (a->instances != b->instances) return a->instances < b->instances;
       return a->node->name < b->node->name;
     });
+    if (!w->spread_key.empty()) {
+      place_spread(*w, candidates, want, loads, p);
+      want = 0;
+    }
     for (NodeLoad* chosen : candidates) {
       if (want <= 0) break;
       if (!fits_cpu(*w, *chosen) || !fits_memory(*w, *chosen)) continue;

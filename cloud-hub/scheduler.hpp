@@ -5,7 +5,9 @@
 //  - a node is eligible for a workload when it matches selector.matchLabels, offers the
 //    workload's runtime type and has no NoExecute taint the workload does not tolerate
 //    (taints.hpp); a node with a NoSchedule taint it does not tolerate keeps what it runs but
-//    gets no new instance of it;
+//    gets no new instance of it; when the workload names architectures (spec.arch) the node's
+//    must be one of them, and when it names a node pool (spec.nodePool) the node's label
+//    flotilla.io/pool must equal it; a spread workload needs its topology label on the node;
 //  - requests (cpu, memory) summed per node stay within its capacity (a node that reports 0
 //    for a resource is not limited on it); at most one instance of a workload per node;
 //  - existing placements on still-eligible nodes are kept, also on NotReady nodes (edge
@@ -16,6 +18,11 @@
 //  - new placements go only to Ready nodes: everyNode takes every eligible Ready node that has
 //    room; replicas: n adds on the least-loaded eligible nodes (fewest instances, then name)
 //    and, when n shrinks, removes extras (NotReady nodes first, then the most loaded);
+//  - spread (replicas with spread_key): new instances go to the domain (value of that node
+//    label) with the fewest instances of the workload among domains that have a candidate node,
+//    then the least-loaded node there; a placement that would make the count of its domain
+//    exceed that of the least-loaded such domain by more than max_skew is not made; shrinking
+//    removes from the most populated domain first. Kept placements never move for spread;
 //  - a workload short of its target gets a pending count and a reason such as
 //    "1/3 nodes: 1 selector mismatch, 1 insufficient memory".
 //
@@ -42,6 +49,10 @@ struct SchedWorkload {
   int64_t memory_bytes = 0;
   std::vector<Toleration> tolerations;
   int64_t evict_after_ms = -1;  // < 0: never
+  std::set<std::string> arch;   // allowed node architectures; empty: any
+  std::string pool;             // required value of the node label flotilla.io/pool; empty: any
+  std::string spread_key;       // topology label to spread replicas over; empty: none
+  int64_t max_skew = 1;
 };
 
 struct SchedNode {
@@ -52,6 +63,7 @@ struct SchedNode {
   int64_t memory_bytes = 0;  // capacity; 0 = not limited
   bool ready = false;
   int64_t not_ready_ms = 0;  // how long the node has been NotReady
+  std::string arch;
   std::vector<Taint> taints;
 };
 

@@ -332,7 +332,7 @@ TEST(ManifestTest, ArchNodePoolAndSpread) {
       bad("  nodePool: 'a b'"),
       "web.yaml:18: spec.nodePool: 'a b' is not a label value (letters, digits, '-', '_', '.')");
   EXPECT_EQ(bad("  spread: {maxSkew: 1}").substr(0, 45),
-            "web.yaml:18: spec.spread: missing required fi");
+            "web.yaml:18: spec.spread.topologyKey: require");
   EXPECT_EQ(bad("  spread: {topologyKey: site, maxSkew: 0}").substr(0, 45),
             "web.yaml:18: spec.spread.maxSkew: want a whol");
   EXPECT_EQ(error_of(variant("replicas: 2",

@@ -311,3 +311,93 @@ TEST(SchedulerTaintTest, TolerationsMatchKeyValueAndEffect) {
 
 }  // namespace
 }  // namespace flotilla::hub
+
+namespace flotilla::hub {
+namespace {
+
+SchedNode at_site(const std::string& name, const std::string& site) {
+  return node(name, {{"site", site}});
+}
+
+SchedWorkload spread(const std::string& name, int64_t n, int64_t max_skew = 1) {
+  SchedWorkload w = replicas(name, n);
+  w.spread_key = "site";
+  w.max_skew = max_skew;
+  return w;
+}
+
+TEST(SchedulerSpreadTest, NewInstancesGoToTheLeastPopulatedDomain) {
+  ScheduleInput in;
+  // Site a has three nodes, b two, c one; by load alone a would take the first three.
+  in.nodes = {at_site("a1", "a"), at_site("a2", "a"), at_site("a3", "a"), at_site("b1", "b"),
+              at_site("b2", "b"), at_site("c1", "c"), node("nolabel")};
+  in.workloads = {spread("w", 5)};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a1", "a2", "b1", "b2", "c1"}));
+  // More than the domains can hold evenly: c is full, so a and b continue.
+  in.workloads = {spread("w", 6)};
+  out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a1", "a2", "a3", "b1", "b2", "c1"}));
+  in.workloads = {spread("w", 7)};
+  out = schedule(in);
+  EXPECT_EQ(out["w"].pending, 1);
+  EXPECT_EQ(out["w"].reason, "6/7 nodes: 1 no label site");
+}
+
+TEST(SchedulerSpreadTest, LoadBreaksTiesInsideADomainAndKeptPlacementsCount) {
+  ScheduleInput in;
+  in.nodes = {at_site("a1", "a"), at_site("a2", "a"), at_site("b1", "b"), at_site("b2", "b")};
+  in.workloads = {replicas("busy", 1), spread("w", 3)};
+  in.current = {{"busy", {"a1"}}, {"w", {"b1", "b2"}}};  // b already holds two
+  auto out = schedule(in);
+  // Kept where they run; the new one goes to site a, on its less loaded node.
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a2", "b1", "b2"}));
+}
+
+TEST(SchedulerSpreadTest, PlacementIsStableAndShrinkingTakesFromTheFullestDomain) {
+  ScheduleInput in;
+  in.nodes = {at_site("a1", "a"), at_site("a2", "a"), at_site("b1", "b"), at_site("b2", "b")};
+  in.workloads = {spread("w", 2), replicas("other", 1)};
+  auto out = schedule(in);
+  EXPECT_EQ(out["other"].nodes, (Nodes{"a1"}));  // placed first: "other" sorts before "w"
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a2", "b1"}));
+  // An unrelated change (a new node in a new site, another workload) moves nothing.
+  in.current = {{"w", {"a2", "b1"}}, {"other", out["other"].nodes}};
+  in.nodes.push_back(at_site("c1", "c"));
+  in.workloads.push_back(replicas("third", 2));
+  auto again = schedule(in);
+  EXPECT_EQ(again["w"].nodes, (Nodes{"a2", "b1"}));
+  EXPECT_EQ(again["other"].nodes, out["other"].nodes);
+  // Shrinking: from a domain with two first.
+  in.current = {{"w", {"a1", "a2", "b1"}}};
+  in.workloads = {spread("w", 2)};
+  EXPECT_EQ(schedule(in)["w"].nodes, (Nodes{"a1", "b1"}));
+}
+
+TEST(SchedulerTest, ArchAndNodePoolNarrowTheNodes) {
+  ScheduleInput in;
+  in.nodes = {node("x86"), node("pi"), node("gpu", {{"flotilla.io/pool", "gpu"}}),
+              node("other", {{"flotilla.io/pool", "edge"}})};
+  for (auto& n : in.nodes) n.arch = "amd64";
+  in.nodes[1].arch = "arm64";
+  SchedWorkload arm = replicas("arm", 2);
+  arm.arch = {"arm64"};
+  SchedWorkload pooled = every_node("pooled");
+  pooled.pool = "gpu";
+  in.workloads = {arm, pooled};
+  auto out = schedule(in);
+  EXPECT_EQ(out["arm"].nodes, (Nodes{"pi"}));
+  EXPECT_EQ(out["arm"].reason, "1/4 nodes: 3 arch mismatch");
+  EXPECT_EQ(out["pooled"].nodes, (Nodes{"gpu"}));
+  in.workloads = {replicas("p", 2)};
+  in.workloads[0].pool = "gpu";
+  out = schedule(in);
+  EXPECT_EQ(out["p"].reason, "1/4 nodes: 3 not in pool gpu");
+  // A node whose arch no longer fits loses the placement.
+  in.workloads = {arm};
+  in.current = {{"arm", {"x86"}}};
+  EXPECT_EQ(schedule(in)["arm"].nodes, (Nodes{"pi"}));
+}
+
+}  // namespace
+}  // namespace flotilla::hub
