@@ -1,6 +1,7 @@
 #include "cloud-hub/api.hpp"
 
 #include "cloud-hub/manifest_doc.hpp"
+#include "common/flags.hpp"
 #include "common/log.hpp"
 
 namespace flotilla::hub {
@@ -85,6 +86,51 @@ void send_one(httplib::Response& res, const Expected<std::optional<View>>& view,
   send_json(res, 200, **view);
 }
 
+// ?labelSelector=k=v,k2=v2&limit=N&continue=TOKEN; nullopt after answering 400.
+std::optional<ListOptions> list_options(const httplib::Request& req, httplib::Response& res) {
+  ListOptions o;
+  if (req.has_param("labelSelector")) {
+    // Read from the raw query: httplib keeps only what follows the last '=' of a value, and a
+    // selector written by hand (labelSelector=k=v,k2=v2) has several.
+    std::string text;
+    const std::string query = req.target.substr(std::min(req.target.find('?'), req.target.size()));
+    const std::string key = "labelSelector=";
+    for (size_t at = 0; at < query.size();) {
+      size_t end = std::min(query.find('&', at + 1), query.size());
+      std::string item = query.substr(at + 1, end - at - 1);
+      if (item.rfind(key, 0) == 0)
+        text = httplib::detail::decode_url(item.substr(key.size()), true);
+      at = end;
+    }
+    auto sel = parse_labels(text);
+    if (!sel) {
+      send_error(res, 400, "labelSelector: want k=v,k2=v2: " + sel.error().message());
+      return std::nullopt;
+    }
+    o.selector = std::move(*sel);
+  }
+  if (req.has_param("limit")) {
+    const std::string text = req.get_param_value("limit");
+    char* end = nullptr;
+    long v = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || v < 1 || v > 10000) {
+      send_error(res, 400, "limit: want a whole number from 1 to 10000, got '" + text + "'");
+      return std::nullopt;
+    }
+    o.limit = v;
+  }
+  if (req.has_param("continue")) {
+    const std::string token = req.get_param_value("continue");
+    auto after = list_token_decode(token);
+    if (!after) {
+      send_error(res, 400, "continue: '" + token + "' is not a token this hub gave out");
+      return std::nullopt;
+    }
+    o.after = *after;
+  }
+  return o;
+}
+
 // ?force=true|false (absent: false); nullopt after answering 400.
 std::optional<bool> force_param(const httplib::Request& req, httplib::Response& res) {
   if (!req.has_param("force")) return false;
@@ -137,8 +183,19 @@ void Api::install(httplib::Server& server) {
     res.set_content(controller_.gauges_text() + metrics_.render(), "text/plain; version=0.0.4");
   });
 
-  server.Get("/api/v1/nodes", [this](const httplib::Request&, httplib::Response& res) {
-    send_view(res, controller_.nodes_view());
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    std::string why = not_ready_ ? not_ready_() : "";
+    if (!why.empty()) return send_json(res, 503, {{"status", "not ready"}, {"reason", why}});
+    send_json(res, 200, {{"status", "ready"}});
+  });
+
+  server.Get("/api/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
+    auto options = list_options(req, res);
+    if (!options) return;
+    send_view(res, controller_.nodes_view(*options));
   });
   server.Get(R"(/api/v1/nodes/([^/]+))",
              [this](const httplib::Request& req, httplib::Response& res) {
@@ -154,8 +211,10 @@ void Api::install(httplib::Server& server) {
                   send_json(res, 200, {{"name", name}, {"action", "deleted"}});
                 });
 
-  server.Get("/api/v1/workloads", [this](const httplib::Request&, httplib::Response& res) {
-    send_view(res, controller_.workloads_view());
+  server.Get("/api/v1/workloads", [this](const httplib::Request& req, httplib::Response& res) {
+    auto options = list_options(req, res);
+    if (!options) return;
+    send_view(res, controller_.workloads_view(*options));
   });
   server.Get(R"(/api/v1/workloads/([^/]+))",
              [this](const httplib::Request& req, httplib::Response& res) {

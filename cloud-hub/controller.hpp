@@ -64,6 +64,14 @@ struct DeleteOutcome {
   std::string refused;  // non-empty: held back by the blast-radius guard, nothing changed
 };
 
+// A page of a list view: items whose labels match `selector`, names after `after`, at most
+// `limit` of them (0: all).
+struct ListOptions {
+  std::map<std::string, std::string> selector;
+  std::string after;
+  int64_t limit = 0;
+};
+
 class Controller {
  public:
   Controller(Store& store, const Clock& clock, sync::Transport& transport, Metrics& metrics,
@@ -79,9 +87,11 @@ class Controller {
   Expected<DeleteOutcome> delete_workload(const std::string& name, bool force = false);
 
   // Views for the REST API; nullopt when the object does not exist.
-  Expected<nlohmann::json> nodes_view();
+  // Lists are {"items": [...], "continue": TOKEN}: TOKEN (empty on the last page) asks for the
+  // next page (list_token_decode gives the name to start after).
+  Expected<nlohmann::json> nodes_view(const ListOptions& options = {});
   Expected<std::optional<nlohmann::json>> node_view(const std::string& name);
-  Expected<nlohmann::json> workloads_view();
+  Expected<nlohmann::json> workloads_view(const ListOptions& options = {});
   Expected<std::optional<nlohmann::json>> workload_view(const std::string& name);
   Expected<nlohmann::json> events_view(const EventFilter& filter);
   // Gauges in Prometheus text: nodes by state, workloads, instances by phase.
@@ -166,6 +176,10 @@ class Controller {
   // workload name -> (canonical JSON it was parsed from, parsed manifest)
   std::map<std::string, std::pair<std::string, WorkloadManifest>> manifests_;
 };
+
+// The opaque continue token of a list page that ended at `name`, and back (nullopt: not one).
+std::string list_token(const std::string& name);
+std::optional<std::string> list_token_decode(const std::string& token);
 
 // "Running", "Failed", ... for InstanceStatus phases.
 std::string phase_name(int phase);

@@ -63,6 +63,44 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
   return j;
 }
 
+bool labels_match(const std::map<std::string, std::string>& selector,
+                  const std::map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+// Pages `records` (sorted by name) by `options`: the ones to show, and the continue token.
+template <typename Record, typename LabelsOf>
+std::pair<std::vector<const Record*>, std::string> page(const std::vector<Record>& records,
+                                                        const ListOptions& options,
+                                                        const LabelsOf& labels_of) {
+  std::vector<const Record*> out;
+  for (const auto& r : records) {
+    if (!options.after.empty() && r.name <= options.after) continue;
+    if (!labels_match(options.selector, labels_of(r))) continue;
+    if (options.limit > 0 && static_cast<int64_t>(out.size()) == options.limit) {
+      return {out, list_token(out.back()->name)};  // more follow
+    }
+    out.push_back(&r);
+  }
+  return {out, ""};
+}
+
+std::map<std::string, std::string> workload_labels(const WorkloadRecord& w) {
+  std::map<std::string, std::string> out;
+  auto j = json::parse(w.manifest, nullptr, false);
+  if (!j.is_object() || !j.contains("metadata")) return out;
+  const json& labels = j["metadata"].value("labels", json::object());
+  if (!labels.is_object()) return out;
+  for (const auto& [k, v] : labels.items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
 json taints_json(const std::vector<Taint>& taints) {
   json list = json::array();
   for (const auto& t : taints) {
@@ -72,6 +110,32 @@ json taints_json(const std::vector<Taint>& taints) {
 }
 
 }  // namespace
+
+std::string list_token(const std::string& name) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out = "n";
+  for (unsigned char c : name) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  }
+  return out;
+}
+
+std::optional<std::string> list_token_decode(const std::string& token) {
+  if (token.size() < 3 || token[0] != 'n' || token.size() % 2 != 1) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 1; i < token.size(); i += 2) {
+    int hi = nibble(token[i]), lo = nibble(token[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
 
 std::string phase_name(int phase) {
   switch (phase) {
@@ -104,7 +168,7 @@ std::string format_time(int64_t unix_ms) {
   return buf;
 }
 
-Expected<json> Controller::nodes_view() {
+Expected<json> Controller::nodes_view(const ListOptions& options) {
   std::lock_guard lock(mu_);
   auto nodes = store_.list_nodes();
   if (!nodes) return nodes.error();
@@ -112,9 +176,12 @@ Expected<json> Controller::nodes_view() {
   if (!instances) return instances.error();
   auto placements = store_.placements();
   if (!placements) return placements.error();
+  auto [shown, next] = page(*nodes, options, [](const NodeRecord& n) { return n.labels; });
   json items = json::array();
-  for (const auto& n : *nodes) items.push_back(node_json_locked(n, *instances, *placements, false));
-  return json{{"items", items}};
+  for (const NodeRecord* n : shown) {
+    items.push_back(node_json_locked(*n, *instances, *placements, false));
+  }
+  return json{{"items", items}, {"continue", next}};
 }
 
 Expected<std::optional<json>> Controller::node_view(const std::string& name) {
@@ -178,7 +245,7 @@ json Controller::node_json_locked(const NodeRecord& n, const std::vector<Instanc
   return j;
 }
 
-Expected<json> Controller::workloads_view() {
+Expected<json> Controller::workloads_view(const ListOptions& options) {
   std::lock_guard lock(mu_);
   auto workloads = store_.list_workloads();
   if (!workloads) return workloads.error();
@@ -187,11 +254,12 @@ Expected<json> Controller::workloads_view() {
   auto instances = store_.list_instances();
   if (!instances) return instances.error();
   auto by_workload = instances_by_workload(std::move(*instances));
+  auto [shown, next] = page(*workloads, options, workload_labels);
   json items = json::array();
-  for (const auto& w : *workloads) {
-    items.push_back(workload_json(w, (*placements)[w.name], by_workload[w.name]));
+  for (const WorkloadRecord* w : shown) {
+    items.push_back(workload_json(*w, (*placements)[w->name], by_workload[w->name]));
   }
-  return json{{"items", items}};
+  return json{{"items", items}, {"continue", next}};
 }
 
 Expected<std::optional<json>> Controller::workload_view(const std::string& name) {

@@ -70,6 +70,10 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->sync_ =
       std::make_unique<SyncServer>(*hub->transport_, *hub->controller_, hub->metrics_, o.shards);
   hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_);
+  // The store is open once the hub exists; MQTT comes and goes.
+  sync::Transport* t = hub->transport_.get();
+  hub->api_->set_readiness(
+      [t]() -> std::string { return t->connected() ? "" : "MQTT broker not connected"; });
   return hub;
 }
 

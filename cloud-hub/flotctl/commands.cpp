@@ -20,6 +20,7 @@ struct Args {
   std::string hub;
   std::string file;
   std::string output;
+  std::string selector;  // -l k=v,k2=v2
   std::vector<std::string> positional;
   bool help = false;
   bool force = false;  // --force: past the hub's blast-radius guard
@@ -59,6 +60,9 @@ Expected<Args> parse_args(const std::vector<std::string>& args) {
     } else if (auto o = value_of("--output", "-o")) {
       if (!*o) return o->error();
       a.output = **o;
+    } else if (auto l = value_of("--selector", "-l")) {
+      if (!*l) return l->error();
+      a.selector = **l;
     } else if (arg.size() > 1 && arg[0] == '-') {
       return Error("unknown flag '" + arg + "'");
     } else {
@@ -212,6 +216,12 @@ class Runner {
     } else if (*kind == "events") {
       path += "?limit=200";
     }
+    if (!args_.selector.empty()) {
+      if (name || *kind == "events") {
+        return usage_error("-l selects from lists of nodes or workloads (no NAME)");
+      }
+      path += "?labelSelector=" + url_escape(args_.selector);
+    }
     auto j = get_json(path, name ? singular(*kind) + " '" + *name + "'" : *kind);
     if (!j) return kFailed;
     if (out_format == "json") {
@@ -275,6 +285,7 @@ std::string usage() {
          "Commands:\n"
          "  apply -f FILE [--force]     validate and apply a manifest (YAML or JSON; - for stdin)\n"
          "  get KIND [NAME] [-o FMT]    list or show nodes, workloads or events (FMT: json|yaml)\n"
+         "      [-l k=v,k2=v2]          only the nodes or workloads with these labels\n"
          "  describe KIND NAME          a node or workload in detail, with recent events\n"
          "  delete KIND NAME [--force]  delete a workload or node\n"
          "  rollout ..., twin ...       not supported yet\n\n"

@@ -266,6 +266,87 @@ TEST_F(ApiTest, DeleteANode) {
   EXPECT_EQ(body_of(r)["error"], "node 'n1' not found");
 }
 
+TEST_F(ApiTest, ListsFilterByLabelsAndPage) {
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (const char* n : {"n1", "n2", "n3", "n4", "n5"}) {
+    agents.push_back(std::make_unique<FakeAgent>(s_.harness.broker, n));
+    agents.back()->hello(0, {{"site", n[1] % 2 ? "odd" : "even"}, {"tier", "edge"}});
+  }
+  auto names = [](const json& list) {
+    std::vector<std::string> out;
+    for (const auto& i : list["items"]) {
+      out.push_back(i.contains("name") ? i["name"] : i["metadata"]["name"]);
+    }
+    return out;
+  };
+  json all = body_of(c_.Get("/api/v1/nodes"));
+  EXPECT_EQ(names(all), (std::vector<std::string>{"n1", "n2", "n3", "n4", "n5"}));
+  EXPECT_EQ(all["continue"], "");
+  EXPECT_EQ(names(body_of(c_.Get("/api/v1/nodes?labelSelector=site=odd,tier=edge"))),
+            (std::vector<std::string>{"n1", "n3", "n5"}));
+  EXPECT_TRUE(body_of(c_.Get("/api/v1/nodes?labelSelector=site=odd,tier=core"))["items"].empty());
+
+  // Pages of two, selector kept, until the token comes back empty.
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    std::string path = "/api/v1/nodes?limit=2&labelSelector=tier%3Dedge";
+    if (!token.empty()) path += "&continue=" + token;
+    json page = body_of(c_.Get(path));
+    ASSERT_LE(page["items"].size(), 2u);
+    for (const auto& n : names(page)) seen.push_back(n);
+    token = page["continue"];
+    ASSERT_LT(++pages, 10);
+  } while (!token.empty());
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen, (std::vector<std::string>{"n1", "n2", "n3", "n4", "n5"}));
+
+  // Workloads by their metadata.labels.
+  std::string gold = process_workload("b-gold", "replicas: 0");
+  gold.replace(gold.find("{name: b-gold}"), 14, "{name: b-gold, labels: {tier: gold}}");
+  ASSERT_EQ(c_.Put("/api/v1/workloads", gold, "application/yaml")->status, 200);
+  ASSERT_EQ(
+      c_.Put("/api/v1/workloads", process_workload("a-plain", "replicas: 0"), "application/yaml")
+          ->status,
+      200);
+  EXPECT_EQ(names(body_of(c_.Get("/api/v1/workloads?labelSelector=tier=gold"))),
+            std::vector<std::string>{"b-gold"});
+  json first = body_of(c_.Get("/api/v1/workloads?limit=1"));
+  EXPECT_EQ(names(first), std::vector<std::string>{"a-plain"});
+  json second =
+      body_of(c_.Get("/api/v1/workloads?limit=1&continue=" + first["continue"].get<std::string>()));
+  EXPECT_EQ(names(second), std::vector<std::string>{"b-gold"});
+  EXPECT_EQ(second["continue"], "");
+
+  // Bad parameters are 400 with the reason.
+  auto r = c_.Get("/api/v1/nodes?limit=0");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"], "limit: want a whole number from 1 to 10000, got '0'");
+  r = c_.Get("/api/v1/workloads?continue=bogus");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"], "continue: 'bogus' is not a token this hub gave out");
+  r = c_.Get("/api/v1/nodes?labelSelector=novalue");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"],
+            "labelSelector: want k=v,k2=v2: label 'novalue' is not of the form key=value");
+}
+
+TEST_F(ApiTest, HealthAndReadiness) {
+  auto r = c_.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(body_of(c_.Get("/readyz"))["status"], "ready");  // no check set: ready
+  std::string why = "MQTT broker not connected";
+  s_.api.set_readiness([&why] { return why; });
+  r = c_.Get("/readyz");
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(body_of(r)["reason"], "MQTT broker not connected");
+  EXPECT_EQ(c_.Get("/healthz")->status, 200);
+  why.clear();
+  EXPECT_EQ(c_.Get("/readyz")->status, 200);
+}
+
 TEST_F(ApiTest, ErrorsAreJson) {
   auto r = c_.Get("/api/v1/nodes/nope");
   EXPECT_EQ(r->status, 404);

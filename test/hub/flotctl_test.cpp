@@ -132,6 +132,26 @@ TEST_F(FlotctlTest, UsageAndNotYetSupported) {
   EXPECT_EQ(r.err, "error: node 'n1' not found\n");
 }
 
+TEST_F(FlotctlTest, GetNodesByLabel) {
+  FakeAgent a(server_.harness.broker, "n1");
+  a.hello(0, {{"site", "lab"}});
+  FakeAgent b(server_.harness.broker, "n2");
+  b.hello(0, {{"site", "field"}});
+  Outcome r = flotctl({"get", "nodes", "-l", "site=lab"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("n1"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("n2"), std::string::npos) << r.out;
+  r = flotctl({"get", "nodes", "--selector=site=field", "-o", "json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["items"].size(), 1u);
+  EXPECT_EQ(j["items"][0]["name"], "n2");
+  EXPECT_EQ(flotctl({"get", "nodes", "n1", "-l", "site=lab"}).code, 2);
+  r = flotctl({"get", "nodes", "-l", "site"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("labelSelector"), std::string::npos) << r.err;
+}
+
 TEST_F(FlotctlTest, ForcePassesTheBlastRadiusGuard) {
   std::vector<std::unique_ptr<FakeAgent>> agents;
   for (const char* n : {"n1", "n2", "n3"}) {
