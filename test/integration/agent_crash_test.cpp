@@ -30,7 +30,7 @@ class AgentCrash : public ::testing::Test {
   // Applies `version` of the sleeper; n2's agent persists it and dies by its own SIGKILL before
   // acking. Returns the revision the hub gave n2 for it.
   int64_t apply_and_die_before_ack(const std::string& version) {
-    RunResult r = fleet_.apply(sleeper_manifest("sleeper", version));
+    RunResult r = fleet_.apply_forced(sleeper_manifest("sleeper", version));
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     std::optional<int> exit = fleet_.wait_agent_exit("n2", 15s);
     EXPECT_EQ(exit, std::optional<int>(128 + SIGKILL))

@@ -44,7 +44,7 @@ TEST_F(BrokerRestart, CleanRestartDuringApplyConverges) {
     const std::string v = std::to_string(++version);
     const std::string path = fleet_.manifest_file(many_sleepers("w", kWorkloads, v), "v" + v);
     ChildProcess apply;
-    apply.start({FLOTCTL_BIN, "--hub", fleet_.hub_url(), "apply", "-f", path},
+    apply.start({FLOTCTL_BIN, "--hub", fleet_.hub_url(), "apply", "-f", path, "--force"},
                 fleet_.dir() / ("apply-" + v + ".log"));
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     auto start = std::chrono::steady_clock::now();
@@ -64,7 +64,7 @@ TEST_F(BrokerRestart, CrashWhileInstancesAreReplacedConverges) {
   // A new spec for every workload: each agent stops 20 instances and starts 20 new ones, and
   // reports each step. The broker crashes once the first new instance runs, with the rest of
   // that work and its status in flight.
-  RunResult r = fleet_.apply(many_sleepers("w", kWorkloads, "2"));
+  RunResult r = fleet_.apply_forced(many_sleepers("w", kWorkloads, "2"));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(eventually(
       [&] {

@@ -142,6 +142,10 @@ RunResult Fleet::apply(const std::string& yaml, const std::string& file_name) {
   return flotctl({"apply", "-f", manifest_file(yaml, file_name)});
 }
 
+RunResult Fleet::apply_forced(const std::string& yaml) {
+  return flotctl({"apply", "-f", manifest_file(yaml, "manifest.yaml"), "--force"});
+}
+
 std::string Fleet::manifest_file(const std::string& yaml, const std::string& file_name) {
   std::string path = dir_ / file_name;
   // Tag every test workload with this fleet's folder so the test can find (and finally kill)

@@ -69,6 +69,9 @@ class Fleet {
   json get(const std::string& kind, const std::string& name = "");
   // Writes `yaml` to a file and runs `flotctl apply -f` on it.
   RunResult apply(const std::string& yaml, const std::string& file_name = "manifest.yaml");
+  // The same with --force: past the hub's blast-radius guard, for changes that replace or stop
+  // most running instances at once.
+  RunResult apply_forced(const std::string& yaml);
   // Writes `yaml` to a file in the fleet's folder, as apply() would; returns its path.
   std::string manifest_file(const std::string& yaml, const std::string& file_name);
 

@@ -89,7 +89,7 @@ TEST(HubCrash, Kill9DuringSyncConvergesWithoutReapply) {
   // 2. Killed while the agents replace every instance; they finish and report while the hub is
   //    down, and it must learn all of it after its restart (the broker holds the hub's session;
   //    agents send a full status when they see the new hub).
-  r = fleet.apply(many_sleepers("w", kCount, "2"));
+  r = fleet.apply_forced(many_sleepers("w", kCount, "2"));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   auto count_new = [&] {
     size_t n = 0;

@@ -49,8 +49,8 @@ class LinkCut : public ::testing::Test {
   // While n2 is cut off: a new spec for `keep`, `gone` deleted. n1 follows at once; n2 cannot
   // hear of it and keeps running what it had.
   void change_while_cut() {
-    ASSERT_EQ(fleet_.apply(sleeper_manifest("keep", "2")).exit_code, 0);
-    RunResult del = fleet_.flotctl({"delete", "workload", "gone"});
+    ASSERT_EQ(fleet_.apply_forced(sleeper_manifest("keep", "2")).exit_code, 0);
+    RunResult del = fleet_.flotctl({"delete", "workload", "gone", "--force"});
     ASSERT_EQ(del.exit_code, 0) << del.err;
     EXPECT_EQ(fleet_.wait_converged({{"keep", "2"}}, {"n1"}, kConverge), "");
     json n2 = fleet_.get("node", "n2");

@@ -63,7 +63,15 @@ TEST_F(WalkingSkeleton, SpecChangeReplacesInstancesAndDeleteStopsThemEverywhere)
   relabelled.replace(relabelled.find("metadata:\n"), 10, "metadata:\n  labels:\n    tier: gold\n");
   ASSERT_EQ(fleet_.apply(relabelled).exit_code, 0);
 
-  ASSERT_EQ(fleet_.apply(sleeper_manifest("sleeper", "2")).exit_code, 0);
+  // A spec change replaces all three running instances: the blast-radius guard holds it back
+  // and nothing is replaced until it is forced.
+  RunResult held = fleet_.apply(sleeper_manifest("sleeper", "2"));
+  EXPECT_EQ(held.exit_code, 1);
+  EXPECT_NE(held.err.find("refused: this apply stops 3 of 3 running instances (100%)"),
+            std::string::npos)
+      << held.err;
+  EXPECT_EQ(fleet_.get("workload", "sleeper")["status"].value("specHash", ""), old_hash);
+  ASSERT_EQ(fleet_.apply_forced(sleeper_manifest("sleeper", "2")).exit_code, 0);
   ASSERT_TRUE(eventually(
       [&] {
         if (!fleet_.running_everywhere("sleeper", kNodes)) return false;
@@ -80,7 +88,7 @@ TEST_F(WalkingSkeleton, SpecChangeReplacesInstancesAndDeleteStopsThemEverywhere)
     EXPECT_EQ(old_pids.count(pids[0]), 0u) << "instance on " << n << " was not replaced";
   }
 
-  RunResult del = fleet_.flotctl({"delete", "workload", "sleeper"});
+  RunResult del = fleet_.flotctl({"delete", "workload", "sleeper", "--force"});
   ASSERT_EQ(del.exit_code, 0) << del.err;
   EXPECT_TRUE(eventually(
       [&] {
