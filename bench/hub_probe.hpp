@@ -30,7 +30,7 @@ class HubProbe {
   ~HubProbe();
 
   Expected<std::string> get(const std::string& path);
-  // PUT /api/v1/workloads/NAME with a JSON manifest; the response body on 200.
+  // PUT /api/v1/workloads/NAME?force=true with a JSON manifest; the response body on 200.
   Expected<std::string> apply(const std::string& name, const std::string& manifest_json);
   // The value of one series in /metrics, e.g. metric(text, "flotilla_hub_nodes{state=\"Ready\"}");
   // 0 when absent.
