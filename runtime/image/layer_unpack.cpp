@@ -74,6 +74,12 @@ void clear_opaque(const std::string& root, const std::string& dir_rel,
   }
 }
 
+// libarchive's message for the last error; it has none for some failures (it returns NULL).
+std::string error_text(archive* a) {
+  const char* text = archive_error_string(a);
+  return text != nullptr ? text : "malformed archive (libarchive gave no reason)";
+}
+
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
 };
@@ -98,7 +104,7 @@ Status apply_layer(const std::string& layer_path, const std::string& rootfs_in) 
   archive_read_support_filter_zstd(in.get());
   archive_read_support_format_tar(in.get());
   if (archive_read_open_filename(in.get(), layer_path.c_str(), 1 << 16) != ARCHIVE_OK) {
-    return fail(archive_error_string(in.get()));
+    return fail(error_text(in.get()));
   }
   std::unique_ptr<archive, WriterDeleter> out(archive_write_disk_new());
   // Owners are the numeric ids in the tar (no user-name lookup on the host); the SECURE flags
@@ -116,7 +122,7 @@ Status apply_layer(const std::string& layer_path, const std::string& rootfs_in) 
   while (true) {
     int r = archive_read_next_header(in.get(), &entry);
     if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) return fail(archive_error_string(in.get()));
+    if (r < ARCHIVE_WARN) return fail(error_text(in.get()));
     const char* name_c = archive_entry_pathname(entry);
     auto rel = clean_path(name_c ? name_c : "", "entry");
     if (!rel) return fail(rel.error().message());
@@ -159,7 +165,7 @@ Status apply_layer(const std::string& layer_path, const std::string& rootfs_in) 
     }
     archive_entry_set_pathname(entry, target.c_str());
     r = archive_write_header(out.get(), entry);
-    if (r < ARCHIVE_WARN) return fail("'" + *rel + "': " + archive_error_string(out.get()));
+    if (r < ARCHIVE_WARN) return fail("'" + *rel + "': " + error_text(out.get()));
     if (archive_entry_size(entry) > 0 && archive_entry_filetype(entry) == AE_IFREG) {
       const void* buf = nullptr;
       size_t size = 0;
@@ -167,7 +173,7 @@ Status apply_layer(const std::string& layer_path, const std::string& rootfs_in) 
       la_int64_t written = 0;
       while ((r = archive_read_data_block(in.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
         if (archive_write_data_block(out.get(), buf, size, offset) < ARCHIVE_WARN) {
-          return fail("'" + *rel + "': " + archive_error_string(out.get()));
+          return fail("'" + *rel + "': " + error_text(out.get()));
         }
         written = std::max<la_int64_t>(written, offset + static_cast<la_int64_t>(size));
       }
@@ -176,19 +182,19 @@ Status apply_layer(const std::string& layer_path, const std::string& rootfs_in) 
         // padding and the end-of-archive blocks. The file itself is complete (and the blob's
         // digest is what the publisher made), so that one shape of truncation is the end.
         if (written < archive_entry_size(entry)) {
-          return fail("'" + *rel + "': " + archive_error_string(in.get()));
+          return fail("'" + *rel + "': " + error_text(in.get()));
         }
         ends_early = true;
       }
     }
     if (archive_write_finish_entry(out.get()) < ARCHIVE_WARN) {
-      return fail("'" + *rel + "': " + archive_error_string(out.get()));
+      return fail("'" + *rel + "': " + error_text(out.get()));
     }
     created.insert(*rel);
     if (ends_early) break;
   }
   // Folder modes and times are set at close (libarchive defers them so it can fill the folders).
-  if (archive_write_close(out.get()) < ARCHIVE_WARN) return fail(archive_error_string(out.get()));
+  if (archive_write_close(out.get()) < ARCHIVE_WARN) return fail(error_text(out.get()));
   return Ok();
 }
 
