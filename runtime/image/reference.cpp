@@ -150,11 +150,12 @@ Expected<Reference> parse_reference(const std::string& text) {
     if (end == std::string::npos) break;
     begin = end + 1;
   }
-  if (rest.size() > 255) return bad(text, "repository longer than 255 characters");
   ref.repository = rest;
   if (ref.registry == "docker.io" && ref.repository.find('/') == std::string::npos) {
     ref.repository = "library/" + ref.repository;
   }
+  // Checked on the full name, so a reference and its canonical text are valid alike.
+  if (ref.repository.size() > 255) return bad(text, "repository longer than 255 characters");
   if (ref.tag.empty() && ref.digest.empty()) ref.tag = "latest";
   return ref;
 }
