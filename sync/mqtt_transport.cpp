@@ -227,7 +227,9 @@ class MqttTransport final : public Transport {
     uint64_t generation = 0;
     {
       std::lock_guard<std::mutex> lock(send_mu_);
-      if (with_paho_ >= kPahoWindow || !waiting_.empty()) {
+      // While the sender thread hands a batch over (outside the lock), a direct hand-off here
+      // would overtake it: publishes must reach Paho in the order they were made.
+      if (with_paho_ >= kPahoWindow || !waiting_.empty() || handing_) {
         waiting_.push_back({std::move(msg), std::move(done)});
         send_cv_.notify_all();
         return Ok();
@@ -280,9 +282,11 @@ class MqttTransport final : public Transport {
         ++with_paho_;
       }
       const uint64_t generation = generation_;
+      handing_ = true;
       lock.unlock();
       for (auto& w : next) (void)hand_to_paho(std::move(w.msg), std::move(w.done), generation);
       lock.lock();
+      handing_ = false;
     }
   }
 
@@ -391,12 +395,13 @@ class MqttTransport final : public Transport {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> subscriptions_;
-  mutable std::mutex send_mu_;  // guards the five below
+  mutable std::mutex send_mu_;  // guards sending_ .. handing_ below
   std::condition_variable send_cv_;
   bool sending_ = false;  // send_loop() runs
   std::deque<Waiting> waiting_;
   size_t with_paho_ = 0;     // publishes handed to Paho and not yet completed
   uint64_t generation_ = 0;  // raised at each disconnect
+  bool handing_ = false;     // send_loop() is handing a batch to Paho (outside the lock)
   std::atomic<bool> connected_{false};
   bool running_ = false;
   std::thread worker_;
