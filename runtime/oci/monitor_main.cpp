@@ -276,7 +276,9 @@ int run(int argc, char** argv) {
       target_status = reaped[target];
       drain_deadline = SteadyClock::now() + kDrainGrace;
     }
-    reaped.clear();
+    // Kept while the runtime runs: a container that exits at once can be reaped (it is
+    // re-parented to us, the subreaper) before the runtime is, while its pid is still unknown.
+    if (runtime == 0) reaped.clear();
     bool pipes_open = fds[1].fd >= 0 || fds[2].fd >= 0;
     if (drain_deadline && (!pipes_open || SteadyClock::now() >= *drain_deadline)) break;
     int timeout_ms = 1000;  // a safety net: SIGCHLD arrives through the signalfd
