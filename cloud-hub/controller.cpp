@@ -123,6 +123,7 @@ Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& ma
         manifests_[m.name] = {manifest, m};
         const char* action = *existing ? "configured" : "created";
         results.push_back({m.name, action});
+        note_changed(Change::Kind::kWorkload, m.name);
         if (auto ev = event_locked("", "workload/" + m.name, *existing ? "Updated" : "Created",
                                    "generation " + std::to_string(w.generation));
             !ev) {
@@ -183,6 +184,7 @@ Expected<DeleteOutcome> Controller::delete_workload(const std::string& name, boo
       return st.error().WithContext("Failed to delete workload '" + name + "'");
     }
     if (outcome.found) {
+      note_changed(Change::Kind::kWorkload, name);
       manifests_.erase(name);
       log_->info("workload deleted name={}", name);
     }
@@ -312,7 +314,10 @@ Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_
     auto rev = store_.update_node_desired(n.name, upserts, deletes);
     if (!rev) return rev.error();
     changed.insert(n.name);
+    note_changed(Change::Kind::kNode, n.name);
+    for (const auto& workload : deletes) note_changed(Change::Kind::kWorkload, workload);
     for (const auto& [workload, spec] : upserts) {
+      note_changed(Change::Kind::kWorkload, workload);
       bool fresh = have.count(workload) == 0;
       if (auto st = event_locked(n.name, "workload/" + workload, fresh ? "Scheduled" : "Updated",
                                  (fresh ? "placed on node " : "new spec for node ") + n.name +
@@ -334,6 +339,7 @@ Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_
     const WorkloadPlacement& p = result.at(w.name);
     if (p.pending == w.pending && p.reason == w.pending_reason) continue;
     if (auto st = store_.set_pending(w.name, p.pending, p.reason); !st) return st;
+    note_changed(Change::Kind::kWorkload, w.name);
     if (p.pending > 0) {
       if (auto st = event_locked("", "workload/" + w.name, "FailedScheduling",
                                  std::to_string(p.pending) + " pending: " + p.reason);
@@ -443,11 +449,25 @@ void Controller::batch(const std::function<void()>& handle_all) {
   flush(out);
 }
 
+void Controller::note_changed(Change::Kind kind, const std::string& name) {
+  if (!listener_) return;
+  std::lock_guard lock(changes_mu_);
+  changes_.insert({kind, name});
+}
+
 void Controller::flush(Outbox& out) {
   if (t_batch_outbox != nullptr && t_batch_outbox != &out) {
     std::move(out.begin(), out.end(), std::back_inserter(*t_batch_outbox));
     out.clear();
     return;
+  }
+  if (listener_) {
+    std::set<Change> changes;
+    {
+      std::lock_guard lock(changes_mu_);
+      changes.swap(changes_);
+    }
+    if (!changes.empty()) listener_(changes);
   }
   for (auto& m : out) {
     Metrics* metrics = &metrics_;

@@ -24,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -72,10 +73,24 @@ struct ListOptions {
   int64_t limit = 0;
 };
 
+// An object whose view changed, for watchers (GET ...?watch=true): they read its view again,
+// and a view that is gone means the object was deleted.
+struct Change {
+  enum class Kind { kNode, kWorkload };
+  Kind kind;
+  std::string name;
+  bool operator<(const Change& o) const { return std::tie(kind, name) < std::tie(o.kind, o.name); }
+};
+using ChangeListener = std::function<void(const std::set<Change>&)>;
+
 class Controller {
  public:
   Controller(Store& store, const Clock& clock, sync::Transport& transport, Metrics& metrics,
              ControllerOptions options);
+
+  // Called after each commit that changed views, outside every lock, on the committing thread.
+  // Set before start().
+  void set_change_listener(ChangeListener listener) { listener_ = std::move(listener); }
 
   // Loads the registered nodes. They keep their stored readiness until the timeout decides.
   Status start();
@@ -163,6 +178,8 @@ class Controller {
                                   const std::map<std::string, std::set<std::string>>& placements,
                                   bool detail);
   void flush(Outbox& out);
+  // Notes a changed view; flush() hands the changes noted so far to the listener.
+  void note_changed(Change::Kind kind, const std::string& name);
 
   Store& store_;
   const Clock& clock_;
@@ -170,6 +187,10 @@ class Controller {
   Metrics& metrics_;
   ControllerOptions options_;
   std::shared_ptr<spdlog::logger> log_;
+
+  ChangeListener listener_;
+  std::mutex changes_mu_;
+  std::set<Change> changes_;  // noted, not yet handed to the listener
 
   std::recursive_mutex mu_;  // batch() holds it around the handlers, which take it again
   std::map<std::string, Live> live_;

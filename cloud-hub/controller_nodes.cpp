@@ -95,6 +95,7 @@ void Controller::on_hello(const pb::Hello& h) {
       log_->info("node speaks an older protocol node={} version={} ours={}", h.node(),
                  node.protocol_version, sync::kProtocolVersion);
     }
+    note_changed(Change::Kind::kNode, h.node());
     Live& live = live_[h.node()];
     live.last_seen = clock_.now();
     live.timed_out = false;
@@ -167,7 +168,10 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
         return reschedule_locked(changed, /*specs_changed=*/false);
       });
       if (!st) return store_failed("record heartbeat of node '" + node.name + "'", st.error());
-      if (became_ready) log_->info("node ready node={}", node.name);
+      if (became_ready) {
+        note_changed(Change::Kind::kNode, node.name);
+        log_->info("node ready node={}", node.name);
+      }
       if (resync) queue_resync_locked(node.name, "status records missing", out);
       auto fresh = store_.get_node(node.name);
       if (fresh && *fresh && (*fresh)->acked_revision != (*fresh)->revision) {
@@ -268,6 +272,10 @@ void Controller::on_status(const pb::StatusBatch& batch) {
         return store_.put_node(node);
       });
       if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
+      if (batch.instances_size() > 0) note_changed(Change::Kind::kNode, node.name);
+      for (const auto& inst : batch.instances()) {
+        note_changed(Change::Kind::kWorkload, inst.workload());
+      }
       Live& live = live_[node.name];
       if (live.gap_seq != 0 && node.status_seq >= live.gap_seq) live.gap_seq = 0;
       if (node.status_seq > seen_before) live.seq_boot = node.boot_id;
@@ -283,6 +291,7 @@ void Controller::set_not_ready_locked(NodeRecord& node, const std::string& why) 
     return event_locked(node.name, "node/" + node.name, "NotReady", why);
   });
   if (!st) return store_failed("mark node '" + node.name + "' NotReady", st.error());
+  note_changed(Change::Kind::kNode, node.name);
   Live& live = live_[node.name];
   live.not_ready_since = clock_.now();
   live.evict_checked = Millis(0);
@@ -290,18 +299,22 @@ void Controller::set_not_ready_locked(NodeRecord& node, const std::string& why) 
 }
 
 void Controller::on_will(const pb::Offline& will) {
-  std::lock_guard lock(mu_);
-  auto existing = store_.get_node(will.node());
-  if (!existing) return store_failed("read node '" + will.node() + "'", existing.error());
-  if (!*existing || !(*existing)->ready) return;
-  NodeRecord node = **existing;
-  if (!will.boot_id().empty() && !node.boot_id.empty() && will.boot_id() != node.boot_id) {
-    // The will of an earlier agent process, delivered after the new one said hello.
-    log_->info("stale will ignored node={} boot={} current_boot={}", node.name, will.boot_id(),
-               node.boot_id);
-    return;
+  {
+    std::lock_guard lock(mu_);
+    auto existing = store_.get_node(will.node());
+    if (!existing) return store_failed("read node '" + will.node() + "'", existing.error());
+    if (!*existing || !(*existing)->ready) return;
+    NodeRecord node = **existing;
+    if (!will.boot_id().empty() && !node.boot_id.empty() && will.boot_id() != node.boot_id) {
+      // The will of an earlier agent process, delivered after the new one said hello.
+      log_->info("stale will ignored node={} boot={} current_boot={}", node.name, will.boot_id(),
+                 node.boot_id);
+      return;
+    }
+    set_not_ready_locked(node, "connection lost (last will)");
   }
-  set_not_ready_locked(node, "connection lost (last will)");
+  Outbox none;
+  flush(none);  // hands the change to the listener
 }
 
 void Controller::tick() {
@@ -387,6 +400,7 @@ Expected<bool> Controller::delete_node(const std::string& name) {
       return st.error().WithContext("Failed to delete node '" + name + "'");
     }
     if (found) {
+      note_changed(Change::Kind::kNode, name);
       live_.erase(name);
       log_->info("node deleted node={}", name);
     }
