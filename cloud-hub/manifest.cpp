@@ -88,8 +88,7 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
   c.only_fields(spec, "spec",
                 {"type", "replicas", "placement", "selector", "tolerations", "resources",
                  "restartPolicy", "terminationGracePeriodSeconds", "process", "container", "vm",
-                 "probes", "evictAfterSeconds", "arch", "nodePool", "spread"},
-                {"update"});
+                 "probes", "evictAfterSeconds", "arch", "nodePool", "spread", "update"});
   if (c.failed()) return;
   if (const DocNode* type = c.require(spec, "type", "spec", "process, container or vm")) {
     m.type = c.text(*type, "spec.type");
@@ -128,6 +127,7 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
   }
   if (c.failed()) return;
   if (const DocNode* probes = spec.find("probes")) read_probes(c, *probes, "spec.probes", m);
+  if (const DocNode* update = spec.find("update")) read_update(c, *update, "spec.update", m);
   if (c.failed()) return;
   // Exactly the section of the chosen type.
   for (const char* section : {"process", "container", "vm"}) {

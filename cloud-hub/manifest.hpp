@@ -10,8 +10,8 @@
 // A validated workload has one canonical JSON form (stored by the hub, returned by the API, and
 // parsed back to the same value) and one sync::WorkloadSpec (sent to agents). spec_hash covers
 // only what needs an instance to be replaced when it changes (type, per-type section,
-// restartPolicy, resources, grace period): labels, selector, replica and probe changes leave it
-// alone (agents apply new probes to the running instances).
+// restartPolicy, resources, grace period): labels, selector, replica, probe and update-policy
+// changes leave it alone (agents apply new probes to the running instances).
 //
 // Thread-safety: pure functions over values.
 #pragma once
@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cloud-hub/rollout.hpp"
 #include "cloud-hub/taints.hpp"
 #include "common/expected.hpp"
 #include "sync/flotilla.pb.h"
@@ -121,6 +122,9 @@ struct WorkloadManifest {
   std::optional<VmSection> vm;
   std::optional<ProbeSection> liveness;
   std::optional<ProbeSection> readiness;
+  // spec.update: how a new spec reaches the instances (rollout.hpp); unset: RolloutPolicy{}'s
+  // defaults (maxUnavailable 25%, partition 0, one wave).
+  std::optional<RolloutPolicy> update;
   int line = 0;  // line of metadata.name in its file (0 when unknown)
 };
 

@@ -68,6 +68,21 @@ json probe_json(const ProbeSection& p) {
   return out;
 }
 
+json count_or_percent_json(const CountOrPercent& c) {
+  return c.percent ? json(std::to_string(c.value) + "%") : json(c.value);
+}
+
+json update_json(const RolloutPolicy& p) {
+  json out = {{"maxUnavailable", count_or_percent_json(p.max_unavailable)},
+              {"partition", p.partition}};
+  if (!p.waves.empty()) {
+    json waves = json::array();
+    for (const auto& w : p.waves) waves.push_back(count_or_percent_json(w));
+    out["waves"] = waves;
+  }
+  return out;
+}
+
 void fill_probe(const ProbeSection& p, flotilla::v1::Probe* out) {
   for (const auto& arg : p.exec) out->add_exec(arg);
   out->set_http_path(p.http_port > 0 ? p.http_path : "");
@@ -168,6 +183,8 @@ json to_json(const WorkloadManifest& m) {
     if (m.readiness) probes["readiness"] = probe_json(*m.readiness);
     spec["probes"] = probes;
   }
+  // Not in runnable_json: a new update policy must not replace the instances it governs.
+  if (m.update) spec["update"] = update_json(*m.update);
   json metadata = {{"name", m.name}};
   if (!m.labels.empty()) metadata["labels"] = string_map(m.labels);
   if (!m.annotations.empty()) metadata["annotations"] = string_map(m.annotations);

@@ -1,5 +1,5 @@
-// Readers of the per-type sections of a Workload spec (container, vm), of its probes and of its
-// scheduling fields (manifest_scheduling.cpp);
+// Readers of the per-type sections of a Workload spec (container, vm), of its probes, of its
+// scheduling fields (manifest_scheduling.cpp) and of its update policy (manifest_update.cpp);
 // internal to flotilla_manifest, built on Checker like the rest of manifest validation.
 #pragma once
 
@@ -17,5 +17,7 @@ void read_probes(Checker& c, const DocNode& n, const std::string& path, Workload
 void read_tolerations(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m);
 // spec.arch, spec.nodePool and spec.spread (read after the placement).
 void read_node_choice(Checker& c, const DocNode& spec, WorkloadManifest& m);
+// spec.update: {maxUnavailable, partition, waves}.
+void read_update(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m);
 
 }  // namespace flotilla::hub

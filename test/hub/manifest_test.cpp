@@ -80,6 +80,16 @@ TEST(ManifestTest, ParsesTheShippedExample) {
   EXPECT_EQ(r->front().process->command.size(), 3u);
 }
 
+TEST(ManifestTest, ParsesTheCanaryExample) {
+  auto text = fs::read_file(std::string(FLOTILLA_SOURCE_DIR) + "/examples/canary.yaml");
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  auto r = parse_manifests(*text, "canary.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_TRUE(r->front().update.has_value());
+  EXPECT_EQ(r->front().update->max_unavailable, (CountOrPercent{1, false}));
+  EXPECT_EQ(r->front().update->waves.size(), 3u);
+}
+
 TEST(ManifestTest, ParsesContainerAndVm) {
   auto r = parse_manifests(R"(
 apiVersion: flotilla/v1
@@ -184,8 +194,8 @@ TEST(ManifestTest, UnknownFieldWithSuggestion) {
 TEST(ManifestTest, KnownButUnsupportedFieldsAreRejected) {
   EXPECT_EQ(error_of(variant("  restartPolicy", "  probes: {liveness: {}}\n  restartPolicy")),
             "web.yaml:18: spec.probes.liveness: want exactly one of exec, httpGet or tcpSocket");
-  EXPECT_EQ(error_of(variant("  restartPolicy", "  update: {maxUnavailable: 1}\n  restartPolicy")),
-            "web.yaml:18: spec.update is not supported yet");
+  EXPECT_EQ(error_of(variant("    matchLabels:\n", "    matchExpressions: []\n    matchLabels:\n")),
+            "web.yaml:10: spec.selector.matchExpressions is not supported yet");
 }
 
 TEST(ManifestTest, ReplicasAndEveryNodeAreExclusive) {
@@ -308,6 +318,115 @@ TEST(ManifestTest, EvictAfterSeconds) {
             "web.yaml:18: spec.evictAfterSeconds: want a whole number ≥ 0, got 'soon'");
 }
 
+// kProcess with `lines` (indented under spec) before restartPolicy, at line 18.
+std::string with_spec_lines(const std::string& lines) {
+  return variant("  restartPolicy", lines + "\n  restartPolicy");
+}
+
+TEST(ManifestTest, UpdatePolicyIsParsedAndStoredCanonically) {
+  auto r = parse_manifests(with_spec_lines("  update:\n    maxUnavailable: 25%\n    partition: 2\n"
+                                           "    waves: [1, \"10%\", 50%, 100%]"),
+                           "web.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const WorkloadManifest& m = r->front();
+  ASSERT_TRUE(m.update.has_value());
+  EXPECT_EQ(m.update->max_unavailable, (CountOrPercent{25, true}));
+  EXPECT_EQ(m.update->partition, 2);
+  EXPECT_EQ(m.update->waves,
+            (std::vector<CountOrPercent>{{1, false}, {10, true}, {50, true}, {100, true}}));
+  nlohmann::json j = to_json(m);
+  EXPECT_EQ(j["spec"]["update"], nlohmann::json::parse(R"({"maxUnavailable": "25%",
+      "partition": 2, "waves": [1, "10%", "50%", "100%"]})"));
+  auto again = parse_manifests(j.dump(), "stored");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->front().update, m.update);
+  EXPECT_EQ(to_json(again->front()), j);
+
+  // Absent or null: no policy (RolloutPolicy's defaults apply), nothing stored.
+  const WorkloadManifest plain = parse_manifests(kProcess, "web.yaml")->front();
+  EXPECT_FALSE(plain.update.has_value());
+  EXPECT_FALSE(to_json(plain)["spec"].contains("update"));
+  EXPECT_FALSE(parse_manifests(with_spec_lines("  update: ~"), "web.yaml")->front().update);
+  // Empty: the defaults, stored in full.
+  auto empty = parse_manifests(with_spec_lines("  update: {}"), "web.yaml");
+  ASSERT_TRUE(empty.ok()) << empty.error().message();
+  EXPECT_EQ(empty->front().update, RolloutPolicy{});
+  EXPECT_EQ(to_json(empty->front())["spec"]["update"],
+            (nlohmann::json{{"maxUnavailable", "25%"}, {"partition", 0}}));
+  auto count = parse_manifests(with_spec_lines("  update: {maxUnavailable: 3}"), "web.yaml");
+  ASSERT_TRUE(count.ok()) << count.error().message();
+  EXPECT_EQ(to_json(count->front())["spec"]["update"]["maxUnavailable"], 3);
+}
+
+TEST(ManifestTest, UpdatePolicyChangesNeitherSpecHashNorWhatAgentsGet) {
+  const WorkloadManifest plain = parse_manifests(kProcess, "web.yaml")->front();
+  auto r = parse_manifests(
+      with_spec_lines("  update: {maxUnavailable: 1, partition: 3, waves: [1, 50%]}"), "web.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(spec_hash(r->front()), spec_hash(plain));
+  // Byte for byte on a workload without maps (they serialize in no fixed order).
+  const std::string bare =
+      "apiVersion: flotilla/v1\nkind: Workload\nmetadata: {name: b}\nspec:\n  type: process\n"
+      "  replicas: 1\n  process: {command: [x]}\n";
+  auto without = parse_manifests(bare, "b.yaml");
+  auto with = parse_manifests(bare + "  update: {maxUnavailable: 50%, waves: [2]}\n", "b.yaml");
+  ASSERT_TRUE(without.ok() && with.ok());
+  EXPECT_EQ(to_workload_spec(with->front(), 1).SerializeAsString(),
+            to_workload_spec(without->front(), 1).SerializeAsString());
+}
+
+TEST(ManifestTest, BadUpdatePolicyNamesTheField) {
+  auto bad = [](const std::string& update) {
+    return error_of(with_spec_lines("  update: " + update));
+  };
+  EXPECT_EQ(bad("fast"), "web.yaml:18: spec.update: want a mapping, got text");
+  EXPECT_EQ(
+      bad("{maxUnavailable: 0}"),
+      "web.yaml:18: spec.update.maxUnavailable: want a whole number from 1 to 1000000, got 0");
+  EXPECT_EQ(bad("{maxUnavailable: 0%}"),
+            "web.yaml:18: spec.update.maxUnavailable: want a percentage from 1% to 100%, got '0%'");
+  EXPECT_EQ(bad("{maxUnavailable: 150%}"),
+            "web.yaml:18: spec.update.maxUnavailable: want a percentage from 1% to 100%, got "
+            "'150%'");
+  for (const char* v : {"half", "\"2\"", "0.5", "25 %", "-5%"}) {
+    std::string e = bad(std::string("{maxUnavailable: ") + v + "}");
+    EXPECT_EQ(e.rfind("web.yaml:18: spec.update.maxUnavailable: want a whole number ≥ 1 or a "
+                      "percentage such as 25%, got '",
+                      0),
+              0u)
+        << e;
+  }
+  EXPECT_EQ(bad("{maxUnavailable: [1]}"),
+            "web.yaml:18: spec.update.maxUnavailable: want a whole number ≥ 1 or a percentage "
+            "such as 25%, got a list");
+  EXPECT_EQ(bad("{partition: -1}"),
+            "web.yaml:18: spec.update.partition: want a whole number from 0 to 1000000, got -1");
+  EXPECT_EQ(bad("{partition: 10%}"),
+            "web.yaml:18: spec.update.partition: want a whole number ≥ 0, got '10%'");
+  EXPECT_EQ(bad("{waves: 3}"),
+            "web.yaml:18: spec.update.waves: want a list of cumulative counts or percentages, "
+            "e.g. [1, 10%, 50%]");
+  EXPECT_EQ(bad("{waves: []}"),
+            "web.yaml:18: spec.update.waves: want 1 to 100 waves, got 0 (leave waves out for a "
+            "single one)");
+  EXPECT_EQ(bad("{waves: [1, 10%, 5%]}"),
+            "web.yaml:18: spec.update.waves[2]: waves are cumulative: want more than the earlier "
+            "10%, got 5%");
+  EXPECT_EQ(bad("{waves: [1, 0%]}"),
+            "web.yaml:18: spec.update.waves[1]: want a percentage from 1% to 100%, got '0%'");
+  EXPECT_EQ(bad("{maxSurge: 1}"),
+            "web.yaml:18: spec.update.maxSurge: a node runs one instance of a workload, replaced "
+            "in place, so there is no surge (use maxUnavailable)");
+  EXPECT_EQ(bad("{maxUnavailabel: 1}"),
+            "web.yaml:18: spec.update.maxUnavailabel: unknown field (did you mean "
+            "'maxUnavailable'?)");
+  // In block style the error points at the wave's own line.
+  EXPECT_EQ(error_of(with_spec_lines("  update:\n    maxUnavailable: 1\n    waves:\n      - 2\n"
+                                     "      - 2")),
+            "web.yaml:22: spec.update.waves[1]: waves are cumulative: want more than the earlier "
+            "2, got 2");
+}
+
 TEST(ManifestTest, ArchNodePoolAndSpread) {
   const std::string extra =
       "  arch: [amd64, arm64]\n  nodePool: gpu\n  spread: {topologyKey: site, maxSkew: 2}\n"
@@ -370,6 +489,7 @@ TEST(ManifestTest, SpecHashCoversOnlyTheRunnablePart) {
   EXPECT_EQ(hash(variant("zone: east", "zone: west")), base);
   EXPECT_EQ(hash(variant("key: flaky", "key: other")), base);
   EXPECT_EQ(hash(variant("  restartPolicy", "  evictAfterSeconds: 60\n  restartPolicy")), base);
+  EXPECT_EQ(hash(variant("  restartPolicy", "  update: {partition: 1}\n  restartPolicy")), base);
   // What an instance runs from does.
   EXPECT_NE(hash(variant("100]", "101]")), base);
   EXPECT_NE(hash(variant("MODE: fast", "MODE: slow")), base);
