@@ -17,14 +17,19 @@
 //    longer than that (they are placed anew elsewhere);
 //  - new placements go only to Ready nodes: everyNode takes every eligible Ready node that has
 //    room; replicas: n adds on the least-loaded eligible nodes (fewest instances, then name)
-//    and, when n shrinks, removes extras (NotReady nodes first, then the most loaded);
+//    and, when n shrinks, removes extras (NotReady nodes first, then the most loaded, then the
+//    last by name);
 //  - spread (replicas with spread_key): new instances go to the domain (value of that node
 //    label) with the fewest instances of the workload among domains that have a candidate node,
 //    then the least-loaded node there; a placement that would make the count of its domain
-//    exceed that of the least-loaded such domain by more than max_skew is not made; shrinking
-//    removes from the most populated domain first. Kept placements never move for spread;
+//    exceed that of the least-loaded such domain by more than max_skew is not made (each goes
+//    to a least-populated domain, so with max_skew >= 1, the manifest's minimum, this never
+//    holds one back); shrinking removes from the most populated domain first. Kept placements
+//    never move for spread;
 //  - a workload short of its target gets a pending count and a reason such as
-//    "1/3 nodes: 1 selector mismatch, 1 insufficient memory".
+//    "1/3 nodes: 1 selector mismatch, 1 insufficient memory": each node not running it counted
+//    under the first rule it breaks (selector, runtime, arch, pool, spread label, NoExecute,
+//    NoSchedule, not ready, cpu, memory), most common first, ties by text.
 //
 // Workloads are placed in name order, so the outcome is deterministic.
 #pragma once

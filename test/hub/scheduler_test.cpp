@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 namespace flotilla::hub {
 namespace {
 
@@ -206,6 +208,128 @@ TEST(SchedulerTest, PlacementOnANoLongerEligibleNodeIsDropped) {
   EXPECT_EQ(out["w"].nodes, (Nodes{"b"}));
 }
 
+TEST(SchedulerTest, EveryNodeIsPendingOnReadyNodesWithoutRoom) {
+  ScheduleInput in;
+  in.nodes = {node("a"), node("b"), node("c"), node("d", {}, false)};
+  in.nodes[1].memory_bytes = 10;
+  in.nodes[2].cpu_millis = 10;
+  SchedWorkload w = every_node("w");
+  w.cpu_millis = 100;
+  w.memory_bytes = 100;
+  in.workloads = {w};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a"}));
+  EXPECT_EQ(out["w"].pending, 2);  // b and c; the NotReady d is not counted
+  EXPECT_EQ(out["w"].reason, "1/4 nodes: 1 insufficient cpu, 1 insufficient memory, 1 not ready");
+}
+
+TEST(SchedulerTest, KeptPlacementsCountAgainstCapacityButAreNeverEvicted) {
+  ScheduleInput in;
+  in.nodes = {node("a"), node("b")};
+  in.nodes[0].memory_bytes = 100;  // shrank: what runs there now needs 120
+  SchedWorkload w1 = replicas("w1", 1);
+  w1.memory_bytes = 60;
+  SchedWorkload w2 = w1;
+  w2.name = "w2";
+  SchedWorkload small = replicas("small", 2);
+  small.memory_bytes = 1;
+  in.workloads = {w1, w2, small};
+  in.current = {{"w1", {"a"}}, {"w2", {"a"}}};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w1"].nodes, (Nodes{"a"}));
+  EXPECT_EQ(out["w2"].nodes, (Nodes{"a"}));
+  EXPECT_EQ(out["small"].nodes, (Nodes{"b"}));  // a has no room left, not even for 1 byte
+  EXPECT_EQ(out["small"].reason, "1/2 nodes: 1 insufficient memory");
+}
+
+TEST(SchedulerTest, ShrinkingTakesTheLastByNameWhenAllElseIsEqual) {
+  ScheduleInput in;
+  in.nodes = {node("c"), node("a"), node("b")};
+  in.workloads = {replicas("w", 1)};
+  in.current = {{"w", {"a", "b", "c"}}};
+  EXPECT_EQ(schedule(in)["w"].nodes, (Nodes{"a"}));
+}
+
+TEST(SchedulerTest, UnrelatedChangesMoveNothing) {
+  ScheduleInput in;
+  in.nodes = {node("a"), node("b"), node("c")};
+  in.workloads = {replicas("w", 2), replicas("x", 1)};
+  in.current = {{"w", {"b", "c"}}, {"x", {"a"}}};
+  // An empty node joins, first by name; another workload grows; a node gets new labels; b
+  // is NotReady for an hour (w has no evict_after_ms). w stays on b and c.
+  in.workloads[1].replicas = 3;
+  in.nodes.push_back(node("0"));
+  in.nodes[0].labels = {{"zone", "east"}};
+  in.nodes[1].ready = false;
+  in.nodes[1].not_ready_ms = 3600000;
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"b", "c"}));
+  EXPECT_EQ(out["x"].nodes, (Nodes{"0", "a", "c"}));
+}
+
+TEST(SchedulerTest, PendingReasonForAMixOfCausesIsExact) {
+  ScheduleInput in;
+  for (int i = 0; i < 40; ++i) {
+    std::string name = "n" + std::to_string(i);
+    in.nodes.push_back(i < 25 ? node(name, {{"zone", "west"}}) : node(name, {{"zone", "east"}}));
+    if (i >= 25) in.nodes.back().memory_bytes = 50;
+  }
+  SchedWorkload w = replicas("w", 5);
+  w.selector = {{"zone", "east"}};
+  w.memory_bytes = 100;
+  in.workloads = {w};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].pending, 5);
+  EXPECT_EQ(out["w"].reason, "0/40 nodes: 25 selector mismatch, 15 insufficient memory");
+}
+
+// One node per cause at least; a node that breaks several rules counts under the first one
+// checked (selector, runtime, arch, pool, spread label, NoExecute, NoSchedule, readiness,
+// cpu, memory). Most common first, ties by text.
+TEST(SchedulerTest, PendingReasonNamesEveryCauseInOrder) {
+  ScheduleInput in;
+  auto add = [&](int count, const std::function<void(SchedNode&)>& change) {
+    for (int i = 0; i < count; ++i) {
+      SchedNode n = node("n" + std::to_string(in.nodes.size()),
+                         {{"zone", "east"}, {"site", "s1"}, {"flotilla.io/pool", "gpu"}});
+      n.arch = "amd64";
+      change(n);
+      in.nodes.push_back(n);
+    }
+  };
+  add(1, [](SchedNode&) {});  // takes the one instance that fits
+  add(5, [](SchedNode& n) { n.labels["zone"] = "west"; });
+  add(1, [](SchedNode& n) {  // selector first, though it also lacks the runtime
+    n.labels.erase("zone");
+    n.runtimes.clear();
+  });
+  add(5, [](SchedNode& n) { n.runtimes = {"container"}; });
+  add(4, [](SchedNode& n) { n.arch = "arm64"; });
+  add(3, [](SchedNode& n) { n.labels["flotilla.io/pool"] = "edge"; });
+  add(2, [](SchedNode& n) { n.labels.erase("site"); });
+  add(2, [](SchedNode& n) { n.taints = {{"maint", "", kNoExecute}}; });
+  add(1, [](SchedNode& n) { n.taints = {{"dedicated", "gpu", kNoSchedule}}; });
+  add(1, [](SchedNode& n) { n.ready = false; });
+  add(1, [](SchedNode& n) { n.cpu_millis = 10; });
+  add(1, [](SchedNode& n) { n.memory_bytes = 10; });
+  SchedWorkload w = replicas("w", 3);
+  w.selector = {{"zone", "east"}};
+  w.arch = {"amd64"};
+  w.pool = "gpu";
+  w.spread_key = "site";
+  w.cpu_millis = 100;
+  w.memory_bytes = 100;
+  in.workloads = {w};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"n0"}));
+  EXPECT_EQ(out["w"].pending, 2);
+  EXPECT_EQ(out["w"].reason,
+            "1/27 nodes: 6 selector mismatch, 5 no process runtime, 4 arch mismatch, 3 not in "
+            "pool gpu, 2 no label site, 2 taint maint:NoExecute not tolerated, 1 insufficient "
+            "cpu, 1 insufficient memory, 1 not ready, 1 taint dedicated=gpu:NoSchedule not "
+            "tolerated");
+}
+
 TEST(SchedulerTest, ZeroReplicasPlacesNothing) {
   ScheduleInput in;
   in.nodes = {node("a")};
@@ -262,6 +386,22 @@ TEST(SchedulerTaintTest, NoExecuteTaintAlsoRemovesWhatRunsThere) {
   in.workloads = {replicas("w", 3)};
   out = schedule(in);
   EXPECT_EQ(out["w"].reason, "2/3 nodes: 1 taint maintenance:NoExecute not tolerated");
+}
+
+TEST(SchedulerTaintTest, ATolerationOfNoExecuteKeepsAndPlaces) {
+  ScheduleInput in;
+  in.nodes = {tainted("a", {{"maintenance", "", kNoExecute}}),
+              tainted("b", {{"maintenance", "", kNoExecute}})};
+  SchedWorkload w = replicas("w", 2);
+  w.tolerations = {{"maintenance", "Exists", "", kNoExecute}};
+  in.workloads = {w};
+  in.current = {{"w", {"a"}}};
+  EXPECT_EQ(schedule(in)["w"].nodes, (Nodes{"a", "b"}));
+  // Tolerating only NoSchedule does not help against NoExecute.
+  in.workloads[0].tolerations = {{"maintenance", "Exists", "", kNoSchedule}};
+  auto out = schedule(in);
+  EXPECT_TRUE(out["w"].nodes.empty());
+  EXPECT_EQ(out["w"].reason, "0/2 nodes: 2 taint maintenance:NoExecute not tolerated");
 }
 
 TEST(SchedulerTest, EvictAfterMovesOnlyWorkloadsThatAskForIt) {
@@ -372,6 +512,36 @@ TEST(SchedulerSpreadTest, PlacementIsStableAndShrinkingTakesFromTheFullestDomain
   in.current = {{"w", {"a1", "a2", "b1"}}};
   in.workloads = {spread("w", 2)};
   EXPECT_EQ(schedule(in)["w"].nodes, (Nodes{"a1", "b1"}));
+}
+
+TEST(SchedulerSpreadTest, SkewCountsOnlyDomainsThatCanTakeAnInstance) {
+  ScheduleInput in;
+  // Site c's only node is NotReady and site d's is full: neither holds a and b back.
+  in.nodes = {at_site("a1", "a"), at_site("a2", "a"), at_site("b1", "b"),
+              at_site("b2", "b"), at_site("c1", "c"), at_site("d1", "d")};
+  in.nodes[4].ready = false;
+  in.nodes[5].memory_bytes = 10;
+  SchedWorkload w = spread("w", 4);
+  w.memory_bytes = 100;
+  in.workloads = {w};
+  auto out = schedule(in);
+  EXPECT_EQ(out["w"].nodes, (Nodes{"a1", "a2", "b1", "b2"}));
+  EXPECT_EQ(out["w"].pending, 0);
+}
+
+TEST(SchedulerSpreadTest, NewInstancesEvenOutDomainsWhateverTheMaxSkew) {
+  ScheduleInput in;
+  for (const char* site : {"a", "b", "c"}) {
+    for (int i = 1; i <= 3; ++i) in.nodes.push_back(at_site(site + std::to_string(i), site));
+  }
+  // Each instance goes to the emptiest domain, so a max skew of 2 still gives 2-2-2, not
+  // 3-2-1 or 3-3-0.
+  in.workloads = {spread("w", 6, 2)};
+  EXPECT_EQ(schedule(in)["w"].nodes, (Nodes{"a1", "a2", "b1", "b2", "c1", "c2"}));
+  // Kept placements never move, even when skewed: the new ones go to the emptiest sites.
+  in.current = {{"w", {"a1", "a2", "a3"}}};
+  in.workloads = {spread("w", 5, 1)};
+  EXPECT_EQ(schedule(in)["w"].nodes, (Nodes{"a1", "a2", "a3", "b1", "c1"}));
 }
 
 TEST(SchedulerTest, ArchAndNodePoolNarrowTheNodes) {
