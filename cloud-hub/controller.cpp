@@ -60,28 +60,112 @@ bool spec_differs(const std::string& stored, const pb::WorkloadSpec& want) {
   return false;
 }
 
+// The outbox of the batch() running on this thread: handlers called inside it queue their
+// messages there, to be sent after the batch commits.
+thread_local std::vector<sync::Message>* t_batch_outbox = nullptr;
+
 }  // namespace
+
+bool Controller::in_batch() { return t_batch_outbox != nullptr; }
 
 Controller::Controller(Store& store, const Clock& clock, sync::Transport& transport,
                        Metrics& metrics, ControllerOptions options)
-    : store_(store),
+    : Controller(store, {}, clock, transport, metrics, options) {}
+
+Controller::Controller(Store& control, const std::vector<Store*>& shards, const Clock& clock,
+                       sync::Transport& transport, Metrics& metrics, ControllerOptions options)
+    : control_(control),
       clock_(clock),
       transport_(transport),
       metrics_(metrics),
       options_(options),
-      log_(log::get("hub")) {}
-
-Status Controller::start() {
-  std::lock_guard lock(mu_);
-  auto nodes = store_.list_nodes();
-  if (!nodes) return nodes.error().WithContext("Failed to load nodes");
-  const TimePoint now = clock_.now();
-  for (const auto& n : *nodes) {
-    live_[n.name].last_seen = now;
-    // The time a node has been NotReady is not stored: its eviction clock restarts here.
-    if (!n.ready) live_[n.name].not_ready_since = now;
+      log_(log::get("hub")) {
+  if (shards.empty()) {
+    // Everything in the control store: one shard behind the control lock.
+    auto shard = std::make_unique<Shard>();
+    shard->store = &control_;
+    shard->mu = &control_mu_;
+    shards_.push_back(std::move(shard));
+  } else {
+    for (Store* store : shards) {
+      auto shard = std::make_unique<Shard>();
+      shard->store = store;
+      shards_.push_back(std::move(shard));
+    }
   }
-  log_->info("controller started nodes={}", nodes->size());
+}
+
+Controller::Shard& Controller::shard_of(const std::string& node) {
+  if (shards_.size() == 1) return *shards_.front();
+  return *shards_[sync::shard_of(node, static_cast<uint32_t>(shards_.size()))];
+}
+
+Controller::Locks Controller::lock_all() {
+  Locks locks;
+  locks.emplace_back(control_mu_);
+  for (auto& shard : shards_) locks.emplace_back(*shard->mu);
+  return locks;
+}
+
+std::vector<Store*> Controller::all_stores() {
+  std::vector<Store*> out{&control_};
+  for (auto& shard : shards_) {
+    if (shard->store != &control_) out.push_back(shard->store);
+  }
+  return out;
+}
+
+size_t Controller::awaited_nodes() {
+  std::lock_guard lock(hold_mu_);
+  return hold_until_ ? awaited_.size() : 0;
+}
+
+Status Controller::start(const std::set<uint32_t>& rebuilt_shards) {
+  Outbox out;
+  {
+    auto locks = lock_all();
+    const TimePoint now = clock_.now();
+    size_t count = 0;
+    std::set<std::string> known;
+    for (auto& shard : shards_) {
+      auto nodes = shard->store->list_nodes();
+      if (!nodes) return nodes.error().WithContext("Failed to load nodes");
+      for (const auto& n : *nodes) {
+        shard->live[n.name].last_seen = now;
+        // The time a node has been NotReady is not stored: its eviction clock restarts here.
+        if (!n.ready) shard->live[n.name].not_ready_since = now;
+        known.insert(n.name);
+      }
+      count += nodes->size();
+    }
+    if (!rebuilt_shards.empty()) {
+      auto placed = control_.fleet_placements();
+      if (!placed) return placed.error().WithContext("Failed to load placements");
+      std::lock_guard hold(hold_mu_);
+      for (const auto& [workload, nodes] : *placed) {
+        for (const auto& node : nodes) {
+          const uint32_t shard = sync::shard_of(node, options_.shards);
+          if (rebuilt_shards.count(shard) > 0 && known.count(node) == 0) awaited_.insert(node);
+        }
+      }
+      if (!awaited_.empty()) {
+        hold_until_ = now + options_.recovery_grace;
+        log_->warn(
+            "shard state rebuilt from agents: scheduling waits up to {} ms for {} nodes to "
+            "resync",
+            options_.recovery_grace.count(), awaited_.size());
+      }
+    }
+    // Repairs a crash between a control commit and the shard commits that follow it.
+    std::set<std::string> changed;
+    if (auto st = reschedule_locked(changed); !st) {
+      return st.error().WithContext("Failed to bring desired state in line with placements");
+    }
+    queue_desired_for_locked(changed, out);
+    log_->info("controller started nodes={} shards={} stores={}", count, options_.shards,
+               shards_.size());
+  }
+  flush(out);
   return Ok();
 }
 
@@ -91,17 +175,16 @@ Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& ma
   ApplyOutcome outcome;
   std::vector<ApplyResult>& results = outcome.results;
   {
-    std::lock_guard lock(mu_);
+    auto locks = lock_all();
     std::set<std::string> changed_nodes;
-    Status st = store_.transaction([&]() -> Status {
-      auto running = running_locked();
-      if (!running) return running.error();
+    std::optional<Plan> plan;
+    Status st = control_.transaction([&]() -> Status {
       std::set<std::string> replaced;
       bool any_change = false;
       const int64_t now = clock_.wall_ms();
       for (const auto& m : manifests) {
         std::string manifest = to_json(m).dump();
-        auto existing = store_.get_workload(m.name);
+        auto existing = control_.get_workload(m.name);
         if (!existing) return existing.error();
         if (*existing && (*existing)->manifest == manifest) {
           results.push_back({m.name, "unchanged"});
@@ -119,7 +202,7 @@ Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& ma
           w.pending_reason = (*existing)->pending_reason;
           if ((*existing)->spec_hash != w.spec_hash) replaced.insert(m.name);
         }
-        if (auto put = store_.put_workload(w); !put) return put;
+        if (auto put = control_.put_workload(w); !put) return put;
         manifests_[m.name] = {manifest, m};
         const char* action = *existing ? "configured" : "created";
         results.push_back({m.name, action});
@@ -132,11 +215,17 @@ Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& ma
         any_change = true;
       }
       if (!any_change) return Ok();
-      if (auto r = reschedule_locked(changed_nodes); !r) return r;
-      auto refused = check_disruption_locked("apply", *running, replaced, force);
-      if (!refused) return refused.error();
-      outcome.refused = *refused;
-      return refused->empty() ? Ok() : Status(Error(*refused));  // rolls the change back
+      auto p = plan_locked();
+      if (!p) return p.error();
+      auto running = running_locked(p->before);
+      if (!running) return running.error();
+      Placements after;
+      for (const auto& [w, placement] : p->result) after[w] = placement.nodes;
+      outcome.refused = check_disruption_locked("apply", *running, after, replaced, force);
+      if (!outcome.refused.empty()) return Error(outcome.refused);  // rolls the change back
+      if (auto wr = write_placements_locked(*p); !wr) return wr;
+      plan = std::move(*p);
+      return Ok();
     });
     if (!outcome.refused.empty()) {
       results.clear();
@@ -149,6 +238,12 @@ Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& ma
     for (const auto& r : results) {
       if (r.action != "unchanged") log_->info("workload {} name={}", r.action, r.name);
     }
+    if (plan) {
+      // Committed in control; start() repairs the shards if this does not get through.
+      if (auto m = materialize_locked(*plan, true, changed_nodes); !m) {
+        store_failed("write desired state after an apply", m.error());
+      }
+    }
     queue_desired_for_locked(changed_nodes, out);
   }
   flush(out);
@@ -159,24 +254,31 @@ Expected<DeleteOutcome> Controller::delete_workload(const std::string& name, boo
   Outbox out;
   DeleteOutcome outcome;
   {
-    std::lock_guard lock(mu_);
+    auto locks = lock_all();
     std::set<std::string> changed_nodes;
-    Status st = store_.transaction([&]() -> Status {
-      auto existing = store_.get_workload(name);
+    std::optional<Plan> plan;
+    Status st = control_.transaction([&]() -> Status {
+      auto existing = control_.get_workload(name);
       if (!existing) return existing.error();
       if (!*existing) return Ok();
       outcome.found = true;
-      auto running = running_locked();
+      auto before = control_.fleet_placements();
+      if (!before) return before.error();
+      auto running = running_locked(*before);
       if (!running) return running.error();
-      if (auto del = store_.delete_workload(name); !del) return del;
+      if (auto del = control_.delete_workload(name); !del) return del;
       if (auto ev = event_locked("", "workload/" + name, "Deleted", "workload deleted"); !ev) {
         return ev;
       }
-      if (auto r = reschedule_locked(changed_nodes); !r) return r;
-      auto refused = check_disruption_locked("delete", *running, {}, force);
-      if (!refused) return refused.error();
-      outcome.refused = *refused;
-      return refused->empty() ? Ok() : Status(Error(*refused));  // rolls the change back
+      auto p = plan_locked();
+      if (!p) return p.error();
+      Placements after;
+      for (const auto& [w, placement] : p->result) after[w] = placement.nodes;
+      outcome.refused = check_disruption_locked("delete", *running, after, {}, force);
+      if (!outcome.refused.empty()) return Error(outcome.refused);  // rolls the change back
+      if (auto wr = write_placements_locked(*p); !wr) return wr;
+      plan = std::move(*p);
+      return Ok();
     });
     if (!outcome.refused.empty()) return outcome;
     if (!st) {
@@ -188,35 +290,36 @@ Expected<DeleteOutcome> Controller::delete_workload(const std::string& name, boo
       manifests_.erase(name);
       log_->info("workload deleted name={}", name);
     }
+    if (plan) {
+      if (auto m = materialize_locked(*plan, true, changed_nodes); !m) {
+        store_failed("write desired state after a delete", m.error());
+      }
+    }
     queue_desired_for_locked(changed_nodes, out);
   }
   flush(out);
   return outcome;
 }
 
-Expected<std::set<std::pair<std::string, std::string>>> Controller::running_locked() {
-  auto placements = store_.placements();
-  if (!placements) return placements.error();
-  auto instances = store_.list_instances();
-  if (!instances) return instances.error();
+Expected<std::set<std::pair<std::string, std::string>>> Controller::running_locked(
+    const Placements& placements) {
   std::set<std::pair<std::string, std::string>> running;
-  for (const auto& rec : *instances) {
-    if (rec.status.phase() != pb::PHASE_RUNNING) continue;
-    auto it = placements->find(rec.status.workload());
-    if (it != placements->end() && it->second.count(rec.node) > 0) {
-      running.insert({rec.status.workload(), rec.node});
+  for (auto& shard : shards_) {
+    auto pairs = shard->store->running_instances();
+    if (!pairs) return pairs.error();
+    for (auto& [workload, node] : *pairs) {
+      auto it = placements.find(workload);
+      if (it != placements.end() && it->second.count(node) > 0) running.insert({workload, node});
     }
   }
   return running;
 }
 
-Expected<std::string> Controller::check_disruption_locked(
+std::string Controller::check_disruption_locked(
     const std::string& verb, const std::set<std::pair<std::string, std::string>>& running,
-    const std::set<std::string>& replaced, bool force) {
+    const Placements& after, const std::set<std::string>& replaced, bool force) {
   if (running.empty()) return std::string();
-  auto after = store_.placements();
-  if (!after) return after.error();
-  Disruption d = count_disruption(running, *after, replaced);
+  Disruption d = count_disruption(running, after, replaced);
   std::string refused = disruption_refusal(verb, d, options_.max_disruption);
   if (refused.empty()) return refused;
   if (force) {
@@ -242,103 +345,87 @@ Expected<const WorkloadManifest*> Controller::manifest_locked(const WorkloadReco
   return &slot.second;
 }
 
-Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_changed) {
-  auto workloads = store_.list_workloads();
+Expected<Controller::Plan> Controller::plan_locked() {
+  const auto started = std::chrono::steady_clock::now();
+  Plan plan;
+  auto workloads = control_.list_workloads();
   if (!workloads) return workloads.error();
-  auto current = store_.placements();
+  plan.workloads = std::move(*workloads);
+  auto current = control_.fleet_placements();
   if (!current) return current.error();
-  if (workloads->empty() && current->empty()) return Ok();  // nothing to place or remove
-  auto nodes = store_.list_nodes();
-  if (!nodes) return nodes.error();
+  plan.before = std::move(*current);
 
   ScheduleInput input;
-  input.current = std::move(*current);
-  std::map<std::string, pb::WorkloadSpec> specs;
-  for (const auto& w : *workloads) {
-    auto m = manifest_locked(w);
-    if (!m) return m.error();
-    input.workloads.push_back(sched_workload(**m));
-    specs[w.name] = to_workload_spec(**m, w.generation);
-  }
+  input.current = plan.before;
   const TimePoint now = clock_.now();
-  for (const auto& n : *nodes) {
-    input.nodes.push_back(sched_node(n));
-    auto live = live_.find(n.name);
-    if (!n.ready && live != live_.end() && live->second.not_ready_since) {
-      input.nodes.back().not_ready_ms =
-          std::chrono::duration_cast<Millis>(now - *live->second.not_ready_since).count();
+  plan.nodes_by_shard.resize(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    Shard& shard = *shards_[i];
+    auto nodes = shard.store->list_nodes();
+    if (!nodes) return nodes.error();
+    for (const auto& n : *nodes) {
+      plan.nodes_by_shard[i].push_back(n.name);
+      input.nodes.push_back(sched_node(n));
+      auto live = shard.live.find(n.name);
+      if (!n.ready && live != shard.live.end() && live->second.not_ready_since) {
+        input.nodes.back().not_ready_ms =
+            std::chrono::duration_cast<Millis>(now - *live->second.not_ready_since).count();
+      }
     }
   }
-  auto result = schedule(input);
+  for (const auto& w : plan.workloads) {
+    auto m = manifest_locked(w);
+    if (!m) {
+      // One unreadable stored workload must not stop the placement of all others: it keeps
+      // what it has.
+      store_failed("read stored workload '" + w.name + "'", m.error());
+      plan.result[w.name] = {plan.before[w.name], w.pending, w.pending_reason};
+      continue;
+    }
+    input.workloads.push_back(sched_workload(**m));
+    plan.specs[w.name] = to_workload_spec(**m, w.generation);
+  }
 
-  // Nodes that gained or lost a workload; with unchanged specs no other node needs a look.
-  std::set<std::string> moved;
-  if (!specs_changed) {
-    auto note_difference = [&](const std::set<std::string>& a, const std::set<std::string>& b) {
-      for (const auto& n : a)
-        if (b.count(n) == 0) moved.insert(n);
-    };
-    static const std::set<std::string> kNone;
-    for (const auto& [workload, placement] : result) {
-      auto it = input.current.find(workload);
-      const auto& before = it == input.current.end() ? kNone : it->second;
-      note_difference(placement.nodes, before);
-      note_difference(before, placement.nodes);
-    }
-    for (const auto& [workload, before] : input.current) {
-      if (result.count(workload) == 0) note_difference(before, kNone);
-    }
+  size_t awaited = 0;
+  {
+    std::lock_guard hold(hold_mu_);
+    if (hold_until_) awaited = awaited_.size();
   }
+  if (awaited > 0) {
+    // Waiting for nodes the hub forgot: the stored placements stay exactly as they are.
+    for (const auto& w : plan.workloads) {
+      if (plan.result.count(w.name) > 0) continue;
+      auto& p = plan.result[w.name];
+      p.nodes = plan.before[w.name];
+      p.pending = w.pending;
+      p.reason = "scheduling waits for " + std::to_string(awaited) +
+                 " nodes to resync after the hub lost their shard's state";
+    }
+    return plan;
+  }
+  for (auto& [name, placement] : schedule(input)) plan.result[name] = std::move(placement);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics_.observe("flotilla_hub_schedule_seconds", seconds);
+  return plan;
+}
 
-  for (const auto& n : *nodes) {
-    if (!specs_changed && moved.count(n.name) == 0) continue;
-    auto rows = store_.desired_for_node(n.name);
-    if (!rows) return rows.error();
-    std::map<std::string, std::string> have;
-    for (auto& row : *rows) have[row.workload] = std::move(row.spec);
-    std::map<std::string, std::string> upserts;
-    std::vector<std::string> deletes;
-    for (const auto& [workload, placement] : result) {
-      if (placement.nodes.count(n.name) == 0) continue;
-      const pb::WorkloadSpec& want = specs.at(workload);
-      auto it = have.find(workload);
-      if (it == have.end() || spec_differs(it->second, want)) {
-        upserts[workload] = want.SerializeAsString();
-      }
-    }
-    for (const auto& [workload, spec] : have) {
-      auto it = result.find(workload);
-      if (it == result.end() || it->second.nodes.count(n.name) == 0) deletes.push_back(workload);
-    }
-    if (upserts.empty() && deletes.empty()) continue;
-    auto rev = store_.update_node_desired(n.name, upserts, deletes);
-    if (!rev) return rev.error();
-    changed.insert(n.name);
-    note_changed(Change::Kind::kNode, n.name);
-    for (const auto& workload : deletes) note_changed(Change::Kind::kWorkload, workload);
-    for (const auto& [workload, spec] : upserts) {
-      note_changed(Change::Kind::kWorkload, workload);
-      bool fresh = have.count(workload) == 0;
-      if (auto st = event_locked(n.name, "workload/" + workload, fresh ? "Scheduled" : "Updated",
-                                 (fresh ? "placed on node " : "new spec for node ") + n.name +
-                                     " at revision " + std::to_string(*rev));
-          !st) {
-        return st;
-      }
-    }
-    for (const auto& workload : deletes) {
-      if (auto st =
-              event_locked(n.name, "workload/" + workload, "Unscheduled",
-                           "removed from node " + n.name + " at revision " + std::to_string(*rev));
-          !st) {
-        return st;
-      }
+Status Controller::write_placements_locked(const Plan& plan) {
+  for (const auto& [workload, nodes] : plan.before) {
+    if (plan.result.count(workload) == 0) {
+      if (auto st = control_.set_placements(workload, {}); !st) return st;
     }
   }
-  for (const auto& w : *workloads) {
-    const WorkloadPlacement& p = result.at(w.name);
+  for (const auto& w : plan.workloads) {
+    const WorkloadPlacement& p = plan.result.at(w.name);
+    auto before = plan.before.find(w.name);
+    const bool moved = before == plan.before.end() ? !p.nodes.empty() : before->second != p.nodes;
+    if (moved) {
+      if (auto st = control_.set_placements(w.name, p.nodes); !st) return st;
+      note_changed(Change::Kind::kWorkload, w.name);
+    }
     if (p.pending == w.pending && p.reason == w.pending_reason) continue;
-    if (auto st = store_.set_pending(w.name, p.pending, p.reason); !st) return st;
+    if (auto st = control_.set_pending(w.name, p.pending, p.reason); !st) return st;
     note_changed(Change::Kind::kWorkload, w.name);
     if (p.pending > 0) {
       if (auto st = event_locked("", "workload/" + w.name, "FailedScheduling",
@@ -351,9 +438,158 @@ Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_
   return Ok();
 }
 
-void Controller::queue_desired_locked(const NodeRecord& node, Outbox& out) {
+Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
+                                      std::set<std::string>& changed,
+                                      const std::set<std::string>& also) {
+  // Nodes that gained or lost a workload; with unchanged specs no other node needs a look.
+  std::set<std::string> moved = also;
+  if (!specs_changed) {
+    auto note_difference = [&](const std::set<std::string>& a, const std::set<std::string>& b) {
+      for (const auto& n : a)
+        if (b.count(n) == 0) moved.insert(n);
+    };
+    static const std::set<std::string> kNone;
+    for (const auto& [workload, placement] : plan.result) {
+      auto it = plan.before.find(workload);
+      const auto& before = it == plan.before.end() ? kNone : it->second;
+      note_difference(placement.nodes, before);
+      note_difference(before, placement.nodes);
+    }
+    for (const auto& [workload, before] : plan.before) {
+      if (plan.result.count(workload) == 0) note_difference(before, kNone);
+    }
+  }
+  // node -> the workloads placed on it
+  std::map<std::string, std::vector<std::string>> placed;
+  for (const auto& [workload, placement] : plan.result) {
+    for (const auto& node : placement.nodes) placed[node].push_back(workload);
+  }
+  Status failed = Ok();
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    Shard& shard = *shards_[i];
+    Status st = shard.store->transaction([&]() -> Status {
+      for (const auto& node : plan.nodes_by_shard[i]) {
+        if (!specs_changed && moved.count(node) == 0) continue;
+        auto rows = shard.store->desired_for_node(node);
+        if (!rows) return rows.error();
+        std::map<std::string, std::string> have;
+        for (auto& row : *rows) have[row.workload] = std::move(row.spec);
+        std::map<std::string, std::string> upserts;
+        std::vector<std::string> deletes;
+        std::set<std::string> want;
+        if (auto it = placed.find(node); it != placed.end()) {
+          for (const auto& workload : it->second) {
+            auto spec = plan.specs.find(workload);
+            if (spec == plan.specs.end()) {
+              // Unreadable stored workload: whatever the node has of it stays.
+              if (have.count(workload) > 0) want.insert(workload);
+              continue;
+            }
+            want.insert(workload);
+            auto h = have.find(workload);
+            if (h == have.end() || spec_differs(h->second, spec->second)) {
+              upserts[workload] = spec->second.SerializeAsString();
+            }
+          }
+        }
+        for (const auto& [workload, spec] : have) {
+          if (want.count(workload) == 0) deletes.push_back(workload);
+        }
+        if (upserts.empty() && deletes.empty()) continue;
+        auto rev = shard.store->update_node_desired(node, upserts, deletes);
+        if (!rev) return rev.error();
+        changed.insert(node);
+        note_changed(Change::Kind::kNode, node);
+        for (const auto& workload : deletes) note_changed(Change::Kind::kWorkload, workload);
+        for (const auto& [workload, spec] : upserts) {
+          note_changed(Change::Kind::kWorkload, workload);
+          bool fresh = have.count(workload) == 0;
+          if (auto ev = event_locked(node, "workload/" + workload, fresh ? "Scheduled" : "Updated",
+                                     (fresh ? "placed on node " : "new spec for node ") + node +
+                                         " at revision " + std::to_string(*rev));
+              !ev) {
+            return ev;
+          }
+        }
+        for (const auto& workload : deletes) {
+          if (auto ev = event_locked(
+                  node, "workload/" + workload, "Unscheduled",
+                  "removed from node " + node + " at revision " + std::to_string(*rev));
+              !ev) {
+            return ev;
+          }
+        }
+      }
+      return Ok();
+    });
+    // One shard's failure does not keep the others from their desired state.
+    if (!st && failed) failed = st;
+  }
+  return failed;
+}
+
+Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_changed,
+                                     const std::set<std::string>& also) {
+  if (!specs_changed && also.empty()) {
+    // Nothing to place or remove: spare reading every node (a burst of hellos asks often).
+    auto workloads = control_.list_workloads();
+    if (!workloads) return workloads.error();
+    auto placed = control_.fleet_placements();
+    if (!placed) return placed.error();
+    if (workloads->empty() && placed->empty()) return Ok();
+  }
+  auto plan = plan_locked();
+  if (!plan) return plan.error();
+  if (auto st = control_.transaction([&] { return write_placements_locked(*plan); }); !st) {
+    return st;
+  }
+  return materialize_locked(*plan, specs_changed, changed, also);
+}
+
+void Controller::reschedule_if_wanted() {
+  check_hold();
+  if (resched_done_.load() == resched_wanted_.load()) return;
+  Outbox out;
+  {
+    auto locks = lock_all();
+    const uint64_t wanted = resched_wanted_.load();
+    if (wanted == resched_done_) return;  // a pass since the ask covered it
+    resched_done_ = wanted;
+    std::set<std::string> also;
+    {
+      std::lock_guard hold(hold_mu_);
+      also.swap(rematerialize_);
+    }
+    std::set<std::string> changed;
+    if (auto st = reschedule_locked(changed, /*specs_changed=*/false, also); !st) {
+      store_failed("reschedule", st.error());
+    }
+    queue_desired_for_locked(changed, out);
+  }
+  flush(out);
+}
+
+void Controller::check_hold() {
+  {
+    std::lock_guard hold(hold_mu_);
+    if (!hold_until_) return;
+    if (!awaited_.empty() && clock_.now() < *hold_until_) return;
+    if (!awaited_.empty()) {
+      log_->warn("{} nodes of rebuilt shards did not resync in {} ms: scheduling resumes",
+                 awaited_.size(), options_.recovery_grace.count());
+      metrics_.count("flotilla_hub_recovery_nodes_missing_total", {}, awaited_.size());
+    } else {
+      log_->info("every node of the rebuilt shards resynced: scheduling resumes");
+    }
+    awaited_.clear();
+    hold_until_.reset();
+  }
+  want_reschedule();
+}
+
+void Controller::queue_desired_locked(Shard& shard, const NodeRecord& node, Outbox& out) {
   if (node.acked_revision == node.revision) return;
-  auto msg = store_.desired_message(node);
+  auto msg = shard.store->desired_message(node);
   if (!msg) {
     store_failed("build desired state for node '" + node.name + "'", msg.error());
     return;
@@ -375,7 +611,7 @@ void Controller::queue_desired_locked(const NodeRecord& node, Outbox& out) {
     parts = std::move(*split);
     metrics_.count("flotilla_hub_desired_parts_total", {}, parts.size());
   }
-  Live& live = live_[node.name];
+  Live& live = shard.live[node.name];
   live.last_sent = clock_.now();
   live.sent_to = msg->to_revision();
   metrics_.count("flotilla_hub_desired_sent_total",
@@ -390,13 +626,15 @@ void Controller::queue_desired_locked(const NodeRecord& node, Outbox& out) {
 
 void Controller::queue_desired_for_locked(const std::set<std::string>& nodes, Outbox& out) {
   for (const auto& name : nodes) {
-    auto node = store_.get_node(name);
+    Shard& shard = shard_of(name);
+    std::lock_guard lock(*shard.mu);
+    auto node = shard.store->get_node(name);
     if (!node) {
       store_failed("read node '" + name + "'", node.error());
       continue;
     }
     // NotReady nodes catch up on their next hello or heartbeat.
-    if (*node && (*node)->ready) queue_desired_locked(**node, out);
+    if (*node && (*node)->ready) queue_desired_locked(shard, **node, out);
   }
 }
 
@@ -417,7 +655,7 @@ Status Controller::event_locked(const std::string& node, const std::string& obje
   e.object = object;
   e.reason = reason;
   e.message = message;
-  return store_.add_event(e);
+  return node.empty() ? control_.add_event(e) : shard_of(node).store->add_event(e);
 }
 
 void Controller::store_failed(const std::string& what, const Error& e) {
@@ -425,18 +663,13 @@ void Controller::store_failed(const std::string& what, const Error& e) {
   metrics_.count("flotilla_hub_store_errors_total");
 }
 
-namespace {
-// The outbox of the batch() running on this thread: handlers called inside it queue their
-// messages there, to be sent after the batch commits.
-thread_local std::vector<sync::Message>* t_batch_outbox = nullptr;
-}  // namespace
-
-void Controller::batch(const std::function<void()>& handle_all) {
+void Controller::batch(uint32_t shard_number, const std::function<void()>& handle_all) {
   Outbox out;
   {
-    std::lock_guard lock(mu_);
+    Shard& shard = *shards_[shards_.size() == 1 ? 0 : shard_number % shards_.size()];
+    std::lock_guard lock(*shard.mu);
     t_batch_outbox = &out;
-    Status st = store_.transaction([&]() -> Status {
+    Status st = shard.store->transaction([&]() -> Status {
       handle_all();
       return Ok();
     });
@@ -447,6 +680,7 @@ void Controller::batch(const std::function<void()>& handle_all) {
     }
   }
   flush(out);
+  reschedule_if_wanted();
 }
 
 void Controller::note_changed(Change::Kind kind, const std::string& name) {

@@ -2,21 +2,35 @@
 // nodes, keeps each node's desired revision, and runs the hub side of the sync protocol
 // (docs/protocol.md): hello, heartbeat, ack, status and will in; desired and resync out.
 //
-// Every state change is one Store transaction that includes the placement and revision changes
-// it causes; messages to agents are published only after the commit, and outside the lock. A
+// State lives in a control store (workloads, the scheduler's placements, fleet-wide events) and
+// one store per shard (node-scoped state: registration, revisions and change log, instances,
+// node events); a node's shard is sync::shard_of(node). Each shard has its own lock, so the
+// sync server's per-shard workers ingest in parallel. Anything that needs the whole fleet
+// (apply, delete, scheduling, evictions, views across shards) takes the control lock and then
+// every shard lock in order -- the only order in which any thread holds more than one.
+//
+// A state change commits in the control store first (workloads and placements: an apply is all
+// or nothing there), then in each shard it touches (the per-node desired state that follows from
+// the placements). A crash in between is repaired by start(), which derives every node's desired
+// state from the placements again. Node state is a cache the agents rebuild: when a shard's
+// store was lost (start() is told so), scheduling holds still until that shard's nodes have said
+// hello again (or options.recovery_grace passed), so no placement moves for want of a node the
+// hub merely forgot. Messages to agents are published after the commit and outside the locks. A
 // message that is lost is recovered by the protocol's catch-up: a node whose acked revision is
 // behind gets its desired state again on its next hello or heartbeat.
 //
 // Liveness is judged by the injected clock at receipt (never by agents' clocks): a node is
 // NotReady when nothing arrived for `node_timeout`, or at once when its last will arrives.
 //
-// Thread-safety: every public method may be called from any thread; one mutex serialises them
-// (the sync server's ingest thread, the HTTP worker threads and the timer all come through here).
-// batch() groups many protocol messages into one lock hold and one store commit.
+// Thread-safety: every public method may be called from any thread. batch() groups many protocol
+// messages of one shard into one lock hold and one commit. A protocol message that changes what
+// the scheduler sees (a new node, a node back to Ready) asks for a scheduling pass, which runs
+// when the handler or batch has let go of its shard: many such messages share one pass.
 // Implementation: controller.cpp (workloads, scheduling, sending desired state),
 // controller_nodes.cpp (protocol messages and liveness), controller_views.cpp (JSON views).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,6 +46,7 @@
 
 #include "cloud-hub/manifest.hpp"
 #include "cloud-hub/metrics.hpp"
+#include "cloud-hub/scheduler.hpp"
 #include "cloud-hub/store.hpp"
 #include "common/clock.hpp"
 #include "common/expected.hpp"
@@ -47,6 +62,8 @@ struct ControllerOptions {
   // Blast radius: an apply or delete that would stop or replace more than this share (0..1) of
   // the running instances at once is refused unless forced.
   double max_disruption = 0.5;
+  // How long scheduling waits for the nodes of a shard whose store was lost to say hello again.
+  Millis recovery_grace{30000};
 };
 
 struct ApplyResult {
@@ -85,15 +102,21 @@ using ChangeListener = std::function<void(const std::set<Change>&)>;
 
 class Controller {
  public:
+  // One store for everything (tests and tools).
   Controller(Store& store, const Clock& clock, sync::Transport& transport, Metrics& metrics,
              ControllerOptions options);
+  // A control store and one store per shard: options.shards of them, by shard number.
+  Controller(Store& control, const std::vector<Store*>& shards, const Clock& clock,
+             sync::Transport& transport, Metrics& metrics, ControllerOptions options);
 
   // Called after each commit that changed views, outside every lock, on the committing thread.
   // Set before start().
   void set_change_listener(ChangeListener listener) { listener_ = std::move(listener); }
 
-  // Loads the registered nodes. They keep their stored readiness until the timeout decides.
-  Status start();
+  // Loads the registered nodes (they keep their stored readiness until the timeout decides) and
+  // brings every node's desired state in line with the placements. `rebuilt_shards`: shards
+  // whose store was lost and opened empty; their nodes are waited for (see above).
+  Status start(const std::set<uint32_t>& rebuilt_shards = {});
 
   // Applies workloads in one transaction: all or nothing. Unless `force`, a change that would
   // stop too much of the fleet at once (options.max_disruption) is refused and changes nothing.
@@ -122,7 +145,12 @@ class Controller {
   // transaction: a burst of messages costs one commit instead of one each. Each handler still
   // keeps or undoes its own part whole (a nested transaction); what they queue to send is
   // published after the commit, and dropped if the commit fails (the protocol resends).
-  void batch(const std::function<void()>& handle_all);
+  void batch(const std::function<void()>& handle_all) { batch(0, handle_all); }
+  // The same for the messages of one shard (the nodes the handlers are called for belong to it):
+  // one commit in that shard's store.
+  void batch(uint32_t shard, const std::function<void()>& handle_all);
+  // Nodes of rebuilt shards that scheduling still waits for (0 when it does not wait).
+  size_t awaited_nodes();
   // Periodic: marks silent nodes NotReady, and places elsewhere the instances of workloads
   // whose evictAfterSeconds a NotReady node has passed. Call about once a second.
   void tick();
@@ -143,45 +171,87 @@ class Controller {
     std::optional<TimePoint> not_ready_since;  // set while NotReady (evictAfterSeconds)
     Millis evict_checked{0};  // NotReady this long when evictions were last considered
   };
+  // One shard's node-scoped state: its store and what is known of its nodes in memory.
+  struct Shard {
+    std::recursive_mutex own_mu;
+    std::recursive_mutex* mu = &own_mu;  // the control lock when the store is shared with it
+    Store* store = nullptr;
+    std::map<std::string, Live> live;
+  };
   using Outbox = std::vector<sync::Message>;
+  using Locks = std::vector<std::unique_lock<std::recursive_mutex>>;
+  using Placements = std::map<std::string, std::set<std::string>>;
+  // What a scheduling pass decided, before anything is written.
+  struct Plan {
+    std::vector<WorkloadRecord> workloads;
+    Placements before;  // the stored placements it started from
+    std::map<std::string, WorkloadPlacement> result;
+    std::map<std::string, flotilla::v1::WorkloadSpec> specs;
+    std::vector<std::vector<std::string>> nodes_by_shard;  // registered nodes, by shard index
+  };
 
-  // Re-runs the scheduler and writes the resulting desired-state changes; call inside a
-  // transaction. Adds the nodes whose revision changed to `changed`.
-  // Re-runs the scheduler and rewrites the desired state of nodes whose placements changed.
-  // `specs_changed` false (a node came, went or changed) lets it skip nodes whose set of
-  // placed workloads stayed the same: their specs cannot have changed either.
-  Status reschedule_locked(std::set<std::string>& changed, bool specs_changed = true);
+  Shard& shard_of(const std::string& node);
+  // The control lock, then every shard's, in order.
+  Locks lock_all();
+  // Distinct stores: control first, then the shards' (one when they share it).
+  std::vector<Store*> all_stores();
+
+  // Runs the scheduler (or, while waiting for the nodes of a rebuilt shard, keeps the stored
+  // placements as they are). Needs every lock.
+  Expected<Plan> plan_locked();
+  // Writes the plan's placements and pending counts to the control store; call inside a
+  // control transaction.
+  Status write_placements_locked(const Plan& plan);
+  // Rewrites the desired state of nodes whose placements or specs differ from the plan, one
+  // transaction per shard, and adds them to `changed`. `specs_changed` false (a node came, went
+  // or changed) lets it skip nodes whose set of placed workloads stayed the same.
+  // `also`: nodes to look at in any case (back from a rebuilt shard, with nothing stored).
+  Status materialize_locked(const Plan& plan, bool specs_changed, std::set<std::string>& changed,
+                            const std::set<std::string>& also = {});
+  // plan, write, materialize: a whole scheduling pass. Needs every lock.
+  Status reschedule_locked(std::set<std::string>& changed, bool specs_changed = true,
+                           const std::set<std::string>& also = {});
+  // Asks for a scheduling pass; reschedule_if_wanted() runs it once for all asks so far.
+  void want_reschedule() { resched_wanted_.fetch_add(1); }
+  void reschedule_if_wanted();  // takes every lock: call with none held
+  // Whether this thread is inside batch() (whose end runs the scheduling pass).
+  static bool in_batch();
+  // Ends the wait for a rebuilt shard's nodes when they are all back or the grace has passed.
+  void check_hold();
   // The validated manifest of a stored workload (parsed once, then cached).
   Expected<const WorkloadManifest*> manifest_locked(const WorkloadRecord& w);
   // Queues the node's DesiredState if its acked revision differs from its current one.
-  void queue_desired_locked(const NodeRecord& node, Outbox& out);
+  void queue_desired_locked(Shard& shard, const NodeRecord& node, Outbox& out);
   void queue_desired_for_locked(const std::set<std::string>& nodes, Outbox& out);
   void queue_resync_locked(const std::string& node, const std::string& reason, Outbox& out);
+  // Records an event: a node's in its shard's store, a fleet-wide one (node empty) in control.
   Status event_locked(const std::string& node, const std::string& object, const std::string& reason,
                       const std::string& message);
   // Accepts a revision the agent claims: raises acked, or resets the node's history when the
-  // claim is beyond anything issued. Call inside a transaction.
-  Status accept_claimed_revision_locked(NodeRecord& node, uint64_t claimed);
-  void set_not_ready_locked(NodeRecord& node, const std::string& why);
+  // claim is beyond anything issued. Call inside a transaction of the node's shard.
+  Status accept_claimed_revision_locked(Shard& shard, NodeRecord& node, uint64_t claimed);
+  void set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why);
   // Reschedules when a NotReady node has just passed some workload's evictAfterSeconds.
   void evict_due_locked(Outbox& out);
-  void mark_silent_not_ready_locked();
+  void mark_silent_not_ready(Shard& shard);
   void store_failed(const std::string& what, const Error& e);
   // The (workload, node) placements whose node reports the instance Running.
-  Expected<std::set<std::pair<std::string, std::string>>> running_locked();
-  // After a change inside its transaction: the guard's refusal, or empty when it may commit.
-  Expected<std::string> check_disruption_locked(
-      const std::string& verb, const std::set<std::pair<std::string, std::string>>& running,
-      const std::set<std::string>& replaced, bool force);
-  nlohmann::json node_json_locked(const NodeRecord& node,
-                                  const std::vector<InstanceRecord>& instances,
-                                  const std::map<std::string, std::set<std::string>>& placements,
-                                  bool detail);
+  Expected<std::set<std::pair<std::string, std::string>>> running_locked(
+      const Placements& placements);
+  // The guard's refusal of a change to `after`, or empty when it may commit.
+  std::string check_disruption_locked(const std::string& verb,
+                                      const std::set<std::pair<std::string, std::string>>& running,
+                                      const Placements& after,
+                                      const std::set<std::string>& replaced, bool force);
+  nlohmann::json node_json_locked(Shard& shard, const NodeRecord& node, bool detail);
+  // The instances of these workloads, from every shard (takes each shard's lock in turn).
+  Expected<std::map<std::string, std::vector<InstanceRecord>>> instances_of_locked(
+      const std::vector<const WorkloadRecord*>& workloads);
   void flush(Outbox& out);
   // Notes a changed view; flush() hands the changes noted so far to the listener.
   void note_changed(Change::Kind kind, const std::string& name);
 
-  Store& store_;
+  Store& control_;
   const Clock& clock_;
   sync::Transport& transport_;
   Metrics& metrics_;
@@ -192,10 +262,17 @@ class Controller {
   std::mutex changes_mu_;
   std::set<Change> changes_;  // noted, not yet handed to the listener
 
-  std::recursive_mutex mu_;  // batch() holds it around the handlers, which take it again
-  std::map<std::string, Live> live_;
+  std::recursive_mutex control_mu_;  // the control store, manifests_, resched_done_
+  std::vector<std::unique_ptr<Shard>> shards_;
   // workload name -> (canonical JSON it was parsed from, parsed manifest)
   std::map<std::string, std::pair<std::string, WorkloadManifest>> manifests_;
+  std::atomic<uint64_t> resched_wanted_{0};
+  std::atomic<uint64_t> resched_done_{0};  // written under the control lock
+
+  std::mutex hold_mu_;             // taken last, alone
+  std::set<std::string> awaited_;  // nodes of rebuilt shards that have not said hello yet
+  std::optional<TimePoint> hold_until_;
+  std::set<std::string> rematerialize_;  // awaited nodes that came back: their desired state
 };
 
 // The opaque continue token of a list page that ended at `name`, and back (nullopt: not one).

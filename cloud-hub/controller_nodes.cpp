@@ -19,15 +19,16 @@ std::string seconds_text(Millis d) { return std::to_string(d.count() / 1000) + "
 
 }  // namespace
 
-Status Controller::accept_claimed_revision_locked(NodeRecord& node, uint64_t claimed) {
+Status Controller::accept_claimed_revision_locked(Shard& shard, NodeRecord& node,
+                                                  uint64_t claimed) {
   if (claimed > node.revision) {
     // The agent holds a revision this store never issued (the hub lost or restored its store).
     // Skip past it so the snapshot that follows is newer than anything the agent has.
     log_->warn("agent claims unknown revision node={} claimed={} current={}", node.name, claimed,
                node.revision);
     node.acked_revision = claimed;
-    if (auto st = store_.put_node(node); !st) return st;
-    if (auto st = store_.skip_revision_past(node.name, claimed); !st) return st;
+    if (auto st = shard.store->put_node(node); !st) return st;
+    if (auto st = shard.store->skip_revision_past(node.name, claimed); !st) return st;
     node.revision = claimed + 1;
     node.compacted_floor = claimed + 1;
     return event_locked(node.name, "node/" + node.name, "RevisionReset",
@@ -40,12 +41,13 @@ Status Controller::accept_claimed_revision_locked(NodeRecord& node, uint64_t cla
 void Controller::on_hello(const pb::Hello& h) {
   Outbox out;
   {
-    std::lock_guard lock(mu_);
+    Shard& shard = shard_of(h.node());
+    std::lock_guard lock(*shard.mu);
     const int64_t wall = clock_.wall_ms();
-    std::set<std::string> changed;
     NodeRecord node;
-    Status st = store_.transaction([&]() -> Status {
-      auto existing = store_.get_node(h.node());
+    bool placement_inputs_changed = false;
+    Status st = shard.store->transaction([&]() -> Status {
+      auto existing = shard.store->get_node(h.node());
       if (!existing) return existing.error();
       const bool is_new = !*existing;
       if (!is_new) node = **existing;
@@ -68,14 +70,15 @@ void Controller::on_hello(const pb::Hello& h) {
       node.last_seen_ms = wall;
       // Hello states what the agent has: the next message starts from there.
       if (h.acked_revision() <= node.revision) node.acked_revision = h.acked_revision();
-      if (auto put = store_.put_node(node); !put) return put;
-      if (auto acc = accept_claimed_revision_locked(node, h.acked_revision()); !acc) return acc;
+      if (auto put = shard.store->put_node(node); !put) return put;
+      if (auto acc = accept_claimed_revision_locked(shard, node, h.acked_revision()); !acc) {
+        return acc;
+      }
 
-      const bool placement_inputs_changed =
-          is_new || !before.ready || before.labels != node.labels ||
-          before.runtimes != node.runtimes || before.taints != node.taints ||
-          before.arch != node.arch || before.cpu_millis != node.cpu_millis ||
-          before.memory_bytes != node.memory_bytes;
+      placement_inputs_changed = is_new || !before.ready || before.labels != node.labels ||
+                                 before.runtimes != node.runtimes || before.taints != node.taints ||
+                                 before.arch != node.arch || before.cpu_millis != node.cpu_millis ||
+                                 before.memory_bytes != node.memory_bytes;
       std::string reason = is_new ? "Registered" : (!before.ready ? "Ready" : "Hello");
       if (!is_new && before.boot_id != node.boot_id) reason = "AgentRestarted";
       if (auto ev = event_locked(node.name, "node/" + node.name, reason,
@@ -84,19 +87,23 @@ void Controller::on_hello(const pb::Hello& h) {
           !ev) {
         return ev;
       }
-      if (!placement_inputs_changed) return Ok();
-      return reschedule_locked(changed, /*specs_changed=*/false);
+      return Ok();
     });
     if (!st) {
       store_failed("register node '" + h.node() + "'", st.error());
       return;
     }
+    {
+      std::lock_guard hold(hold_mu_);
+      if (awaited_.erase(h.node()) > 0) rematerialize_.insert(h.node());
+    }
+    if (placement_inputs_changed) want_reschedule();
     if (node.protocol_version != sync::kProtocolVersion) {
       log_->info("node speaks an older protocol node={} version={} ours={}", h.node(),
                  node.protocol_version, sync::kProtocolVersion);
     }
     note_changed(Change::Kind::kNode, h.node());
-    Live& live = live_[h.node()];
+    Live& live = shard.live[h.node()];
     live.last_seen = clock_.now();
     live.timed_out = false;
     live.not_ready_since.reset();
@@ -104,17 +111,19 @@ void Controller::on_hello(const pb::Hello& h) {
     live.sent_to = 0;
     log_->info("node hello node={} acked={} revision={} boot={}", h.node(), h.acked_revision(),
                node.revision, h.boot_id());
-    auto fresh = store_.get_node(h.node());  // the reschedule may have moved the revision
-    if (fresh && *fresh) queue_desired_locked(**fresh, out);
+    auto fresh = shard.store->get_node(h.node());  // the revision may have been reset
+    if (fresh && *fresh) queue_desired_locked(shard, **fresh, out);
   }
   flush(out);
+  if (!in_batch()) reschedule_if_wanted();
 }
 
 void Controller::on_heartbeat(const pb::Heartbeat& hb) {
   Outbox out;
   {
-    std::lock_guard lock(mu_);
-    auto existing = store_.get_node(hb.node());
+    Shard& shard = shard_of(hb.node());
+    std::lock_guard lock(*shard.mu);
+    auto existing = shard.store->get_node(hb.node());
     if (!existing) return store_failed("read node '" + hb.node() + "'", existing.error());
     if (!*existing) {
       // The hub does not know this node (it lost its store, or the hello was lost).
@@ -122,14 +131,13 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
     } else {
       NodeRecord node = **existing;
       const TimePoint now = clock_.now();
-      Live& live = live_[node.name];
+      Live& live = shard.live[node.name];
       live.last_seen = now;
       live.timed_out = false;
       live.not_ready_since.reset();
       const bool became_ready = !node.ready;
-      std::set<std::string> changed;
       bool resync = false;
-      Status st = store_.transaction([&]() -> Status {
+      Status st = shard.store->transaction([&]() -> Status {
         node.ready = true;
         node.last_seen_ms = clock_.wall_ms();
         // Acks may overtake heartbeats (QoS 1 vs 0): only ever raise acked here.
@@ -143,7 +151,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
         } else if (hb.status_seq() < node.status_seq) {
           // The counter of another agent process is behind: it lost its store. Take its records
           // afresh.
-          if (auto r = store_.reset_instance_seqs(node.name); !r) return r;
+          if (auto r = shard.store->reset_instance_seqs(node.name); !r) return r;
           node.status_seq = hb.status_seq();
           live.seq_boot = hb.boot_id();
           resync = true;
@@ -158,22 +166,21 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
         } else {
           live.gap_seq = 0;
         }
-        if (auto put = store_.put_node(node); !put) return put;
-        if (auto acc = accept_claimed_revision_locked(node, hb.acked_revision()); !acc) return acc;
-        if (!became_ready) return Ok();
-        if (auto ev = event_locked(node.name, "node/" + node.name, "Ready", "heartbeat resumed");
-            !ev) {
-          return ev;
+        if (auto put = shard.store->put_node(node); !put) return put;
+        if (auto acc = accept_claimed_revision_locked(shard, node, hb.acked_revision()); !acc) {
+          return acc;
         }
-        return reschedule_locked(changed, /*specs_changed=*/false);
+        if (!became_ready) return Ok();
+        return event_locked(node.name, "node/" + node.name, "Ready", "heartbeat resumed");
       });
       if (!st) return store_failed("record heartbeat of node '" + node.name + "'", st.error());
       if (became_ready) {
+        want_reschedule();  // it may take new instances again
         note_changed(Change::Kind::kNode, node.name);
         log_->info("node ready node={}", node.name);
       }
       if (resync) queue_resync_locked(node.name, "status records missing", out);
-      auto fresh = store_.get_node(node.name);
+      auto fresh = shard.store->get_node(node.name);
       if (fresh && *fresh && (*fresh)->acked_revision != (*fresh)->revision) {
         // While the transport still holds unsent messages, the last one to this node is most
         // likely among them: resending would only add to the queue (at 100k nodes a third of
@@ -181,22 +188,24 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
         const auto since = now - live.last_sent;
         bool due = since >= options_.resend_interval &&
                    (transport_.backlog() == 0 || since >= 12 * options_.resend_interval);
-        if (due || changed.count(node.name) > 0) queue_desired_locked(**fresh, out);
+        if (due) queue_desired_locked(shard, **fresh, out);
       }
     }
   }
   flush(out);
+  if (!in_batch()) reschedule_if_wanted();
 }
 
 void Controller::on_ack(const pb::Ack& ack) {
   Outbox out;
   {
-    std::lock_guard lock(mu_);
-    auto existing = store_.get_node(ack.node());
+    Shard& shard = shard_of(ack.node());
+    std::lock_guard lock(*shard.mu);
+    auto existing = shard.store->get_node(ack.node());
     if (!existing) return store_failed("read node '" + ack.node() + "'", existing.error());
     if (!*existing) return;
     NodeRecord node = **existing;
-    Live& live = live_[node.name];
+    Live& live = shard.live[node.name];
     live.last_seen = clock_.now();
     live.timed_out = false;
     if (ack.revision() > node.revision) {
@@ -211,7 +220,7 @@ void Controller::on_ack(const pb::Ack& ack) {
       return;
     }
     node.acked_revision = ack.revision();
-    if (auto st = store_.put_node(node); !st) {
+    if (auto st = shard.store->put_node(node); !st) {
       return store_failed("record ack of node '" + node.name + "'", st.error());
     }
     log_->debug("ack node={} revision={} current={}", node.name, ack.revision(), node.revision);
@@ -219,7 +228,7 @@ void Controller::on_ack(const pb::Ack& ack) {
     bool covered =
         live.sent_to == node.revision && clock_.now() - live.last_sent < options_.resend_interval;
     if (node.ready && node.acked_revision != node.revision && !covered) {
-      queue_desired_locked(node, out);
+      queue_desired_locked(shard, node, out);
     }
   }
   flush(out);
@@ -228,19 +237,20 @@ void Controller::on_ack(const pb::Ack& ack) {
 void Controller::on_status(const pb::StatusBatch& batch) {
   Outbox out;
   {
-    std::lock_guard lock(mu_);
-    auto existing = store_.get_node(batch.node());
+    Shard& shard = shard_of(batch.node());
+    std::lock_guard lock(*shard.mu);
+    auto existing = shard.store->get_node(batch.node());
     if (!existing) return store_failed("read node '" + batch.node() + "'", existing.error());
     if (!*existing) {
       queue_resync_locked(batch.node(), "unknown node: send hello", out);
     } else {
       NodeRecord node = **existing;
-      Live& seen = live_[node.name];
-      seen.last_seen = clock_.now();
-      seen.timed_out = false;
+      Live& live = shard.live[node.name];
+      live.last_seen = clock_.now();
+      live.timed_out = false;
       const uint64_t seen_before = node.status_seq;
       const int64_t wall = clock_.wall_ms();
-      Status st = store_.transaction([&]() -> Status {
+      Status st = shard.store->transaction([&]() -> Status {
         std::set<std::string> listed;
         for (const auto& inst : batch.instances()) {
           if (inst.instance_id().empty()) continue;
@@ -248,13 +258,13 @@ void Controller::on_status(const pb::StatusBatch& batch) {
           if (!inst.removed()) listed.insert(inst.instance_id());
           // A stored record with the same or a higher seq wins: older or repeated records change
           // nothing. A removal is stored too, so an older record cannot bring the instance back.
-          if (auto p = store_.put_instance({node.name, inst, wall}); !p) return p;
+          if (auto p = shard.store->put_instance({node.name, inst, wall}); !p) return p;
         }
         if (batch.full()) {
           // Instances reported after the agent took this set are not in it, but not gone either
           // (the batch may be old: duplicated, delayed or replayed).
           const uint64_t as_of = batch.has_status_seq() ? batch.status_seq() : Store::kAllSeqs;
-          if (auto r = store_.retain_instances(node.name, listed, as_of); !r) return r;
+          if (auto r = shard.store->retain_instances(node.name, listed, as_of); !r) return r;
         }
         for (const auto& e : batch.events()) {
           if (e.seq() != 0 && e.seq() <= seen_before) continue;  // replayed
@@ -269,14 +279,13 @@ void Controller::on_status(const pb::StatusBatch& batch) {
             return a;
           }
         }
-        return store_.put_node(node);
+        return shard.store->put_node(node);
       });
       if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
       if (batch.instances_size() > 0) note_changed(Change::Kind::kNode, node.name);
       for (const auto& inst : batch.instances()) {
         note_changed(Change::Kind::kWorkload, inst.workload());
       }
-      Live& live = live_[node.name];
       if (live.gap_seq != 0 && node.status_seq >= live.gap_seq) live.gap_seq = 0;
       if (node.status_seq > seen_before) live.seq_boot = node.boot_id;
     }
@@ -284,15 +293,15 @@ void Controller::on_status(const pb::StatusBatch& batch) {
   flush(out);
 }
 
-void Controller::set_not_ready_locked(NodeRecord& node, const std::string& why) {
-  Status st = store_.transaction([&]() -> Status {
+void Controller::set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why) {
+  Status st = shard.store->transaction([&]() -> Status {
     node.ready = false;
-    if (auto put = store_.put_node(node); !put) return put;
+    if (auto put = shard.store->put_node(node); !put) return put;
     return event_locked(node.name, "node/" + node.name, "NotReady", why);
   });
   if (!st) return store_failed("mark node '" + node.name + "' NotReady", st.error());
   note_changed(Change::Kind::kNode, node.name);
-  Live& live = live_[node.name];
+  Live& live = shard.live[node.name];
   live.not_ready_since = clock_.now();
   live.evict_checked = Millis(0);
   log_->warn("node not ready node={} reason='{}'", node.name, why);
@@ -300,8 +309,9 @@ void Controller::set_not_ready_locked(NodeRecord& node, const std::string& why) 
 
 void Controller::on_will(const pb::Offline& will) {
   {
-    std::lock_guard lock(mu_);
-    auto existing = store_.get_node(will.node());
+    Shard& shard = shard_of(will.node());
+    std::lock_guard lock(*shard.mu);
+    auto existing = shard.store->get_node(will.node());
     if (!existing) return store_failed("read node '" + will.node() + "'", existing.error());
     if (!*existing || !(*existing)->ready) return;
     NodeRecord node = **existing;
@@ -311,36 +321,40 @@ void Controller::on_will(const pb::Offline& will) {
                  node.boot_id);
       return;
     }
-    set_not_ready_locked(node, "connection lost (last will)");
+    set_not_ready_locked(shard, node, "connection lost (last will)");
   }
   Outbox none;
   flush(none);  // hands the change to the listener
 }
 
 void Controller::tick() {
+  for (auto& shard : shards_) {
+    std::lock_guard lock(*shard->mu);
+    mark_silent_not_ready(*shard);
+  }
   Outbox out;
   {
-    std::lock_guard lock(mu_);
-    mark_silent_not_ready_locked();
+    auto locks = lock_all();
     evict_due_locked(out);
   }
   flush(out);
+  reschedule_if_wanted();  // also ends a wait for rebuilt shards that is over
 }
 
-void Controller::mark_silent_not_ready_locked() {
+void Controller::mark_silent_not_ready(Shard& shard) {
   const TimePoint now = clock_.now();
   // Every stored node has a Live entry (start() and on_hello() make them); only nodes whose
   // last message is older than the timeout are read, once per silence.
-  for (auto& [name, live] : live_) {
+  for (auto& [name, live] : shard.live) {
     if (live.timed_out || now - live.last_seen <= options_.node_timeout) continue;
     live.timed_out = true;
-    auto node = store_.get_node(name);
+    auto node = shard.store->get_node(name);
     if (!node) {
       store_failed("read node '" + name + "'", node.error());
       continue;
     }
     if (*node && (*node)->ready) {
-      set_not_ready_locked(**node, "no message for " + seconds_text(options_.node_timeout));
+      set_not_ready_locked(shard, **node, "no message for " + seconds_text(options_.node_timeout));
     }
   }
 }
@@ -348,13 +362,16 @@ void Controller::mark_silent_not_ready_locked() {
 void Controller::evict_due_locked(Outbox& out) {
   const TimePoint now = clock_.now();
   std::vector<std::pair<Live*, Millis>> not_ready;  // and how long
-  for (auto& [name, live] : live_) {
-    if (live.not_ready_since) {
-      not_ready.push_back({&live, std::chrono::duration_cast<Millis>(now - *live.not_ready_since)});
+  for (auto& shard : shards_) {
+    for (auto& [name, live] : shard->live) {
+      if (live.not_ready_since) {
+        not_ready.push_back(
+            {&live, std::chrono::duration_cast<Millis>(now - *live.not_ready_since)});
+      }
     }
   }
   if (not_ready.empty()) return;
-  auto workloads = store_.list_workloads();
+  auto workloads = control_.list_workloads();
   if (!workloads) return store_failed("list workloads", workloads.error());
   std::set<int64_t> thresholds;  // evictAfterSeconds in use, in ms
   for (const auto& w : *workloads) {
@@ -370,7 +387,7 @@ void Controller::evict_due_locked(Outbox& out) {
   }
   if (!due) return;
   std::set<std::string> changed;
-  Status st = store_.transaction([&] { return reschedule_locked(changed, false); });
+  Status st = reschedule_locked(changed, false);
   if (!st) return store_failed("reschedule after evictAfterSeconds", st.error());
   log_->info("evicted instances from NotReady nodes; nodes changed={}", changed.size());
   queue_desired_for_locked(changed, out);
@@ -380,28 +397,27 @@ Expected<bool> Controller::delete_node(const std::string& name) {
   Outbox out;
   bool found = false;
   {
-    std::lock_guard lock(mu_);
+    auto locks = lock_all();
+    Shard& shard = shard_of(name);
     std::set<std::string> changed;
-    Status st = store_.transaction([&]() -> Status {
-      auto existing = store_.get_node(name);
+    Status st = shard.store->transaction([&]() -> Status {
+      auto existing = shard.store->get_node(name);
       if (!existing) return existing.error();
       if (!*existing) return Ok();
       found = true;
-      if (auto del = store_.delete_node(name); !del) return del;
-      if (auto ev = event_locked(name, "node/" + name, "Deleted",
-                                 "node deleted; its workloads are placed elsewhere");
-          !ev) {
-        return ev;
-      }
-      return reschedule_locked(changed, /*specs_changed=*/false);
+      if (auto del = shard.store->delete_node(name); !del) return del;
+      return event_locked(name, "node/" + name, "Deleted",
+                          "node deleted; its workloads are placed elsewhere");
     });
+    // Its placements go in the pass that follows (start() repeats it after a crash).
+    if (st && found) st = reschedule_locked(changed, /*specs_changed=*/false);
     if (!st) {
       store_failed("delete node '" + name + "'", st.error());
       return st.error().WithContext("Failed to delete node '" + name + "'");
     }
     if (found) {
       note_changed(Change::Kind::kNode, name);
-      live_.erase(name);
+      shard.live.erase(name);
       log_->info("node deleted node={}", name);
     }
     queue_desired_for_locked(changed, out);

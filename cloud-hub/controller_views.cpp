@@ -4,19 +4,13 @@
 
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/quantity.hpp"
+#include "sync/topics.hpp"
 
 namespace flotilla::hub {
 namespace {
 
 namespace pb = flotilla::v1;
 using json = nlohmann::json;
-
-std::map<std::string, std::vector<InstanceRecord>> instances_by_workload(
-    std::vector<InstanceRecord> all) {
-  std::map<std::string, std::vector<InstanceRecord>> out;
-  for (auto& rec : all) out[rec.status.workload()].push_back(std::move(rec));
-  return out;
-}
 
 json instance_json(const InstanceRecord& rec, const std::string& want_hash) {
   const pb::InstanceStatus& s = rec.status;
@@ -48,8 +42,8 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
   for (const auto& rec : instances) {
     list.push_back(instance_json(rec, w.spec_hash));
     // Ready: running and, when the agent reports readiness, passing its readiness probe.
-    bool ready = rec.status.phase() == pb::PHASE_RUNNING &&
-                 (!rec.status.has_ready() || rec.status.ready());
+    bool ready =
+        rec.status.phase() == pb::PHASE_RUNNING && (!rec.status.has_ready() || rec.status.ready());
     if (ready && placed.count(rec.node) > 0) running_nodes.insert(rec.node);
   }
   j["status"] = {
@@ -169,36 +163,40 @@ std::string format_time(int64_t unix_ms) {
 }
 
 Expected<json> Controller::nodes_view(const ListOptions& options) {
-  std::lock_guard lock(mu_);
-  auto nodes = store_.list_nodes();
-  if (!nodes) return nodes.error();
-  auto instances = store_.list_instances();
-  if (!instances) return instances.error();
-  auto placements = store_.placements();
-  if (!placements) return placements.error();
-  auto [shown, next] = page(*nodes, options, [](const NodeRecord& n) { return n.labels; });
+  // Each shard's next page, merged by name: a page reads at most (limit + 1) nodes per shard.
+  const int64_t want = options.limit > 0 ? options.limit + 1 : 0;
+  std::vector<std::pair<NodeRecord, Shard*>> found;
+  for (auto& shard : shards_) {
+    std::lock_guard lock(*shard->mu);
+    auto nodes = shard->store->list_nodes_page(options.after, options.selector, want);
+    if (!nodes) return nodes.error();
+    for (auto& n : *nodes) found.emplace_back(std::move(n), shard.get());
+  }
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
+  std::string next;
+  if (options.limit > 0 && static_cast<int64_t>(found.size()) > options.limit) {
+    found.resize(static_cast<size_t>(options.limit));
+    next = list_token(found.back().first.name);
+  }
   json items = json::array();
-  for (const NodeRecord* n : shown) {
-    items.push_back(node_json_locked(*n, *instances, *placements, false));
+  for (auto& [node, shard] : found) {
+    std::lock_guard lock(*shard->mu);
+    items.push_back(node_json_locked(*shard, node, false));
   }
   return json{{"items", items}, {"continue", next}};
 }
 
 Expected<std::optional<json>> Controller::node_view(const std::string& name) {
-  std::lock_guard lock(mu_);
-  auto node = store_.get_node(name);
+  Shard& shard = shard_of(name);
+  std::lock_guard lock(*shard.mu);
+  auto node = shard.store->get_node(name);
   if (!node) return node.error();
   if (!*node) return std::optional<json>();
-  auto instances = store_.list_instances();
-  if (!instances) return instances.error();
-  auto placements = store_.placements();
-  if (!placements) return placements.error();
-  return std::optional<json>(node_json_locked(**node, *instances, *placements, true));
+  return std::optional<json>(node_json_locked(shard, **node, true));
 }
 
-json Controller::node_json_locked(const NodeRecord& n, const std::vector<InstanceRecord>& instances,
-                                  const std::map<std::string, std::set<std::string>>& placements,
-                                  bool detail) {
+json Controller::node_json_locked(Shard& shard, const NodeRecord& n, bool detail) {
   json j = {
       {"name", n.name},
       {"labels", n.labels},
@@ -208,6 +206,7 @@ json Controller::node_json_locked(const NodeRecord& n, const std::vector<Instanc
       {"runtimes", n.runtimes},
       {"taints", taints_json(n.taints)},
       {"state", n.ready ? "Ready" : "NotReady"},
+      {"shard", sync::shard_of(n.name, options_.shards)},
       {"agentVersion", n.agent_version},
       {"protocolVersion", n.protocol_version},
       {"bootId", n.boot_id},
@@ -215,72 +214,123 @@ json Controller::node_json_locked(const NodeRecord& n, const std::vector<Instanc
       {"lastSeenAt", format_time(n.last_seen_ms)},
       {"revision", n.revision},
       {"ackedRevision", n.acked_revision}};
-  auto live = live_.find(n.name);
-  if (live != live_.end() && live->second.last_seen != TimePoint{}) {
+  auto live = shard.live.find(n.name);
+  if (live != shard.live.end() && live->second.last_seen != TimePoint{}) {
     j["lastSeenSecondsAgo"] =
         std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - live->second.last_seen)
             .count();
   } else {
     j["lastSeenSecondsAgo"] = nullptr;
   }
+  // What the node is told to run (its desired state follows the placements).
   json workloads = json::array();
-  for (const auto& [workload, nodes] : placements) {
-    if (nodes.count(n.name) > 0) workloads.push_back(workload);
+  if (auto rows = shard.store->desired_for_node(n.name); rows) {
+    for (const auto& row : *rows) workloads.push_back(row.workload);
+  } else {
+    store_failed("read desired state of node '" + n.name + "'", rows.error());
   }
   j["workloads"] = workloads;
-  int64_t count = 0;
-  json list = json::array();
-  for (const auto& rec : instances) {
-    if (rec.node != n.name) continue;
-    ++count;
-    if (detail) {
+  auto instances = shard.store->instances_where("node", n.name);
+  if (!instances) store_failed("read instances of node '" + n.name + "'", instances.error());
+  const std::vector<InstanceRecord> none;
+  const auto& list = instances ? *instances : none;
+  j["instances"] = list.size();
+  if (detail) {
+    json status = json::array();
+    for (const auto& rec : list) {
       json one = instance_json(rec, "");
       one.erase("current");
       one["workload"] = rec.status.workload();
-      list.push_back(one);
+      status.push_back(one);
     }
+    j["instanceStatus"] = status;
   }
-  j["instances"] = count;
-  if (detail) j["instanceStatus"] = list;
   return j;
 }
 
+Expected<std::map<std::string, std::vector<InstanceRecord>>> Controller::instances_of_locked(
+    const std::vector<const WorkloadRecord*>& workloads) {
+  std::map<std::string, std::vector<InstanceRecord>> out;
+  // A long page reads every instance once; a short one asks per workload (by index).
+  const bool all = workloads.size() > 32;
+  for (auto& shard : shards_) {
+    std::lock_guard lock(*shard->mu);
+    if (all) {
+      auto instances = shard->store->list_instances();
+      if (!instances) return instances.error();
+      for (auto& rec : *instances) out[rec.status.workload()].push_back(std::move(rec));
+      continue;
+    }
+    for (const WorkloadRecord* w : workloads) {
+      auto instances = shard->store->instances_where("workload", w->name);
+      if (!instances) return instances.error();
+      auto& list = out[w->name];
+      std::move(instances->begin(), instances->end(), std::back_inserter(list));
+    }
+  }
+  return out;
+}
+
 Expected<json> Controller::workloads_view(const ListOptions& options) {
-  std::lock_guard lock(mu_);
-  auto workloads = store_.list_workloads();
+  std::lock_guard lock(control_mu_);
+  auto workloads = control_.list_workloads();
   if (!workloads) return workloads.error();
-  auto placements = store_.placements();
+  auto placements = control_.fleet_placements();
   if (!placements) return placements.error();
-  auto instances = store_.list_instances();
-  if (!instances) return instances.error();
-  auto by_workload = instances_by_workload(std::move(*instances));
   auto [shown, next] = page(*workloads, options, workload_labels);
+  auto by_workload = instances_of_locked(shown);
+  if (!by_workload) return by_workload.error();
   json items = json::array();
   for (const WorkloadRecord* w : shown) {
-    items.push_back(workload_json(*w, (*placements)[w->name], by_workload[w->name]));
+    items.push_back(workload_json(*w, (*placements)[w->name], (*by_workload)[w->name]));
   }
   return json{{"items", items}, {"continue", next}};
 }
 
 Expected<std::optional<json>> Controller::workload_view(const std::string& name) {
-  std::lock_guard lock(mu_);
-  auto w = store_.get_workload(name);
+  std::lock_guard lock(control_mu_);
+  auto w = control_.get_workload(name);
   if (!w) return w.error();
   if (!*w) return std::optional<json>();
-  auto placements = store_.placements();
+  auto placements = control_.fleet_placements();
   if (!placements) return placements.error();
-  auto instances = store_.list_instances();
-  if (!instances) return instances.error();
-  auto by_workload = instances_by_workload(std::move(*instances));
-  return std::optional<json>(workload_json(**w, (*placements)[name], by_workload[name]));
+  auto by_workload = instances_of_locked({&**w});
+  if (!by_workload) return by_workload.error();
+  return std::optional<json>(workload_json(**w, (*placements)[name], (*by_workload)[name]));
 }
 
 Expected<json> Controller::events_view(const EventFilter& filter) {
-  std::lock_guard lock(mu_);
-  auto events = store_.list_events(filter);
-  if (!events) return events.error();
+  std::vector<EventRecord> events;
+  auto read = [&](Store& store) -> Status {
+    auto some = store.list_events(filter);
+    if (!some) return some.error();
+    std::move(some->begin(), some->end(), std::back_inserter(events));
+    return Ok();
+  };
+  if (!filter.node.empty()) {
+    Shard& shard = shard_of(filter.node);
+    std::lock_guard lock(*shard.mu);
+    if (auto st = read(*shard.store); !st) return st.error();
+  } else {
+    // Fleet-wide events are in control, node events in the shards: merged by time.
+    {
+      std::lock_guard lock(control_mu_);
+      if (auto st = read(control_); !st) return st.error();
+    }
+    for (auto& shard : shards_) {
+      if (shard->store == &control_) continue;
+      std::lock_guard lock(*shard->mu);
+      if (auto st = read(*shard->store); !st) return st.error();
+    }
+    std::stable_sort(events.begin(), events.end(), [](const EventRecord& a, const EventRecord& b) {
+      return a.hub_ms < b.hub_ms;
+    });
+    if (filter.limit > 0 && static_cast<int64_t>(events.size()) > filter.limit) {
+      events.erase(events.begin(), events.end() - filter.limit);
+    }
+  }
   json items = json::array();
-  for (const auto& e : *events) {
+  for (const auto& e : events) {
     items.push_back({{"id", e.id},
                      {"time", format_time(e.hub_ms)},
                      {"node", e.node},
@@ -292,17 +342,45 @@ Expected<json> Controller::events_view(const EventFilter& filter) {
 }
 
 std::string Controller::gauges_text() {
-  std::lock_guard lock(mu_);
-  std::string out;
-  auto c = store_.counts();
-  if (!c) {
-    metrics_.count("flotilla_hub_store_errors_total");
-    return out;
+  StoreCounts total;
+  std::vector<int64_t> per_shard;
+  {
+    std::lock_guard lock(control_mu_);
+    auto c = control_.counts();
+    if (!c) {
+      metrics_.count("flotilla_hub_store_errors_total");
+      return "";
+    }
+    total.workloads = c->workloads;
+    total.pending_instances = c->pending_instances;
   }
+  for (auto& shard : shards_) {
+    std::lock_guard lock(*shard->mu);
+    auto c = shard->store->counts();
+    if (!c) {
+      metrics_.count("flotilla_hub_store_errors_total");
+      return "";
+    }
+    total.nodes += c->nodes;
+    total.ready_nodes += c->ready_nodes;
+    for (const auto& [phase, n] : c->instances_by_phase) total.instances_by_phase[phase] += n;
+    per_shard.push_back(c->nodes);
+  }
+  const StoreCounts* c = &total;
+  std::string out;
   out += "# TYPE flotilla_hub_nodes gauge\n";
   out += "flotilla_hub_nodes{state=\"Ready\"} " + std::to_string(c->ready_nodes) + "\n";
   out +=
       "flotilla_hub_nodes{state=\"NotReady\"} " + std::to_string(c->nodes - c->ready_nodes) + "\n";
+  if (per_shard.size() > 1) {
+    out += "# TYPE flotilla_hub_shard_nodes gauge\n";
+    for (size_t i = 0; i < per_shard.size(); ++i) {
+      out += "flotilla_hub_shard_nodes{shard=\"" + std::to_string(i) + "\"} " +
+             std::to_string(per_shard[i]) + "\n";
+    }
+  }
+  out += "# TYPE flotilla_hub_awaited_nodes gauge\n";
+  out += "flotilla_hub_awaited_nodes " + std::to_string(awaited_nodes()) + "\n";
   out += "# TYPE flotilla_hub_workloads gauge\n";
   out += "flotilla_hub_workloads " + std::to_string(c->workloads) + "\n";
   out += "# TYPE flotilla_hub_pending_instances gauge\n";

@@ -23,9 +23,16 @@ int main(int argc, char** argv) {
                         "syncs agents over MQTT and serves the REST API.");
   flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883", "", true);
   flags.add("listen", "HTTP address HOST:PORT for the REST API and console", "127.0.0.1:8080");
-  flags.add("data", "folder for the hub's database (hub.db)", "", true);
-  flags.add("shards", "number of topic shards (must match the agents')", "16");
+  flags.add("data", "folder for the hub's databases (control.db, shard-NN.db)", "", true);
+  flags.add("shards",
+            "number of shards (must match the agents'): each has its own database, ingest "
+            "thread and MQTT subscription",
+            "16");
   flags.add("node-timeout-ms", "a node is NotReady after this long without a message", "15000");
+  flags.add("recovery-grace-ms",
+            "after a shard's database was lost, scheduling waits this long for its nodes to "
+            "resync",
+            "30000");
   flags.add("tombstone-retention", "revisions of deletes kept per node for deltas", "1000");
   flags.add("max-disruption",
             "an apply or delete stopping more than this share of the running instances is "
@@ -48,13 +55,16 @@ int main(int argc, char** argv) {
       !st) {
     return usage_error(flags, "flag '--listen': " + st.error().message());
   }
-  auto shards = flags.get_int("shards", 1, 65536);
+  auto shards = flags.get_int("shards", 1, 256);
   if (!shards) return usage_error(flags, shards.error().message());
   options.shards = static_cast<uint32_t>(*shards);
   auto timeout = flags.get_int("node-timeout-ms", 100, 24LL * 3600 * 1000);
   if (!timeout) return usage_error(flags, timeout.error().message());
   options.node_timeout = flotilla::Millis(*timeout);
   options.resend_interval = std::min(options.resend_interval, options.node_timeout / 3);
+  auto grace = flags.get_int("recovery-grace-ms", 0, 24LL * 3600 * 1000);
+  if (!grace) return usage_error(flags, grace.error().message());
+  options.recovery_grace = flotilla::Millis(*grace);
   auto retention = flags.get_int("tombstone-retention", 1, 1'000'000'000);
   if (!retention) return usage_error(flags, retention.error().message());
   options.tombstone_retention = static_cast<uint64_t>(*retention);

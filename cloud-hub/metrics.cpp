@@ -34,13 +34,52 @@ uint64_t Metrics::value(const std::string& name, const MetricLabels& labels) con
   return v == it->second.end() ? 0 : v->second;
 }
 
-std::string Metrics::render() const {
+void Metrics::observe(const std::string& name, double value, const MetricLabels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
+  Summary& s = summaries_[name][render_labels(labels)];
+  s.sum += value;
+  s.count += 1;
+  if (value > s.max) s.max = value;
+}
+
+Metrics::Summary Metrics::summary(const std::string& name, const MetricLabels& labels) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = summaries_.find(name);
+  if (it == summaries_.end()) return {};
+  auto v = it->second.find(render_labels(labels));
+  return v == it->second.end() ? Summary{} : v->second;
+}
+
+void Metrics::add_source(std::function<std::string()> source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sources_.push_back(std::move(source));
+}
+
+std::string Metrics::render() const {
   std::string out;
-  for (const auto& [name, series] : counters_) {
-    out += "# TYPE " + name + " counter\n";
-    for (const auto& [labels, v] : series) out += name + labels + " " + std::to_string(v) + "\n";
+  std::vector<std::function<std::string()>> sources;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, series] : counters_) {
+      out += "# TYPE " + name + " counter\n";
+      for (const auto& [labels, v] : series) {
+        out += name + labels + " " + std::to_string(v) + "\n";
+      }
+    }
+    for (const auto& [name, series] : summaries_) {
+      out += "# TYPE " + name + " summary\n";
+      for (const auto& [labels, s] : series) {
+        out += name + "_sum" + labels + " " + std::to_string(s.sum) + "\n";
+        out += name + "_count" + labels + " " + std::to_string(s.count) + "\n";
+      }
+      out += "# TYPE " + name + "_max gauge\n";
+      for (const auto& [labels, s] : series) {
+        out += name + "_max" + labels + " " + std::to_string(s.max) + "\n";
+      }
+    }
+    sources = sources_;
   }
+  for (const auto& source : sources) out += source();
   return out;
 }
 

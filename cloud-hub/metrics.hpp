@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -22,12 +23,26 @@ class Metrics {
  public:
   void count(const std::string& name, const MetricLabels& labels = {}, uint64_t n = 1);
   uint64_t value(const std::string& name, const MetricLabels& labels = {}) const;
-  // Every counter, grouped by name with a TYPE line each.
+  // A summary (e.g. of durations in seconds): rendered as NAME_sum, NAME_count and NAME_max
+  // (the largest observed since start).
+  struct Summary {
+    double sum = 0;
+    uint64_t count = 0;
+    double max = 0;
+  };
+  void observe(const std::string& name, double value, const MetricLabels& labels = {});
+  Summary summary(const std::string& name, const MetricLabels& labels = {}) const;
+  // Text in the exposition format computed at scrape time (gauges of another component).
+  // Sources are called by render(), outside the lock.
+  void add_source(std::function<std::string()> source);
+  // Every counter and summary, grouped by name with a TYPE line each, then every source's text.
   std::string render() const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, uint64_t>> counters_;  // name -> labels -> value
+  std::map<std::string, std::map<std::string, Summary>> summaries_;
+  std::vector<std::function<std::string()>> sources_;
 };
 
 // Renders {k="v",...} with Prometheus escaping ("" when empty).

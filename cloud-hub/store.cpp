@@ -84,6 +84,16 @@ CREATE INDEX instances_removed_by_seq ON instances (node, removed, seq);
 )sql",
     // 4: the taints a node reports, as JSON [{key, value, effect}].
     "ALTER TABLE nodes ADD COLUMN taints TEXT NOT NULL DEFAULT '[]';",
+    // 5: the scheduler's placements, fleet-wide state of the control database. A store from
+    // before sharding (hub.db, everything in one file) takes them from its desired state.
+    R"sql(
+CREATE TABLE placements (
+  workload TEXT NOT NULL,
+  node TEXT NOT NULL,
+  PRIMARY KEY (workload, node)
+);
+INSERT INTO placements (workload, node) SELECT workload, node FROM desired;
+)sql",
 };
 
 // Labels and runtimes are stored as JSON text; a corrupt column reads as empty.
@@ -296,7 +306,53 @@ Status Store::delete_workload(const std::string& name) {
   auto s = db_.prepare("DELETE FROM workloads WHERE name = ?");
   if (!s) return s.error();
   s->bind(1, name);
-  return s->run();
+  if (auto st = s->run(); !st) return st;
+  return set_placements(name, {});
+}
+
+Expected<std::vector<NodeRecord>> Store::list_nodes_page(
+    const std::string& after, const std::map<std::string, std::string>& selector, int64_t limit) {
+  auto s = db_.prepare(std::string("SELECT ") + kNodeColumns +
+                       " FROM nodes WHERE name > ? ORDER BY name");
+  if (!s) return s.error();
+  s->bind(1, after);
+  std::vector<NodeRecord> out;
+  while (limit <= 0 || static_cast<int64_t>(out.size()) < limit) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    NodeRecord n = read_node(*s);
+    bool match = true;
+    for (const auto& [k, v] : selector) {
+      auto it = n.labels.find(k);
+      if (it == n.labels.end() || it->second != v) match = false;
+    }
+    if (match) out.push_back(std::move(n));
+  }
+  return out;
+}
+
+Expected<std::map<std::string, std::set<std::string>>> Store::fleet_placements() {
+  auto s = db_.prepare("SELECT workload, node FROM placements");
+  if (!s) return s.error();
+  std::map<std::string, std::set<std::string>> out;
+  auto on_row = [&] { out[s->col_text(0)].insert(s->col_text(1)); };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
+  return out;
+}
+
+Status Store::set_placements(const std::string& workload, const std::set<std::string>& nodes) {
+  auto del = db_.prepare("DELETE FROM placements WHERE workload = ?");
+  if (!del) return del.error();
+  del->bind(1, workload);
+  if (auto st = del->run(); !st) return st;
+  for (const auto& node : nodes) {
+    auto s = db_.prepare("INSERT INTO placements (workload, node) VALUES (?, ?)");
+    if (!s) return s.error();
+    s->bind(1, workload).bind(2, node);
+    if (auto st = s->run(); !st) return st;
+  }
+  return Ok();
 }
 
 }  // namespace flotilla::hub

@@ -1,10 +1,13 @@
-// store::Store: the hub's durable state in SQLite (<data>/hub.db, WAL).
+// store::Store: the hub's durable state in SQLite (WAL): <data>/control.db and shard-NN.db.
 //
-// Tables: nodes (registration, readiness, desired/acked revision, compacted floor, highest status
-// seq), workloads (canonical manifest JSON, generation, pending count and reason), desired (per
-// node: each workload's WorkloadSpec with the revision that last changed it), tombstones (per
-// node: removed workloads with the revision that removed them), instances (latest
-// InstanceStatus per node and instance), events (bounded; the oldest are dropped).
+// One schema serves both kinds of database the hub keeps: the control database (workloads and
+// their placements, fleet-wide events) and one database per shard (the rest: node-scoped state).
+// Tables: placements (workload -> node, the scheduler's decisions), nodes (registration, readiness,
+// desired/acked revision, compacted floor, highest status seq), workloads (canonical manifest JSON,
+// generation, pending count and reason), desired (per node: each workload's WorkloadSpec with the
+// revision that last changed it), tombstones (per node: removed workloads with the revision that
+// removed them), instances (latest InstanceStatus per node and instance), events (bounded; the
+// oldest are dropped).
 //
 // The store holds no policy: callers group calls into one transaction per state change with
 // transaction(), so a kill -9 at any point leaves either the old or the new state.
@@ -113,6 +116,10 @@ class Store {
   // Nodes.
   Expected<std::optional<NodeRecord>> get_node(const std::string& name);
   Expected<std::vector<NodeRecord>> list_nodes();
+  // Up to `limit` nodes (0: all) named after `after`, in name order, whose labels match
+  // `selector`; reads only as far as it needs to.
+  Expected<std::vector<NodeRecord>> list_nodes_page(
+      const std::string& after, const std::map<std::string, std::string>& selector, int64_t limit);
   Status put_node(const NodeRecord& node);
   // Deletes the node with its desired state, tombstones and instances (not its events).
   Status delete_node(const std::string& name);
@@ -122,7 +129,12 @@ class Store {
   Expected<std::vector<WorkloadRecord>> list_workloads();
   Status put_workload(const WorkloadRecord& w);
   Status set_pending(const std::string& workload, int64_t pending, const std::string& reason);
+  // Deletes the workload and its placements.
   Status delete_workload(const std::string& name);
+  // The scheduler's placements (control database): workload -> nodes.
+  Expected<std::map<std::string, std::set<std::string>>> fleet_placements();
+  // Replaces the workload's placements; an empty set removes them.
+  Status set_placements(const std::string& workload, const std::set<std::string>& nodes);
 
   // Desired state. update_node_desired() applies one change set to a node: it bumps the node's
   // revision once, writes the upserts and tombstones at the new revision, and compacts old
@@ -157,6 +169,11 @@ class Store {
   // Makes every stored record of the node replaceable by any new one (its seq counter restarted).
   Status reset_instance_seqs(const std::string& node);
   Expected<std::vector<InstanceRecord>> list_instances();
+  // The instances whose `column` ("node" or "workload") equals `value` (removed ones left out).
+  Expected<std::vector<InstanceRecord>> instances_where(const std::string& column,
+                                                        const std::string& value);
+  // (workload, node) of every instance reported Running, read without parsing records.
+  Expected<std::vector<std::pair<std::string, std::string>>> running_instances();
   Expected<StoreCounts> counts();
 
   // Events.

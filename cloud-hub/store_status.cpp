@@ -93,11 +93,19 @@ Status Store::reset_instance_seqs(const std::string& node) {
   return s->run();
 }
 
-Expected<std::vector<InstanceRecord>> Store::list_instances() {
-  auto s = db_.prepare(
-      "SELECT node, status, updated_ms FROM instances WHERE removed = 0 "
-      "ORDER BY workload, node, instance_id");
+Expected<std::vector<InstanceRecord>> Store::list_instances() { return instances_where("", ""); }
+
+Expected<std::vector<InstanceRecord>> Store::instances_where(const std::string& column,
+                                                             const std::string& value) {
+  const bool all = column.empty();
+  if (!all && column != "node" && column != "workload") {
+    return Error("instances_where: no such column '" + column + "'");
+  }
+  auto s = db_.prepare("SELECT node, status, updated_ms FROM instances WHERE removed = 0" +
+                       (all ? std::string() : " AND " + column + " = ?") +
+                       " ORDER BY workload, node, instance_id");
   if (!s) return s.error();
+  if (!all) s->bind(1, value);
   std::vector<InstanceRecord> out;
   auto on_row = [&] {
     InstanceRecord rec;
@@ -106,6 +114,17 @@ Expected<std::vector<InstanceRecord>> Store::list_instances() {
     rec.updated_ms = s->col_int(2);
     out.push_back(std::move(rec));
   };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
+  return out;
+}
+
+Expected<std::vector<std::pair<std::string, std::string>>> Store::running_instances() {
+  auto s =
+      db_.prepare("SELECT DISTINCT workload, node FROM instances WHERE removed = 0 AND phase = ?");
+  if (!s) return s.error();
+  s->bind(1, static_cast<int64_t>(flotilla::v1::PHASE_RUNNING));
+  std::vector<std::pair<std::string, std::string>> out;
+  auto on_row = [&] { out.emplace_back(s->col_text(0), s->col_text(1)); };
   if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }

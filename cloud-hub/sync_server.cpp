@@ -29,45 +29,57 @@ SyncServer::SyncServer(sync::Transport& transport, Controller& controller, Metri
       metrics_(metrics),
       shards_(shards),
       log_(log::get("sync")),
-      ingest_thread_(ingest_thread) {}
+      ingest_thread_(ingest_thread) {
+  for (uint32_t i = 0; i < shards_; ++i) lanes_.push_back(std::make_unique<Lane>());
+}
 
 SyncServer::~SyncServer() { stop(); }
 
 void SyncServer::stop() {
-  {
-    std::lock_guard lock(queue_mu_);
-    stopping_ = true;
+  stopping_ = true;
+  for (auto& lane : lanes_) {
+    { std::lock_guard lock(lane->mu); }  // a waiter sees stopping_ once it waits again
+    lane->cv.notify_all();
   }
-  queue_cv_.notify_all();
-  if (ingest_.joinable()) ingest_.join();
+  for (auto& lane : lanes_) {
+    if (lane->thread.joinable()) lane->thread.join();
+  }
 }
 
 void SyncServer::enqueue(const sync::Message& m) {
-  std::unique_lock lock(queue_mu_);
+  // A topic that does not parse goes to shard 0, whose thread drops it.
+  auto topic = sync::parse_topic(m.topic);
+  const uint32_t shard = topic && topic->shard < shards_ ? topic->shard : 0;
+  Lane& lane = *lanes_[shard];
+  const size_t cap = std::max<size_t>(kMaxQueuedBytes / shards_, size_t{1} << 20);
+  std::unique_lock lock(lane.mu);
   // Waiting here stops the transport reading: the broker keeps the rest (QoS 1).
-  queue_cv_.wait(lock, [&] { return stopping_ || queued_bytes_ < kMaxQueuedBytes; });
-  queued_bytes_ += m.payload.size() + m.topic.size();
-  queue_.push_back(m);
+  lane.cv.wait(lock, [&] { return stopping_ || lane.bytes < cap; });
+  lane.bytes += m.payload.size() + m.topic.size();
+  lane.queue.emplace_back(m, std::chrono::steady_clock::now());
   lock.unlock();
-  queue_cv_.notify_all();
+  lane.cv.notify_all();
 }
 
-void SyncServer::ingest_loop() {
+void SyncServer::ingest_loop(uint32_t shard) {
+  Lane& lane = *lanes_[shard];
+  const MetricLabels labels{{"shard", std::to_string(shard)}};
   std::vector<sync::Message> batch;
   for (;;) {
     {
-      std::unique_lock lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and all handled
-      busy_ = true;
-      const size_t n = std::min(queue_.size(), kMaxBatch);
+      std::unique_lock lock(lane.mu);
+      lane.cv.wait(lock, [&] { return stopping_ || !lane.queue.empty(); });
+      if (lane.queue.empty()) return;  // stopping, and all handled
+      lane.busy = true;
+      const size_t n = std::min(lane.queue.size(), kMaxBatch);
       for (size_t i = 0; i < n; ++i) {
-        queued_bytes_ -= queue_.front().payload.size() + queue_.front().topic.size();
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+        auto& front = lane.queue.front().first;
+        lane.bytes -= front.payload.size() + front.topic.size();
+        batch.push_back(std::move(front));
+        lane.queue.pop_front();
       }
     }
-    queue_cv_.notify_all();
+    lane.cv.notify_all();
     std::vector<UpMessage> decoded;
     decoded.reserve(batch.size());
     for (const auto& m : batch) {
@@ -78,29 +90,58 @@ void SyncServer::ingest_loop() {
     size_t merged = 0;
     const auto coalesced = coalesce_status(std::move(decoded), merged);
     if (merged > 0) metrics_.count("flotilla_hub_status_batches_coalesced_total", {}, merged);
-    controller_.batch([&] {
+    controller_.batch(shard, [&] {
       for (const auto& d : coalesced) dispatch(d);
     });
     count_handled(handled);
     metrics_.count("flotilla_hub_ingest_batches_total");
     metrics_.count("flotilla_hub_ingest_batched_messages_total", {}, batch.size());
+    metrics_.count("flotilla_hub_shard_messages_total", labels, batch.size());
     batch.clear();
     {
-      std::lock_guard lock(queue_mu_);
-      busy_ = false;
+      std::lock_guard lock(lane.mu);
+      lane.busy = false;
     }
-    queue_cv_.notify_all();
+    lane.cv.notify_all();
   }
 }
 
 void SyncServer::wait_idle() {
   if (!ingest_thread_) return;
-  std::unique_lock lock(queue_mu_);
-  queue_cv_.wait(lock, [&] { return stopping_ || (queue_.empty() && !busy_); });
+  for (auto& lane : lanes_) {
+    std::unique_lock lock(lane->mu);
+    lane->cv.wait(lock, [&] { return stopping_ || (lane->queue.empty() && !lane->busy); });
+  }
+}
+
+std::string SyncServer::gauges_text() {
+  std::string depth = "# TYPE flotilla_hub_shard_queue_messages gauge\n";
+  std::string lag = "# TYPE flotilla_hub_shard_lag_seconds gauge\n";
+  const auto now = std::chrono::steady_clock::now();
+  for (uint32_t i = 0; i < lanes_.size(); ++i) {
+    Lane& lane = *lanes_[i];
+    size_t n = 0;
+    double age = 0;
+    {
+      std::lock_guard lock(lane.mu);
+      n = lane.queue.size();
+      if (n > 0) age = std::chrono::duration<double>(now - lane.queue.front().second).count();
+    }
+    const std::string labels = "{shard=\"" + std::to_string(i) + "\"} ";
+    depth += "flotilla_hub_shard_queue_messages" + labels + std::to_string(n) + "\n";
+    lag += "flotilla_hub_shard_lag_seconds" + labels + std::to_string(age) + "\n";
+  }
+  return depth + lag;
 }
 
 Status SyncServer::start() {
-  if (ingest_thread_ && !ingest_.joinable()) ingest_ = std::thread([this] { ingest_loop(); });
+  if (ingest_thread_) {
+    for (uint32_t i = 0; i < lanes_.size(); ++i) {
+      if (!lanes_[i]->thread.joinable()) {
+        lanes_[i]->thread = std::thread([this, i] { ingest_loop(i); });
+      }
+    }
+  }
   transport_.set_handlers(
       [this](const sync::Message& m) {
         if (ingest_thread_) {

@@ -5,20 +5,25 @@
 // else is dropped, logged and counted (flotilla_hub_messages_dropped_total{kind,reason}), and
 // changes nothing.
 //
-// Ingest: the transport's thread only queues what arrives; one ingest thread takes whatever has
-// queued up (up to kMaxBatch messages) and hands it to Controller::batch(), so a burst costs one
-// store commit, and the transport goes back to reading at once. Within such a burst, a node's
-// consecutive status batches (not `full` ones, and with nothing else from that node between
-// them) are merged into one, keeping each instance's newest record: what the controller would
-// have written and then overwritten is written once. So the busier the hub, the less it writes. The
-// queue is bounded in bytes: when it is full the transport's thread waits, and the broker holds the
-// rest (QoS 1, persistent session). With `ingest_thread` off (unit tests over FakeBroker) messages
+// Ingest: the transport's thread only queues what arrives, on the queue of the message's shard;
+// each shard has its own ingest thread, which takes whatever has queued up (up to kMaxBatch
+// messages) and hands it to Controller::batch(shard, ...), so a burst costs one commit in that
+// shard's store, shards ingest in parallel, and the transport goes back to reading at once. Within
+// such a burst, a node's consecutive status batches (not `full` ones, and with nothing else from
+// that node between them) are merged into one, keeping each instance's newest record: what the
+// controller would have written and then overwritten is written once. So the busier the hub, the
+// less it writes. Each queue is bounded in bytes: when one is full the transport's thread waits,
+// and the broker holds the rest (QoS 1, persistent session). gauges_text() tells each shard's queue
+// length and lag (the age of its oldest queued message); flotilla_hub_shard_messages_total{shard}
+// counts what each shard handled. With `ingest_thread` off (unit tests over FakeBroker) messages
 // are handled inline.
 //
 // Thread-safety: handle() may be called from any thread (the Controller serialises).
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -26,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include <spdlog/logger.h>
 
@@ -54,6 +60,8 @@ class SyncServer {
   void handle(const sync::Message& message);
   // Blocks until everything queued so far has been handled.
   void wait_idle();
+  // Per-shard queue gauges in the Prometheus text format.
+  std::string gauges_text();
 
  private:
   void drop(const std::string& kind, const std::string& reason, const std::string& detail);
@@ -64,8 +72,17 @@ class SyncServer {
   // (counted once their batch committed: what a benchmark of ingest should read).
   using KindCounts = std::array<uint64_t, std::variant_size_v<UpMessage>>;
   void count_handled(const KindCounts& handled);
+  // One shard's queue and the thread that empties it.
+  struct Lane {
+    std::mutex mu;
+    std::condition_variable cv;  // signals both "something queued" and "room freed"
+    std::deque<std::pair<sync::Message, std::chrono::steady_clock::time_point>> queue;
+    size_t bytes = 0;
+    bool busy = false;  // the thread is handling a batch it took off the queue
+    std::thread thread;
+  };
   void enqueue(const sync::Message& message);
-  void ingest_loop();
+  void ingest_loop(uint32_t shard);
 
   sync::Transport& transport_;
   Controller& controller_;
@@ -74,13 +91,8 @@ class SyncServer {
   std::shared_ptr<spdlog::logger> log_;
   bool ingest_thread_;
 
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;  // signals both "something queued" and "room freed"
-  std::deque<sync::Message> queue_;
-  size_t queued_bytes_ = 0;
-  bool busy_ = false;  // the ingest thread is handling a batch it took off the queue
-  bool stopping_ = false;
-  std::thread ingest_;
+  std::vector<std::unique_ptr<Lane>> lanes_;  // by shard
+  std::atomic<bool> stopping_{false};
 
   // Announces this hub (a fresh epoch per connection) on every shard's retained hub/online.
   void announce();

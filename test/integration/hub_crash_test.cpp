@@ -1,7 +1,12 @@
 // kill -9 of the hub in the middle of an apply leaves a consistent store; repeating works.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <set>
 
 #include "test/integration/fleet.hpp"
@@ -111,6 +116,94 @@ TEST(HubCrash, Kill9DuringSyncConvergesWithoutReapply) {
       << "agents did not finish the replacement while the hub was down: " << count_new();
   fleet.start_hub();
   EXPECT_EQ(fleet.wait_converged(many_versions("w", kCount, "2"), nodes, 45s), "");
+}
+
+// Node state is a cache the agents rebuild: a shard database lost while the hub was down comes
+// back from its nodes' resync, and in the meantime no placement moves for want of a node the hub
+// merely forgot (a replica on a forgotten node would otherwise be started elsewhere).
+TEST(HubCrash, LostShardDatabaseRecoversFromItsNodes) {
+  std::vector<std::string> nodes;
+  for (int i = 1; i <= 8; ++i) nodes.push_back("n" + std::to_string(i));
+  Fleet fleet;
+  fleet.start_hub();
+  for (const auto& n : nodes) fleet.start_agent(n);
+  ASSERT_TRUE(eventually([&] { return fleet.all_ready(nodes); }, 15s));
+  ASSERT_EQ(
+      fleet.apply(sleeper_manifest("all") + "---\n" + sleeper_manifest("rep", "1", "replicas: 4"))
+          .exit_code,
+      0);
+  auto rep_nodes = [&] {
+    std::set<std::string> out;
+    json w = fleet.get("workload", "rep");
+    for (const auto& n : w["status"]["nodes"]) out.insert(n.get<std::string>());
+    return out;
+  };
+  ASSERT_TRUE(eventually(
+      [&] {
+        if (!fleet.running_everywhere("all", nodes)) return false;
+        size_t running = 0;
+        for (const auto& n : nodes) running += fleet.workload_pids(n, "rep").size();
+        return running == 4 && fleet.get("workload", "rep")["status"]["readyInstances"] == 4;
+      },
+      30s))
+      << fleet.get("workloads").dump(1);
+
+  // The shard holding most of the nodes (the hub names each node's shard).
+  std::map<int, std::vector<std::string>> by_shard;
+  for (const auto& n : nodes) by_shard[fleet.get("node", n)["shard"].get<int>()].push_back(n);
+  auto lost = std::max_element(by_shard.begin(), by_shard.end(), [](const auto& a, const auto& b) {
+    return a.second.size() < b.second.size();
+  });
+  const std::set<std::string> placed_before = rep_nodes();
+  std::map<std::string, std::vector<pid_t>> pids_before;
+  for (const auto& n : nodes) {
+    for (const char* w : {"all", "rep"}) pids_before[n + "/" + w] = fleet.workload_pids(n, w);
+  }
+
+  fleet.kill9_hub();
+  char name[32];
+  std::snprintf(name, sizeof(name), "shard-%02d.db", lost->first);
+  int removed = 0;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    removed += std::filesystem::remove(std::filesystem::path(fleet.dir() / "hub") /
+                                       (name + std::string(suffix)));
+  }
+  ASSERT_GE(removed, 1) << "no " << name << " in the hub's data folder";
+  fleet.start_hub();
+
+  // Its nodes register again, with their workloads, and the hub sees them running.
+  ASSERT_TRUE(eventually(
+      [&] {
+        if (!fleet.all_ready(nodes)) return false;
+        for (const auto& n : lost->second) {
+          json node = fleet.get("node", n);
+          if (node["workloads"].empty() || node.value("instances", 0) == 0) return false;
+        }
+        return fleet.get("workload", "rep")["status"]["readyInstances"] == 4 &&
+               fleet.get("workload", "all")["status"]["readyInstances"] == nodes.size();
+      },
+      30s))
+      << fleet.get("nodes").dump(1) << fleet.get("workloads").dump(1);
+  // Nothing moved and nothing restarted: every process is the one from before.
+  EXPECT_EQ(rep_nodes(), placed_before);
+  for (const auto& n : nodes) {
+    for (const char* w : {"all", "rep"}) {
+      EXPECT_EQ(fleet.workload_pids(n, w), pids_before[n + "/" + w]) << n << " " << w;
+    }
+  }
+  for (const auto& n : lost->second) {
+    json node = fleet.get("node", n);
+    std::set<std::string> want = {"all"};
+    if (placed_before.count(n) > 0) want.insert("rep");
+    std::set<std::string> have;
+    for (const auto& w : node["workloads"]) have.insert(w.get<std::string>());
+    EXPECT_EQ(have, want) << node.dump(1);
+  }
+  std::ifstream log(fleet.dir() / "hub.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("every node of the rebuilt shards resynced"), std::string::npos)
+      << "the hub did not wait for the lost shard's nodes (shard " << lost->first << ": "
+      << lost->second.size() << " nodes)";
 }
 
 }  // namespace

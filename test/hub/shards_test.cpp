@@ -1,0 +1,365 @@
+// The hub's sharded state: one control store plus one store per shard (hub_stores.hpp), the
+// controller over them, and recovery of a lost shard from its nodes' resync.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
+#include "cloud-hub/hub_stores.hpp"
+#include "test/hub/fake_agent.hpp"
+#include "test/support/temp_dir.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+namespace pb = flotilla::v1;
+using testing::FakeAgent;
+using testing::manifests;
+using testing::process_workload;
+
+constexpr uint32_t kShards = 4;
+
+// Node names, `per_shard` of each of the kShards shards, sorted by shard.
+std::vector<std::vector<std::string>> names_by_shard(size_t per_shard) {
+  std::vector<std::vector<std::string>> out(kShards);
+  for (int i = 0;
+       std::any_of(out.begin(), out.end(), [&](auto& v) { return v.size() < per_shard; }); ++i) {
+    std::string name = "n" + std::to_string(i);
+    auto& slot = out[sync::shard_of(name, kShards)];
+    if (slot.size() < per_shard) slot.push_back(name);
+  }
+  return out;
+}
+
+// A controller and sync server over the stores in `dir`, as the hub wires them.
+struct ShardedHub {
+  ShardedHub(const std::string& dir, sync::FakeBroker& broker, FakeClock& clock,
+             Millis grace = Millis(30000))
+      : clock_(clock) {
+    auto opened = open_hub_stores(dir, kShards, {});
+    if (!opened) ADD_FAILURE() << opened.error().message();
+    stores = std::move(*opened);
+    transport = broker.connect("flotilla-hub");
+    ControllerOptions options;
+    options.shards = kShards;
+    options.recovery_grace = grace;
+    std::vector<Store*> shards;
+    for (auto& s : stores.shards) shards.push_back(s.get());
+    controller =
+        std::make_unique<Controller>(*stores.control, shards, clock, *transport, metrics, options);
+    sync_server = std::make_unique<SyncServer>(*transport, *controller, metrics, kShards, false);
+    EXPECT_TRUE(controller->start(stores.rebuilt).ok());
+    EXPECT_TRUE(sync_server->start().ok());
+  }
+  ~ShardedHub() { transport->stop(); }
+  std::set<std::string> placed(const std::string& workload) {
+    auto view = controller->workload_view(workload);
+    std::set<std::string> out;
+    if (!view || !*view) return out;
+    for (const auto& n : (**view)["status"]["nodes"]) out.insert(n.get<std::string>());
+    return out;
+  }
+
+  FakeClock& clock_;
+  Metrics metrics;
+  HubStores stores;
+  std::unique_ptr<sync::FakeTransport> transport;
+  std::unique_ptr<Controller> controller;
+  std::unique_ptr<SyncServer> sync_server;
+};
+
+TEST(HubStoresTest, OneControlFileAndOneFilePerShardNothingRebuiltOnAFirstStart) {
+  flotilla::testing::TempDir dir;
+  auto stores = open_hub_stores(dir.path(), kShards, {});
+  ASSERT_TRUE(stores.ok()) << stores.error().message();
+  EXPECT_EQ(stores->shards.size(), kShards);
+  EXPECT_TRUE(stores->rebuilt.empty());
+  EXPECT_TRUE(std::filesystem::exists(dir / "control.db"));
+  for (uint32_t i = 0; i < kShards; ++i) {
+    EXPECT_TRUE(std::filesystem::exists(shard_store_path(dir.path(), i))) << i;
+  }
+  EXPECT_EQ(shard_store_path("/d", 7), "/d/shard-07.db");
+}
+
+TEST(HubStoresTest, AMissingShardFileIsOpenedEmptyAndReportedRebuilt) {
+  flotilla::testing::TempDir dir;
+  { ASSERT_TRUE(open_hub_stores(dir.path(), kShards, {}).ok()); }
+  std::filesystem::remove(shard_store_path(dir.path(), 2));
+  auto stores = open_hub_stores(dir.path(), kShards, {});
+  ASSERT_TRUE(stores.ok()) << stores.error().message();
+  EXPECT_EQ(stores->rebuilt, std::set<uint32_t>{2});
+}
+
+TEST(HubStoresTest, MoreShardFilesThanShardsIsRefusedAndChangesNothing) {
+  flotilla::testing::TempDir dir;
+  { ASSERT_TRUE(open_hub_stores(dir.path(), 8, {}).ok()); }
+  auto stores = open_hub_stores(dir.path(), kShards, {});
+  ASSERT_FALSE(stores.ok());
+  EXPECT_NE(stores.error().message().find("shard-07.db"), std::string::npos)
+      << stores.error().message();
+  EXPECT_NE(stores.error().message().find("--shards 4"), std::string::npos)
+      << stores.error().message();
+  EXPECT_TRUE(std::filesystem::exists(shard_store_path(dir.path(), 7)));
+}
+
+TEST(HubStoresTest, AHubDbFromBeforeShardingBecomesControlWithItsPlacements) {
+  flotilla::testing::TempDir dir;
+  {
+    auto old = Store::open(dir / "hub.db");
+    ASSERT_TRUE(old.ok());
+    WorkloadRecord w{"web", "{}", "h", 1, 1, 1, 0, ""};
+    ASSERT_TRUE((*old)->put_workload(w).ok());
+    NodeRecord n;
+    n.name = "n1";
+    ASSERT_TRUE((*old)->put_node(n).ok());
+    ASSERT_TRUE((*old)->update_node_desired("n1", {{"web", "spec"}}, {}).ok());
+  }
+  // A real pre-sharding file has no placements table (schema step 5): make this one so.
+  {
+    auto db = sql::Db::open(dir / "hub.db");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->exec("DROP TABLE placements; PRAGMA user_version = 4;").ok());
+  }
+  auto stores = open_hub_stores(dir.path(), kShards, {});
+  ASSERT_TRUE(stores.ok()) << stores.error().message();
+  EXPECT_FALSE(std::filesystem::exists(dir / "hub.db"));
+  auto placements = stores->control->fleet_placements();
+  ASSERT_TRUE(placements.ok());
+  EXPECT_EQ(*placements, (std::map<std::string, std::set<std::string>>{{"web", {"n1"}}}));
+  auto w = stores->control->get_workload("web");
+  ASSERT_TRUE(w.ok() && w->has_value());
+  auto nodes = stores->control->list_nodes();
+  ASSERT_TRUE(nodes.ok());
+  EXPECT_TRUE(nodes->empty()) << "node rows were left in the control store";
+  EXPECT_EQ(stores->rebuilt.size(), kShards);
+}
+
+TEST(ShardedControllerTest, EachNodeLivesInItsShardsStoreOnly) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  ShardedHub hub(dir.path(), broker, clock);
+  auto names = names_by_shard(2);
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (const auto& shard : names) {
+    for (const auto& n : shard) {
+      agents.push_back(std::make_unique<FakeAgent>(broker, n, kShards));
+      agents.back()->hello(0);
+    }
+  }
+  for (uint32_t s = 0; s < kShards; ++s) {
+    auto nodes = hub.stores.shards[s]->list_nodes();
+    ASSERT_TRUE(nodes.ok());
+    std::vector<std::string> have;
+    for (const auto& n : *nodes) have.push_back(n.name);
+    auto want = names[s];
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(have, want) << "shard " << s;
+  }
+  auto control_nodes = hub.stores.control->list_nodes();
+  ASSERT_TRUE(control_nodes.ok());
+  EXPECT_TRUE(control_nodes->empty());
+}
+
+TEST(ShardedControllerTest, ApplyReachesNodesOfEveryShardAndListsPageAcrossShards) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  ShardedHub hub(dir.path(), broker, clock);
+  auto names = names_by_shard(3);
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  std::vector<std::string> all;
+  for (const auto& shard : names) {
+    for (const auto& n : shard) {
+      agents.push_back(std::make_unique<FakeAgent>(broker, n, kShards));
+      agents.back()->hello(0);
+      all.push_back(n);
+    }
+  }
+  auto r = hub.controller->apply(manifests(process_workload("a", "placement: {everyNode: true}")));
+  ASSERT_TRUE(r.ok() && r->refused.empty());
+  for (auto& a : agents) {
+    ASSERT_EQ(a->desired.size(), 1u);
+    ASSERT_EQ(a->desired.back().upserts_size(), 1);
+    EXPECT_EQ(a->desired.back().upserts(0).name(), "a");
+  }
+  EXPECT_EQ(hub.placed("a").size(), all.size());
+
+  // Pages of 5 across 4 shards: every node once, in name order.
+  std::sort(all.begin(), all.end());
+  std::vector<std::string> seen;
+  ListOptions page;
+  page.limit = 5;
+  for (int i = 0; i < 10; ++i) {
+    auto view = hub.controller->nodes_view(page);
+    ASSERT_TRUE(view.ok());
+    for (const auto& n : (*view)["items"]) {
+      seen.push_back(n["name"]);
+      EXPECT_EQ(n["shard"], sync::shard_of(n["name"].get<std::string>(), kShards));
+      EXPECT_EQ(n["workloads"], nlohmann::json::array({"a"}));
+    }
+    std::string next = (*view)["continue"];
+    if (next.empty()) break;
+    page.after = *list_token_decode(next);
+  }
+  EXPECT_EQ(seen, all);
+}
+
+TEST(ShardedControllerTest, ACrashBetweenTheControlCommitAndTheShardsIsRepairedAtStart) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  const std::string node = names_by_shard(1)[1][0];
+  {
+    ShardedHub hub(dir.path(), broker, clock);
+    FakeAgent agent(broker, node, kShards);
+    agent.hello(0);
+  }
+  {
+    // What an apply leaves when the hub dies after its control commit: workload and placement,
+    // no desired state in the node's shard.
+    auto stores = open_hub_stores(dir.path(), kShards, {});
+    ASSERT_TRUE(stores.ok());
+    auto m = manifests(process_workload("a", "placement: {everyNode: true}"));
+    WorkloadRecord w{"a", to_json(m.front()).dump(), spec_hash(m.front()), 1, 1, 1, 0, ""};
+    ASSERT_TRUE(stores->control->put_workload(w).ok());
+    ASSERT_TRUE(stores->control->set_placements("a", {node}).ok());
+  }
+  ShardedHub hub(dir.path(), broker, clock);
+  auto rows = hub.stores.shards[sync::shard_of(node, kShards)]->desired_for_node(node);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->front().workload, "a");
+}
+
+// Two replicas over nodes of two shards; shard `lost` is lost while the hub is down.
+struct LostShard : ::testing::Test {
+  void SetUp() override {
+    names = names_by_shard(2);
+    {
+      ShardedHub hub(dir.path(), broker, clock);
+      for (uint32_t s : {0u, 1u}) {
+        for (const auto& n : names[s]) FakeAgent(broker, n, kShards).hello(0);
+      }
+      auto r = hub.controller->apply(manifests(process_workload("rep", "replicas: 2")));
+      ASSERT_TRUE(r.ok() && r->refused.empty());
+      before = hub.placed("rep");
+      ASSERT_EQ(before.size(), 2u);
+    }
+    lost = sync::shard_of(*before.begin(), kShards);
+    ASSERT_TRUE(std::filesystem::remove(shard_store_path(dir.path(), lost)));
+  }
+
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  std::vector<std::vector<std::string>> names;
+  std::set<std::string> before;
+  uint32_t lost = 0;
+};
+
+TEST_F(LostShard, SchedulingWaitsForItsNodesWhoGetTheirWorkloadsBack) {
+  ShardedHub hub(dir.path(), broker, clock);
+  ASSERT_EQ(hub.stores.rebuilt, std::set<uint32_t>{lost});
+  std::set<std::string> awaited;
+  for (const auto& n : before)
+    if (sync::shard_of(n, kShards) == lost) awaited.insert(n);
+  EXPECT_EQ(hub.controller->awaited_nodes(), awaited.size());
+  // The other nodes keep talking, time passes (within the grace): nothing moves.
+  clock.advance(Millis(10000));
+  hub.controller->tick();
+  EXPECT_EQ(hub.placed("rep"), before);
+  auto view = hub.controller->workload_view("rep");
+  ASSERT_TRUE(view.ok() && view->has_value());
+  EXPECT_NE((**view)["status"]["pendingReason"].get<std::string>().find("resync"),
+            std::string::npos)
+      << (**view)["status"].dump();
+
+  // The lost shard's nodes come back (they hold revision 1) and get a snapshot of what they run.
+  std::vector<std::unique_ptr<FakeAgent>> back;
+  for (const auto& n : names[lost]) {
+    back.push_back(std::make_unique<FakeAgent>(broker, n, kShards));
+    back.back()->hello(1);
+  }
+  EXPECT_EQ(hub.controller->awaited_nodes(), 0u);
+  EXPECT_EQ(hub.placed("rep"), before);
+  for (size_t i = 0; i < back.size(); ++i) {
+    const bool runs = before.count(names[lost][i]) > 0;
+    if (!runs) continue;
+    ASSERT_FALSE(back[i]->desired.empty()) << names[lost][i];
+    const pb::DesiredState& d = back[i]->desired.back();
+    EXPECT_TRUE(d.snapshot());
+    EXPECT_GT(d.to_revision(), 1u) << "not newer than what the agent holds";
+    ASSERT_EQ(d.upserts_size(), 1);
+    EXPECT_EQ(d.upserts(0).name(), "rep");
+  }
+}
+
+TEST_F(LostShard, NodesThatNeverComeBackArePlacedElsewhereAfterTheGrace) {
+  ShardedHub hub(dir.path(), broker, clock, Millis(5000));
+  ASSERT_GT(hub.controller->awaited_nodes(), 0u);
+  clock.advance(Millis(6000));
+  hub.controller->tick();
+  EXPECT_EQ(hub.controller->awaited_nodes(), 0u);
+  auto now = hub.placed("rep");
+  EXPECT_EQ(now.size(), 2u);
+  for (const auto& n : now) EXPECT_NE(sync::shard_of(n, kShards), lost) << n;
+}
+
+TEST(ShardedControllerTest, ShardsIngestInParallelAndLoseNothing) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  auto opened = open_hub_stores(dir.path(), kShards, {});
+  ASSERT_TRUE(opened.ok());
+  auto transport = broker.connect("flotilla-hub");
+  Metrics metrics;
+  ControllerOptions options;
+  options.shards = kShards;
+  std::vector<Store*> shards;
+  for (auto& s : opened->shards) shards.push_back(s.get());
+  Controller controller(*opened->control, shards, clock, *transport, metrics, options);
+  SyncServer server(*transport, controller, metrics, kShards, /*ingest_thread=*/true);
+  ASSERT_TRUE(controller.start().ok());
+  ASSERT_TRUE(server.start().ok());
+  auto names = names_by_shard(5);
+  std::vector<std::thread> senders;
+  constexpr int kRecords = 200;
+  for (const auto& shard : names) {
+    senders.emplace_back([&, shard] {
+      for (const auto& n : shard) {
+        FakeAgent agent(broker, n, kShards);
+        agent.hello(0);
+        for (int i = 1; i <= kRecords; ++i) {
+          agent.status({testing::instance("w", "w-" + std::to_string(i % 7), pb::PHASE_RUNNING,
+                                          static_cast<uint64_t>(i))});
+        }
+      }
+    });
+  }
+  for (auto& t : senders) t.join();
+  server.wait_idle();
+  uint64_t handled = 0;
+  for (uint32_t s = 0; s < kShards; ++s) {
+    const uint64_t n =
+        metrics.value("flotilla_hub_shard_messages_total", {{"shard", std::to_string(s)}});
+    EXPECT_GT(n, 0u) << "shard " << s << " handled nothing";
+    handled += n;
+  }
+  EXPECT_EQ(handled, kShards * 5 * (kRecords + 1));
+  for (const auto& shard : names) {
+    for (const auto& n : shard) {
+      auto rec = opened->shards[sync::shard_of(n, kShards)]->get_instance(n, "w-0");
+      ASSERT_TRUE(rec.ok() && rec->has_value()) << n;
+      EXPECT_EQ((*rec)->status.seq(), 196u) << n;  // the newest record of w-0 (196 = 7 * 28)
+    }
+  }
+  EXPECT_NE(server.gauges_text().find("flotilla_hub_shard_lag_seconds{shard=\"3\"}"),
+            std::string::npos);
+  transport->stop();
+  server.stop();
+}
+
+}  // namespace
+}  // namespace flotilla::hub
