@@ -1,0 +1,263 @@
+#include "cloud-hub/watch.hpp"
+
+#include "common/log.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+using json = nlohmann::json;
+
+// A node's labels, or a workload's metadata.labels.
+std::shared_ptr<const Labels> labels_of(Change::Kind kind, const json& view) {
+  auto out = std::make_shared<Labels>();
+  const json* labels = nullptr;
+  if (kind == Change::Kind::kNode) {
+    if (view.is_object() && view.contains("labels")) labels = &view["labels"];
+  } else if (view.is_object() && view.contains("metadata") && view["metadata"].is_object() &&
+             view["metadata"].contains("labels")) {
+    labels = &view["metadata"]["labels"];
+  }
+  if (labels != nullptr && labels->is_object()) {
+    for (const auto& [k, v] : labels->items()) {
+      if (v.is_string()) (*out)[k] = v.get<std::string>();
+    }
+  }
+  return out;
+}
+
+// What a DELETED record carries for an object the log never saw.
+std::shared_ptr<const std::string> bare_object(Change::Kind kind, const std::string& name) {
+  json j = kind == Change::Kind::kNode ? json{{"name", name}}
+                                       : json{{"apiVersion", "flotilla/v1"},
+                                              {"kind", "Workload"},
+                                              {"metadata", {{"name", name}}}};
+  return std::make_shared<const std::string>(j.dump());
+}
+
+bool matches(const Labels& selector, const std::shared_ptr<const Labels>& labels) {
+  if (!labels) return false;
+  for (const auto& [k, v] : selector) {
+    auto it = labels->find(k);
+    if (it == labels->end() || it->second != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* watch_type_name(WatchType type) {
+  switch (type) {
+    case WatchType::kAdded:
+      return "ADDED";
+    case WatchType::kModified:
+      return "MODIFIED";
+    case WatchType::kDeleted:
+      return "DELETED";
+  }
+  return "MODIFIED";
+}
+
+std::optional<WatchType> WatchFilter::type_for(const WatchEvent& e) const {
+  if (e.kind != kind || (!name.empty() && e.name != name)) return std::nullopt;
+  if (selector.empty()) return e.type;
+  switch (e.type) {
+    case WatchType::kAdded:
+      if (matches(selector, e.labels)) return WatchType::kAdded;
+      return std::nullopt;
+    case WatchType::kDeleted:
+      if (!e.labels || matches(selector, e.labels)) return WatchType::kDeleted;
+      return std::nullopt;
+    case WatchType::kModified: {
+      const bool now = matches(selector, e.labels);
+      const bool before = matches(selector, e.labels_before);
+      if (now) return before ? WatchType::kModified : WatchType::kAdded;
+      if (before) return WatchType::kDeleted;  // it left the selection
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+WatchLog::WatchLog(WatchLogOptions options) : options_(options), version_(options.first_version) {}
+
+uint64_t WatchLog::record(const std::vector<Update>& updates) {
+  // Serialise outside the lock: watchers only ever copy the result.
+  struct Prepared {
+    std::shared_ptr<const Labels> labels;
+    std::shared_ptr<const std::string> object;
+  };
+  std::vector<Prepared> prepared;
+  prepared.reserve(updates.size());
+  for (const auto& u : updates) {
+    if (u.view) {
+      prepared.push_back(
+          {labels_of(u.kind, *u.view), std::make_shared<const std::string>(u.view->dump())});
+    } else {
+      prepared.push_back({});
+    }
+  }
+  uint64_t last = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < updates.size(); ++i) {
+      const Update& u = updates[i];
+      Prepared& p = prepared[i];
+      auto e = std::make_shared<WatchEvent>();
+      e->version = ++version_;
+      e->kind = u.kind;
+      e->name = u.name;
+      auto known = known_.find({u.kind, u.name});
+      if (u.view) {
+        if (known == known_.end()) {
+          e->type = WatchType::kAdded;
+          known = known_.emplace(Key{u.kind, u.name}, Known{}).first;
+        } else {
+          e->type = WatchType::kModified;
+          e->labels_before = known->second.labels;
+          if (*p.labels == *known->second.labels) p.labels = known->second.labels;  // share
+        }
+        e->labels = p.labels;
+        e->object = p.object;
+        known->second = {p.labels, p.object};
+      } else {
+        e->type = WatchType::kDeleted;
+        if (known != known_.end()) {
+          e->labels = e->labels_before = known->second.labels;
+          e->object = known->second.object;
+          known_.erase(known);
+        } else {
+          e->object = bare_object(u.kind, u.name);
+        }
+      }
+      ring_bytes_ += e->object->size();
+      ring_.push_back(std::move(e));
+    }
+    trim_locked();
+    last = version_;
+  }
+  cv_.notify_all();
+  return last;
+}
+
+void WatchLog::seed(Change::Kind kind, const std::string& name, const nlohmann::json& view) {
+  auto labels = labels_of(kind, view);
+  auto object = std::make_shared<const std::string>(view.dump());
+  std::lock_guard lock(mu_);
+  known_.emplace(Key{kind, name}, Known{std::move(labels), std::move(object)});
+}
+
+void WatchLog::trim_locked() {
+  while (ring_.size() > options_.max_records ||
+         (ring_bytes_ > options_.max_bytes && ring_.size() > 1)) {
+    ring_bytes_ -= ring_.front()->object->size();
+    ring_.pop_front();
+  }
+}
+
+uint64_t WatchLog::version() const {
+  std::lock_guard lock(mu_);
+  return version_;
+}
+
+uint64_t WatchLog::oldest() const {
+  std::lock_guard lock(mu_);
+  return oldest_locked();
+}
+
+size_t WatchLog::size() const {
+  std::lock_guard lock(mu_);
+  return ring_.size();
+}
+
+uint64_t WatchLog::oldest_locked() const {
+  return ring_.empty() ? version_ : ring_.front()->version - 1;
+}
+
+void WatchLog::collect_locked(const WatchFilter& filter, WatchBatch& batch) const {
+  // Versions are consecutive, so the ring is indexed by version.
+  const uint64_t first = ring_.empty() ? version_ + 1 : ring_.front()->version;
+  for (uint64_t v = batch.cursor + 1; v <= version_; ++v) {
+    const auto& e = ring_[v - first];
+    batch.cursor = v;
+    if (auto type = filter.type_for(*e)) {
+      batch.events.push_back({e, *type});
+      if (batch.events.size() >= options_.max_batch) return;
+    }
+  }
+}
+
+WatchBatch WatchLog::wait(const WatchFilter& filter, uint64_t after, Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  WatchBatch batch;
+  batch.cursor = after;
+  std::unique_lock lock(mu_);
+  bool timed_out = false;
+  for (;;) {
+    if (closed_) {
+      batch.result = WatchBatch::Result::kClosed;
+      return batch;
+    }
+    if (batch.cursor < oldest_locked() || batch.cursor > version_) {
+      batch.result = WatchBatch::Result::kGone;
+      return batch;
+    }
+    collect_locked(filter, batch);
+    if (!batch.events.empty()) {
+      batch.result = WatchBatch::Result::kEvents;
+      return batch;
+    }
+    if (timed_out) {
+      batch.result = WatchBatch::Result::kTimeout;
+      return batch;
+    }
+    timed_out = cv_.wait_until(lock, deadline) == std::cv_status::timeout;
+  }
+}
+
+void WatchLog::close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+ChangeListener record_changes(WatchLog& log, Controller& controller, Metrics& metrics) {
+  // One change set at a time, views read and recorded together: were two committing threads to
+  // interleave, an older view could otherwise be recorded after a newer one.
+  auto order = std::make_shared<std::mutex>();
+  auto logger = log::get("watch");
+  return [&log, &controller, &metrics, order, logger](const std::set<Change>& changes) {
+    std::lock_guard lock(*order);
+    std::vector<WatchLog::Update> updates;
+    updates.reserve(changes.size());
+    for (const auto& c : changes) {
+      const bool node = c.kind == Change::Kind::kNode;
+      auto view = node ? controller.node_view(c.name) : controller.workload_view(c.name);
+      if (!view) {
+        logger->error("watchers miss a change kind={} name={} error='{}'",
+                      node ? "node" : "workload", c.name, view.error().message());
+        metrics.count("flotilla_hub_watch_view_errors_total");
+        continue;
+      }
+      updates.push_back({c.kind, c.name, std::move(*view)});
+    }
+    if (!updates.empty()) log.record(updates);
+  };
+}
+
+Status seed_watch_log(WatchLog& log, Controller& controller) {
+  auto nodes = controller.nodes_view();
+  if (!nodes) return nodes.error().WithContext("Failed to read the nodes for watchers");
+  for (const auto& n : (*nodes)["items"]) {
+    log.seed(Change::Kind::kNode, n.value("name", ""), n);
+  }
+  auto workloads = controller.workloads_view();
+  if (!workloads) return workloads.error().WithContext("Failed to read the workloads for watchers");
+  for (const auto& w : (*workloads)["items"]) {
+    log.seed(Change::Kind::kWorkload, w["metadata"].value("name", ""), w);
+  }
+  return Ok();
+}
+
+}  // namespace flotilla::hub

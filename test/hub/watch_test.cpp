@@ -1,0 +1,266 @@
+// WatchLog: ordering, the ring's bounds (410), selectors, wake-ups and concurrent watchers; and
+// record_changes over a real Controller.
+#include "cloud-hub/watch.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "test/hub/fake_agent.hpp"
+
+namespace flotilla::hub {
+namespace {
+
+using json = nlohmann::json;
+using Kind = Change::Kind;
+using Result = WatchBatch::Result;
+
+json node(const std::string& name, Labels labels = {}, const std::string& state = "Ready") {
+  return {{"name", name}, {"labels", labels}, {"state", state}};
+}
+
+WatchLog::Update put(const std::string& name, Labels labels = {},
+                     const std::string& state = "Ready") {
+  return {Kind::kNode, name, node(name, std::move(labels), state)};
+}
+
+WatchLog::Update gone(const std::string& name) { return {Kind::kNode, name, std::nullopt}; }
+
+WatchFilter nodes(Labels selector = {}) {
+  WatchFilter f;
+  f.kind = Kind::kNode;
+  f.selector = std::move(selector);
+  return f;
+}
+
+// "ADDED n1" ... for the batch's events.
+std::vector<std::string> seen(const WatchBatch& b) {
+  std::vector<std::string> out;
+  for (const auto& d : b.events)
+    out.push_back(std::string(watch_type_name(d.type)) + " " + d.event->name);
+  return out;
+}
+
+constexpr Millis kNow{0};
+constexpr Millis kLong{10000};  // an upper bound: a correct log answers long before
+
+TEST(WatchLogTest, ChangesComeInOrderWithTheirViewsAndTypes) {
+  WatchLog log(WatchLogOptions{.first_version = 100});
+  EXPECT_EQ(log.version(), 100u);
+  EXPECT_EQ(log.record({put("n1"), put("n2")}), 102u);
+  EXPECT_EQ(log.record({put("n1", {}, "NotReady")}), 103u);
+  EXPECT_EQ(log.record({gone("n2")}), 104u);
+
+  WatchBatch b = log.wait(nodes(), 100, kNow);
+  ASSERT_EQ(b.result, Result::kEvents);
+  EXPECT_EQ(seen(b),
+            (std::vector<std::string>{"ADDED n1", "ADDED n2", "MODIFIED n1", "DELETED n2"}));
+  EXPECT_EQ(b.cursor, 104u);
+  EXPECT_EQ(b.events[0].event->version, 101u);
+  EXPECT_EQ(json::parse(*b.events[0].event->object)["state"], "Ready");
+  EXPECT_EQ(json::parse(*b.events[2].event->object)["state"], "NotReady");
+  // A DELETED record carries the last view seen of the object.
+  EXPECT_EQ(json::parse(*b.events[3].event->object), node("n2"));
+
+  // From the middle: only what came after.
+  EXPECT_EQ(seen(log.wait(nodes(), 102, kNow)),
+            (std::vector<std::string>{"MODIFIED n1", "DELETED n2"}));
+  // Nothing newer: a timeout, the cursor unchanged.
+  b = log.wait(nodes(), 104, kNow);
+  EXPECT_EQ(b.result, Result::kTimeout);
+  EXPECT_EQ(b.cursor, 104u);
+  // Gone then back: ADDED again.
+  log.record({put("n2")});
+  EXPECT_EQ(seen(log.wait(nodes(), 104, kNow)), std::vector<std::string>{"ADDED n2"});
+}
+
+TEST(WatchLogTest, SeededObjectsAreModifiedAndTheirDeleteCarriesTheirView) {
+  WatchLog log;
+  log.seed(Kind::kNode, "old", node("old", {{"site", "lab"}}));
+  log.seed(Kind::kNode, "old", node("old", {{"site", "ignored"}}));  // known: kept as it was
+  log.record({put("old", {{"site", "lab"}}, "NotReady"), gone("old")});
+  WatchBatch b = log.wait(nodes({{"site", "lab"}}), 0, kNow);
+  EXPECT_EQ(seen(b), (std::vector<std::string>{"MODIFIED old", "DELETED old"}));
+  // A delete of an object never seen: a bare view, sent to every watcher of the kind.
+  log.record({gone("stranger")});
+  b = log.wait(nodes({{"site", "lab"}}), 2, kNow);
+  ASSERT_EQ(seen(b), std::vector<std::string>{"DELETED stranger"});
+  EXPECT_EQ(json::parse(*b.events[0].event->object), json({{"name", "stranger"}}));
+}
+
+TEST(WatchLogTest, KindsAndNamesAreFiltered) {
+  WatchLog log;
+  json w = {{"metadata", {{"name", "web"}, {"labels", {{"tier", "gold"}}}}}};
+  log.record({put("n1"), {Kind::kWorkload, "web", w}, put("n2")});
+  WatchFilter workloads;
+  workloads.kind = Kind::kWorkload;
+  EXPECT_EQ(seen(log.wait(workloads, 0, kNow)), std::vector<std::string>{"ADDED web"});
+  workloads.selector = {{"tier", "gold"}};  // a workload's metadata.labels
+  EXPECT_EQ(seen(log.wait(workloads, 0, kNow)), std::vector<std::string>{"ADDED web"});
+  WatchFilter one = nodes();
+  one.name = "n2";
+  WatchBatch b = log.wait(one, 0, kNow);
+  EXPECT_EQ(seen(b), std::vector<std::string>{"ADDED n2"});
+  EXPECT_EQ(b.cursor, 3u);
+}
+
+TEST(WatchLogTest, SelectorsSeeObjectsComeAndGoAsTheirLabelsChange) {
+  WatchLog log;
+  log.record({put("n1", {{"site", "lab"}}), put("n2", {{"site", "field"}})});
+  log.record({put("n1", {{"site", "lab"}}, "NotReady")});  // still matches
+  log.record({put("n2", {{"site", "lab"}})});              // comes to match
+  log.record({put("n1", {{"site", "field"}})});            // stops matching
+  log.record({put("n1", {{"site", "field"}}, "Ready")});   // never of interest
+  WatchBatch b = log.wait(nodes({{"site", "lab"}}), 0, kNow);
+  EXPECT_EQ(seen(b),
+            (std::vector<std::string>{"ADDED n1", "MODIFIED n1", "ADDED n2", "DELETED n1"}));
+  // The skipped change still moves the cursor, so the watcher does not fall behind the ring.
+  EXPECT_EQ(b.cursor, 6u);
+  b = log.wait(nodes({{"site", "lab"}}), 5, kNow);
+  EXPECT_EQ(b.result, Result::kTimeout);
+  EXPECT_EQ(b.cursor, 6u);
+}
+
+TEST(WatchLogTest, TheRingKeepsTheLastRecordsAndTooOldIsGone) {
+  WatchLog log(WatchLogOptions{.max_records = 3, .first_version = 10});
+  for (int i = 1; i <= 5; ++i) log.record({put("n" + std::to_string(i))});
+  EXPECT_EQ(log.size(), 3u);
+  EXPECT_EQ(log.version(), 15u);
+  EXPECT_EQ(log.oldest(), 12u);
+  EXPECT_EQ(log.wait(nodes(), 11, kNow).result, Result::kGone);
+  EXPECT_EQ(log.wait(nodes(), 10, kLong).result, Result::kGone);  // at once, not after kLong
+  EXPECT_EQ(seen(log.wait(nodes(), 12, kNow)),
+            (std::vector<std::string>{"ADDED n3", "ADDED n4", "ADDED n5"}));
+  // A version from the future (an earlier hub process's) is gone too.
+  EXPECT_EQ(log.wait(nodes(), 16, kNow).result, Result::kGone);
+}
+
+TEST(WatchLogTest, TheRingIsBoundedInBytes) {
+  WatchLog log(WatchLogOptions{.max_bytes = 1000});
+  const std::string big(300, 'x');
+  for (int i = 0; i < 10; ++i) log.record({put("n" + std::to_string(i), {{"pad", "p"}}, big)});
+  EXPECT_LE(log.size(), 3u);
+  EXPECT_GE(log.size(), 2u);
+  EXPECT_EQ(log.wait(nodes(), 0, kNow).result, Result::kGone);
+  // One record larger than the budget is still kept: the latest change is never lost.
+  log.record({put("huge", {}, std::string(5000, 'y'))});
+  EXPECT_EQ(log.size(), 1u);
+  EXPECT_EQ(seen(log.wait(nodes(), 10, kNow)), std::vector<std::string>{"ADDED huge"});
+}
+
+TEST(WatchLogTest, BatchesAreBoundedAndResumeWhereTheyStopped) {
+  WatchLog log(WatchLogOptions{.max_batch = 2});
+  log.record({put("a"), put("b"), put("c")});
+  WatchBatch b = log.wait(nodes(), 0, kNow);
+  EXPECT_EQ(seen(b), (std::vector<std::string>{"ADDED a", "ADDED b"}));
+  EXPECT_EQ(b.cursor, 2u);
+  EXPECT_EQ(seen(log.wait(nodes(), b.cursor, kNow)), std::vector<std::string>{"ADDED c"});
+}
+
+TEST(WatchLogTest, AWaitingWatcherWakesOnARecordAndOnClose) {
+  WatchLog log;
+  WatchBatch got;
+  std::thread watcher([&] { got = log.wait(nodes({{"site", "lab"}}), 0, kLong); });
+  // A change the watcher does not want must not end its wait; the one it wants must.
+  log.record({put("other", {{"site", "field"}})});
+  log.record({put("mine", {{"site", "lab"}})});
+  watcher.join();
+  EXPECT_EQ(got.result, Result::kEvents);
+  EXPECT_EQ(seen(got), std::vector<std::string>{"ADDED mine"});
+
+  std::thread closing([&] { got = log.wait(nodes(), log.version(), kLong); });
+  log.close();
+  closing.join();
+  EXPECT_EQ(got.result, Result::kClosed);
+  EXPECT_EQ(log.wait(nodes(), 0, kLong).result, Result::kClosed);  // and at once from now on
+}
+
+TEST(WatchLogTest, ManyWatchersEachSeeEveryChangeInOrder) {
+  WatchLog log(WatchLogOptions{.max_records = 100000});
+  constexpr int kWatchers = 16;
+  constexpr int kWriters = 4;
+  constexpr int kChanges = 500;  // per writer
+  std::vector<std::vector<uint64_t>> versions(kWatchers);
+  std::vector<std::vector<std::string>> names(kWatchers);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWatchers; ++w) {
+    threads.emplace_back([&, w] {
+      uint64_t cursor = 0;
+      while (versions[w].size() < kWriters * kChanges) {
+        WatchBatch b = log.wait(nodes(), cursor, kLong);
+        if (b.result != Result::kEvents) {
+          ADD_FAILURE() << "watcher " << w << " got " << static_cast<int>(b.result);
+          return;
+        }
+        for (const auto& d : b.events) {
+          versions[w].push_back(d.event->version);
+          names[w].push_back(d.event->name);
+        }
+        cursor = b.cursor;
+      }
+    });
+  }
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kWriters; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kChanges; ++i)
+        log.record({put("w" + std::to_string(t), {}, std::to_string(i))});
+    });
+  }
+  for (auto& t : writers) t.join();
+  for (auto& t : threads) t.join();
+  for (int w = 0; w < kWatchers; ++w) {
+    ASSERT_EQ(versions[w].size(), static_cast<size_t>(kWriters * kChanges)) << w;
+    for (size_t i = 0; i < versions[w].size(); ++i) ASSERT_EQ(versions[w][i], i + 1) << w;
+    EXPECT_EQ(names[w], names[0]);
+  }
+}
+
+// record_changes over a real Controller: the listener turns its change sets into records.
+TEST(WatchLogTest, RecordChangesFollowsTheController) {
+  testing::HubHarness h;
+  WatchLog log;
+  h.controller->set_change_listener(record_changes(log, *h.controller, h.metrics));
+  testing::FakeAgent agent(h.broker, "n1");
+  agent.hello(0, {{"site", "lab"}});
+  h.apply(testing::process_workload("web", "replicas: 1"));
+
+  WatchBatch b = log.wait(nodes(), 0, kNow);
+  ASSERT_EQ(b.result, Result::kEvents);
+  EXPECT_EQ(b.events.front().type, WatchType::kAdded);
+  json n = json::parse(*b.events.back().event->object);
+  EXPECT_EQ(n["name"], "n1");
+  EXPECT_EQ(n["workloads"], json::array({"web"}));  // the view after the apply placed web
+  WatchFilter workloads;
+  workloads.kind = Kind::kWorkload;
+  b = log.wait(workloads, 0, kNow);
+  ASSERT_EQ(b.result, Result::kEvents);
+  EXPECT_EQ(seen(b).front(), "ADDED web");
+  EXPECT_EQ(json::parse(*b.events.back().event->object)["status"]["nodes"], json::array({"n1"}));
+
+  const uint64_t before = log.version();
+  ASSERT_TRUE(h.controller->delete_workload("web").ok());
+  b = log.wait(workloads, before, kNow);
+  ASSERT_EQ(b.result, Result::kEvents);
+  EXPECT_EQ(seen(b).back(), "DELETED web");
+  EXPECT_EQ(json::parse(*b.events.back().event->object)["metadata"]["name"], "web");
+  EXPECT_EQ(h.metrics.value("flotilla_hub_watch_view_errors_total"), 0u);
+}
+
+TEST(WatchLogTest, SeedRemembersWhatExists) {
+  testing::HubHarness h;
+  testing::FakeAgent agent(h.broker, "n1");
+  agent.hello(0);
+  h.apply(testing::process_workload("web", "replicas: 1"));
+  WatchLog log;
+  ASSERT_TRUE(seed_watch_log(log, *h.controller).ok());
+  h.controller->set_change_listener(record_changes(log, *h.controller, h.metrics));
+  agent.hello(0, {{"site", "lab"}});
+  WatchBatch b = log.wait(nodes(), 0, kNow);
+  ASSERT_EQ(b.result, Result::kEvents);
+  EXPECT_EQ(seen(b).front(), "MODIFIED n1");
+}
+
+}  // namespace
+}  // namespace flotilla::hub
