@@ -1,6 +1,10 @@
 #include "cloud-hub/api.hpp"
 
+#include <cctype>
+#include <cerrno>
+
 #include "cloud-hub/manifest_doc.hpp"
+#include "cloud-hub/watch_stream.hpp"
 #include "common/flags.hpp"
 #include "common/log.hpp"
 
@@ -86,29 +90,33 @@ void send_one(httplib::Response& res, const Expected<std::optional<View>>& view,
   send_json(res, 200, **view);
 }
 
+// ?labelSelector=k=v,k2=v2 into `selector`; false after answering 400.
+bool selector_param(const httplib::Request& req, httplib::Response& res, Labels* selector) {
+  if (!req.has_param("labelSelector")) return true;
+  // Read from the raw query: httplib keeps only what follows the last '=' of a value, and a
+  // selector written by hand (labelSelector=k=v,k2=v2) has several.
+  std::string text;
+  const std::string query = req.target.substr(std::min(req.target.find('?'), req.target.size()));
+  const std::string key = "labelSelector=";
+  for (size_t at = 0; at < query.size();) {
+    size_t end = std::min(query.find('&', at + 1), query.size());
+    std::string item = query.substr(at + 1, end - at - 1);
+    if (item.rfind(key, 0) == 0) text = httplib::detail::decode_url(item.substr(key.size()), true);
+    at = end;
+  }
+  auto sel = parse_labels(text);
+  if (!sel) {
+    send_error(res, 400, "labelSelector: want k=v,k2=v2: " + sel.error().message());
+    return false;
+  }
+  *selector = std::move(*sel);
+  return true;
+}
+
 // ?labelSelector=k=v,k2=v2&limit=N&continue=TOKEN; nullopt after answering 400.
 std::optional<ListOptions> list_options(const httplib::Request& req, httplib::Response& res) {
   ListOptions o;
-  if (req.has_param("labelSelector")) {
-    // Read from the raw query: httplib keeps only what follows the last '=' of a value, and a
-    // selector written by hand (labelSelector=k=v,k2=v2) has several.
-    std::string text;
-    const std::string query = req.target.substr(std::min(req.target.find('?'), req.target.size()));
-    const std::string key = "labelSelector=";
-    for (size_t at = 0; at < query.size();) {
-      size_t end = std::min(query.find('&', at + 1), query.size());
-      std::string item = query.substr(at + 1, end - at - 1);
-      if (item.rfind(key, 0) == 0)
-        text = httplib::detail::decode_url(item.substr(key.size()), true);
-      at = end;
-    }
-    auto sel = parse_labels(text);
-    if (!sel) {
-      send_error(res, 400, "labelSelector: want k=v,k2=v2: " + sel.error().message());
-      return std::nullopt;
-    }
-    o.selector = std::move(*sel);
-  }
+  if (!selector_param(req, res, &o.selector)) return std::nullopt;
   if (req.has_param("limit")) {
     const std::string text = req.get_param_value("limit");
     char* end = nullptr;
@@ -131,22 +139,56 @@ std::optional<ListOptions> list_options(const httplib::Request& req, httplib::Re
   return o;
 }
 
-// ?force=true|false (absent: false); nullopt after answering 400.
-std::optional<bool> force_param(const httplib::Request& req, httplib::Response& res) {
-  if (!req.has_param("force")) return false;
-  const std::string v = req.get_param_value("force");
+// ?NAME=true|false (absent: false); nullopt after answering 400.
+std::optional<bool> bool_param(const httplib::Request& req, httplib::Response& res,
+                               const std::string& name) {
+  if (!req.has_param(name)) return false;
+  const std::string v = req.get_param_value(name);
   if (v == "true" || v == "1") return true;
   if (v == "false" || v == "0") return false;
-  send_error(res, 400, "force: want true or false, got '" + v + "'");
+  send_error(res, 400, name + ": want true or false, got '" + v + "'");
   return std::nullopt;
+}
+
+std::optional<bool> force_param(const httplib::Request& req, httplib::Response& res) {
+  return bool_param(req, res, "force");
+}
+
+// Where a watch starts: after the Last-Event-ID a reconnecting EventSource sends, else after
+// ?resourceVersion=N, else now; nullopt after answering 400.
+std::optional<uint64_t> resource_version_param(const httplib::Request& req, httplib::Response& res,
+                                               uint64_t now) {
+  const std::string text = req.has_header("Last-Event-ID") ? req.get_header_value("Last-Event-ID")
+                                                           : req.get_param_value("resourceVersion");
+  if (text.empty()) return now;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (*end != '\0' || errno != 0 || !std::isdigit(static_cast<unsigned char>(text[0]))) {
+    send_error(res, 400,
+               "resourceVersion: want the resourceVersion of a list or the id of a watch event, "
+               "got '" +
+                   text + "'");
+    return std::nullopt;
+  }
+  return static_cast<uint64_t>(v);
+}
+
+const char* kind_path(Change::Kind kind) {
+  return kind == Change::Kind::kNode ? "nodes" : "workloads";
 }
 
 }  // namespace
 
-Api::Api(Controller& controller, Metrics& metrics) : controller_(controller), metrics_(metrics) {}
+Api::Api(Controller& controller, Metrics& metrics, WatchLog& watch, ApiOptions options)
+    : controller_(controller), metrics_(metrics), watch_(watch), options_(options) {}
 
 void Api::install(httplib::Server& server) {
   server.set_payload_max_length(kMaxManifestBytes + 1);
+  // httplib serves each connection on one pool thread (its default pool: 8 threads), and an open
+  // watch keeps its thread: room for every watch allowed, and the usual workers besides.
+  const size_t threads = options_.max_watches + options_.workers;
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // httplib's default adds SO_REUSEPORT, which lets a second hub bind the same port silently.
   server.set_socket_options([](socket_t sock) {
     int yes = 1;
@@ -180,7 +222,10 @@ void Api::install(httplib::Server& server) {
     res.set_content(console_html(*nodes, *workloads), "text/html; charset=utf-8");
   });
   server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(controller_.gauges_text() + metrics_.render(), "text/plain; version=0.0.4");
+    std::string watches = "# TYPE flotilla_hub_watches_open gauge\nflotilla_hub_watches_open " +
+                          std::to_string(open_watches_.load()) + "\n";
+    res.set_content(controller_.gauges_text() + watches + metrics_.render(),
+                    "text/plain; version=0.0.4");
   });
 
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
@@ -192,16 +237,14 @@ void Api::install(httplib::Server& server) {
     send_json(res, 200, {{"status", "ready"}});
   });
 
-  server.Get("/api/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
-    auto options = list_options(req, res);
-    if (!options) return;
-    send_view(res, controller_.nodes_view(*options));
-  });
-  server.Get(R"(/api/v1/nodes/([^/]+))",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               std::string name = req.matches[1];
-               send_one(res, controller_.node_view(name), "node '" + name + "'");
-             });
+  for (Change::Kind kind : {Change::Kind::kNode, Change::Kind::kWorkload}) {
+    const std::string path = std::string("/api/v1/") + kind_path(kind);
+    server.Get(path, [this, kind](const httplib::Request& req, httplib::Response& res) {
+      list(req, res, kind);
+    });
+    server.Get(path + "/([^/]+)", [this, kind](const httplib::Request& req,
+                                               httplib::Response& res) { one(req, res, kind); });
+  }
   server.Delete(R"(/api/v1/nodes/([^/]+))",
                 [this](const httplib::Request& req, httplib::Response& res) {
                   std::string name = req.matches[1];
@@ -211,16 +254,6 @@ void Api::install(httplib::Server& server) {
                   send_json(res, 200, {{"name", name}, {"action", "deleted"}});
                 });
 
-  server.Get("/api/v1/workloads", [this](const httplib::Request& req, httplib::Response& res) {
-    auto options = list_options(req, res);
-    if (!options) return;
-    send_view(res, controller_.workloads_view(*options));
-  });
-  server.Get(R"(/api/v1/workloads/([^/]+))",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               std::string name = req.matches[1];
-               send_one(res, controller_.workload_view(name), "workload '" + name + "'");
-             });
   auto apply_all = [this](const httplib::Request& req, httplib::Response& res) {
     apply(req, res, "");
   };
@@ -272,6 +305,66 @@ void Api::install(httplib::Server& server) {
     server.Post(pattern, not_yet);
     server.Delete(pattern, not_yet);
   }
+}
+
+void Api::list(const httplib::Request& req, httplib::Response& res, Change::Kind kind) {
+  auto watching = bool_param(req, res, "watch");
+  if (!watching) return;
+  if (*watching) {
+    WatchFilter filter;
+    filter.kind = kind;
+    if (!selector_param(req, res, &filter.selector)) return;
+    return watch(req, res, std::move(filter));
+  }
+  auto options = list_options(req, res);
+  if (!options) return;
+  // Read first: whatever changes while the list is built has a later version, so a watch from
+  // this version misses nothing.
+  const uint64_t version = watch_.version();
+  auto view = kind == Change::Kind::kNode ? controller_.nodes_view(*options)
+                                          : controller_.workloads_view(*options);
+  if (!view) return send_error(res, 500, view.error().message());
+  (*view)["resourceVersion"] = std::to_string(version);
+  send_json(res, 200, *view);
+}
+
+void Api::one(const httplib::Request& req, httplib::Response& res, Change::Kind kind) {
+  const std::string name = req.matches[1];
+  auto watching = bool_param(req, res, "watch");
+  if (!watching) return;
+  if (*watching) {
+    WatchFilter filter;
+    filter.kind = kind;
+    filter.name = name;
+    return watch(req, res, std::move(filter));
+  }
+  if (kind == Change::Kind::kNode)
+    return send_one(res, controller_.node_view(name), "node '" + name + "'");
+  send_one(res, controller_.workload_view(name), "workload '" + name + "'");
+}
+
+void Api::watch(const httplib::Request& req, httplib::Response& res, WatchFilter filter) {
+  auto after = resource_version_param(req, res, watch_.version());
+  if (!after) return;
+  const MetricLabels kind = {{"kind", kind_path(filter.kind)}};
+  // Claim a slot; the stream gives it back when it ends.
+  if (open_watches_.fetch_add(1) >= options_.max_watches) {
+    open_watches_.fetch_sub(1);
+    metrics_.count("flotilla_hub_watches_refused_total", kind);
+    log::get("api")->warn("watch refused: too many open limit={}", options_.max_watches);
+    return send_error(res, 503,
+                      "too many open watches (limit " + std::to_string(options_.max_watches) +
+                          "); try again later");
+  }
+  metrics_.count("flotilla_hub_watches_total", kind);
+  if (*after < watch_.oldest() || *after > watch_.version()) {
+    metrics_.count("flotilla_hub_watches_expired_total", kind);  // the stream answers 410
+  }
+  WatchStreamOptions stream;
+  stream.keepalive = options_.keepalive;
+  stream.poll = options_.watch_poll;
+  start_watch_stream(watch_, std::move(filter), *after, stream, res,
+                     [this] { open_watches_.fetch_sub(1); });
 }
 
 void Api::apply(const httplib::Request& req, httplib::Response& res, const std::string& name) {

@@ -4,37 +4,61 @@
 //   GET    /readyz                           200 once ready (store open, MQTT connected), else
 //                                            503 {"status": "not ready", "reason": ...}
 //   GET    /api/v1/nodes[/NAME]              registered nodes
+//   GET    /api/v1/nodes[/NAME]?watch=true   their changes as server-sent events (watch_stream.hpp)
 //   DELETE /api/v1/nodes/NAME                forget a node; its workloads are placed elsewhere
 //   GET    /api/v1/workloads[/NAME]          manifests with status
+//   GET    /api/v1/workloads[/NAME]?watch=true
 //   PUT|POST /api/v1/workloads[/NAME]        apply a manifest (YAML or JSON; several documents
 //                                            apply all or nothing)
 //   DELETE /api/v1/workloads/NAME
 //   (apply and delete take ?force=true past the blast-radius guard; else 409 over its limit)
 //   GET    /api/v1/events?node=&workload=&limit=
 //   Lists of nodes and workloads take ?labelSelector=k=v,k2=v2&limit=N&continue=TOKEN and
-//   answer {"items": [...], "continue": TOKEN} (TOKEN empty on the last page).
+//   answer {"items": [...], "continue": TOKEN, "resourceVersion": "N"} (TOKEN empty on the last
+//   page; N the WatchLog's version, read before the list was built). A watch takes
+//   ?resourceVersion=N (absent: from now; a Last-Event-ID header wins) and ?labelSelector=,
+//   streams ADDED|MODIFIED|DELETED events, and ends with an ERROR event (410) when N is no
+//   longer held: list again.
 //   /api/v1/devices, /rollouts, /artifacts   501: not supported yet
 //
 // Errors are JSON {"error": "..."} with a 4xx/5xx status; a rejected request changes nothing.
+//
+// Each open watch holds one of httplib's worker threads, so install() gives the server a pool of
+// max_watches + workers threads and refuses a watch past max_watches with 503: watches never
+// starve the other requests.
 //
 // Thread-safety: handlers run on httplib's worker threads; the Controller serialises.
 #pragma once
 
 #include <httplib.h>
 
+#include <atomic>
 #include <functional>
 #include <string>
 
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/metrics.hpp"
+#include "cloud-hub/watch.hpp"
+#include "common/clock.hpp"
 
 namespace flotilla::hub {
 
+struct ApiOptions {
+  size_t max_watches = 256;  // open watch streams at most
+  size_t workers = 8;        // worker threads for everything else
+  Millis keepalive{10000};   // a ": keepalive" comment on a watch idle this long
+  Millis watch_poll{500};    // how often an idle watch checks that its client is still there
+};
+
 class Api {
  public:
-  Api(Controller& controller, Metrics& metrics);
-  // Registers every route on `server`.
+  // `watch` is fed by the controller's change listener (record_changes); the caller closes it
+  // when stopping, which ends every open watch.
+  Api(Controller& controller, Metrics& metrics, WatchLog& watch, ApiOptions options = {});
+  // Registers every route on `server` and sizes its worker pool (see above).
   void install(httplib::Server& server);
+  // Watch streams open now.
+  size_t open_watches() const { return open_watches_.load(); }
   // What /readyz asks: empty when ready, else why not. Unset: always ready.
   void set_readiness(std::function<std::string()> why_not_ready) {
     not_ready_ = std::move(why_not_ready);
@@ -42,9 +66,17 @@ class Api {
 
  private:
   void apply(const httplib::Request& req, httplib::Response& res, const std::string& name);
+  // GET of a list: with ?watch=true a watch stream, else the list with its resourceVersion.
+  void list(const httplib::Request& req, httplib::Response& res, Change::Kind kind);
+  // GET of one object: with ?watch=true a watch stream of it, else its view.
+  void one(const httplib::Request& req, httplib::Response& res, Change::Kind kind);
+  void watch(const httplib::Request& req, httplib::Response& res, WatchFilter filter);
 
   Controller& controller_;
   Metrics& metrics_;
+  WatchLog& watch_;
+  const ApiOptions options_;
+  std::atomic<size_t> open_watches_{0};
   std::function<std::string()> not_ready_;
 };
 

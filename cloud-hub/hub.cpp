@@ -7,61 +7,55 @@
 
 namespace flotilla::hub {
 
-Status parse_listen(const std::string &text, std::string *host, int *port) {
+Status parse_listen(const std::string& text, std::string* host, int* port) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
     return Error("want HOST:PORT (e.g. 127.0.0.1:8080), got '" + text + "'");
   }
   const std::string port_text = text.substr(colon + 1);
-  char *end = nullptr;
+  char* end = nullptr;
   long v = std::strtol(port_text.c_str(), &end, 10);
   if (*end != '\0' || v < 0 || v > 65535) {
-    return Error("port must be a number from 0 to 65535, got '" + port_text +
-                 "'");
+    return Error("port must be a number from 0 to 65535, got '" + port_text + "'");
   }
   *host = text.substr(0, colon);
   *port = static_cast<int>(v);
   return Ok();
 }
 
-Expected<double> parse_share(const std::string &text) {
+Expected<double> parse_share(const std::string& text) {
   const bool percent = !text.empty() && text.back() == '%';
   const std::string number = percent ? text.substr(0, text.size() - 1) : text;
-  char *end = nullptr;
+  char* end = nullptr;
   double v = number.empty() ? -1 : std::strtod(number.c_str(), &end);
-  if (percent)
-    v /= 100;
+  if (percent) v /= 100;
   if (number.empty() || *end != '\0' || !(v >= 0 && v <= 1)) {
-    return Error("want a share from 0 to 1 (e.g. 0.5) or a percentage (e.g. "
-                 "50%), got '" +
-                 text + "'");
+    return Error("want a share from 0 to 1 (e.g. 0.5) or a percentage (e.g. 50%), got '" + text +
+                 "'");
   }
   return v;
 }
 
-Expected<std::unique_ptr<Hub>>
-Hub::create(HubOptions options, std::unique_ptr<sync::Transport> transport) {
+Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
+                                           std::unique_ptr<sync::Transport> transport) {
   std::unique_ptr<Hub> hub(new Hub());
   hub->options_ = std::move(options);
-  const HubOptions &o = hub->options_;
+  const HubOptions& o = hub->options_;
   if (auto st = fs::make_dirs(o.data_dir); !st) {
-    return st.error().WithContext("Failed to create data folder '" +
-                                  o.data_dir + "'");
+    return st.error().WithContext("Failed to create data folder '" + o.data_dir + "'");
   }
   StoreOptions store_options;
   store_options.tombstone_retention = o.tombstone_retention;
   auto stores = open_hub_stores(o.data_dir, o.shards, store_options);
-  if (!stores)
-    return stores.error();
+  if (!stores) return stores.error();
   hub->stores_ = std::move(*stores);
   if (!transport) {
     sync::TransportOptions t;
     t.server_uri = o.mqtt_uri;
     t.client_id = "flotilla-hub";
-    t.clean_session = false; // the broker queues agents' QoS 1 messages while
-                             // the hub restarts
-    // One client: retrying four times a second costs nothing and keeps the hub
-    // deaf for at most a quarter second after the broker returns.
+    t.clean_session = false;  // the broker queues agents' QoS 1 messages while the hub restarts
+    // One client: retrying four times a second costs nothing and keeps the hub deaf for at
+    // most a quarter second after the broker returns.
     t.max_backoff = std::chrono::milliseconds(250);
     transport = sync::make_mqtt_transport(t);
   }
@@ -72,24 +66,27 @@ Hub::create(HubOptions options, std::unique_ptr<sync::Transport> transport) {
   c.resend_interval = o.resend_interval;
   c.max_disruption = o.max_disruption;
   c.recovery_grace = o.recovery_grace;
-  std::vector<Store *> shard_stores;
-  for (auto &s : hub->stores_.shards)
-    shard_stores.push_back(s.get());
-  hub->controller_ = std::make_unique<Controller>(
-      *hub->stores_.control, shard_stores, hub->clock_, *hub->transport_,
-      hub->metrics_, c);
-  hub->sync_ = std::make_unique<SyncServer>(*hub->transport_, *hub->controller_,
-                                            hub->metrics_, o.shards);
-  SyncServer *sync_server =
-      hub->sync_.get(); // outlives every scrape: stopped after HTTP
-  hub->metrics_.add_source(
-      [sync_server] { return sync_server->gauges_text(); });
-  hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_);
+  std::vector<Store*> shard_stores;
+  for (auto& s : hub->stores_.shards) shard_stores.push_back(s.get());
+  hub->controller_ = std::make_unique<Controller>(*hub->stores_.control, shard_stores, hub->clock_,
+                                                  *hub->transport_, hub->metrics_, c);
+  hub->sync_ =
+      std::make_unique<SyncServer>(*hub->transport_, *hub->controller_, hub->metrics_, o.shards);
+  SyncServer* sync_server = hub->sync_.get();  // outlives every scrape: stopped after HTTP
+  hub->metrics_.add_source([sync_server] { return sync_server->gauges_text(); });
+  // Watch versions start at the wall clock in microseconds, so a version handed out by an
+  // earlier hub process is older than any of this one's and a watch resuming from it is told to
+  // list again.
+  WatchLogOptions w;
+  w.first_version = static_cast<uint64_t>(hub->clock_.wall_ms()) * 1000;
+  hub->watch_ = std::make_unique<WatchLog>(w);
+  hub->controller_->set_change_listener(
+      record_changes(*hub->watch_, *hub->controller_, hub->metrics_));
+  hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_, *hub->watch_);
   // The store is open once the hub exists; MQTT comes and goes.
-  sync::Transport *t = hub->transport_.get();
-  hub->api_->set_readiness([t]() -> std::string {
-    return t->connected() ? "" : "MQTT broker not connected";
-  });
+  sync::Transport* t = hub->transport_.get();
+  hub->api_->set_readiness(
+      [t]() -> std::string { return t->connected() ? "" : "MQTT broker not connected"; });
   return hub;
 }
 
@@ -97,44 +94,43 @@ Hub::~Hub() { stop(); }
 
 Status Hub::start() {
   auto log = log::get("hub");
-  if (auto st = controller_->start(stores_.rebuilt); !st)
-    return st;
+  if (auto st = controller_->start(stores_.rebuilt); !st) return st;
+  // What exists now, so that the first change of an existing object is MODIFIED, not ADDED.
+  if (auto st = seed_watch_log(*watch_, *controller_); !st) {
+    metrics_.count("flotilla_hub_store_errors_total");
+    log->warn("watchers may see existing objects as ADDED error='{}'", st.error().message());
+  }
   api_->install(http_);
-  const std::string &host = options_.listen_host;
+  const std::string& host = options_.listen_host;
   if (options_.listen_port == 0) {
     port_ = http_.bind_to_any_port(host);
-    if (port_ <= 0)
-      return Error("Failed to listen on '" + host + ":0': cannot bind");
+    if (port_ <= 0) return Error("Failed to listen on '" + host + ":0': cannot bind");
   } else if (!http_.bind_to_port(host, options_.listen_port)) {
-    return Error("Failed to listen on '" + host + ":" +
-                 std::to_string(options_.listen_port) +
+    return Error("Failed to listen on '" + host + ":" + std::to_string(options_.listen_port) +
                  "': address in use or not available");
   } else {
     port_ = options_.listen_port;
   }
-  if (auto st = sync_->start(); !st)
-    return st;
+  if (auto st = sync_->start(); !st) return st;
   started_ = true;
   http_thread_ = std::thread([this] { http_.listen_after_bind(); });
   timer_thread_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(timer_mu_);
     while (!stopping_) {
       timer_cv_.wait_for(lock, std::chrono::seconds(1));
-      if (stopping_)
-        break;
+      if (stopping_) break;
       lock.unlock();
       controller_->tick();
       lock.lock();
     }
   });
-  log->info("hub started listen={}:{} mqtt={} data={} shards={}", host, port_,
-            options_.mqtt_uri, options_.data_dir, options_.shards);
+  log->info("hub started listen={}:{} mqtt={} data={} shards={}", host, port_, options_.mqtt_uri,
+            options_.data_dir, options_.shards);
   return Ok();
 }
 
 void Hub::stop() {
-  if (!started_)
-    return;
+  if (!started_) return;
   started_ = false;
   {
     std::lock_guard<std::mutex> lock(timer_mu_);
@@ -142,13 +138,12 @@ void Hub::stop() {
   }
   timer_cv_.notify_all();
   http_.stop();
-  if (http_thread_.joinable())
-    http_thread_.join();
-  if (timer_thread_.joinable())
-    timer_thread_.join();
+  watch_->close();  // ends the open watches now; httplib waits for its threads
+  if (http_thread_.joinable()) http_thread_.join();
+  if (timer_thread_.joinable()) timer_thread_.join();
   transport_->stop();
-  sync_->stop(); // after the transport: nothing more can be queued
+  sync_->stop();  // after the transport: nothing more can be queued
   log::get("hub")->info("hub stopped");
 }
 
-} // namespace flotilla::hub
+}  // namespace flotilla::hub

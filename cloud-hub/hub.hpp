@@ -1,7 +1,8 @@
-// Hub: wires the hub together -- stores (<data>/control.db and a shard-NN.db
-// per shard, see hub_stores.hpp), MQTT transport, Controller, SyncServer, REST
-// Api on cpp-httplib, and a timer thread that runs Controller::tick() every
-// second. main() only parses flags, builds HubOptions and waits for SIGTERM.
+// Hub: wires the hub together -- stores (<data>/control.db and a shard-NN.db per shard, see
+// hub_stores.hpp), MQTT transport, Controller, SyncServer,
+// the WatchLog the controller's changes feed, REST Api on cpp-httplib, and a timer thread that
+// runs Controller::tick() every second.
+// main() only parses flags, builds HubOptions and waits for SIGTERM.
 //
 // Thread-safety: start() and stop() from one thread.
 #pragma once
@@ -22,45 +23,44 @@
 #include "cloud-hub/metrics.hpp"
 #include "cloud-hub/store.hpp"
 #include "cloud-hub/sync_server.hpp"
+#include "cloud-hub/watch.hpp"
 #include "common/clock.hpp"
 #include "sync/transport.hpp"
 
 namespace flotilla::hub {
 
 struct HubOptions {
-  std::string mqtt_uri; // tcp://HOST:PORT
+  std::string mqtt_uri;  // tcp://HOST:PORT
   std::string listen_host = "127.0.0.1";
-  int listen_port = 8080; // 0: any free port (see Hub::port())
-  std::string data_dir;   // holds control.db and shard-NN.db
+  int listen_port = 8080;  // 0: any free port (see Hub::port())
+  std::string data_dir;    // holds control.db and shard-NN.db
   uint32_t shards = sync::kDefaultShards;
   Millis node_timeout{15000};
   Millis resend_interval{5000};
-  uint64_t tombstone_retention = 1000; // revisions
-  double max_disruption = 0.5; // share of running instances one change may stop
-  Millis recovery_grace{
-      30000}; // wait for the nodes of a lost shard store to resync
+  uint64_t tombstone_retention = 1000;  // revisions
+  double max_disruption = 0.5;          // share of running instances one change may stop
+  Millis recovery_grace{30000};         // wait for the nodes of a lost shard store to resync
 };
 
 // Parses "HOST:PORT" (e.g. 127.0.0.1:8080).
-Status parse_listen(const std::string &text, std::string *host, int *port);
+Status parse_listen(const std::string& text, std::string* host, int* port);
 // Parses a share: "0.5" or "50%" (0 to 1).
-Expected<double> parse_share(const std::string &text);
+Expected<double> parse_share(const std::string& text);
 
 class Hub {
-public:
-  // `transport` may be given by tests; by default an MQTT transport to
-  // options.mqtt_uri with client id flotilla-hub and a persistent session.
-  static Expected<std::unique_ptr<Hub>>
-  create(HubOptions options, std::unique_ptr<sync::Transport> transport = {});
+ public:
+  // `transport` may be given by tests; by default an MQTT transport to options.mqtt_uri with
+  // client id flotilla-hub and a persistent session.
+  static Expected<std::unique_ptr<Hub>> create(HubOptions options,
+                                               std::unique_ptr<sync::Transport> transport = {});
   ~Hub();
 
-  // Binds the HTTP port (failing if it is taken), then starts MQTT, the timer
-  // and HTTP.
+  // Binds the HTTP port (failing if it is taken), then starts MQTT, the timer and HTTP.
   Status start();
   void stop();
   int port() const { return port_; }
 
-private:
+ private:
   Hub() = default;
 
   HubOptions options_;
@@ -70,6 +70,7 @@ private:
   std::unique_ptr<sync::Transport> transport_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<SyncServer> sync_;
+  std::unique_ptr<WatchLog> watch_;
   std::unique_ptr<Api> api_;
   httplib::Server http_;
   int port_ = 0;
@@ -81,4 +82,4 @@ private:
   bool started_ = false;
 };
 
-} // namespace flotilla::hub
+}  // namespace flotilla::hub

@@ -1,4 +1,5 @@
-// An Api on a real httplib::Server bound to a free loopback port, over a HubHarness.
+// An Api on a real httplib::Server bound to a free loopback port, over a HubHarness, with a
+// WatchLog fed by the controller's changes as in the hub.
 #pragma once
 
 #include <httplib.h>
@@ -7,12 +8,17 @@
 #include <thread>
 
 #include "cloud-hub/api.hpp"
+#include "cloud-hub/watch.hpp"
 #include "test/hub/fake_agent.hpp"
 
 namespace flotilla::hub::testing {
 
 struct ApiServer {
-  ApiServer() : api(*harness.controller, harness.metrics) {
+  explicit ApiServer(ApiOptions options = {}, WatchLogOptions watch_options = {})
+      : watch(watch_options), api(*harness.controller, harness.metrics, watch, options) {
+    // Set after the harness started its controller, but before anything changes.
+    harness.controller->set_change_listener(
+        record_changes(watch, *harness.controller, harness.metrics));
     api.install(server);
     port = server.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { server.listen_after_bind(); });
@@ -20,12 +26,14 @@ struct ApiServer {
   }
   ~ApiServer() {
     server.stop();
+    watch.close();
     thread.join();
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
   httplib::Client client() const { return httplib::Client("127.0.0.1", port); }
 
   HubHarness harness;
+  WatchLog watch;
   Api api;
   httplib::Server server;
   int port = 0;

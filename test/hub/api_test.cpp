@@ -1,21 +1,30 @@
 // The REST API on a real HTTP server over a loopback port.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "cloud-hub/hub.hpp"
 #include "test/hub/api_server.hpp"
+#include "test/hub/sse_client.hpp"
+#include "test/support/process.hpp"
+#include "test/support/temp_dir.hpp"
 
 namespace flotilla::hub {
 namespace {
 
 using json = nlohmann::json;
+using flotilla::testing::eventually;
 using testing::ApiServer;
 using testing::FakeAgent;
 using testing::instance;
 using testing::process_workload;
+using testing::SseEvent;
+using testing::SseWatch;
 namespace pb = flotilla::v1;
+using Strings = std::vector<std::string>;
 
 json body_of(const httplib::Result& r) {
   EXPECT_TRUE(r) << "no response";
@@ -416,6 +425,233 @@ TEST_F(ApiTest, ConcurrentAppliesAndAgentTrafficAreSerialised) {
   agent.hello(0);
   ASSERT_EQ(agent.desired.size(), 1u);
   EXPECT_EQ(agent.desired[0].upserts_size(), 20);
+}
+
+// Watches: server-sent events over a real HTTP connection.
+
+TEST_F(ApiTest, ListsCarryTheResourceVersionAWatchStartsFrom) {
+  json list = body_of(c_.Get("/api/v1/workloads"));
+  ASSERT_TRUE(list["resourceVersion"].is_string()) << list.dump();
+  EXPECT_EQ(list["resourceVersion"], std::to_string(s_.watch.version()));
+  FakeAgent agent(s_.harness.broker, "n1");
+  agent.hello(0);
+  json nodes = body_of(c_.Get("/api/v1/nodes"));
+  EXPECT_EQ(nodes["resourceVersion"], std::to_string(s_.watch.version()));
+  EXPECT_NE(nodes["resourceVersion"], list["resourceVersion"]);
+}
+
+TEST_F(ApiTest, AWatchSeesWorkloadsComeChangeAndGoInOrder) {
+  FakeAgent agent(s_.harness.broker, "n1");
+  agent.hello(0);
+  const std::string rv = body_of(c_.Get("/api/v1/workloads"))["resourceVersion"];
+  SseWatch watch(s_.port, "/api/v1/workloads?watch=true&resourceVersion=" + rv);
+  ASSERT_EQ(c_.Put("/api/v1/workloads", process_workload("web", "replicas: 1"), "application/yaml")
+                ->status,
+            200);
+  ASSERT_TRUE(watch.wait_events(1)) << watch.raw();
+  EXPECT_EQ(watch.status(), 200);
+  EXPECT_EQ(watch.content_type(), "text/event-stream");
+  agent.ack_last();
+  agent.status({instance("web", "web-1", pb::PHASE_RUNNING, 1)});
+  ASSERT_TRUE(watch.wait_events(2)) << watch.raw();
+  ASSERT_EQ(c_.Delete("/api/v1/workloads/web")->status, 200);
+  ASSERT_TRUE(watch.wait_raw("event: DELETED")) << watch.raw();
+
+  auto events = watch.events();
+  Strings got = watch.summary();
+  EXPECT_EQ(got.front(), "ADDED web");
+  EXPECT_EQ(got.back(), "DELETED web");
+  for (size_t i = 1; i + 1 < got.size(); ++i) EXPECT_EQ(got[i], "MODIFIED web");
+  // Ids increase, and each event carries the object as it was then.
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_LT(std::stoull(events[i - 1].id), std::stoull(events[i].id));
+  }
+  EXPECT_EQ(events.front().data["type"], "ADDED");
+  EXPECT_EQ(events.front().data["object"]["spec"]["replicas"], 1);
+  bool saw_ready = false;
+  for (const auto& e : events) {
+    if (e.data["object"]["status"].value("readyInstances", 0) == 1) saw_ready = true;
+  }
+  EXPECT_TRUE(saw_ready) << watch.raw();
+  EXPECT_EQ(events.back().data["object"]["metadata"]["name"], "web");
+}
+
+TEST_F(ApiTest, AWatchSeesNodesRegisterAndGoAndHonoursSelectors) {
+  SseWatch all(s_.port, "/api/v1/nodes?watch=true");
+  SseWatch lab(s_.port, "/api/v1/nodes?watch=true&labelSelector=site=lab");
+  SseWatch one(s_.port, "/api/v1/nodes/n2?watch=true");
+  ASSERT_TRUE(all.wait_status() && lab.wait_status() && one.wait_status());
+  ASSERT_TRUE(eventually([&] { return s_.api.open_watches() == 3; }, std::chrono::seconds(10)));
+  FakeAgent n1(s_.harness.broker, "n1");
+  n1.hello(0, {{"site", "lab"}});
+  FakeAgent n2(s_.harness.broker, "n2");
+  n2.hello(0, {{"site", "field"}});
+  n1.will();
+  ASSERT_EQ(c_.Delete("/api/v1/nodes/n2")->status, 200);
+  ASSERT_TRUE(all.wait_raw("event: DELETED")) << all.raw();
+  ASSERT_TRUE(one.wait_raw("event: DELETED")) << one.raw();
+  EXPECT_EQ(all.summary(), (Strings{"ADDED n1", "ADDED n2", "MODIFIED n1", "DELETED n2"}));
+  EXPECT_EQ(one.summary(), (Strings{"ADDED n2", "DELETED n2"}));
+  ASSERT_TRUE(lab.wait_events(2)) << lab.raw();
+  EXPECT_EQ(lab.summary(), (Strings{"ADDED n1", "MODIFIED n1"}));
+  EXPECT_EQ(lab.events()[1].data["object"]["state"], "NotReady");
+}
+
+TEST_F(ApiTest, AWatchResumesAfterTheLastIdItSaw) {
+  FakeAgent agent(s_.harness.broker, "n1");
+  std::string last_id;
+  {
+    SseWatch first(s_.port, "/api/v1/nodes?watch=true");
+    ASSERT_TRUE(first.wait_status());
+    agent.hello(0);
+    ASSERT_TRUE(first.wait_events(1));
+    last_id = first.events().back().id;
+  }
+  agent.will();  // while nobody watches
+  SseWatch again(s_.port, "/api/v1/nodes?watch=true&resourceVersion=" + last_id);
+  ASSERT_TRUE(again.wait_events(1)) << again.raw();
+  EXPECT_EQ(again.summary(), Strings{"MODIFIED n1"});
+  EXPECT_EQ(again.events()[0].data["object"]["state"], "NotReady");
+  // A browser's EventSource reconnects to the URL it began with and says where it got to in
+  // Last-Event-ID, which wins over the URL's resourceVersion.
+  SseWatch browser(s_.port, "/api/v1/nodes?watch=true&resourceVersion=" + last_id,
+                   {{"Last-Event-ID", again.events()[0].id}});
+  agent.hello(0, {{"back", "yes"}});
+  ASSERT_TRUE(browser.wait_events(1)) << browser.raw();
+  EXPECT_EQ(browser.summary(), Strings{"MODIFIED n1"});
+  EXPECT_EQ(browser.events()[0].data["object"]["labels"]["back"], "yes");
+}
+
+TEST(ApiWatchTest, AVersionTheLogNoLongerHoldsEndsWith410) {
+  WatchLogOptions small;
+  small.max_records = 2;
+  ApiServer s({}, small);
+  FakeAgent agent(s.harness.broker, "n1");
+  const std::string rv = body_of(s.client().Get("/api/v1/nodes"))["resourceVersion"];
+  for (int i = 0; i < 3; ++i) agent.hello(0, {{"round", std::to_string(i)}});
+  SseWatch old(s.port, "/api/v1/nodes?watch=true&resourceVersion=" + rv);
+  ASSERT_TRUE(old.wait_end()) << old.raw();
+  ASSERT_EQ(old.events().size(), 1u) << old.raw();
+  SseEvent e = old.events()[0];
+  EXPECT_EQ(e.event, "ERROR");
+  EXPECT_EQ(e.data["type"], "ERROR");
+  EXPECT_EQ(e.data["object"]["code"], 410);
+  EXPECT_EQ(e.data["object"]["reason"], "Expired");
+  EXPECT_NE(e.data["object"]["message"].get<std::string>().find("list again"), std::string::npos);
+  // So does one from the future (an earlier hub process's).
+  SseWatch future(s.port, "/api/v1/nodes?watch=true&resourceVersion=999999");
+  ASSERT_TRUE(future.wait_end());
+  EXPECT_EQ(future.summary(), Strings{"ERROR "});
+  EXPECT_EQ(s.harness.metrics.value("flotilla_hub_watches_expired_total", {{"kind", "nodes"}}), 2u);
+}
+
+TEST_F(ApiTest, BadWatchParametersAre400) {
+  auto r = c_.Get("/api/v1/nodes?watch=true&resourceVersion=abc");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"],
+            "resourceVersion: want the resourceVersion of a list or the id of a watch event, got "
+            "'abc'");
+  r = c_.Get("/api/v1/workloads?watch=maybe");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"], "watch: want true or false, got 'maybe'");
+  r = c_.Get("/api/v1/nodes?watch=true&labelSelector=novalue");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(s_.api.open_watches(), 0u);
+  EXPECT_EQ(c_.Get("/api/v1/nodes?watch=false")->status, 200);
+}
+
+TEST(ApiWatchTest, IdleWatchesGetKeepalivesWithTheirProgress) {
+  ApiOptions o;
+  o.keepalive = std::chrono::milliseconds(20);
+  o.watch_poll = std::chrono::milliseconds(10);
+  ApiServer s(o);
+  SseWatch lab(s.port, "/api/v1/nodes?watch=true&labelSelector=site=lab");
+  ASSERT_TRUE(lab.wait_raw(": keepalive\n\n")) << lab.raw();
+  FakeAgent agent(s.harness.broker, "n1");
+  agent.hello(0, {{"site", "field"}});  // skipped by the selector: the keepalive says so
+  const std::string id = "id: " + std::to_string(s.watch.version()) + "\n";
+  ASSERT_TRUE(lab.wait_raw(": keepalive\n" + id + "\n")) << lab.raw();
+  EXPECT_TRUE(lab.events().empty());
+}
+
+TEST(ApiWatchTest, AWatchEndsWhenItsClientGoesAway) {
+  ApiOptions o;
+  o.keepalive = std::chrono::hours(1);  // no write to find out: the idle check must see it
+  ApiServer s(o);
+  auto watch = std::make_unique<SseWatch>(s.port, "/api/v1/workloads?watch=true");
+  ASSERT_TRUE(watch->wait_status());
+  ASSERT_TRUE(eventually([&] { return s.api.open_watches() == 1; }, std::chrono::seconds(10)));
+  EXPECT_NE(s.client().Get("/metrics")->body.find("flotilla_hub_watches_open 1\n"),
+            std::string::npos);
+  watch.reset();  // closes the connection without a word
+  EXPECT_TRUE(eventually([&] { return s.api.open_watches() == 0; }, std::chrono::seconds(10)));
+}
+
+TEST(ApiWatchTest, WatchesPastTheLimitAre503AndNeverStarveOtherRequests) {
+  ApiOptions o;
+  o.max_watches = 100;
+  ApiServer s(o);
+  std::vector<std::unique_ptr<SseWatch>> watches;
+  // One after the other: httplib listens with a backlog of 5, and a burst of connects beyond it
+  // waits for the client's SYN retry (a second or more).
+  for (int i = 0; i < 100; ++i) {
+    watches.push_back(std::make_unique<SseWatch>(s.port, "/api/v1/nodes?watch=true"));
+    ASSERT_TRUE(watches.back()->wait_status());
+  }
+  ASSERT_TRUE(eventually([&] { return s.api.open_watches() == 100; }, std::chrono::seconds(10)))
+      << s.api.open_watches();
+  SseWatch extra(s.port, "/api/v1/nodes?watch=true");
+  ASSERT_TRUE(extra.wait_end());
+  EXPECT_EQ(extra.status(), 503);
+  EXPECT_NE(extra.raw().find("too many open watches (limit 100)"), std::string::npos)
+      << extra.raw();
+  // Other requests are served while 100 watches are open, and every watcher hears a change.
+  httplib::Client c = s.client();
+  for (int i = 0; i < 20; ++i) {
+    auto r = c.Get("/api/v1/nodes");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  FakeAgent agent(s.harness.broker, "n1");
+  agent.hello(0);
+  for (auto& w : watches) ASSERT_TRUE(w->wait_events(1));
+  EXPECT_EQ(s.harness.metrics.value("flotilla_hub_watches_refused_total", {{"kind", "nodes"}}), 1u);
+}
+
+TEST(ApiWatchTest, StoppingTheServerEndsOpenWatches) {
+  auto s = std::make_unique<ApiServer>();
+  SseWatch watch(s->port, "/api/v1/nodes?watch=true");
+  ASSERT_TRUE(watch.wait_status());
+  ASSERT_TRUE(eventually([&] { return s->api.open_watches() == 1; }, std::chrono::seconds(10)));
+  auto stopped = std::async(std::launch::async, [&] { s.reset(); });
+  ASSERT_EQ(stopped.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the server did not stop with a watch open";
+  EXPECT_TRUE(watch.wait_end());
+}
+
+TEST(ApiWatchTest, HubStopEndsOpenWatches) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  HubOptions o;
+  o.listen_port = 0;
+  o.data_dir = dir / "hub";
+  auto hub = Hub::create(o, broker.connect("flotilla-hub"));
+  ASSERT_TRUE(hub.ok()) << hub.error().message();
+  ASSERT_TRUE((*hub)->start().ok());
+  httplib::Client c("127.0.0.1", (*hub)->port());
+  const std::string rv = body_of(c.Get("/api/v1/nodes"))["resourceVersion"];
+  SseWatch watch((*hub)->port(), "/api/v1/nodes?watch=true&resourceVersion=" + rv);
+  FakeAgent agent(broker, "n1");
+  agent.hello(0);
+  ASSERT_TRUE(watch.wait_events(1)) << watch.raw();
+  EXPECT_EQ(watch.summary(), Strings{"ADDED n1"});
+  // Versions start at the wall clock (microseconds): past any earlier hub process's.
+  EXPECT_GT(std::stoull(rv), 1'700'000'000'000'000ull);
+  auto stopped = std::async(std::launch::async, [&] { (*hub)->stop(); });
+  ASSERT_EQ(stopped.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "Hub::stop hung on an open watch";
+  EXPECT_TRUE(watch.wait_end());
 }
 
 }  // namespace
