@@ -6,6 +6,7 @@
 
 #include "cloud-hub/flotctl/client.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
+#include "cloud-hub/flotctl/watch.hpp"
 #include "cloud-hub/manifest.hpp"
 #include "common/fs.hpp"
 
@@ -23,7 +24,9 @@ struct Args {
   std::string selector;  // -l k=v,k2=v2
   std::vector<std::string> positional;
   bool help = false;
-  bool force = false;  // --force: past the hub's blast-radius guard
+  bool force = false;         // --force: past the hub's blast-radius guard
+  bool watch = false;         // -w, --watch
+  bool watch_events = false;  // --output-watch-events
 };
 
 // Accepts "--name VALUE", "--name=VALUE" and, for short flags, "-xVALUE".
@@ -51,6 +54,10 @@ Expected<Args> parse_args(const std::vector<std::string>& args) {
       a.help = true;
     } else if (arg == "--force") {
       a.force = true;
+    } else if (arg == "-w" || arg == "--watch") {
+      a.watch = true;
+    } else if (arg == "--output-watch-events") {
+      a.watch_events = true;
     } else if (auto v = value_of("--hub", "")) {
       if (!*v) return v->error();
       a.hub = **v;
@@ -84,31 +91,6 @@ Expected<std::string> normalize_kind(const std::string& kind) {
 }
 
 std::string singular(const std::string& kind) { return kind.substr(0, kind.size() - 1); }
-
-std::string url_escape(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  return out;
-}
-
-// The hub's {"error": ...}, or a description of an unexpected answer.
-std::string hub_error(const HttpResponse& res) {
-  auto j = json::parse(res.body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
-    return j["error"].get<std::string>();
-  }
-  std::string first = res.body.substr(0, res.body.find('\n'));
-  return "hub answered HTTP " + std::to_string(res.status) + (first.empty() ? "" : ": " + first);
-}
 
 class Runner {
  public:
@@ -198,7 +180,7 @@ class Runner {
 
   int get() {
     if (args_.positional.size() < 2 || args_.positional.size() > 3) {
-      return usage_error("usage: flotctl get KIND [NAME] [-o json|yaml]");
+      return usage_error("usage: flotctl get KIND [NAME] [-o json|yaml] [-w]");
     }
     const std::string& out_format = args_.output;
     if (!out_format.empty() && out_format != "json" && out_format != "yaml" &&
@@ -207,6 +189,10 @@ class Runner {
     }
     auto kind = normalize_kind(args_.positional[1]);
     if (!kind) return fail(kind.error().message());
+    if (args_.watch_events && !args_.watch) {
+      return usage_error("--output-watch-events goes with --watch");
+    }
+    if (args_.watch) return watch(*kind);
     std::string path = "/api/v1/" + *kind;
     std::optional<std::string> name;
     if (args_.positional.size() == 3) {
@@ -237,6 +223,24 @@ class Runner {
     if (*kind == "workloads") out_ << workloads_table(list, ctx_.now_ms);
     if (*kind == "events") out_ << events_table(list, ctx_.now_ms);
     return kOk;
+  }
+
+  int watch(const std::string& kind) {
+    if (kind == "events") return usage_error("--watch takes nodes or workloads");
+    WatchRequest req;
+    req.kind = kind;
+    if (args_.positional.size() == 3) req.name = args_.positional[2];
+    if (req.name && !args_.selector.empty()) {
+      return usage_error("-l selects from lists of nodes or workloads (no NAME)");
+    }
+    req.selector = args_.selector;
+    req.output = args_.output == "table" ? "" : args_.output;
+    req.watch_events = args_.watch_events;
+    req.interrupted = ctx_.interrupted;
+    const Context& ctx = ctx_;
+    req.now_ms = [&ctx] { return ctx.clock_ms ? ctx.clock_ms() : ctx.now_ms; };
+    req.retry_ms = ctx_.retry_ms;
+    return flotctl::watch(client_, req, out_, err_);
   }
 
   int describe() {
@@ -286,6 +290,9 @@ std::string usage() {
          "  apply -f FILE [--force]     validate and apply a manifest (YAML or JSON; - for stdin)\n"
          "  get KIND [NAME] [-o FMT]    list or show nodes, workloads or events (FMT: json|yaml)\n"
          "      [-l k=v,k2=v2]          only the nodes or workloads with these labels\n"
+         "      [-w] [--output-watch-events]\n"
+         "                              then follow each change until Ctrl-C (nodes, workloads;\n"
+         "                              with the event ADDED|MODIFIED|DELETED first on each line)\n"
          "  describe KIND NAME          a node or workload in detail, with recent events\n"
          "  delete KIND NAME [--force]  delete a workload or node\n"
          "  rollout ..., twin ...       not supported yet\n\n"

@@ -1,8 +1,9 @@
 // flotctl's commands: argument parsing and the verbs apply, get, describe and delete.
 //
-//   flotctl [--hub URL] apply -f FILE.yaml | get KIND [NAME] [-o json|yaml] |
+//   flotctl [--hub URL] apply -f FILE.yaml | get KIND [NAME] [-o json|yaml] [-w] |
 //           describe KIND NAME | delete KIND NAME
 //
+// get -w (--watch) follows the changes until interrupted (watch.hpp).
 // KIND is nodes|node|no, workloads|workload|wl, or events|event|ev. `apply` validates the file
 // locally first (file:line errors, nothing sent) and then PUTs it. Exit codes: 0 ok, 1 failed
 // (bad manifest, hub error, hub unreachable, not supported yet), 2 bad usage.
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -20,6 +22,11 @@ namespace flotilla::flotctl {
 struct Context {
   std::string default_hub;  // $FLOTILLA_HUB or http://127.0.0.1:8080
   int64_t now_ms = 0;       // for AGE columns
+  // For get --watch: the clock for the AGE of each change (unset: now_ms), whether the user
+  // interrupted (Ctrl-C; unset: never), and the pause before reconnecting.
+  std::function<int64_t()> clock_ms;
+  std::function<bool()> interrupted;
+  int64_t retry_ms = 1000;
 };
 
 int run(const std::vector<std::string>& args, const Context& ctx, std::ostream& out,

@@ -88,21 +88,31 @@ void emit(YAML::Emitter& out, const json& j) {
 
 }  // namespace
 
-std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+std::vector<size_t> column_widths(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 3, ' ');
+  return widths;
+}
+
+std::string render_row(const std::vector<std::string>& row, const std::vector<size_t>& widths) {
+  std::string line;
+  for (size_t i = 0; i < row.size(); ++i) {
+    line += row[i];
+    if (i + 1 < row.size()) {
+      const size_t width = i < widths.size() ? std::max(widths[i], row[i].size()) : row[i].size();
+      line += std::string(width - row[i].size() + 3, ' ');
     }
-    out += line + "\n";
   }
+  return line + "\n";
+}
+
+std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+  const std::vector<size_t> widths = column_widths(rows);
+  std::string out;
+  for (const auto& row : rows) out += render_row(row, widths);
   return out;
 }
 
@@ -124,26 +134,37 @@ std::string age(const std::string& rfc3339, int64_t now_ms) {
   return std::to_string(secs / 86400) + "d";
 }
 
-std::string nodes_table(const json& nodes) {
-  std::vector<std::vector<std::string>> rows = {{"NAME", "STATUS", "LABELS", "ARCH", "WORKLOADS"}};
-  for (const auto& n : field(nodes, "items")) {
-    rows.push_back({text(n, "name"), text(n, "state"), labels_text(field(n, "labels")),
-                    text(n, "arch"), std::to_string(field(n, "workloads").size())});
+std::vector<std::string> table_header(const std::string& kind) {
+  if (kind == "nodes") return {"NAME", "STATUS", "LABELS", "ARCH", "WORKLOADS"};
+  return {"NAME", "TYPE", "DESIRED", "READY", "PENDING", "AGE"};
+}
+
+std::vector<std::string> table_row(const std::string& kind, const json& item, int64_t now_ms) {
+  if (kind == "nodes") {
+    return {text(item, "name"), text(item, "state"), labels_text(field(item, "labels")),
+            text(item, "arch"), std::to_string(field(item, "workloads").size())};
   }
+  const json& meta = field(item, "metadata");
+  const json& st = field(item, "status");
+  return {text(meta, "name"),           text(field(item, "spec"), "type"),
+          text(st, "desiredInstances"), text(st, "readyInstances"),
+          text(st, "pending"),          age(text(meta, "creationTimestamp"), now_ms)};
+}
+
+namespace {
+
+std::string items_table(const std::string& kind, const json& list, int64_t now_ms) {
+  std::vector<std::vector<std::string>> rows = {table_header(kind)};
+  for (const auto& item : field(list, "items")) rows.push_back(table_row(kind, item, now_ms));
   return render_table(rows);
 }
 
+}  // namespace
+
+std::string nodes_table(const json& nodes) { return items_table("nodes", nodes, 0); }
+
 std::string workloads_table(const json& workloads, int64_t now_ms) {
-  std::vector<std::vector<std::string>> rows = {
-      {"NAME", "TYPE", "DESIRED", "READY", "PENDING", "AGE"}};
-  for (const auto& w : field(workloads, "items")) {
-    const json& meta = field(w, "metadata");
-    const json& st = field(w, "status");
-    rows.push_back({text(meta, "name"), text(field(w, "spec"), "type"),
-                    text(st, "desiredInstances"), text(st, "readyInstances"), text(st, "pending"),
-                    age(text(meta, "creationTimestamp"), now_ms)});
-  }
-  return render_table(rows);
+  return items_table("workloads", workloads, now_ms);
 }
 
 std::string events_table(const json& events, int64_t now_ms) {

@@ -1,17 +1,23 @@
 // flotctl's commands against a real hub API on a loopback port.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "cloud-hub/flotctl/commands.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
+#include "cloud-hub/flotctl/watch.hpp"
 #include "test/hub/api_server.hpp"
+#include "test/support/tcp_proxy.hpp"
 #include "test/support/temp_dir.hpp"
 
 namespace flotilla::flotctl {
 namespace {
 
+using hub::WatchLogOptions;
 using hub::testing::ApiServer;
 using hub::testing::FakeAgent;
 using hub::testing::process_workload;
@@ -180,6 +186,210 @@ TEST_F(FlotctlTest, ForcePassesTheBlastRadiusGuard) {
   r = flotctl({"delete", "workload", "web", "--force"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "workload/web deleted\n");
+}
+
+// Output that flotctl writes on its own thread while the test reads it, with bounded waits.
+class LiveOutput : public std::streambuf {
+ public:
+  bool wait_for(const std::string& text,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return text_.find(text) != std::string::npos; });
+  }
+  std::string text() const {
+    std::lock_guard lock(mu_);
+    return text_;
+  }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) append(std::string(1, static_cast<char>(c)));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    append(std::string(s, static_cast<size_t>(n)));
+    return n;
+  }
+
+ private:
+  void append(const std::string& s) {
+    std::lock_guard lock(mu_);
+    text_ += s;
+    cv_.notify_all();
+  }
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text_;
+};
+
+// `flotctl get ... --watch` running on its own thread until stop().
+class WatchRun {
+ public:
+  WatchRun(std::vector<std::string> args, std::string hub, int64_t now_ms) {
+    Context ctx;
+    ctx.default_hub = std::move(hub);
+    ctx.now_ms = now_ms;
+    ctx.interrupted = [this] { return stop_.load(); };
+    ctx.retry_ms = 20;
+    code_ = std::async(std::launch::async, [this, args = std::move(args), ctx] {
+      std::ostream out(&out_), err(&err_);
+      return run(args, ctx, out, err);
+    });
+  }
+  ~WatchRun() { stop(); }
+  // Interrupts it (as Ctrl-C does) and returns its exit code.
+  int stop() {
+    stop_ = true;
+    if (!done_) {
+      EXPECT_EQ(code_.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+          << "flotctl did not stop when interrupted";
+      result_ = code_.get();
+      done_ = true;
+    }
+    return result_;
+  }
+  LiveOutput& out() { return out_; }
+  LiveOutput& err() { return err_; }
+
+ private:
+  LiveOutput out_, err_;
+  std::atomic<bool> stop_{false};
+  std::future<int> code_;
+  bool done_ = false;
+  int result_ = -1;
+};
+
+TEST_F(FlotctlTest, GetWatchPrintsTheTableThenEachChange) {
+  FakeAgent one(server_.harness.broker, "edge-1");
+  one.hello(0, {{"zone", "east"}});
+  WatchRun w({"get", "nodes", "--watch"}, server_.url(), server_.harness.clock.wall_ms());
+  ASSERT_TRUE(w.out().wait_for("edge-1   Ready    zone=east   amd64   0\n")) << w.out().text();
+  FakeAgent two(server_.harness.broker, "edge-2");
+  two.hello(0, {{"zone", "west"}});
+  ASSERT_TRUE(w.out().wait_for("edge-2   Ready    zone=west   amd64   0\n")) << w.out().text();
+  one.will();
+  ASSERT_TRUE(w.out().wait_for("edge-1   NotReady   zone=east")) << w.out().text();
+  EXPECT_EQ(w.stop(), 0);
+  EXPECT_EQ(w.out().text(),
+            "NAME     STATUS   LABELS      ARCH    WORKLOADS\n"
+            "edge-1   Ready    zone=east   amd64   0\n"
+            "edge-2   Ready    zone=west   amd64   0\n"
+            "edge-1   NotReady   zone=east   amd64   0\n");
+  EXPECT_EQ(w.err().text(), "");
+}
+
+TEST_F(FlotctlTest, GetWatchShowsTheEventsOfAWorkload) {
+  FakeAgent agent(server_.harness.broker, "edge-1");
+  agent.hello(0);
+  WatchRun w({"get", "workloads", "-w", "--output-watch-events"}, server_.url(),
+             server_.harness.clock.wall_ms());
+  ASSERT_TRUE(w.out().wait_for("EVENT   NAME   TYPE   DESIRED   READY   PENDING   AGE\n"))
+      << w.out().text();
+  std::string file = write("web.yaml", process_workload("web", "replicas: 1"));
+  ASSERT_EQ(flotctl({"apply", "-f", file}).code, 0);
+  ASSERT_TRUE(w.out().wait_for("ADDED   web    process   1         0       0         0s\n"))
+      << w.out().text();
+  ASSERT_EQ(flotctl({"delete", "workload", "web"}).code, 0);
+  ASSERT_TRUE(w.out().wait_for("DELETED   web")) << w.out().text();
+  EXPECT_EQ(w.stop(), 0);
+  // One object, from ADDED through the MODIFIED rows the scheduling made, to DELETED.
+  std::istringstream lines(w.out().text());
+  std::vector<std::string> events;
+  for (std::string line; std::getline(lines, line);)
+    events.push_back(line.substr(0, line.find(' ')));
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.front(), "EVENT");
+  EXPECT_EQ(events[1], "ADDED");
+  EXPECT_EQ(events.back(), "DELETED");
+  for (size_t i = 2; i + 1 < events.size(); ++i) EXPECT_EQ(events[i], "MODIFIED");
+}
+
+TEST_F(FlotctlTest, GetWatchOfOneObjectInJson) {
+  FakeAgent agent(server_.harness.broker, "edge-1");
+  agent.hello(0);
+  FakeAgent other(server_.harness.broker, "edge-2");
+  other.hello(0);
+  WatchRun w({"get", "node", "edge-1", "-w", "-o", "json"}, server_.url(),
+             server_.harness.clock.wall_ms());
+  ASSERT_TRUE(w.out().wait_for("\"state\": \"Ready\"")) << w.out().text();
+  other.will();  // not this node
+  agent.will();
+  ASSERT_TRUE(w.out().wait_for("\"state\": \"NotReady\"")) << w.out().text();
+  EXPECT_EQ(w.stop(), 0);
+  EXPECT_EQ(w.out().text().find("edge-2"), std::string::npos) << w.out().text();
+  Outcome r = flotctl({"get", "node", "nope", "--watch"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "error: node 'nope' not found\n");
+  EXPECT_EQ(flotctl({"get", "events", "-w"}).code, 2);
+  EXPECT_EQ(flotctl({"get", "nodes", "--output-watch-events"}).code, 2);
+}
+
+TEST_F(FlotctlTest, GetWatchReconnectsFromTheLastEventItSaw) {
+  flotilla::testing::TcpProxy proxy(server_.port);
+  FakeAgent one(server_.harness.broker, "edge-1");
+  one.hello(0);
+  WatchRun w({"--hub", "http://127.0.0.1:" + std::to_string(proxy.port()), "get", "nodes", "-w",
+              "--output-watch-events"},
+             "", server_.harness.clock.wall_ms());
+  ASSERT_TRUE(w.out().wait_for("ADDED   edge-1")) << w.out().text();
+  proxy.drop();
+  ASSERT_TRUE(w.err().wait_for("warning: lost the watch: Failed to reach hub at"))
+      << w.err().text();
+  FakeAgent two(server_.harness.broker, "edge-2");
+  two.hello(0);  // while flotctl is cut off
+  proxy.resume();
+  ASSERT_TRUE(w.out().wait_for("ADDED   edge-2")) << w.out().text();
+  EXPECT_EQ(w.stop(), 0);
+}
+
+TEST(FlotctlWatchTest, AfterA410ItListsAgainAndPrintsWhatChanged) {
+  WatchLogOptions small;
+  small.max_records = 2;
+  ApiServer server({}, small);
+  flotilla::testing::TcpProxy proxy(server.port);
+  FakeAgent one(server.harness.broker, "edge-1");
+  one.hello(0);
+  FakeAgent two(server.harness.broker, "edge-2");
+  two.hello(0);
+  WatchRun w({"--hub", "http://127.0.0.1:" + std::to_string(proxy.port()), "get", "nodes", "-w",
+              "--output-watch-events"},
+             "", server.harness.clock.wall_ms());
+  ASSERT_TRUE(w.out().wait_for("ADDED   edge-2")) << w.out().text();
+  proxy.drop();
+  ASSERT_TRUE(w.err().wait_for("warning: lost the watch")) << w.err().text();
+  // More changes than the hub keeps, while flotctl is cut off.
+  one.will();
+  ASSERT_EQ(server.client().Delete("/api/v1/nodes/edge-2")->status, 200);
+  FakeAgent three(server.harness.broker, "edge-3");
+  three.hello(0);
+  proxy.resume();
+  ASSERT_TRUE(w.out().wait_for("DELETED   edge-2")) << w.out().text();
+  EXPECT_EQ(w.stop(), 0);
+  EXPECT_EQ(server.harness.metrics.value("flotilla_hub_watches_expired_total", {{"kind", "nodes"}}),
+            1u);
+  // Listed again: what changed meanwhile, by name, then what is gone.
+  EXPECT_EQ(w.out().text(),
+            "EVENT   NAME     STATUS   LABELS   ARCH    WORKLOADS\n"
+            "ADDED   edge-1   Ready    <none>   amd64   0\n"
+            "ADDED   edge-2   Ready    <none>   amd64   0\n"
+            "MODIFIED   edge-1   NotReady   <none>   amd64   0\n"
+            "ADDED   edge-3   Ready    <none>   amd64   0\n"
+            "DELETED   edge-2   Ready    <none>   amd64   0\n");
+}
+
+TEST(FlotctlWatchTest, SseParserHandlesSplitFramesCommentsAndIdOnlyBlocks) {
+  SseParser p;
+  std::vector<SseParser::Message> got;
+  auto keep = [&](const SseParser::Message& m) { got.push_back(m); };
+  p.feed("event: ADDED\nid: 7\nda", keep);
+  EXPECT_TRUE(got.empty());
+  p.feed("ta: {\"a\":1}\n\n: keepalive\r\n\r\n: keepalive\nid: 9\n\n", keep);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].event, "ADDED");
+  EXPECT_EQ(got[0].id, "7");
+  EXPECT_EQ(got[0].data, "{\"a\":1}");
+  EXPECT_EQ(got[1].event, "");
+  EXPECT_EQ(got[1].id, "9");
 }
 
 TEST(FlotctlPrinterTest, YamlQuotesWhatWouldChangeType) {
