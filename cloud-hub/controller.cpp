@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "cloud-hub/disruption.hpp"
+#include "cloud-hub/rollout.hpp"
 #include "cloud-hub/scheduler.hpp"
 #include "common/log.hpp"
 #include "sync/codec.hpp"
@@ -44,6 +45,12 @@ SchedNode sched_node(const NodeRecord& n) {
   s.taints = n.taints;
   s.arch = n.arch;
   return s;
+}
+
+// The spec hash of a serialized WorkloadSpec ("" when unreadable).
+std::string spec_hash_of(const std::string& serialized) {
+  pb::WorkloadSpec spec;
+  return spec.ParseFromString(serialized) ? spec.spec_hash() : std::string();
 }
 
 // Whether an agent must be told: the runnable spec or the labels differ. The generation alone
@@ -200,7 +207,8 @@ Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& ma
         if (*existing) {
           w.pending = (*existing)->pending;
           w.pending_reason = (*existing)->pending_reason;
-          if ((*existing)->spec_hash != w.spec_hash) replaced.insert(m.name);
+          // A rolling update (spec.update) replaces only what its policy lets at a time.
+          if ((*existing)->spec_hash != w.spec_hash && !m.update) replaced.insert(m.name);
         }
         if (auto put = control_.put_workload(w); !put) return put;
         manifests_[m.name] = {manifest, m};
@@ -459,6 +467,8 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
       if (plan.result.count(workload) == 0) note_difference(before, kNone);
     }
   }
+  auto gates = rollout_gates_locked(plan, specs_changed, moved);
+  if (!gates) return gates.error();
   // node -> the workloads placed on it
   std::map<std::string, std::vector<std::string>> placed;
   for (const auto& [workload, placement] : plan.result) {
@@ -488,6 +498,12 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
             want.insert(workload);
             auto h = have.find(workload);
             if (h == have.end() || spec_differs(h->second, spec->second)) {
+              // A rolling update's new spec reaches the node when its rollout lets it.
+              auto gate = gates->find(workload);
+              if (gate != gates->end() && h != have.end() && gate->second.count(node) == 0 &&
+                  spec_hash_of(h->second) != spec->second.spec_hash()) {
+                continue;
+              }
               upserts[workload] = spec->second.SerializeAsString();
             }
           }
@@ -526,6 +542,68 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
     if (!st && failed) failed = st;
   }
   return failed;
+}
+
+Expected<std::map<std::string, std::set<std::string>>> Controller::rollout_gates_locked(
+    const Plan& plan, bool specs_changed, std::set<std::string>& visit) {
+  std::map<std::string, std::set<std::string>> gates;
+  for (const auto& w : plan.workloads) {
+    auto spec = plan.specs.find(w.name);
+    auto placement = plan.result.find(w.name);
+    if (spec == plan.specs.end() || placement == plan.result.end()) continue;
+    auto m = manifest_locked(w);
+    if (!m || !(*m)->update) {
+      std::lock_guard lock(rollouts_mu_);
+      rollouts_.erase(w.name);
+      continue;
+    }
+    if (!specs_changed) {
+      std::lock_guard lock(rollouts_mu_);
+      auto it = rollouts_.find(w.name);
+      if (it != rollouts_.end() && it->second.complete) continue;
+    }
+    std::vector<RolloutNode> nodes;
+    for (const auto& node : placement->second.nodes) {
+      Shard& shard = shard_of(node);
+      auto have = shard.store->desired_spec(node, w.name);
+      if (!have) return have.error();
+      RolloutNode rn;
+      rn.node = node;
+      if (!*have) {
+        rn.fresh = true;
+        nodes.push_back(rn);
+        continue;
+      }
+      const std::string desired_hash = spec_hash_of(**have);
+      rn.updated = desired_hash == spec->second.spec_hash();
+      auto instances = shard.store->instances_where("node", node);
+      if (!instances) return instances.error();
+      for (const auto& rec : *instances) {
+        const pb::InstanceStatus& s = rec.status;
+        if (s.workload() == w.name && s.phase() == pb::PHASE_RUNNING &&
+            (!s.has_ready() || s.ready()) && s.spec_hash() == desired_hash) {
+          rn.ready = true;
+        }
+      }
+      nodes.push_back(rn);
+    }
+    RolloutPlan rp = plan_rollout(*(*m)->update, std::move(nodes));
+    {
+      std::lock_guard lock(rollouts_mu_);
+      Rollout& r = rollouts_[w.name];
+      if (r.status != rp.status) note_changed(Change::Kind::kWorkload, w.name);
+      r = {rp.status, rp.complete};
+    }
+    visit.insert(rp.update_now.begin(), rp.update_now.end());
+    gates[w.name] = std::move(rp.update_now);
+  }
+  return gates;
+}
+
+std::string Controller::rollout_status(const std::string& workload) {
+  std::lock_guard lock(rollouts_mu_);
+  auto it = rollouts_.find(workload);
+  return it == rollouts_.end() ? std::string() : it->second.status;
 }
 
 Status Controller::reschedule_locked(std::set<std::string>& changed, bool specs_changed,

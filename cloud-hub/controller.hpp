@@ -208,6 +208,13 @@ class Controller {
   // `also`: nodes to look at in any case (back from a rebuilt shard, with nothing stored).
   Status materialize_locked(const Plan& plan, bool specs_changed, std::set<std::string>& changed,
                             const std::set<std::string>& also = {});
+  // Rolling updates (spec.update): for each workload with an update policy whose new spec is
+  // still on its way (or all of them when `specs_changed`), the nodes that may take it now
+  // (rollout.hpp); adds those nodes to `visit`. Records each rollout's status for the views.
+  Expected<std::map<std::string, std::set<std::string>>> rollout_gates_locked(
+      const Plan& plan, bool specs_changed, std::set<std::string>& visit);
+  // The rollout status of a workload ("" when none), for its view.
+  std::string rollout_status(const std::string& workload);
   // plan, write, materialize: a whole scheduling pass. Needs every lock.
   Status reschedule_locked(std::set<std::string>& changed, bool specs_changed = true,
                            const std::set<std::string>& also = {});
@@ -273,6 +280,13 @@ class Controller {
   std::set<std::string> awaited_;  // nodes of rebuilt shards that have not said hello yet
   std::optional<TimePoint> hold_until_;
   std::set<std::string> rematerialize_;  // awaited nodes that came back: their desired state
+
+  struct Rollout {
+    std::string status;
+    bool complete = false;
+  };
+  std::mutex rollouts_mu_;                   // taken last, alone
+  std::map<std::string, Rollout> rollouts_;  // by workload, for those with spec.update
 };
 
 // The opaque continue token of a list page that ended at `name`, and back (nullopt: not one).

@@ -283,14 +283,21 @@ void Controller::on_status(const pb::StatusBatch& batch) {
       });
       if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
       if (batch.instances_size() > 0) note_changed(Change::Kind::kNode, node.name);
+      bool rolling = false;
       for (const auto& inst : batch.instances()) {
         note_changed(Change::Kind::kWorkload, inst.workload());
+        std::lock_guard roll(rollouts_mu_);
+        auto it = rollouts_.find(inst.workload());
+        if (it != rollouts_.end() && !it->second.complete) rolling = true;
       }
+      // An instance of a rolling update changed: its rollout may take its next step.
+      if (rolling) want_reschedule();
       if (live.gap_seq != 0 && node.status_seq >= live.gap_seq) live.gap_seq = 0;
       if (node.status_seq > seen_before) live.seq_boot = node.boot_id;
     }
   }
   flush(out);
+  if (!in_batch()) reschedule_if_wanted();
 }
 
 void Controller::set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why) {

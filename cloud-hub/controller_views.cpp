@@ -283,6 +283,9 @@ Expected<json> Controller::workloads_view(const ListOptions& options) {
   json items = json::array();
   for (const WorkloadRecord* w : shown) {
     items.push_back(workload_json(*w, (*placements)[w->name], (*by_workload)[w->name]));
+    if (auto rollout = rollout_status(w->name); !rollout.empty()) {
+      items.back()["status"]["update"] = rollout;
+    }
   }
   return json{{"items", items}, {"continue", next}};
 }
@@ -296,7 +299,9 @@ Expected<std::optional<json>> Controller::workload_view(const std::string& name)
   if (!placements) return placements.error();
   auto by_workload = instances_of_locked({&**w});
   if (!by_workload) return by_workload.error();
-  return std::optional<json>(workload_json(**w, (*placements)[name], (*by_workload)[name]));
+  json j = workload_json(**w, (*placements)[name], (*by_workload)[name]);
+  if (auto rollout = rollout_status(name); !rollout.empty()) j["status"]["update"] = rollout;
+  return std::optional<json>(std::move(j));
 }
 
 Expected<json> Controller::events_view(const EventFilter& filter) {

@@ -143,6 +143,9 @@ class Store {
                                          const std::map<std::string, std::string>& upserts,
                                          const std::vector<std::string>& deletes);
   Expected<std::vector<DesiredRow>> desired_for_node(const std::string& node);
+  // The serialized WorkloadSpec desired for `workload` on `node`, if any.
+  Expected<std::optional<std::string>> desired_spec(const std::string& node,
+                                                    const std::string& workload);
   // workload -> nodes it is placed on.
   Expected<std::map<std::string, std::set<std::string>>> placements();
   // What to send a node whose acked revision differs from its current one: a delta from

@@ -95,6 +95,17 @@ Expected<std::vector<DesiredRow>> Store::desired_for_node(const std::string& nod
   return out;
 }
 
+Expected<std::optional<std::string>> Store::desired_spec(const std::string& node,
+                                                         const std::string& workload) {
+  auto s = db_.prepare("SELECT spec FROM desired WHERE node = ? AND workload = ?");
+  if (!s) return s.error();
+  s->bind(1, node).bind(2, workload);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<std::string>();
+  return std::optional<std::string>(s->col_text(0));
+}
+
 Expected<std::map<std::string, std::set<std::string>>> Store::placements() {
   auto s = db_.prepare("SELECT workload, node FROM desired");
   if (!s) return s.error();
