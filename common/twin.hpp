@@ -124,7 +124,8 @@ class Twin {
   Expected<Update> supersede_desired(uint64_t peer_version);
 
   // Agent. A device's patch of its reported properties and, if given, the desired version it
-  // acted on (at most desired_version()); bumps reported_version() when anything changed.
+  // acted on (taken as the device says; unset keeps the last one); bumps reported_version() when
+  // the document or observedDesired changed.
   Expected<Update> report(const Json& patch, std::optional<uint64_t> observed_desired = {});
   // Hub. Takes the agent's whole reported document when `version` is above reported_version().
   Expected<Update> adopt_reported(const Json& doc, uint64_t version, uint64_t observed_desired);
