@@ -52,8 +52,8 @@ struct ApiOptions {
 
 class Api {
  public:
-  // `watch` is fed by the controller's change listener (record_changes); the caller closes it
-  // when stopping, which ends every open watch.
+  // `watch` is filled by a WatchFeeder; the caller closes it when stopping, which ends every
+  // open watch.
   Api(Controller& controller, Metrics& metrics, WatchLog& watch, ApiOptions options = {});
   // Registers every route on `server` and sizes its worker pool (see above).
   void install(httplib::Server& server);

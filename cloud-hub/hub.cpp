@@ -80,8 +80,9 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   WatchLogOptions w;
   w.first_version = static_cast<uint64_t>(hub->clock_.wall_ms()) * 1000;
   hub->watch_ = std::make_unique<WatchLog>(w);
-  hub->controller_->set_change_listener(
-      record_changes(*hub->watch_, *hub->controller_, hub->metrics_));
+  hub->watch_feeder_ =
+      std::make_unique<WatchFeeder>(*hub->watch_, *hub->controller_, hub->metrics_);
+  hub->controller_->set_change_listener(hub->watch_feeder_->listener());
   hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_, *hub->watch_);
   // The store is open once the hub exists; MQTT comes and goes.
   sync::Transport* t = hub->transport_.get();
@@ -143,6 +144,7 @@ void Hub::stop() {
   if (timer_thread_.joinable()) timer_thread_.join();
   transport_->stop();
   sync_->stop();  // after the transport: nothing more can be queued
+  watch_feeder_->stop();
   log::get("hub")->info("hub stopped");
 }
 

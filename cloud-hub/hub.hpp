@@ -1,8 +1,8 @@
 // Hub: wires the hub together -- stores (<data>/control.db and a shard-NN.db per shard, see
-// hub_stores.hpp), MQTT transport, Controller, SyncServer,
-// the WatchLog the controller's changes feed, REST Api on cpp-httplib, and a timer thread that
-// runs Controller::tick() every second.
-// main() only parses flags, builds HubOptions and waits for SIGTERM.
+// hub_stores.hpp), MQTT transport, Controller, SyncServer, the WatchLog its WatchFeeder fills
+// with the controller's changes, REST Api on cpp-httplib, and a timer thread that runs
+// Controller::tick() every second. main() only parses flags, builds HubOptions and waits for
+// SIGTERM.
 //
 // Thread-safety: start() and stop() from one thread.
 #pragma once
@@ -24,6 +24,7 @@
 #include "cloud-hub/store.hpp"
 #include "cloud-hub/sync_server.hpp"
 #include "cloud-hub/watch.hpp"
+#include "cloud-hub/watch_feeder.hpp"
 #include "common/clock.hpp"
 #include "sync/transport.hpp"
 
@@ -71,6 +72,7 @@ class Hub {
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<SyncServer> sync_;
   std::unique_ptr<WatchLog> watch_;
+  std::unique_ptr<WatchFeeder> watch_feeder_;
   std::unique_ptr<Api> api_;
   httplib::Server http_;
   int port_ = 0;

@@ -1,7 +1,5 @@
 #include "cloud-hub/watch.hpp"
 
-#include "common/log.hpp"
-
 namespace flotilla::hub {
 namespace {
 
@@ -220,44 +218,6 @@ void WatchLog::close() {
     closed_ = true;
   }
   cv_.notify_all();
-}
-
-ChangeListener record_changes(WatchLog& log, Controller& controller, Metrics& metrics) {
-  // One change set at a time, views read and recorded together: were two committing threads to
-  // interleave, an older view could otherwise be recorded after a newer one.
-  auto order = std::make_shared<std::mutex>();
-  auto logger = log::get("watch");
-  return [&log, &controller, &metrics, order, logger](const std::set<Change>& changes) {
-    std::lock_guard lock(*order);
-    std::vector<WatchLog::Update> updates;
-    updates.reserve(changes.size());
-    for (const auto& c : changes) {
-      const bool node = c.kind == Change::Kind::kNode;
-      auto view = node ? controller.node_view(c.name) : controller.workload_view(c.name);
-      if (!view) {
-        logger->error("watchers miss a change kind={} name={} error='{}'",
-                      node ? "node" : "workload", c.name, view.error().message());
-        metrics.count("flotilla_hub_watch_view_errors_total");
-        continue;
-      }
-      updates.push_back({c.kind, c.name, std::move(*view)});
-    }
-    if (!updates.empty()) log.record(updates);
-  };
-}
-
-Status seed_watch_log(WatchLog& log, Controller& controller) {
-  auto nodes = controller.nodes_view();
-  if (!nodes) return nodes.error().WithContext("Failed to read the nodes for watchers");
-  for (const auto& n : (*nodes)["items"]) {
-    log.seed(Change::Kind::kNode, n.value("name", ""), n);
-  }
-  auto workloads = controller.workloads_view();
-  if (!workloads) return workloads.error().WithContext("Failed to read the workloads for watchers");
-  for (const auto& w : (*workloads)["items"]) {
-    log.seed(Change::Kind::kWorkload, w["metadata"].value("name", ""), w);
-  }
-  return Ok();
 }
 
 }  // namespace flotilla::hub

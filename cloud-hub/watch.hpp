@@ -24,6 +24,8 @@
 // DELETED when it stops matching, as a list with that selector would gain or lose it. The delete
 // of an object the log never saw (its labels unknown) is sent to every watcher of its kind.
 //
+// WatchFeeder (watch_feeder.hpp) fills it from the controller's changes.
+//
 // Thread-safety: every method may be called from any thread. record() wakes the waiting watchers
 // through one condition variable; close() wakes them for good.
 #pragma once
@@ -41,7 +43,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cloud-hub/controller.hpp"
-#include "cloud-hub/metrics.hpp"
 #include "common/clock.hpp"
 
 namespace flotilla::hub {
@@ -152,14 +153,5 @@ class WatchLog {
   std::map<Key, Known> known_;
   bool closed_ = false;
 };
-
-// A Controller change listener that records the changed objects' views in `log`. Views are read
-// from `controller` after the commit, one change set at a time (so a later record never holds an
-// older view than an earlier one of the same object). A view that cannot be read is skipped,
-// logged and counted in flotilla_hub_watch_view_errors_total.
-ChangeListener record_changes(WatchLog& log, Controller& controller, Metrics& metrics);
-
-// Seeds `log` with every node and workload that exists (see WatchLog::seed).
-Status seed_watch_log(WatchLog& log, Controller& controller);
 
 }  // namespace flotilla::hub

@@ -159,35 +159,44 @@ class Watcher {
         }
       }
       widths_ = column_widths(rows);
-      for (const auto& row : rows) out_ << render_row(row, widths_);
+      out_ << render_row(rows[0], widths_);
+      for (size_t i = 0; i < items.size(); ++i) {
+        const std::string line = render_row(rows[i + 1], widths_);
+        out_ << line;
+        const std::string name = name_of(req_.kind, items[i]);
+        last_[name] = items[i].dump();
+        printed_[name] = line;
+      }
       out_ << std::flush;
-      for (const auto& item : items) last_[name_of(req_.kind, item)] = item.dump();
       return Ok();
     }
     for (const auto& item : items) print("ADDED", item);
     return Ok();
   }
 
+  // Prints one change, unless it would print the same as the object's last line or document (a
+  // change to a field not shown, or one the first list already had).
   void print(const std::string& type, const json& object) {
+    std::string text;
     if (req_.output.empty()) {
       std::vector<std::string> row = table_row(req_.kind, object, now());
       if (req_.watch_events) row.insert(row.begin(), type);
-      out_ << render_row(row, widths_);
+      text = render_row(row, widths_);
     } else {
       json shown = req_.watch_events ? json{{"type", type}, {"object", object}} : object;
-      if (req_.output == "json") {
-        out_ << shown.dump(2) << "\n";
-      } else {
-        out_ << "---\n" << to_yaml(shown);
-      }
+      text = req_.output == "json" ? shown.dump(2) + "\n" : "---\n" + to_yaml(shown);
     }
-    out_ << std::flush;
     const std::string name = name_of(req_.kind, object);
     if (type == "DELETED") {
       last_.erase(name);
+      printed_.erase(name);
     } else {
       last_[name] = object.dump();
+      auto it = printed_.find(name);
+      if (it != printed_.end() && it->second == text) return;
+      printed_[name] = text;
     }
+    out_ << text << std::flush;
   }
 
   void handle(const SseParser::Message& m, bool& relist, std::string& fatal) {
@@ -213,9 +222,10 @@ class Watcher {
   const WatchRequest& req_;
   std::ostream& out_;
   std::ostream& err_;
-  std::string version_;                      // resume after this
-  std::vector<size_t> widths_;               // of the first table
-  std::map<std::string, std::string> last_;  // name -> the object last printed (JSON)
+  std::string version_;                         // resume after this
+  std::vector<size_t> widths_;                  // of the first table
+  std::map<std::string, std::string> last_;     // name -> the object last seen (JSON)
+  std::map<std::string, std::string> printed_;  // name -> what was last printed for it
 };
 
 }  // namespace

@@ -420,6 +420,7 @@ TEST_F(ApiTest, ConcurrentAppliesAndAgentTrafficAreSerialised) {
   for (int i = 0; i < 50; ++i) agent.heartbeat(0, 0);
   for (auto& th : threads) th.join();
   EXPECT_EQ(body_of(c_.Get("/api/v1/workloads"))["items"].size(), 20u);
+  s_.settle();  // the watch feeder reads views through the controller: done before the store
   EXPECT_EQ(s_.harness.node("n1").revision, 20u);  // one revision per apply
   agent.desired.clear();
   agent.hello(0);
@@ -435,6 +436,7 @@ TEST_F(ApiTest, ListsCarryTheResourceVersionAWatchStartsFrom) {
   EXPECT_EQ(list["resourceVersion"], std::to_string(s_.watch.version()));
   FakeAgent agent(s_.harness.broker, "n1");
   agent.hello(0);
+  s_.settle();
   json nodes = body_of(c_.Get("/api/v1/nodes"));
   EXPECT_EQ(nodes["resourceVersion"], std::to_string(s_.watch.version()));
   EXPECT_NE(nodes["resourceVersion"], list["resourceVersion"]);
@@ -453,6 +455,7 @@ TEST_F(ApiTest, AWatchSeesWorkloadsComeChangeAndGoInOrder) {
   EXPECT_EQ(watch.content_type(), "text/event-stream");
   agent.ack_last();
   agent.status({instance("web", "web-1", pb::PHASE_RUNNING, 1)});
+  s_.settle();
   ASSERT_TRUE(watch.wait_events(2)) << watch.raw();
   ASSERT_EQ(c_.Delete("/api/v1/workloads/web")->status, 200);
   ASSERT_TRUE(watch.wait_raw("event: DELETED")) << watch.raw();
@@ -482,11 +485,15 @@ TEST_F(ApiTest, AWatchSeesNodesRegisterAndGoAndHonoursSelectors) {
   SseWatch one(s_.port, "/api/v1/nodes/n2?watch=true");
   ASSERT_TRUE(all.wait_status() && lab.wait_status() && one.wait_status());
   ASSERT_TRUE(eventually([&] { return s_.api.open_watches() == 3; }, std::chrono::seconds(10)));
+  // One change at a time: changes made together may reach watchers as one (coalesced).
   FakeAgent n1(s_.harness.broker, "n1");
   n1.hello(0, {{"site", "lab"}});
+  s_.settle();
   FakeAgent n2(s_.harness.broker, "n2");
   n2.hello(0, {{"site", "field"}});
+  s_.settle();
   n1.will();
+  s_.settle();
   ASSERT_EQ(c_.Delete("/api/v1/nodes/n2")->status, 200);
   ASSERT_TRUE(all.wait_raw("event: DELETED")) << all.raw();
   ASSERT_TRUE(one.wait_raw("event: DELETED")) << one.raw();
@@ -528,7 +535,10 @@ TEST(ApiWatchTest, AVersionTheLogNoLongerHoldsEndsWith410) {
   ApiServer s({}, small);
   FakeAgent agent(s.harness.broker, "n1");
   const std::string rv = body_of(s.client().Get("/api/v1/nodes"))["resourceVersion"];
-  for (int i = 0; i < 3; ++i) agent.hello(0, {{"round", std::to_string(i)}});
+  for (int i = 0; i < 3; ++i) {
+    agent.hello(0, {{"round", std::to_string(i)}});
+    s.settle();
+  }
   SseWatch old(s.port, "/api/v1/nodes?watch=true&resourceVersion=" + rv);
   ASSERT_TRUE(old.wait_end()) << old.raw();
   ASSERT_EQ(old.events().size(), 1u) << old.raw();
@@ -570,6 +580,7 @@ TEST(ApiWatchTest, IdleWatchesGetKeepalivesWithTheirProgress) {
   ASSERT_TRUE(lab.wait_raw(": keepalive\n\n")) << lab.raw();
   FakeAgent agent(s.harness.broker, "n1");
   agent.hello(0, {{"site", "field"}});  // skipped by the selector: the keepalive says so
+  s.settle();
   const std::string id = "id: " + std::to_string(s.watch.version()) + "\n";
   ASSERT_TRUE(lab.wait_raw(": keepalive\n" + id + "\n")) << lab.raw();
   EXPECT_TRUE(lab.events().empty());

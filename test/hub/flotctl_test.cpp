@@ -262,6 +262,7 @@ class WatchRun {
 TEST_F(FlotctlTest, GetWatchPrintsTheTableThenEachChange) {
   FakeAgent one(server_.harness.broker, "edge-1");
   one.hello(0, {{"zone", "east"}});
+  server_.settle();
   WatchRun w({"get", "nodes", "--watch"}, server_.url(), server_.harness.clock.wall_ms());
   ASSERT_TRUE(w.out().wait_for("edge-1   Ready    zone=east   amd64   0\n")) << w.out().text();
   FakeAgent two(server_.harness.broker, "edge-2");
@@ -281,6 +282,7 @@ TEST_F(FlotctlTest, GetWatchPrintsTheTableThenEachChange) {
 TEST_F(FlotctlTest, GetWatchShowsTheEventsOfAWorkload) {
   FakeAgent agent(server_.harness.broker, "edge-1");
   agent.hello(0);
+  server_.settle();
   WatchRun w({"get", "workloads", "-w", "--output-watch-events"}, server_.url(),
              server_.harness.clock.wall_ms());
   ASSERT_TRUE(w.out().wait_for("EVENT   NAME   TYPE   DESIRED   READY   PENDING   AGE\n"))
@@ -309,6 +311,7 @@ TEST_F(FlotctlTest, GetWatchOfOneObjectInJson) {
   agent.hello(0);
   FakeAgent other(server_.harness.broker, "edge-2");
   other.hello(0);
+  server_.settle();
   WatchRun w({"get", "node", "edge-1", "-w", "-o", "json"}, server_.url(),
              server_.harness.clock.wall_ms());
   ASSERT_TRUE(w.out().wait_for("\"state\": \"Ready\"")) << w.out().text();
@@ -328,6 +331,7 @@ TEST_F(FlotctlTest, GetWatchReconnectsFromTheLastEventItSaw) {
   flotilla::testing::TcpProxy proxy(server_.port);
   FakeAgent one(server_.harness.broker, "edge-1");
   one.hello(0);
+  server_.settle();
   WatchRun w({"--hub", "http://127.0.0.1:" + std::to_string(proxy.port()), "get", "nodes", "-w",
               "--output-watch-events"},
              "", server_.harness.clock.wall_ms());
@@ -351,6 +355,7 @@ TEST(FlotctlWatchTest, AfterA410ItListsAgainAndPrintsWhatChanged) {
   one.hello(0);
   FakeAgent two(server.harness.broker, "edge-2");
   two.hello(0);
+  server.settle();
   WatchRun w({"--hub", "http://127.0.0.1:" + std::to_string(proxy.port()), "get", "nodes", "-w",
               "--output-watch-events"},
              "", server.harness.clock.wall_ms());
@@ -362,6 +367,7 @@ TEST(FlotctlWatchTest, AfterA410ItListsAgainAndPrintsWhatChanged) {
   ASSERT_EQ(server.client().Delete("/api/v1/nodes/edge-2")->status, 200);
   FakeAgent three(server.harness.broker, "edge-3");
   three.hello(0);
+  server.settle();
   proxy.resume();
   ASSERT_TRUE(w.out().wait_for("DELETED   edge-2")) << w.out().text();
   EXPECT_EQ(w.stop(), 0);

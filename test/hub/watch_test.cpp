@@ -1,5 +1,5 @@
 // WatchLog: ordering, the ring's bounds (410), selectors, wake-ups and concurrent watchers; and
-// record_changes over a real Controller.
+// WatchFeeder over a real Controller.
 #include "cloud-hub/watch.hpp"
 
 #include <gtest/gtest.h>
@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "cloud-hub/watch_feeder.hpp"
 #include "test/hub/fake_agent.hpp"
 
 namespace flotilla::hub {
@@ -217,14 +218,18 @@ TEST(WatchLogTest, ManyWatchersEachSeeEveryChangeInOrder) {
   }
 }
 
-// record_changes over a real Controller: the listener turns its change sets into records.
-TEST(WatchLogTest, RecordChangesFollowsTheController) {
+// WatchFeeder over a real Controller.
+
+TEST(WatchFeederTest, RecordsTheControllersChangesWithTheirViews) {
   testing::HubHarness h;
   WatchLog log;
-  h.controller->set_change_listener(record_changes(log, *h.controller, h.metrics));
+  WatchFeeder feeder(log, *h.controller, h.metrics);
+  h.controller->set_change_listener(feeder.listener());
   testing::FakeAgent agent(h.broker, "n1");
   agent.hello(0, {{"site", "lab"}});
+  feeder.settle();
   h.apply(testing::process_workload("web", "replicas: 1"));
+  feeder.settle();
 
   WatchBatch b = log.wait(nodes(), 0, kNow);
   ASSERT_EQ(b.result, Result::kEvents);
@@ -241,6 +246,7 @@ TEST(WatchLogTest, RecordChangesFollowsTheController) {
 
   const uint64_t before = log.version();
   ASSERT_TRUE(h.controller->delete_workload("web").ok());
+  feeder.settle();
   b = log.wait(workloads, before, kNow);
   ASSERT_EQ(b.result, Result::kEvents);
   EXPECT_EQ(seen(b).back(), "DELETED web");
@@ -248,15 +254,49 @@ TEST(WatchLogTest, RecordChangesFollowsTheController) {
   EXPECT_EQ(h.metrics.value("flotilla_hub_watch_view_errors_total"), 0u);
 }
 
-TEST(WatchLogTest, SeedRemembersWhatExists) {
+TEST(WatchFeederTest, ABurstOfChangesToOneObjectCostsOneView) {
+  testing::HubHarness h;
+  WatchLog log;
+  WatchFeederOptions slow;
+  slow.min_interval = std::chrono::hours(1);
+  WatchFeeder feeder(log, *h.controller, h.metrics, slow);
+  h.controller->set_change_listener(feeder.listener());
+  testing::FakeAgent agent(h.broker, "n1");
+  agent.hello(0);  // after an idle spell a round starts at once
+  feeder.settle();
+  EXPECT_EQ(log.version(), 1u);
+  for (int i = 0; i < 10; ++i) agent.hello(0, {{"round", std::to_string(i)}});
+  EXPECT_EQ(log.version(), 1u);  // the next round is an hour away
+  feeder.stop();                 // records what was noted
+  EXPECT_EQ(log.version(), 2u);
+  WatchBatch b = log.wait(nodes(), 1, kNow);
+  ASSERT_EQ(seen(b), std::vector<std::string>{"MODIFIED n1"});
+  EXPECT_EQ(json::parse(*b.events[0].event->object)["labels"]["round"], "9");
+}
+
+TEST(WatchFeederTest, AListenerOutlivingItsFeederDoesNothing) {
+  testing::HubHarness h;
+  WatchLog log;
+  ChangeListener listener;
+  {
+    WatchFeeder feeder(log, *h.controller, h.metrics);
+    listener = feeder.listener();
+  }
+  listener({{Kind::kNode, "n1"}});
+  EXPECT_EQ(log.version(), 0u);
+}
+
+TEST(WatchFeederTest, SeedRemembersWhatExists) {
   testing::HubHarness h;
   testing::FakeAgent agent(h.broker, "n1");
   agent.hello(0);
   h.apply(testing::process_workload("web", "replicas: 1"));
   WatchLog log;
   ASSERT_TRUE(seed_watch_log(log, *h.controller).ok());
-  h.controller->set_change_listener(record_changes(log, *h.controller, h.metrics));
+  WatchFeeder feeder(log, *h.controller, h.metrics);
+  h.controller->set_change_listener(feeder.listener());
   agent.hello(0, {{"site", "lab"}});
+  feeder.settle();
   WatchBatch b = log.wait(nodes(), 0, kNow);
   ASSERT_EQ(b.result, Result::kEvents);
   EXPECT_EQ(seen(b).front(), "MODIFIED n1");
