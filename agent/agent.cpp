@@ -4,11 +4,12 @@
 #include <future>
 
 #include "common/log.hpp"
+#include "sync/topics.hpp"
 
 namespace flotilla::agent {
 
 Agent::Agent(AgentConfig config, Store& store, runtime::Driver& driver, sync::Transport& transport,
-             const Clock& clock, std::string boot_id)
+             const Clock& clock, std::string boot_id, sync::Transport* devices)
     : config_(std::move(config)),
       store_(store),
       transport_(transport),
@@ -21,10 +22,16 @@ Agent::Agent(AgentConfig config, Store& store, runtime::Driver& driver, sync::Tr
       sync_(config_, store, transport, clock, std::move(boot_id),
             [queue = queue_](uint64_t batch_id, Status st) {
               queue->push(PublishDone{batch_id, std::move(st)});
-            }) {}
+            }),
+      devices_(devices),
+      twins_(config_, store, transport, devices, clock, [queue = queue_](uint64_t id, Status st) {
+        queue->push(TwinPublishDone{id, std::move(st)});
+      }) {}
 
 Agent::~Agent() {
-  if (started_) transport_.stop();
+  if (!started_) return;
+  transport_.stop();
+  if (devices_ != nullptr) devices_->stop();
 }
 
 Status Agent::start() {
@@ -35,7 +42,16 @@ Status Agent::start() {
       [queue = queue_](sync::Message m) { queue->push(std::move(m)); },
       [queue = queue_](bool connected) { queue->push(ConnectionChanged{connected}); });
   if (auto st = sync_.subscribe(); !st) return st;
+  if (devices_ != nullptr) {
+    devices_->set_handlers(
+        [queue = queue_](sync::Message m) { queue->push(std::move(m)); },
+        [queue = queue_](bool connected) { queue->push(DeviceBrokerChanged{connected}); });
+  }
+  if (auto st = twins_.start(); !st) return st;
   if (auto st = transport_.start(); !st) return st;
+  if (devices_ != nullptr) {
+    if (auto st = devices_->start(); !st) return st;
+  }
   started_ = true;
   log::get("agent")->info("agent started node={} mqtt={} revision={}", config_.node,
                           config_.mqtt_uri, store_.meta().desired_revision);
@@ -44,13 +60,25 @@ Status Agent::start() {
 
 void Agent::run_once() {
   bool desired_changed = false;
+  const std::string twin_topic = sync::down_topic(config_.node, config_.sync.shards, "twin");
   for (auto& event : queue_->take_all()) {
     if (auto* m = std::get_if<sync::Message>(&event)) {
-      desired_changed |= sync_.on_message(*m);
+      if (TwinSync::is_local_topic(m->topic)) {
+        twins_.on_local_message(*m);
+      } else if (m->topic == twin_topic) {
+        twins_.on_hub_message(m->payload);
+      } else {
+        desired_changed |= sync_.on_message(*m);
+      }
     } else if (auto* c = std::get_if<ConnectionChanged>(&event)) {
       sync_.on_connection(c->connected);
+      twins_.on_hub_connection(c->connected);
     } else if (auto* d = std::get_if<PublishDone>(&event)) {
       sync_.on_publish_done(d->batch_id, d->status);
+    } else if (auto* b = std::get_if<DeviceBrokerChanged>(&event)) {
+      twins_.on_local_connection(b->connected);
+    } else if (auto* t = std::get_if<TwinPublishDone>(&event)) {
+      twins_.on_publish_done(t->batch_id, t->status);
     }
   }
   if (desired_changed || clock_.now() >= next_tick_) {
@@ -58,6 +86,7 @@ void Agent::run_once() {
     next_tick_ = clock_.now() + config_.reconciler.tick;
   }
   sync_.tick(static_cast<uint32_t>(reconciler_.running_count()));
+  twins_.tick();
 }
 
 void Agent::run(const std::atomic<bool>& stop) {
@@ -78,6 +107,7 @@ void Agent::shutdown() {
     future.wait_for(std::chrono::seconds(1));
   }
   transport_.stop();
+  if (devices_ != nullptr) devices_->stop();
   started_ = false;
   log::get("agent")->info("agent stopped node={}; workloads keep running", config_.node);
 }

@@ -20,6 +20,7 @@
 #include "agent/reconciler.hpp"
 #include "agent/store.hpp"
 #include "agent/sync_client.hpp"
+#include "agent/twin_sync.hpp"
 #include "common/clock.hpp"
 #include "common/worker_pool.hpp"
 #include "runtime/driver.hpp"
@@ -29,10 +30,11 @@ namespace flotilla::agent {
 
 class Agent {
  public:
-  // The store, driver, transport and clock must outlive the Agent. The transport must have
-  // been created with make_transport_options(config, boot_id) (or be a fake).
+  // The store, driver, transports and clock must outlive the Agent. The transport must have
+  // been created with make_transport_options(config, boot_id) (or be a fake); `devices`, the
+  // local broker of the device bridge (--device-mqtt), may be null: no bridge.
   Agent(AgentConfig config, Store& store, runtime::Driver& driver, sync::Transport& transport,
-        const Clock& clock, std::string boot_id);
+        const Clock& clock, std::string boot_id, sync::Transport* devices = nullptr);
   ~Agent();
 
   // Recovers instances, subscribes and starts the transport.
@@ -46,6 +48,7 @@ class Agent {
 
   const SyncClient& sync_client() const { return sync_; }
   const Reconciler& reconciler() const { return reconciler_; }
+  const TwinSync& twins() const { return twins_; }
   LoopQueue& queue() { return *queue_; }
 
  private:
@@ -59,6 +62,8 @@ class Agent {
   Prober prober_;
   Reconciler reconciler_;
   SyncClient sync_;
+  sync::Transport* devices_;
+  TwinSync twins_;
   TimePoint next_tick_{};
   bool started_ = false;
   // Last: joined first on destruction, before what its probe checks use goes away.

@@ -60,6 +60,8 @@ struct DriverOptions {
 struct AgentConfig {
   std::string node;
   std::string mqtt_uri;  // tcp://HOST:PORT
+  // The local broker of the device bridge (device twins), tcp://HOST:PORT; empty: no bridge.
+  std::string device_mqtt_uri;
   std::string data_dir;  // holds agent.db and the instances' runtime folders
   ReconcilerConfig reconciler;
   SyncConfig sync;

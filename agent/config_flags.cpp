@@ -69,6 +69,9 @@ Flags make_agent_flags() {
   flags.add("node", "this node's name (1-63 chars of [a-z0-9.-_])", "", true);
   flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883", "", true);
   flags.add("data", "folder for agent.db and the instances' runtime state", "", true);
+  flags.add("device-mqtt",
+            "local MQTT broker of the device bridge (device twins on flotilla/local/devices/...), "
+            "e.g. tcp://127.0.0.1:1883; empty: no bridge");
   flags.add("labels", "node labels, k=v,k2=v2");
   flags.add("taints",
             "node taints, key=value:Effect,... (Effect: NoSchedule or NoExecute; the value may be "
@@ -108,6 +111,13 @@ Expected<AgentConfig> config_from_flags(const Flags& flags) {
   auto scheme = c.mqtt_uri.find("://");
   if (scheme == std::string::npos || scheme == 0 || scheme + 3 >= c.mqtt_uri.size()) {
     return Error("invalid --mqtt '" + c.mqtt_uri + "': want tcp://HOST:PORT");
+  }
+  c.device_mqtt_uri = flags.get("device-mqtt");
+  if (!c.device_mqtt_uri.empty()) {
+    auto at = c.device_mqtt_uri.find("://");
+    if (at == std::string::npos || at == 0 || at + 3 >= c.device_mqtt_uri.size()) {
+      return Error("invalid --device-mqtt '" + c.device_mqtt_uri + "': want tcp://HOST:PORT");
+    }
   }
   c.data_dir = flags.get("data");
   if (c.data_dir.empty()) return Error("invalid --data: empty path");

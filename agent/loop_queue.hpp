@@ -29,7 +29,18 @@ struct PublishDone {
   Status status;
 };
 
-using LoopEvent = std::variant<sync::Message, ConnectionChanged, PublishDone>;
+// The same, for the device bridge's broker and TwinReported batches (agent/twin_sync.hpp).
+struct DeviceBrokerChanged {
+  bool connected = false;
+};
+
+struct TwinPublishDone {
+  uint64_t batch_id = 0;
+  Status status;
+};
+
+using LoopEvent = std::variant<sync::Message, ConnectionChanged, PublishDone, DeviceBrokerChanged,
+                               TwinPublishDone>;
 
 class LoopQueue {
  public:

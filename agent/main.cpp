@@ -68,7 +68,11 @@ int run_agent(int argc, const char* const* argv) {
   runtime::Driver& driver = (*drivers)->driver();
   SystemClock clock;
   auto transport = sync::make_mqtt_transport(agent::make_transport_options(*config, boot_id));
-  agent::Agent agent(*config, **store, driver, *transport, clock, boot_id);
+  std::unique_ptr<sync::Transport> devices;
+  if (!config->device_mqtt_uri.empty()) {
+    devices = sync::make_mqtt_transport(agent::make_device_transport_options(*config));
+  }
+  agent::Agent agent(*config, **store, driver, *transport, clock, boot_id, devices.get());
 
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);

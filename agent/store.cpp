@@ -55,6 +55,21 @@ CREATE TABLE outbox_events (
 ALTER TABLE instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN ready INTEGER NOT NULL DEFAULT 0;
 )sql",
+      // v3: device twins (store_twins.cpp) and the devices whose reported state the hub awaits.
+      R"sql(
+CREATE TABLE twins (
+  device TEXT PRIMARY KEY,
+  desired TEXT NOT NULL,
+  desired_version INTEGER NOT NULL,
+  reported TEXT NOT NULL,
+  reported_version INTEGER NOT NULL,
+  observed_desired INTEGER NOT NULL
+);
+CREATE TABLE outbox_twins (
+  device TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL
+);
+)sql",
   };
   return steps;
 }

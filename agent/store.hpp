@@ -13,12 +13,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/expected.hpp"
 #include "common/sqlite.hpp"
+#include "common/twin.hpp"
 #include "sync/flotilla.pb.h"
 
 namespace flotilla::agent {
@@ -73,6 +75,20 @@ struct OutboxEvent {
   std::string record;  // encoded v1::Event
 };
 
+// A change of one device twin: the new twin, or its removal (nullopt). `report` queues the
+// device in the twin outbox: its reported state (and the desired version held) goes to the hub.
+struct TwinWrite {
+  std::string device;
+  std::optional<twin::Twin> twin;
+  bool report = false;
+};
+
+// A device whose reported twin waits to be sent; `seq` changes whenever it is queued again.
+struct OutboxTwin {
+  std::string device;
+  uint64_t seq = 0;
+};
+
 struct Meta {
   std::string node;
   uint64_t desired_revision = 0;
@@ -117,6 +133,15 @@ class Store {
   // Bumped whenever rows are added to the outbox (not persisted): tells the sender to look.
   uint64_t outbox_version() const { return outbox_version_; }
 
+  // Device twins (store_twins.cpp). put_twins writes every change (and queues the reports)
+  // in one transaction; the twin outbox keeps one row per device, so the newest wins.
+  Expected<std::map<std::string, twin::Twin>> load_twins();
+  Status put_twins(const std::vector<TwinWrite>& writes);
+  Expected<std::vector<OutboxTwin>> outbox_twins();
+  // Deletes what the broker acknowledged: a row only if its seq is still the one sent.
+  Status delete_sent_twins(const std::vector<OutboxTwin>& sent);
+  uint64_t twin_outbox_version() const { return twin_outbox_version_; }
+
  private:
   explicit Store(sql::Db db) : db_(std::move(db)) {}
   Status load_meta();
@@ -131,6 +156,8 @@ class Store {
   Meta meta_;
   uint64_t desired_version_ = 0;
   uint64_t outbox_version_ = 0;
+  uint64_t twin_outbox_version_ = 0;
+  uint64_t twin_seq_ = 0;  // highest outbox_twins seq handed out (from the table at open)
 };
 
 // The status record the hub sees for an instance.

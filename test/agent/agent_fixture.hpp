@@ -20,8 +20,8 @@
 
 namespace flotilla::agent::testing {
 
-// Forwards to a FakeTransport; while `hold` is set, completions of status publishes are kept
-// until the test releases them.
+// Forwards to a FakeTransport; while `hold` is set, completions of status publishes (or of
+// `held_kind`) are kept until the test releases them.
 class HoldingTransport final : public sync::Transport {
  public:
   explicit HoldingTransport(std::unique_ptr<sync::FakeTransport> inner)
@@ -35,7 +35,7 @@ class HoldingTransport final : public sync::Transport {
   Status subscribe(const std::string& f, int qos) override { return inner_->subscribe(f, qos); }
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done) override {
-    if (!hold || topic.find("/up/status") == std::string::npos) {
+    if (!hold || topic.find(held_kind) == std::string::npos) {
       return inner_->publish(topic, std::move(payload), qos, std::move(done));
     }
     return inner_->publish(topic, std::move(payload), qos,
@@ -56,6 +56,7 @@ class HoldingTransport final : public sync::Transport {
   sync::FakeTransport& inner() { return *inner_; }
 
   bool hold = false;
+  std::string held_kind = "/up/status";  // which publishes `hold` holds
   std::deque<std::pair<DoneHandler, Status>> held;
 
  private:
@@ -92,7 +93,8 @@ class AgentFixture : public ::testing::Test {
     auto inner = broker_.connect("flotilla-agent-edge-1");
     inner->set_will(make_transport_options(config_, "boot-1").will.value());
     transport_ = std::make_unique<HoldingTransport>(std::move(inner));
-    agent_ = std::make_unique<Agent>(config_, *store_, driver_, *transport_, clock_, "boot-1");
+    agent_ = std::make_unique<Agent>(config_, *store_, driver_, *transport_, clock_, "boot-1",
+                                     device_transport_);
     ASSERT_TRUE(agent_->start().ok());
     agent_->run_once();
   }
@@ -137,6 +139,7 @@ class AgentFixture : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<HoldingTransport> transport_;
   std::unique_ptr<Agent> agent_;
+  sync::Transport* device_transport_ = nullptr;  // the device bridge's broker, if any
 };
 
 }  // namespace flotilla::agent::testing
