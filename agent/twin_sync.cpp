@@ -171,8 +171,13 @@ void TwinSync::reject_report(const std::string& device, const std::string& why) 
 }
 
 void TwinSync::handle_report(const std::string& device, const std::string& payload) {
+  if (payload.size() > twin::kMaxTextBytes) {
+    return reject_report(device, "report: " + std::to_string(payload.size()) +
+                                     " bytes is over the " + std::to_string(twin::kMaxTextBytes) +
+                                     "-byte limit");
+  }
   auto body = twin::Json::parse(payload, nullptr, /*allow_exceptions=*/false);
-  if (payload.size() > twin::kMaxTextBytes || body.is_discarded() || !body.is_object())
+  if (body.is_discarded() || !body.is_object())
     return reject_report(device, "report: not a JSON object");
   if (!body.contains("reported")) return reject_report(device, "report: no 'reported' patch");
   std::optional<uint64_t> observed;
