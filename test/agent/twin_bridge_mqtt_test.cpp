@@ -7,6 +7,7 @@
 
 #include "agent/twin_sync.hpp"
 #include "test/agent/agent_fixture.hpp"
+#include "test/agent/twin_messages.hpp"
 #include "test/support/peers.hpp"
 
 namespace flotilla::agent {
@@ -89,14 +90,7 @@ class TwinBridgeMqttTest : public testing::AgentFixture {
   }
 
   std::vector<v1::DeviceReported> hub_reported() {
-    std::vector<v1::DeviceReported> out;
-    for (const auto& m : received_) {
-      if (m.topic != sync::up_topic(kNode, 16, "twin")) continue;
-      auto batch = sync::decode<v1::TwinReported>(m.payload);
-      EXPECT_TRUE(batch.ok());
-      if (batch) out.insert(out.end(), batch->devices().begin(), batch->devices().end());
-    }
-    return out;
+    return testing::reported_to_hub(received_, kNode);
   }
 
   flotilla::testing::TempDir local_dir_;

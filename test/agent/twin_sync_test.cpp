@@ -7,6 +7,7 @@
 
 #include "common/sqlite.hpp"
 #include "test/agent/agent_fixture.hpp"
+#include "test/agent/twin_messages.hpp"
 
 namespace flotilla::agent {
 namespace {
@@ -87,17 +88,8 @@ class TwinTest : public testing::AgentFixture {
     agent_->run_once();
   }
 
-  // Every DeviceReported the hub received, in order (read by exact topic: no parse_topic).
   std::vector<v1::DeviceReported> hub_reported() {
-    std::vector<v1::DeviceReported> out;
-    for (const auto& m : received_) {
-      if (m.topic != sync::up_topic(kNode, 16, "twin")) continue;
-      auto batch = sync::decode<v1::TwinReported>(m.payload);
-      EXPECT_TRUE(batch.ok());
-      EXPECT_EQ(batch->node(), kNode);
-      for (const auto& d : batch->devices()) out.push_back(d);
-    }
-    return out;
+    return testing::reported_to_hub(received_, kNode);
   }
   size_t hub_twin_messages() {
     size_t n = 0;
