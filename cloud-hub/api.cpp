@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cerrno>
 
+#include "cloud-hub/api_devices.hpp"
 #include "cloud-hub/manifest_doc.hpp"
 #include "cloud-hub/watch_stream.hpp"
 #include "common/flags.hpp"
@@ -294,7 +295,8 @@ void Api::install(httplib::Server& server) {
     send_view(res, controller_.events_view(f));
   });
 
-  for (const char* kind : {"devices", "rollouts", "artifacts"}) {
+  install_device_routes(server, controller_);
+  for (const char* kind : {"rollouts", "artifacts"}) {
     std::string pattern = std::string("/api/v1/") + kind + "(/.*)?";
     std::string message = std::string(kind) + " are not supported yet";
     auto not_yet = [message](const httplib::Request&, httplib::Response& res) {

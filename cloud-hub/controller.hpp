@@ -27,7 +27,15 @@
 // the scheduler sees (a new node, a node back to Ready) asks for a scheduling pass, which runs
 // when the handler or batch has let go of its shard: many such messages share one pass.
 // Implementation: controller.cpp (workloads, scheduling, sending desired state),
-// controller_nodes.cpp (protocol messages and liveness), controller_views.cpp (JSON views).
+// controller_nodes.cpp (protocol messages and liveness), controller_views.cpp (JSON views),
+// controller_devices.cpp (device twins).
+//
+// Device twins (docs/protocol.md "Device twins", common/twin.hpp) are node-scoped: a device's row
+// lives in its node's shard store. A device name is unique fleet-wide; the hub keeps no separate
+// device -> node index: finding a device by name asks each shard store in turn (a primary-key
+// lookup under that shard's lock alone). REST writes of devices are serialised by devices_mu_,
+// taken before (never while holding) a shard lock, so a name cannot be created twice in two
+// shards at once.
 #pragma once
 
 #include <atomic>
@@ -50,6 +58,7 @@
 #include "cloud-hub/store.hpp"
 #include "common/clock.hpp"
 #include "common/expected.hpp"
+#include "common/twin.hpp"
 #include "sync/topics.hpp"
 #include "sync/transport.hpp"
 
@@ -75,6 +84,14 @@ struct ApplyResult {
 struct ApplyOutcome {
   std::vector<ApplyResult> results;
   std::string refused;
+};
+
+// What a REST change of a device did. kInvalid and kConflict changed nothing.
+struct DeviceOutcome {
+  enum class Code { kOk, kCreated, kNotFound, kInvalid, kConflict };
+  Code code = Code::kOk;
+  std::string message;  // kInvalid, kConflict, kNotFound: why
+  nlohmann::json view;  // kOk, kCreated: the device afterwards
 };
 
 struct DeleteOutcome {
@@ -135,12 +152,26 @@ class Controller {
   // Gauges in Prometheus text: nodes by state, workloads, instances by phase.
   std::string gauges_text();
 
+  // Device twins. put_device creates or replaces a device from {"node": N, "desired": {...}}
+  // (desired optional; a replace keeps versions, bumping desired's when it changed; the node of
+  // an existing device cannot change). set_device_desired merges a patch into desired, guarded
+  // by if_version. Each change commits in the node's shard, then a TwinDesired goes to the node.
+  Expected<DeviceOutcome> put_device(const std::string& name, const nlohmann::json& body);
+  Expected<DeviceOutcome> set_device_desired(const std::string& name, const nlohmann::json& patch,
+                                             std::optional<uint64_t> if_version);
+  Expected<std::optional<nlohmann::json>> device_view(const std::string& name);
+  // {"items": [...]}: the devices of `node`, or of every node when empty, by name.
+  Expected<nlohmann::json> devices_view(const std::string& node = "");
+  // False when there is no such device; else the node is sent removed = true.
+  Expected<bool> delete_device(const std::string& name);
+
   // Protocol messages, already decoded and checked against their topic's node.
   void on_hello(const flotilla::v1::Hello& hello);
   void on_heartbeat(const flotilla::v1::Heartbeat& hb);
   void on_ack(const flotilla::v1::Ack& ack);
   void on_status(const flotilla::v1::StatusBatch& batch);
   void on_will(const flotilla::v1::Offline& will);
+  void on_twin_reported(const flotilla::v1::TwinReported& reported);
   // Runs `handle_all` (which calls the on_* handlers above) under one lock hold and one store
   // transaction: a burst of messages costs one commit instead of one each. Each handler still
   // keeps or undoes its own part whole (a nested transaction); what they queue to send is
@@ -255,6 +286,17 @@ class Controller {
   Expected<std::map<std::string, std::vector<InstanceRecord>>> instances_of_locked(
       const std::vector<const WorkloadRecord*>& workloads);
   void flush(Outbox& out);
+  // Device twins: the stored device, asking each shard in turn (see above).
+  Expected<std::optional<DeviceRecord>> find_device(const std::string& name);
+  // Queues TwinDesired for `node` with `devices`, in parts under sync::kMaxMessageBytes.
+  void queue_twin_locked(const std::string& node, std::vector<flotilla::v1::DeviceDesired> devices,
+                         bool full, Outbox& out);
+  // Writes a desired change of `rec` (now `t`) with its event in one transaction of the node's
+  // shard, then queues its TwinDesired.
+  Status commit_desired_locked(Shard& shard, DeviceRecord& rec, const twin::Twin& t,
+                               const std::string& reason, Outbox& out);
+  // The full TwinDesired of a node (after its hello).
+  void queue_twin_full_locked(Shard& shard, const std::string& node, Outbox& out);
   // Notes a changed view; flush() hands the changes noted so far to the listener.
   void note_changed(Change::Kind kind, const std::string& name);
 
@@ -285,6 +327,7 @@ class Controller {
     std::string status;
     bool complete = false;
   };
+  std::mutex devices_mu_;                    // REST device writes; taken first, then one shard lock
   std::mutex rollouts_mu_;                   // taken last, alone
   std::map<std::string, Rollout> rollouts_;  // by workload, for those with spec.update
 };

@@ -113,6 +113,7 @@ void Controller::on_hello(const pb::Hello& h) {
                node.revision, h.boot_id());
     auto fresh = shard.store->get_node(h.node());  // the revision may have been reset
     if (fresh && *fresh) queue_desired_locked(shard, **fresh, out);
+    queue_twin_full_locked(shard, h.node(), out);
   }
   flush(out);
   if (!in_batch()) reschedule_if_wanted();

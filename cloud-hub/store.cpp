@@ -94,6 +94,21 @@ CREATE TABLE placements (
 );
 INSERT INTO placements (workload, node) SELECT workload, node FROM desired;
 )sql",
+    // 6: device twins (shard databases: a device lives in its node's shard). Documents are
+    // canonical JSON (common/twin.hpp); versions as twin::Twin keeps them.
+    R"sql(
+CREATE TABLE IF NOT EXISTS devices (
+  name TEXT PRIMARY KEY,
+  node TEXT NOT NULL,
+  desired TEXT NOT NULL DEFAULT '{}',
+  desired_version INTEGER NOT NULL DEFAULT 0,
+  reported TEXT NOT NULL DEFAULT '{}',
+  reported_version INTEGER NOT NULL DEFAULT 0,
+  observed_desired INTEGER NOT NULL DEFAULT 0,
+  updated_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS devices_by_node ON devices (node, name);
+)sql",
 };
 
 // Labels and runtimes are stored as JSON text; a corrupt column reads as empty.

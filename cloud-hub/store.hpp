@@ -7,7 +7,7 @@
 // generation, pending count and reason), desired (per node: each workload's WorkloadSpec with the
 // revision that last changed it), tombstones (per node: removed workloads with the revision that
 // removed them), instances (latest InstanceStatus per node and instance), events (bounded; the
-// oldest are dropped).
+// oldest are dropped), devices (device twins, in their node's shard: store_devices.cpp).
 //
 // The store holds no policy: callers group calls into one transaction per state change with
 // transaction(), so a kill -9 at any point leaves either the old or the new state.
@@ -96,6 +96,18 @@ struct EventFilter {
   int64_t limit = 100;   // newest `limit` events, returned oldest first
 };
 
+// A device twin as stored: canonical JSON documents and versions (common/twin.hpp).
+struct DeviceRecord {
+  std::string name;  // unique fleet-wide
+  std::string node;
+  std::string desired = "{}";
+  uint64_t desired_version = 0;
+  std::string reported = "{}";
+  uint64_t reported_version = 0;
+  uint64_t observed_desired = 0;
+  int64_t updated_ms = 0;  // hub wall clock of the last change
+};
+
 // Totals for the hub's gauges, counted by SQL.
 struct StoreCounts {
   int64_t nodes = 0;
@@ -178,6 +190,13 @@ class Store {
   // (workload, node) of every instance reported Running, read without parsing records.
   Expected<std::vector<std::pair<std::string, std::string>>> running_instances();
   Expected<StoreCounts> counts();
+
+  // Devices (store_devices.cpp).
+  Expected<std::optional<DeviceRecord>> get_device(const std::string& name);
+  // The devices of `node` (all when empty), in name order.
+  Expected<std::vector<DeviceRecord>> list_devices(const std::string& node = "");
+  Status put_device(const DeviceRecord& d);
+  Status delete_device(const std::string& name);
 
   // Events.
   Status add_event(const EventRecord& e);

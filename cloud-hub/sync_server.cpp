@@ -198,7 +198,7 @@ void SyncServer::handle(const sync::Message& m) {
 }
 
 void SyncServer::count_handled(const KindCounts& handled) {
-  static const char* const kKinds[] = {"hello", "heartbeat", "ack", "status", "will"};
+  static const char* const kKinds[] = {"hello", "heartbeat", "ack", "status", "will", "twin"};
   static_assert(std::size(kKinds) == std::tuple_size_v<KindCounts>);
   for (size_t k = 0; k < handled.size(); ++k) {
     if (handled[k] > 0) {
@@ -271,6 +271,8 @@ std::optional<UpMessage> SyncServer::decode(const sync::Message& m) {
     d = checked(pb::StatusBatch());
   } else if (kind == "will") {
     d = checked(pb::Offline());
+  } else if (kind == "twin") {
+    d = checked(pb::TwinReported());
   } else {
     drop(kind, "bad_topic", m.topic);
   }
@@ -286,6 +288,7 @@ void SyncServer::dispatch(const UpMessage& d) {
         if constexpr (std::is_same_v<M, pb::Ack>) controller_.on_ack(msg);
         if constexpr (std::is_same_v<M, pb::StatusBatch>) controller_.on_status(msg);
         if constexpr (std::is_same_v<M, pb::Offline>) controller_.on_will(msg);
+        if constexpr (std::is_same_v<M, pb::TwinReported>) controller_.on_twin_reported(msg);
       },
       d);
 }

@@ -363,12 +363,12 @@ TEST_F(ApiTest, ErrorsAreJson) {
   r = c_.Get("/api/v1/nothing-here");
   EXPECT_EQ(r->status, 404);
   EXPECT_EQ(body_of(r)["error"], "no such path: GET /api/v1/nothing-here");
-  for (const char* path : {"/api/v1/devices", "/api/v1/rollouts/r1", "/api/v1/artifacts"}) {
+  for (const char* path : {"/api/v1/rollouts/r1", "/api/v1/artifacts"}) {
     r = c_.Get(path);
     EXPECT_EQ(r->status, 501) << path;
     EXPECT_NE(body_of(r)["error"].get<std::string>().find("not supported yet"), std::string::npos);
   }
-  EXPECT_EQ(c_.Put("/api/v1/devices", "x", "text/plain")->status, 501);
+  EXPECT_EQ(c_.Put("/api/v1/rollouts", "x", "text/plain")->status, 501);
   r = c_.Get("/api/v1/events?limit=zero");
   EXPECT_EQ(r->status, 400);
   r = c_.Put("/api/v1/workloads", std::string(2 * 1024 * 1024, 'a'), "application/yaml");

@@ -37,6 +37,9 @@ class FakeAgent {
             if (d) desired.push_back(*d);
           } else if (t->kind == "resync") {
             resyncs += 1;
+          } else if (t->kind == "twin") {
+            auto d = sync::decode<pb::TwinDesired>(m.payload);
+            if (d) twins.push_back(*d);
           }
         },
         [](bool) {});
@@ -100,6 +103,19 @@ class FakeAgent {
     o.set_boot_id(boot);
     send("will", o);
   }
+  // Reports one device's reported document (canonical JSON text) as the agent holds it.
+  void report(const std::string& device, const std::string& reported, uint64_t reported_version,
+              uint64_t observed_desired = 0, uint64_t desired_version = 0) {
+    pb::TwinReported r;
+    r.set_node(node_);
+    pb::DeviceReported* d = r.add_devices();
+    d->set_device(device);
+    d->set_reported(reported);
+    d->set_reported_version(reported_version);
+    d->set_observed_desired(observed_desired);
+    d->set_desired_version(desired_version);
+    send("twin", r);
+  }
   template <typename M>
   void send(const std::string& kind, const M& msg) {
     raw(kind, sync::encode(msg));
@@ -114,6 +130,7 @@ class FakeAgent {
 
   // Read them once no hub thread is publishing (the test's own calls are synchronous).
   std::vector<pb::DesiredState> desired;
+  std::vector<pb::TwinDesired> twins;  // down/twin
   int resyncs = 0;
 
  private:

@@ -57,6 +57,9 @@ class HubMqttTest : public ::testing::Test {
             hub_online_ = true;
             return;
           }
+          // Other kinds (twin: TwinDesired after each hello) are not DesiredState.
+          auto topic = sync::parse_topic(m.topic);
+          if (!topic || topic->kind != "desired") return;
           auto d = sync::decode<pb::DesiredState>(m.payload);
           if (d) desired_.push_back(*d);
         },

@@ -43,6 +43,18 @@ TEST(Topics, RejectsForeignAndMalformed) {
   }
 }
 
+TEST(Topics, TwinIsAKindBothWays) {
+  auto up = parse_topic(up_topic("edge-1", 16, "twin"));
+  ASSERT_TRUE(up.ok()) << up.error().message();
+  EXPECT_EQ(up->direction, Direction::kUp);
+  EXPECT_EQ(up->kind, "twin");
+  auto down = parse_topic(down_topic("edge-1", 16, "twin"));
+  ASSERT_TRUE(down.ok()) << down.error().message();
+  EXPECT_EQ(down->direction, Direction::kDown);
+  EXPECT_EQ(down->kind, "twin");
+  EXPECT_FALSE(parse_topic("flotilla/v1/s/1/n/a/up/twins").ok());
+}
+
 TEST(Topics, NodeNames) {
   EXPECT_TRUE(validate_node_name("edge-1.site_a").ok());
   EXPECT_FALSE(validate_node_name("").ok());
