@@ -234,6 +234,10 @@ void TwinSync::on_hub_connection(bool connected) {
   inflight_devices_.clear();
   rescan_ = true;
   retry_at_ = TimePoint{};
+  // Parts of a full TwinDesired from before are not completed by the hub's next one.
+  full_parts_ = 0;
+  full_seen_.clear();
+  full_listed_.clear();
 }
 
 void TwinSync::tick() { flush(); }

@@ -278,6 +278,28 @@ TEST_F(TwinTest, FullDesiredForgetsUnlistedDevicesAndRemovedClearsThem) {
   EXPECT_EQ(device_got_.back().payload, "") << "retained documents of a removed device cleared";
 }
 
+TEST_F(TwinTest, FullDesiredInPartsForgetsOnlyOnceWhole) {
+  start_bridge();
+  send_twin({desired("dev-1", {{"a", 1}}, 1), desired("dev-2", {{"b", 1}}, 1),
+             desired("dev-3", {{"c", 1}}, 1)});
+  auto part = [&](uint32_t i, const std::vector<v1::DeviceDesired>& devices) {
+    v1::TwinDesired msg;
+    msg.set_node(kNode);
+    msg.set_full(true);
+    msg.set_part(i);
+    msg.set_parts(2);
+    for (const auto& d : devices) *msg.add_devices() = d;
+    send("twin", sync::encode(msg));
+  };
+  part(0, {desired("dev-1", {{"a", 1}}, 1)});
+  EXPECT_EQ(store_->load_twins()->size(), 3u) << "forgot devices before the last part";
+  part(1, {desired("dev-2", {{"b", 2}}, 2)});
+  auto twins = *store_->load_twins();
+  EXPECT_EQ(twins.size(), 2u);
+  EXPECT_EQ(twins.count("dev-3"), 0u);
+  EXPECT_EQ(twins.at("dev-2").desired_version(), 2u);
+}
+
 TEST_F(TwinTest, LostStoreMovesReportedVersionPastTheHubs) {
   start_bridge();
   // The hub holds reported version 7 from before our store was lost.
