@@ -94,9 +94,10 @@ Flags make_agent_flags() {
 }
 
 Flags make_status_flags() {
-  Flags flags("flotilla-agent status",
-              "Prints the desired workloads and instances cached in the agent's SQLite store.\n"
-              "Reads local state only; works while offline and while the agent runs.");
+  Flags flags(
+      "flotilla-agent status",
+      "Prints the desired workloads, instances and device twins cached in the agent's\n"
+      "SQLite store. Reads local state only; works while offline and while the agent runs.");
   flags.add("data", "the agent's --data folder", "", true);
   return flags;
 }

@@ -1,6 +1,7 @@
 #include "agent/status_report.hpp"
 
 #include <cstdio>
+#include <set>
 
 #include "agent/store.hpp"
 #include "common/fs.hpp"
@@ -40,6 +41,10 @@ Status print_status(const std::string& data_dir, std::ostream& out) {
   if (!outbox) return outbox.error();
   auto events = (*store)->outbox_events();
   if (!events) return events.error();
+  auto twins = (*store)->load_twins();
+  if (!twins) return twins.error();
+  auto unsent_twins = (*store)->outbox_twins();
+  if (!unsent_twins) return unsent_twins.error();
   const Meta& meta = (*store)->meta();
 
   out << "node:              " << meta.node << "\n"
@@ -64,6 +69,18 @@ Status print_status(const std::string& data_dir, std::ostream& out) {
     out << row(ifmt, rec.instance_id, short_phase(rec.phase),
                rec.pid != 0 ? std::to_string(rec.pid) : "-", std::to_string(rec.restarts),
                std::to_string(rec.exit_code), rec.message);
+  }
+  std::set<std::string> unsent;
+  for (const auto& row : *unsent_twins) unsent.insert(row.device);
+  const char* tfmt = "%-24s %-8s %-9s %-9s %-7s %s\n";
+  out << "\nDEVICE TWINS (" << twins->size() << ")\n"
+      << row(tfmt, "DEVICE", "DESIRED", "REPORTED", "OBSERVED", "UNSENT", "DELTA");
+  for (const auto& [device, t] : *twins) {
+    std::string delta = twin::canonical(t.delta());
+    if (delta.size() > 60) delta = delta.substr(0, 57) + "...";
+    out << row(tfmt, device, std::to_string(t.desired_version()),
+               std::to_string(t.reported_version()), std::to_string(t.observed_desired()),
+               unsent.count(device) != 0 ? "yes" : "no", delta);
   }
   return Ok();
 }

@@ -7,6 +7,7 @@
 #include "agent/node_info.hpp"
 #include "agent/status_report.hpp"
 #include "agent/store.hpp"
+#include "agent/twin_sync.hpp"
 #include "test/agent/specs.hpp"
 #include "test/support/temp_dir.hpp"
 
@@ -53,6 +54,19 @@ TEST(AgentFlags, BadFlagsSayWhatIsWrong) {
   auto c = parse({"--node", "n1", "--mqtt", "localhost", "--data", "/tmp/x"});
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().message().find("invalid --mqtt"), std::string::npos);
+  EXPECT_NE(with({"--node", "n1", "--device-mqtt", "localhost"}).find("invalid --device-mqtt"),
+            std::string::npos);
+}
+
+TEST(AgentFlags, DeviceBridgeIsOffUnlessGiven) {
+  auto off = parse({"--node", "n1", "--mqtt", "tcp://h:1", "--data", "/tmp/x"});
+  ASSERT_TRUE(off.ok()) << off.error().message();
+  EXPECT_TRUE(off->device_mqtt_uri.empty());
+  auto on = parse({"--node", "n1", "--mqtt", "tcp://h:1", "--data", "/tmp/x", "--device-mqtt",
+                   "tcp://127.0.0.1:1884"});
+  ASSERT_TRUE(on.ok()) << on.error().message();
+  EXPECT_EQ(on->device_mqtt_uri, "tcp://127.0.0.1:1884");
+  EXPECT_EQ(make_device_transport_options(*on).client_id, "flotilla-agent-n1-devices");
 }
 
 TEST(AgentFlags, TaintsAreKeyValueEffect) {
@@ -116,6 +130,10 @@ TEST(StatusReport, PrintsCachedStateOffline) {
     rec.phase = v1::PHASE_RUNNING;
     rec.pid = 4321;
     ASSERT_TRUE(store->create_instance(rec, {"web", "Started", "", 0}).ok());
+    twin::Twin t;
+    ASSERT_TRUE(t.adopt_desired({{"fan", "on"}}, 3).ok());
+    ASSERT_TRUE(t.report({{"temp", 21}}).ok());
+    ASSERT_TRUE(store->put_twins({{"sensor-7", t, true}}).ok());
   }
   std::ostringstream out;
   ASSERT_TRUE(print_status(dir.path(), out).ok());
@@ -125,6 +143,9 @@ TEST(StatusReport, PrintsCachedStateOffline) {
   EXPECT_NE(text.find("web-1"), std::string::npos) << text;
   EXPECT_NE(text.find("RUNNING"), std::string::npos) << text;
   EXPECT_NE(text.find("4321"), std::string::npos) << text;
+  EXPECT_NE(text.find("DEVICE TWINS (1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("sensor-7"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"({"fan":"on"})"), std::string::npos) << text;
 }
 
 TEST(StatusReport, MissingStoreIsAClearError) {
