@@ -71,6 +71,7 @@ void TwinSync::publish_to_device(const std::string& device) {
 }
 
 void TwinSync::on_hub_message(const std::string& payload) {
+  store_reports();  // what follows builds on the twins as stored
   auto log = log::get("agent");
   auto msg = sync::decode<v1::TwinDesired>(payload);
   if (!msg || msg->node() != node_) {
@@ -187,18 +188,36 @@ void TwinSync::handle_report(const std::string& device, const std::string& paylo
     }
     observed = it->get<uint64_t>();
   }
+  // On top of a report of this loop iteration not yet stored, else of the cached twin.
+  auto pending = pending_reports_.find(device);
   auto current = twins_.find(device);
-  twin::Twin t = current != twins_.end() ? current->second : twin::Twin();
+  twin::Twin t = pending != pending_reports_.end() ? pending->second
+                 : current != twins_.end()         ? current->second
+                                                   : twin::Twin();
   auto update = t.report(body["reported"], observed);
   if (!update) return reject_report(device, update.error().message());
   if (!update->changed()) return;
-  if (auto st = store_.put_twins({{device, t, true}}); !st) {
+  pending_reports_[device] = std::move(t);
+}
+
+void TwinSync::store_reports() {
+  if (pending_reports_.empty()) return;
+  std::vector<TwinWrite> writes;
+  for (const auto& [device, t] : pending_reports_) writes.push_back({device, t, true});
+  std::map<std::string, twin::Twin> reports;
+  reports.swap(pending_reports_);
+  if (auto st = store_.put_twins(writes); !st) {
     log::get("agent")->error("{}", st.error().message());
-    return reject_report(device, "Failed to store the report; try again");
+    for (const auto& [device, t] : reports) {
+      reject_report(device, "Failed to store the report; send it again");
+    }
+    return;
   }
-  ++counters_.reports_accepted;
-  twins_[device] = std::move(t);
-  publish_to_device(device);  // the delta follows reported
+  counters_.reports_accepted += reports.size();
+  for (auto& [device, t] : reports) {
+    twins_[device] = std::move(t);
+    publish_to_device(device);  // the delta follows reported
+  }
 }
 
 void TwinSync::on_local_message(const sync::Message& message) {
@@ -240,7 +259,10 @@ void TwinSync::on_hub_connection(bool connected) {
   full_listed_.clear();
 }
 
-void TwinSync::tick() { flush(); }
+void TwinSync::tick() {
+  store_reports();
+  flush();
+}
 
 void TwinSync::flush() {
   if (!hub_connected_ || static_cast<int>(inflight_.size()) >= max_inflight_) return;

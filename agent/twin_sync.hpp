@@ -5,7 +5,8 @@
 // bridge, and queues a report (which doubles as the ack). `full` messages (collected over their
 // parts) also forget the devices they do not list.
 // From devices, on the local broker under flotilla/local/devices/{device}/twin/: `reported`
-// patches are validated and merged (twin::Twin::report), persisted with an outbox row and
+// patches are validated and merged (twin::Twin::report), persisted with an outbox row (the
+// reports of one loop iteration in one transaction) before the new delta is published, and
 // queued for the hub; an invalid one is answered on `rejected` and changes nothing; `get`
 // republishes `desired` and `delta` (retained). Every (re)connect to the local broker
 // republishes every cached twin, so a device restarting while the hub is unreachable gets its
@@ -70,7 +71,8 @@ class TwinSync {
   void on_hub_connection(bool connected);
   void on_local_connection(bool connected);
   void on_publish_done(uint64_t batch_id, const Status& status);
-  // Flushes the twin outbox when something is new or a batch completed.
+  // Stores the device reports of this loop iteration (one transaction for all), then flushes
+  // the twin outbox when something is new or a batch completed.
   void tick();
 
   const TwinCounters& counters() const { return counters_; }
@@ -80,6 +82,8 @@ class TwinSync {
   void publish_to_device(const std::string& device);
   void reject_report(const std::string& device, const std::string& why);
   void handle_report(const std::string& device, const std::string& payload);
+  // Stores the reports accepted since the last call in one transaction, then publishes them.
+  void store_reports();
   void flush();
 
   std::string node_;
@@ -92,7 +96,9 @@ class TwinSync {
   const Clock& clock_;
   PostDone post_done_;
 
-  std::map<std::string, twin::Twin> twins_;
+  std::map<std::string, twin::Twin> twins_;  // as stored
+  // Reports accepted in this loop iteration, newest per device; stored together by tick().
+  std::map<std::string, twin::Twin> pending_reports_;
   bool hub_connected_ = false;
   bool local_connected_ = false;
   // A full TwinDesired in parts: the parts seen and the devices they listed.

@@ -172,6 +172,27 @@ TEST_F(TwinTest, ReportsMadeOfflineAreSentAfterReconnectNewestOnly) {
   EXPECT_TRUE(store_->outbox_twins()->empty());
 }
 
+TEST_F(TwinTest, ReportsOfOneLoopIterationAreStoredTogetherInOrder) {
+  start_bridge();
+  for (const char* r : {R"({"reported": {"temp": 1, "fan": "on"}})", R"({"reported": {"temp": 2}})",
+                        R"({"reported": {"fan": null}})"}) {
+    ASSERT_TRUE(device_->publish(local_twin_topic("dev-1", "reported"), r, 1).ok());
+  }
+  ASSERT_TRUE(
+      device_->publish(local_twin_topic("dev-2", "reported"), R"({"reported": {"x": 1}})", 1).ok());
+  agent_->run_once();
+  auto twins = *store_->load_twins();
+  ASSERT_EQ(twins.size(), 2u);
+  EXPECT_EQ(twins.at("dev-1").reported(), (Json{{"temp", 2}}));
+  EXPECT_EQ(twins.at("dev-1").reported_version(), 3u);
+  EXPECT_EQ(device_count("delta"), 1u) << "the delta goes out once, after the store";
+  EXPECT_EQ(agent_->twins().counters().reports_accepted, 2u);
+  step();
+  auto reported = hub_reported();
+  ASSERT_EQ(reported.size(), 2u);
+  EXPECT_EQ(hub_twin_messages(), 1u) << "not one message per device";
+}
+
 TEST_F(TwinTest, AReportQueuedAgainWhileInFlightStaysUntilSent) {
   start_bridge();
   transport_->held_kind = "/up/twin";
