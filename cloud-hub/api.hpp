@@ -19,7 +19,9 @@
 //   ?resourceVersion=N (absent: from now; a Last-Event-ID header wins) and ?labelSelector=,
 //   streams ADDED|MODIFIED|DELETED events, and ends with an ERROR event (410) when N is no
 //   longer held: list again.
-//   /api/v1/devices, /rollouts, /artifacts   501: not supported yet
+//   GET|PUT|DELETE /api/v1/devices[/NAME], PATCH|POST /api/v1/devices/NAME/desired
+//                                            device twins (api_devices.hpp)
+//   /api/v1/rollouts, /artifacts             501: not supported yet
 //
 // Errors are JSON {"error": "..."} with a 4xx/5xx status; a rejected request changes nothing.
 //

@@ -1,11 +1,14 @@
 #include "cloud-hub/flotctl/commands.hpp"
 
+#include <cerrno>
+#include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <optional>
 
 #include "cloud-hub/flotctl/client.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
+#include "cloud-hub/flotctl/twin.hpp"
 #include "cloud-hub/flotctl/watch.hpp"
 #include "cloud-hub/manifest.hpp"
 #include "common/fs.hpp"
@@ -23,6 +26,7 @@ struct Args {
   std::string output;
   std::string selector;  // -l k=v,k2=v2
   std::vector<std::string> positional;
+  std::optional<uint64_t> if_version;  // --if-version N (twin set)
   bool help = false;
   bool force = false;         // --force: past the hub's blast-radius guard
   bool watch = false;         // -w, --watch
@@ -67,6 +71,16 @@ Expected<Args> parse_args(const std::vector<std::string>& args) {
     } else if (auto o = value_of("--output", "-o")) {
       if (!*o) return o->error();
       a.output = **o;
+    } else if (auto iv = value_of("--if-version", "")) {
+      if (!*iv) return iv->error();
+      const std::string& text = **iv;
+      char* end = nullptr;
+      errno = 0;
+      const unsigned long long number = std::strtoull(text.c_str(), &end, 10);
+      if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0) {
+        return Error("--if-version wants a whole number, got '" + text + "'");
+      }
+      a.if_version = number;
     } else if (auto l = value_of("--selector", "-l")) {
       if (!*l) return l->error();
       a.selector = **l;
@@ -84,10 +98,11 @@ Expected<std::string> normalize_kind(const std::string& kind) {
   if (kind == "nodes" || kind == "node" || kind == "no") return std::string("nodes");
   if (kind == "workloads" || kind == "workload" || kind == "wl") return std::string("workloads");
   if (kind == "events" || kind == "event" || kind == "ev") return std::string("events");
-  for (const char* later : {"devices", "device", "rollouts", "rollout", "artifacts", "artifact"}) {
+  if (kind == "devices" || kind == "device" || kind == "dev") return std::string("devices");
+  for (const char* later : {"rollouts", "rollout", "artifacts", "artifact"}) {
     if (kind == later) return Error(kind + " are not supported yet");
   }
-  return Error("unknown kind '" + kind + "' (want nodes, workloads or events)");
+  return Error("unknown kind '" + kind + "' (want nodes, workloads, events or devices)");
 }
 
 std::string singular(const std::string& kind) { return kind.substr(0, kind.size() - 1); }
@@ -107,8 +122,13 @@ class Runner {
     if (verb == "get") return get();
     if (verb == "describe") return describe();
     if (verb == "delete") return remove();
-    if (verb == "rollout" || verb == "twin")
-      return fail("flotctl " + verb + " is not supported yet");
+    if (verb == "twin") {
+      int rc = twin_command(client_, {args_.positional.begin() + 1, args_.positional.end()},
+                            args_.if_version, args_.output, out_, err_);
+      if (rc == kUsage) err_ << "\n" << usage();
+      return rc;
+    }
+    if (verb == "rollout") return fail("flotctl " + verb + " is not supported yet");
     return usage_error("unknown command '" + verb + "'");
   }
 
@@ -203,7 +223,7 @@ class Runner {
       path += "?limit=200";
     }
     if (!args_.selector.empty()) {
-      if (name || *kind == "events") {
+      if (name || *kind == "events" || *kind == "devices") {
         return usage_error("-l selects from lists of nodes or workloads (no NAME)");
       }
       path += "?labelSelector=" + url_escape(args_.selector);
@@ -222,11 +242,14 @@ class Runner {
     if (*kind == "nodes") out_ << nodes_table(list);
     if (*kind == "workloads") out_ << workloads_table(list, ctx_.now_ms);
     if (*kind == "events") out_ << events_table(list, ctx_.now_ms);
+    if (*kind == "devices") out_ << devices_table(list);
     return kOk;
   }
 
   int watch(const std::string& kind) {
-    if (kind == "events") return usage_error("--watch takes nodes or workloads");
+    if (kind == "events" || kind == "devices") {
+      return usage_error("--watch takes nodes or workloads");
+    }
     WatchRequest req;
     req.kind = kind;
     if (args_.positional.size() == 3) req.name = args_.positional[2];
@@ -247,7 +270,9 @@ class Runner {
     if (args_.positional.size() != 3) return usage_error("usage: flotctl describe KIND NAME");
     auto kind = normalize_kind(args_.positional[1]);
     if (!kind) return fail(kind.error().message());
-    if (*kind == "events") return usage_error("describe takes nodes or workloads");
+    if (*kind == "events" || *kind == "devices") {
+      return usage_error("describe takes nodes or workloads (see twin get DEVICE)");
+    }
     const std::string& name = args_.positional[2];
     auto j =
         get_json("/api/v1/" + *kind + "/" + url_escape(name), singular(*kind) + " '" + name + "'");
@@ -295,9 +320,15 @@ std::string usage() {
          "                              with the event ADDED|MODIFIED|DELETED first on each line)\n"
          "  describe KIND NAME          a node or workload in detail, with recent events\n"
          "  delete KIND NAME [--force]  delete a workload or node\n"
-         "  rollout ..., twin ...       not supported yet\n\n"
+         "  twin get DEVICE [-o FMT]    a device's desired, reported, versions and delta\n"
+         "  twin set DEVICE K=V... [--if-version N]\n"
+         "                              merge into desired (V as JSON if it parses, else a\n"
+         "                              string; K=null deletes; a.b=V nests); with N, refused\n"
+         "                              unless desired is still at version N\n"
+         "  rollout ...                 not supported yet\n\n"
          "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
-         "KIND: nodes (node, no), workloads (workload, wl), events (event, ev)\n";
+         "KIND: nodes (node, no), workloads (workload, wl), events (event, ev), devices (device,\n"
+         "dev)\n";
 }
 
 int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& out,

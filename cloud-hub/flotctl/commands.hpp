@@ -1,12 +1,13 @@
-// flotctl's commands: argument parsing and the verbs apply, get, describe and delete.
+// flotctl's commands: argument parsing and the verbs apply, get, describe, delete and twin.
 //
 //   flotctl [--hub URL] apply -f FILE.yaml | get KIND [NAME] [-o json|yaml] [-w] |
-//           describe KIND NAME | delete KIND NAME
+//           describe KIND NAME | delete KIND NAME |
+//           twin get DEVICE | twin set DEVICE K=V... [--if-version N] (twin.hpp)
 //
 // get -w (--watch) follows the changes until interrupted (watch.hpp).
-// KIND is nodes|node|no, workloads|workload|wl, or events|event|ev. `apply` validates the file
-// locally first (file:line errors, nothing sent) and then PUTs it. Exit codes: 0 ok, 1 failed
-// (bad manifest, hub error, hub unreachable, not supported yet), 2 bad usage.
+// KIND is nodes|node|no, workloads|workload|wl, events|event|ev, or devices|device|dev. `apply`
+// validates the file locally first (file:line errors, nothing sent) and then PUTs it. Exit codes: 0
+// ok, 1 failed (bad manifest, hub error, hub unreachable, not supported yet), 2 bad usage.
 //
 // Thread-safety: run() uses only its arguments and the streams given.
 #pragma once

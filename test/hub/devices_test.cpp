@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cloud-hub/flotctl/commands.hpp"
+#include "cloud-hub/flotctl/twin.hpp"
 #include "common/twin.hpp"
 #include "sync/codec.hpp"
 #include "test/hub/api_server.hpp"
@@ -361,6 +363,55 @@ TEST(DevicesApiTest, RestCreateGetSetWithIfVersionAndDelete) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(c.Get("/api/v1/devices/dev-1")->status, 404);
   EXPECT_EQ(c.Delete("/api/v1/devices/dev-1")->status, 404);
+}
+
+TEST(DevicesFlotctlTest, TwinSetValuesAreJsonWhenTheyParseElseStrings) {
+  auto p = flotctl::twin_patch(
+      {"rate=5", "mode=eco", "on=true", "gone=null", "a.b=\"x\"", "list=[1,2]", "text=5 apples"});
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_EQ(*p, json({{"rate", 5},
+                      {"mode", "eco"},
+                      {"on", true},
+                      {"gone", nullptr},
+                      {"a", {{"b", "x"}}},
+                      {"list", {1, 2}},
+                      {"text", "5 apples"}}));
+  EXPECT_FALSE(flotctl::twin_patch({"novalue"}).ok());
+  EXPECT_FALSE(flotctl::twin_patch({"=1"}).ok());
+  EXPECT_FALSE(flotctl::twin_patch({"a..b=1"}).ok());
+  EXPECT_FALSE(flotctl::twin_patch({}).ok());
+}
+
+TEST(DevicesFlotctlTest, TwinGetSetAndGetDevices) {
+  testing::ApiServer s;
+  auto run = [&](std::vector<std::string> args, std::string* out = nullptr) {
+    std::ostringstream o, e;
+    flotctl::Context ctx;
+    ctx.default_hub = s.url();
+    int rc = flotctl::run(args, ctx, o, e);
+    if (out != nullptr) *out = o.str() + e.str();
+    return rc;
+  };
+  put(s.harness, "dev-1", {{"node", "n1"}, {"desired", {{"rate", 5}}}});
+  std::string out;
+  EXPECT_EQ(run({"twin", "set", "dev-1", "rate=6", "mode=eco", "--if-version", "1"}, &out), 0)
+      << out;
+  EXPECT_EQ(out, "device/dev-1 desired version 2\n");
+  // A stale version: refused, nothing changed.
+  EXPECT_EQ(run({"twin", "set", "dev-1", "rate=7", "--if-version", "1"}, &out), 1);
+  EXPECT_NE(out.find("error: "), std::string::npos) << out;
+  EXPECT_EQ(run({"twin", "set", "dev-1", "rate=null"}, &out), 0) << out;
+  EXPECT_EQ(run({"twin", "get", "dev-1"}, &out), 0) << out;
+  EXPECT_NE(out.find(R"(Desired (v3):     {"mode":"eco"})"), std::string::npos) << out;
+  EXPECT_EQ(run({"twin", "get", "dev-1", "-o", "json"}, &out), 0);
+  EXPECT_EQ(json::parse(out)["desired"], json({{"mode", "eco"}}));
+  EXPECT_EQ(run({"get", "devices"}, &out), 0);
+  EXPECT_NE(out.find("dev-1"), std::string::npos) << out;
+  EXPECT_NE(out.find("mode"), std::string::npos) << out;  // the delta's keys
+  EXPECT_EQ(run({"twin", "set", "dev-1"}, &out), 2);
+  EXPECT_EQ(run({"twin", "set", "dev-1", "a=1", "--if-version", "x"}, &out), 2);
+  EXPECT_EQ(run({"delete", "devices", "dev-1"}, &out), 0) << out;
+  EXPECT_EQ(run({"twin", "get", "dev-1"}, &out), 1);
 }
 
 }  // namespace

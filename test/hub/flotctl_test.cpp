@@ -129,10 +129,11 @@ TEST_F(FlotctlTest, UsageAndNotYetSupported) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "error: flotctl rollout is not supported yet\n");
   r = flotctl({"twin", "get", "d1"});
-  EXPECT_EQ(r.err, "error: flotctl twin is not supported yet\n");
-  r = flotctl({"get", "devices"});
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err, "error: devices are not supported yet\n");
+  EXPECT_EQ(r.err, "error: device 'd1' not found\n");
+  r = flotctl({"get", "rollouts"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "error: rollouts are not supported yet\n");
   r = flotctl({"delete", "node", "n1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "error: node 'n1' not found\n");
