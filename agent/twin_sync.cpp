@@ -1,5 +1,8 @@
 #include "agent/twin_sync.hpp"
 
+#include <csignal>
+
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "sync/codec.hpp"
 #include "sync/topics.hpp"
@@ -214,6 +217,8 @@ void TwinSync::store_reports() {
     return;
   }
   counters_.reports_accepted += reports.size();
+  // Fault tests: a kill -9 after a report is stored and before anything was published or sent.
+  if (failpoint("agent.twin_after_persist")) std::raise(SIGKILL);
   for (auto& [device, t] : reports) {
     twins_[device] = std::move(t);
     publish_to_device(device);  // the delta follows reported

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstdlib>
+
 #include "common/sqlite.hpp"
 #include "test/agent/agent_fixture.hpp"
 #include "test/agent/twin_messages.hpp"
@@ -13,6 +16,7 @@ namespace flotilla::agent {
 namespace {
 
 using Json = twin::Json;
+using testing::FakeDriver;
 
 struct DeviceDoc {
   uint64_t version = 0;
@@ -103,6 +107,59 @@ class TwinTest : public testing::AgentFixture {
   std::vector<sync::Message> device_got_;
   std::vector<int64_t> persisted_when_published_;
 };
+
+// A whole agent in the death test's child process (re-executed: the fixture's folder there is
+// not the parent's): stores one device report and dies by SIGKILL at the fail point.
+// The parent names its store in FLOTILLA_TEST_TWIN_DB.
+[[noreturn]] void report_then_die() {
+  const char* db_path = std::getenv("FLOTILLA_TEST_TWIN_DB");
+  if (db_path == nullptr) std::abort();
+  auto store = Store::open(db_path, "edge-1");
+  if (!store) std::abort();
+  AgentConfig config;
+  config.node = "edge-1";
+  config.mqtt_uri = "tcp://fake:1883";
+  sync::FakeBroker hub_broker, local_broker;
+  hub_broker.set_up(false);  // offline: the report can only be in the store
+  auto hub = hub_broker.connect("flotilla-agent-edge-1");
+  auto bridge = local_broker.connect("flotilla-agent-edge-1-devices");
+  auto device = local_broker.connect("dev-1");
+  FakeDriver driver;
+  FakeClock clock;
+  Agent agent(config, **store, driver, *hub, clock, "boot-x", bridge.get());
+  if (!agent.start()) std::abort();
+  if (!device->start() ||
+      !device->publish(local_twin_topic("dev-1", "reported"), R"({"reported": {"temp": 7}})", 1))
+    std::abort();
+  agent.run_once();
+  std::abort();  // the fail point should have killed us
+}
+
+TEST_F(TwinTest, Kill9AfterAReportIsStoredLosesNothing) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string db = dir_ / "agent.db";
+  store_.reset();
+  setenv("FLOTILLA_FAILPOINT", "agent.twin_after_persist", 1);
+  // Not overwritten in the child, which runs this test body again up to EXPECT_EXIT.
+  setenv("FLOTILLA_TEST_TWIN_DB", db.c_str(), /*overwrite=*/0);
+  EXPECT_EXIT(report_then_die(), ::testing::KilledBySignal(SIGKILL), "");
+  unsetenv("FLOTILLA_FAILPOINT");
+  unsetenv("FLOTILLA_TEST_TWIN_DB");
+  auto reopened = Store::open(db, kNode);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message();
+  store_ = std::move(*reopened);
+  auto twins = *store_->load_twins();
+  ASSERT_EQ(twins.count("dev-1"), 1u) << "the report was lost";
+  EXPECT_EQ(twins.at("dev-1").reported(), (Json{{"temp", 7}}));
+  EXPECT_EQ(store_->outbox_twins()->size(), 1u);
+  // The restarted agent sends it, and publishes the device's delta from the cache.
+  start_bridge();
+  step();
+  auto reported = hub_reported();
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0].reported(), R"({"temp":7})");
+  EXPECT_EQ(reported[0].reported_version(), 1u);
+}
 
 TEST_F(TwinTest, DesiredIsPersistedThenPublishedToTheDeviceAndAcked) {
   start_bridge();
