@@ -378,6 +378,28 @@ TEST_F(TwinTest, FullDesiredInPartsForgetsOnlyOnceWhole) {
   EXPECT_EQ(twins.at("dev-2").desired_version(), 2u);
 }
 
+TEST_F(TwinTest, AHubBehindOnReportedGetsTheLatestAgain) {
+  start_bridge();
+  send_twin({desired("dev-1", {{"fan", "on"}}, 1)});
+  device_reports(R"({"reported": {"temp": 1}})");
+  device_reports(R"({"reported": {"temp": 2}})");
+  step();
+  ASSERT_TRUE(store_->outbox_twins()->empty());  // the broker took it; the hub may not have
+  received_.clear();
+  // After our Hello the hub lists what it holds: reported version 1, not our 2.
+  send_twin({desired("dev-1", {{"fan", "on"}}, 1, /*reported_version=*/1)}, /*full=*/true);
+  step();
+  auto reported = hub_reported();
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0].reported_version(), 2u);
+  EXPECT_EQ(reported[0].reported(), R"({"temp":2})");
+  // A listing that matches what we hold asks for nothing.
+  received_.clear();
+  send_twin({desired("dev-1", {{"fan", "on"}}, 1, /*reported_version=*/2)}, /*full=*/true);
+  step();
+  EXPECT_EQ(hub_twin_messages(), 0u);
+}
+
 TEST_F(TwinTest, LostStoreMovesReportedVersionPastTheHubs) {
   start_bridge();
   // The hub holds reported version 7 from before our store was lost.
