@@ -201,6 +201,10 @@ class Controller {
     std::string seq_boot;    // boot id of the agent process whose records last raised status_seq
     std::optional<TimePoint> not_ready_since;  // set while NotReady (evictAfterSeconds)
     Millis evict_checked{0};  // NotReady this long when evictions were last considered
+    // Devices sent a desired change that the agent has not reported holding yet, and when a
+    // TwinDesired last went out: heartbeats resend them (controller_devices.cpp).
+    std::set<std::string> twin_unacked;
+    TimePoint twin_sent{};
   };
   // One shard's node-scoped state: its store and what is known of its nodes in memory.
   struct Shard {
@@ -295,6 +299,9 @@ class Controller {
   // shard, then queues its TwinDesired.
   Status commit_desired_locked(Shard& shard, DeviceRecord& rec, const twin::Twin& t,
                                const std::string& reason, Outbox& out);
+  // On a heartbeat: sends again, at most every resend_interval, the devices of the node whose
+  // desired change the agent has not acknowledged by a report.
+  void resend_twins_locked(Shard& shard, const std::string& node, Outbox& out);
   // The full TwinDesired of a node (after its hello).
   void queue_twin_full_locked(Shard& shard, const std::string& node, Outbox& out);
   // Notes a changed view; flush() hands the changes noted so far to the listener.

@@ -86,6 +86,17 @@ void Controller::queue_twin_locked(const std::string& node, std::vector<pb::Devi
     }
     out.push_back({sync::down_topic(node, options_.shards, "twin"), sync::encode(parts[i])});
   }
+  Live& live = shard_of(node).live[node];
+  live.twin_sent = clock_.now();
+  if (full) {
+    live.twin_unacked.clear();  // the full list supersedes every change before it
+  } else {
+    for (const auto& part : parts) {
+      for (const auto& d : part.devices()) {
+        if (!d.removed()) live.twin_unacked.insert(d.device());
+      }
+    }
+  }
   metrics_.count("flotilla_hub_twin_desired_sent_total", {}, parts.size());
 }
 
@@ -112,6 +123,26 @@ Status Controller::commit_desired_locked(Shard& shard, DeviceRecord& rec, const 
   if (!st) return st.error().WithContext("Failed to store device '" + rec.name + "'");
   queue_twin_locked(rec.node, {device_desired(rec)}, false, out);
   return Ok();
+}
+
+void Controller::resend_twins_locked(Shard& shard, const std::string& node, Outbox& out) {
+  auto it = shard.live.find(node);
+  if (it == shard.live.end() || it->second.twin_unacked.empty()) return;
+  Live& live = it->second;
+  if (clock_.now() - live.twin_sent < options_.resend_interval) return;
+  std::vector<pb::DeviceDesired> again;
+  for (const auto& name : std::set<std::string>(live.twin_unacked)) {
+    auto d = shard.store->get_device(name);
+    if (!d) return store_failed("read device '" + name + "'", d.error());
+    if (*d && (*d)->node == node) {
+      again.push_back(device_desired(**d));
+    } else {
+      live.twin_unacked.erase(name);  // deleted since: its removal went out then
+    }
+  }
+  if (again.empty()) return;
+  metrics_.count("flotilla_hub_twin_resends_total", {}, again.size());
+  queue_twin_locked(node, std::move(again), false, out);
 }
 
 Expected<DeviceOutcome> Controller::put_device(const std::string& name,
@@ -333,7 +364,11 @@ void Controller::on_twin_reported(const pb::TwinReported& reported) {
             }
           }
         }
-        if (send) resend.push_back(device_desired(rec));
+        if (send) {
+          resend.push_back(device_desired(rec));
+        } else {
+          shard.live[node].twin_unacked.erase(rec.name);  // the agent holds the current one
+        }
       }
       return Ok();
     });

@@ -191,6 +191,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
                    (transport_.backlog() == 0 || since >= 12 * options_.resend_interval);
         if (due) queue_desired_locked(shard, **fresh, out);
       }
+      resend_twins_locked(shard, node.name, out);
     }
   }
   flush(out);

@@ -217,6 +217,33 @@ TEST(DevicesTest, AnAgentAheadOfTheHubMakesTheHubsDesiredWinAndOneBehindGetsItAg
   EXPECT_EQ(agent.twins.size(), sent + 2);
 }
 
+TEST(DevicesTest, HeartbeatsResendADesiredChangeTheAgentHasNotReported) {
+  HubHarness h;
+  FakeAgent agent(h.broker, "n1");
+  agent.hello(0);
+  put(h, "dev-1", {{"node", "n1"}, {"desired", {{"a", 1}}}});
+  const size_t sent = agent.twins.size();
+  agent.heartbeat(0);  // too soon: the change may still be on its way
+  EXPECT_EQ(agent.twins.size(), sent);
+  h.clock.advance(ControllerOptions{}.resend_interval);
+  agent.heartbeat(0);
+  ASSERT_EQ(agent.twins.size(), sent + 1);
+  EXPECT_FALSE(agent.twins.back().full());
+  EXPECT_EQ(agent.twins.back().devices(0).desired_version(), 1u);
+  // The agent reports holding version 1: nothing more to resend.
+  agent.report("dev-1", "{}", 1, 0, 1);
+  h.clock.advance(ControllerOptions{}.resend_interval);
+  agent.heartbeat(0);
+  EXPECT_EQ(agent.twins.size(), sent + 1);
+  // A hello's full list covers every change before it.
+  set(h, "dev-1", {{"a", 2}});
+  agent.hello(0);
+  const size_t after_hello = agent.twins.size();
+  h.clock.advance(ControllerOptions{}.resend_interval);
+  agent.heartbeat(0);
+  EXPECT_EQ(agent.twins.size(), after_hello);
+}
+
 TEST(DevicesTest, DeletingADeviceTellsTheNode) {
   HubHarness h;
   FakeAgent agent(h.broker, "n1");
