@@ -667,6 +667,12 @@ void Controller::check_hold() {
 
 void Controller::queue_desired_locked(Shard& shard, const NodeRecord& node, Outbox& out) {
   if (node.acked_revision == node.revision) return;
+  {
+    std::lock_guard hold(hold_mu_);
+    // Back from a lost shard: the scheduling pass that follows rebuilds its desired state and
+    // sends it. A snapshot now would hold nothing and tell the agent to stop what it runs.
+    if (rematerialize_.count(node.name) > 0) return;
+  }
   auto msg = shard.store->desired_message(node);
   if (!msg) {
     store_failed("build desired state for node '" + node.name + "'", msg.error());

@@ -288,11 +288,13 @@ TEST_F(LostShard, SchedulingWaitsForItsNodesWhoGetTheirWorkloadsBack) {
     const bool runs = before.count(names[lost][i]) > 0;
     if (!runs) continue;
     ASSERT_FALSE(back[i]->desired.empty()) << names[lost][i];
-    const pb::DesiredState& d = back[i]->desired.back();
-    EXPECT_TRUE(d.snapshot());
-    EXPECT_GT(d.to_revision(), 1u) << "not newer than what the agent holds";
-    ASSERT_EQ(d.upserts_size(), 1);
-    EXPECT_EQ(d.upserts(0).name(), "rep");
+    // Every message it got has the workload: a snapshot without it would stop the instance.
+    for (const pb::DesiredState& d : back[i]->desired) {
+      EXPECT_TRUE(d.snapshot());
+      EXPECT_GT(d.to_revision(), 1u) << "not newer than what the agent holds";
+      ASSERT_EQ(d.upserts_size(), 1) << names[lost][i] << " got a snapshot without its workload";
+      EXPECT_EQ(d.upserts(0).name(), "rep");
+    }
   }
 }
 
