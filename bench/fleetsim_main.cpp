@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <iostream>
+#include <sstream>
 
 #include "bench/scenarios.hpp"
 #include "common/flags.hpp"
@@ -21,10 +22,12 @@ int main(int argc, char** argv) {
   flotilla::Flags flags(
       "flotilla-fleetsim",
       "Simulates a fleet of Flotilla agents over real MQTT and measures the hub.");
-  flags.add("mode", "ready | startup | catchup | ingest | blast-size", "", true);
+  flags.add("mode", "ready | startup | catchup | ingest | list | blast-size", "", true);
   flags.add("broker-port", "mosquitto port on 127.0.0.1", "1883");
   flags.add("hub-port", "hub REST port on 127.0.0.1", "8080");
   flags.add("hub-pid", "hub process id, for CPU and memory (0: not reported)", "0");
+  flags.add("broker-pid", "ingest: mosquitto's process id, for its CPU time (0: not reported)",
+            "0");
   flags.add("nodes", "virtual nodes", "10");
   flags.add("nodes-per-connection", "virtual nodes sharing one MQTT connection", "1");
   flags.add("shards", "topic shards (as the hub's --shards)", "16");
@@ -42,6 +45,11 @@ int main(int argc, char** argv) {
             "50");
   flags.add("window", "ingest: unacknowledged batches per connection", "1000");
   flags.add("raw-msgs-per-s", "ingest: raw broker rate at the same payload size", "0");
+  flags.add("list-limits", "list: page sizes, comma-separated", "500,100");
+  flags.add("list-passes", "list: passes over all nodes per page size", "3");
+  flags.add("list-apply",
+            "list: then run an everyNode workload on every node and list again (true|false)",
+            "true");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
     std::cout << flags.usage();
@@ -56,11 +64,12 @@ int main(int argc, char** argv) {
     int64_t min, max;
     int64_t* out;
   };
-  int64_t broker_port, hub_port, hub_pid, nodes, per, shards, hb, connecting, timeout, poll, revs,
-      workloads, batches, records, window, instances;
+  int64_t broker_port, hub_port, hub_pid, broker_pid, nodes, per, shards, hb, connecting, timeout,
+      poll, revs, workloads, batches, records, window, instances, passes;
   const IntFlag ints[] = {{"broker-port", 1, 65535, &broker_port},
                           {"hub-port", 1, 65535, &hub_port},
                           {"hub-pid", 0, 1 << 30, &hub_pid},
+                          {"broker-pid", 0, 1 << 30, &broker_pid},
                           {"nodes", 1, 10'000'000, &nodes},
                           {"nodes-per-connection", 1, 1'000'000, &per},
                           {"shards", 1, 65536, &shards},
@@ -73,7 +82,8 @@ int main(int argc, char** argv) {
                           {"batches", 1, 100'000'000, &batches},
                           {"records", 1, 2000, &records},
                           {"instances", 1, 100'000'000, &instances},
-                          {"window", 1, 60'000, &window}};
+                          {"window", 1, 60'000, &window},
+                          {"list-passes", 1, 1000, &passes}};
   for (const auto& f : ints) {
     auto v = flags.get_int(f.name, f.min, f.max);
     if (!v) return usage_error(flags, v.error().message());
@@ -87,6 +97,7 @@ int main(int argc, char** argv) {
   o.fleet.max_connecting = static_cast<uint32_t>(connecting);
   o.hub_port = static_cast<int>(hub_port);
   o.hub_pid = static_cast<pid_t>(hub_pid);
+  o.broker_pid = static_cast<pid_t>(broker_pid);
   o.timeout_s = static_cast<int>(timeout);
   o.poll_ms = static_cast<int>(poll);
   o.revisions = static_cast<uint32_t>(revs);
@@ -96,12 +107,29 @@ int main(int argc, char** argv) {
   o.instances = static_cast<uint32_t>(instances);
   o.window = static_cast<uint32_t>(window);
   o.raw_msgs_per_s = std::strtod(flags.get("raw-msgs-per-s").c_str(), nullptr);
+  o.list_passes = static_cast<uint32_t>(passes);
+  o.list_limits.clear();
+  std::stringstream limits(flags.get("list-limits"));
+  for (std::string item; std::getline(limits, item, ',');) {
+    const long v = std::strtol(item.c_str(), nullptr, 10);
+    if (v < 1 || v > 10000) {
+      return usage_error(flags, "--list-limits: want 1..10000, got '" + item + "'");
+    }
+    o.list_limits.push_back(static_cast<int>(v));
+  }
+  if (o.list_limits.empty()) return usage_error(flags, "--list-limits: empty");
+  const std::string apply = flags.get("list-apply");
+  if (apply != "true" && apply != "false") {
+    return usage_error(flags, "--list-apply: want true or false, got '" + apply + "'");
+  }
+  o.list_apply = apply == "true";
 
   const std::string mode = flags.get("mode");
   if (mode == "ready") return flotilla::bench::run_ready(o, std::cout);
   if (mode == "startup") return flotilla::bench::run_startup(o, std::cout);
   if (mode == "catchup") return flotilla::bench::run_catchup(o, std::cout);
   if (mode == "ingest") return flotilla::bench::run_ingest(o, std::cout);
+  if (mode == "list") return flotilla::bench::run_list(o, std::cout);
   if (mode == "blast-size") {
     flotilla::bench::EventLoop loop;
     flotilla::bench::VirtualFleet fleet(loop, o.fleet);

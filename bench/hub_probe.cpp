@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -10,12 +11,13 @@
 
 namespace flotilla::bench {
 
-ProcUsage read_proc_usage(pid_t pid) {
-  ProcUsage u;
-  if (pid <= 0) return u;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+
+// utime + stime of a /proc/.../stat file, in seconds; < 0 when it cannot be read.
+double stat_cpu_seconds(const std::string& path) {
+  std::ifstream stat(path);
   std::string line;
-  if (!std::getline(stat, line)) return u;
+  if (!std::getline(stat, line)) return -1;
   // Fields after the ")" that closes the command name; utime and stime are fields 14 and 15.
   std::istringstream rest(line.substr(line.rfind(')') + 2));
   std::string field;
@@ -24,12 +26,57 @@ ProcUsage read_proc_usage(pid_t pid) {
     if (i == 14) utime = std::stod(field);
     if (i == 15) stime = std::stod(field);
   }
-  u.cpu_seconds = (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace
+
+ProcUsage read_proc_usage(pid_t pid) {
+  ProcUsage u;
+  if (pid <= 0) return u;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  const double cpu = stat_cpu_seconds(dir + "/stat");
+  if (cpu < 0) return u;
+  u.cpu_seconds = cpu;
+  std::ifstream status(dir + "/status");
+  std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("VmHWM:", 0) == 0) u.max_rss_kb = std::stoll(line.substr(6));
   }
   return u;
+}
+
+MachineCpu read_machine_cpu() {
+  MachineCpu m;
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  stat >> cpu;  // "cpu": user nice system idle iowait irq softirq steal ...
+  double ticks = 0;
+  for (int i = 0; i < 8 && stat >> ticks; ++i) {
+    m.total_seconds += ticks;
+    if (i != 3 && i != 4) m.busy_seconds += ticks;
+  }
+  const auto hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  m.busy_seconds /= hz;
+  m.total_seconds /= hz;
+  return m;
+}
+
+std::map<pid_t, ThreadCpu> read_thread_cpu(pid_t pid) {
+  std::map<pid_t, ThreadCpu> out;
+  if (pid <= 0) return out;
+  std::error_code ec;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string tid = entry.path().filename().string();
+    const double cpu = stat_cpu_seconds(entry.path().string() + "/stat");
+    if (cpu < 0) continue;
+    std::ifstream comm(entry.path().string() + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    out[static_cast<pid_t>(std::stol(tid))] = {name, cpu};
+  }
+  return out;
 }
 
 HubProbe::HubProbe(int port) : client_(std::make_unique<httplib::Client>("127.0.0.1", port)) {
@@ -74,6 +121,21 @@ double HubProbe::metric(const std::string& text, const std::string& series) {
     pos = end;
   }
   return 0;
+}
+
+std::vector<double> HubProbe::metric_values(const std::string& text, const std::string& name) {
+  std::vector<double> out;
+  size_t pos = 0;
+  while ((pos = text.find(name, pos)) != std::string::npos) {
+    const size_t end = pos + name.size();
+    const bool line_start = pos == 0 || text[pos - 1] == '\n';
+    if (line_start && end < text.size() && (text[end] == '{' || text[end] == ' ')) {
+      const size_t space = text.find(' ', text[end] == '{' ? text.find('}', end) : end);
+      if (space != std::string::npos) out.push_back(std::strtod(&text[space + 1], nullptr));
+    }
+    pos = end;
+  }
+  return out;
 }
 
 Expected<double> HubProbe::metric(const std::string& series) {

@@ -6,8 +6,10 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/expected.hpp"
 
@@ -23,6 +25,21 @@ struct ProcUsage {
 };
 // Zeroes when the process is unknown (pid 0 or gone).
 ProcUsage read_proc_usage(pid_t pid);
+// Machine-wide CPU seconds from /proc/stat, summed over all CPUs: busy (not idle or iowait) and
+// in all.
+struct MachineCpu {
+  double busy_seconds = 0;
+  double total_seconds = 0;
+};
+MachineCpu read_machine_cpu();
+// Each thread of the process by thread id (/proc/PID/task): its name (comm: Paho names its
+// threads MQTTAsync_rcv / MQTTAsync_send, the others carry the program's name) and CPU seconds
+// (utime + stime); empty when the process is unknown.
+struct ThreadCpu {
+  std::string name;
+  double cpu_seconds = 0;
+};
+std::map<pid_t, ThreadCpu> read_thread_cpu(pid_t pid);
 
 class HubProbe {
  public:
@@ -35,6 +52,9 @@ class HubProbe {
   // The value of one series in /metrics, e.g. metric(text, "flotilla_hub_nodes{state=\"Ready\"}");
   // 0 when absent.
   static double metric(const std::string& text, const std::string& series);
+  // The values of every series of metric `name` (any labels, in text order), e.g. each shard's
+  // flotilla_hub_shard_lag_seconds.
+  static std::vector<double> metric_values(const std::string& text, const std::string& name);
   Expected<double> metric(const std::string& series);
 
  private:

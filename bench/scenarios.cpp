@@ -1,9 +1,13 @@
 #include "bench/scenarios.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <sstream>
 #include <thread>
 
@@ -18,6 +22,9 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kReady = "flotilla_hub_nodes{state=\"Ready\"}";
 constexpr const char* kRunning = "flotilla_hub_instances{phase=\"Running\"}";
 constexpr const char* kStatusIn = "flotilla_hub_messages_handled_total{kind=\"status\"}";
+constexpr const char* kShardLag = "flotilla_hub_shard_lag_seconds";
+constexpr const char* kShardQueue = "flotilla_hub_shard_queue_messages";
+constexpr const char* kShardMessages = "flotilla_hub_shard_messages_total";
 
 double seconds_since(Clock::time_point t0, Clock::time_point t = Clock::now()) {
   return std::chrono::duration<double>(t - t0).count();
@@ -29,6 +36,53 @@ std::string fmt(double v, int precision = 3) {
   return s.str();
 }
 
+// "MQTTAsync_rcv 123: 1.52 s (95%), …": the threads that used the most CPU between two samples.
+std::string busiest_threads(const std::map<pid_t, ThreadCpu>& before,
+                            const std::map<pid_t, ThreadCpu>& after, double wall_s,
+                            size_t top = 5) {
+  std::vector<std::pair<double, pid_t>> used;
+  for (const auto& [tid, t] : after) {
+    auto it = before.find(tid);
+    used.emplace_back(t.cpu_seconds - (it == before.end() ? 0 : it->second.cpu_seconds), tid);
+  }
+  std::sort(used.rbegin(), used.rend());
+  std::string out;
+  for (size_t i = 0; i < used.size() && i < top && used[i].first > 0; ++i) {
+    if (!out.empty()) out += ", ";
+    out += after.at(used[i].second).name + " " + std::to_string(used[i].second) + ": " +
+           fmt(used[i].first, 2) + " s (" + fmt(100 * used[i].first / wall_s, 0) + "%)";
+  }
+  return out + (out.empty() ? "" : "; ") + std::to_string(after.size()) + " threads";
+}
+
+// Who used the CPU: the hub (and each of its threads), the broker, this simulator and the whole
+// machine, at one moment; two samples tell the use in between.
+struct CpuSample {
+  ProcUsage hub;
+  std::map<pid_t, ThreadCpu> hub_threads;
+  double broker = 0;
+  double sim = 0;
+  MachineCpu machine;
+};
+
+CpuSample sample_cpu(const ScenarioOptions& o) {
+  return {read_proc_usage(o.hub_pid), read_thread_cpu(o.hub_pid),
+          read_proc_usage(o.broker_pid).cpu_seconds, read_proc_usage(::getpid()).cpu_seconds,
+          read_machine_cpu()};
+}
+
+// "200% / 61% / 21% / 16% / 102%": the machine's busy time, then the hub's, the broker's, the
+// simulator's and everything else's between two samples, in % of one core over `wall_s`.
+std::string cpu_shares(const ScenarioOptions& o, const CpuSample& a, const CpuSample& b,
+                       double wall_s) {
+  const double busy = b.machine.busy_seconds - a.machine.busy_seconds;
+  const double hub = b.hub.cpu_seconds - a.hub.cpu_seconds;
+  const double broker = b.broker - a.broker, sim = b.sim - a.sim;
+  auto pct = [&](double v) { return fmt(100 * v / wall_s, 0) + "%"; };
+  return pct(busy) + " / " + pct(hub) + " / " + (o.broker_pid > 0 ? pct(broker) : "?") + " / " +
+         pct(sim) + " / " + pct(busy - hub - broker - sim);
+}
+
 // The fleet, its loop thread, and the usage baselines every scenario reports against.
 class Harness {
  public:
@@ -37,7 +91,7 @@ class Harness {
     loop_.set_idle_hook([this] { fleet_.on_idle(); });
     thread_ = std::thread([this] { loop_.run(); });
     start_ = Clock::now();
-    usage0_ = read_proc_usage(o.hub_pid);
+    cpu0_ = sample_cpu(o);
   }
   ~Harness() {
     loop_.stop();
@@ -67,13 +121,17 @@ class Harness {
   }
 
   void usage_rows(std::ostream& out) {
-    ProcUsage u = read_proc_usage(options_.hub_pid);
+    const CpuSample cpu = sample_cpu(options_);
     const double wall = seconds_since(start_);
     const FleetCounters& c = fleet_.counters();
-    out << "| hub CPU over the run | " << fmt(u.cpu_seconds - usage0_.cpu_seconds, 2) << " s in "
-        << fmt(wall, 1) << " s wall (" << fmt(100 * (u.cpu_seconds - usage0_.cpu_seconds) / wall, 0)
-        << "% of one core) |\n";
-    out << "| hub max RSS (VmHWM) | " << u.max_rss_kb / 1024 << " MiB |\n";
+    const double hub_cpu = cpu.hub.cpu_seconds - cpu0_.hub.cpu_seconds;
+    out << "| hub CPU over the run | " << fmt(hub_cpu, 2) << " s in " << fmt(wall, 1) << " s wall ("
+        << fmt(100 * hub_cpu / wall, 0) << "% of one core) |\n";
+    out << "| machine CPU over the run: busy / hub / mosquitto / simulator / everything else | "
+        << cpu_shares(options_, cpu0_, cpu, wall) << " of one core |\n";
+    out << "| hub's busiest threads over the run (CPU s, % of wall time) | "
+        << busiest_threads(cpu0_.hub_threads, cpu.hub_threads, wall) << " |\n";
+    out << "| hub max RSS (VmHWM) | " << cpu.hub.max_rss_kb / 1024 << " MiB |\n";
     out << "| broker $SYS messages received / sent (cumulative, 1 s granularity) | "
         << c.sys_received << " / " << c.sys_sent << " |\n";
     out << "| sim sent: hellos / heartbeats / acks / status batches (records) | " << c.hellos
@@ -92,7 +150,7 @@ class Harness {
   HubProbe hub_;
   std::thread thread_;
   Clock::time_point start_;
-  ProcUsage usage0_;
+  CpuSample cpu0_;
   std::string ready_curve_;
   double not_ready_at_timeout_ = 0;
 };
@@ -116,12 +174,14 @@ void ready_rows(Harness& h, double ready_s, std::ostream& out) {
 }
 
 // Every scenario opens the same way: connect the fleet, wait until the hub shows it Ready, and
-// start the results table with the fleet and readiness rows. Returns seconds, or < 0 on timeout.
+// start the results table with the fleet and readiness rows. Returns seconds, or < 0 on timeout
+// (then the table ends with the usage rows).
 double connect_and_report_ready(Harness& h, const ScenarioOptions& o, std::ostream& out) {
   double ready_s = h.connect_all_and_wait_ready();
   out << "| metric | value |\n|---|---|\n";
   fleet_rows(o, out);
   ready_rows(h, ready_s, out);
+  if (ready_s < 0) h.usage_rows(out);
   return ready_s;
 }
 
@@ -136,18 +196,14 @@ double percentile(const std::vector<double>& sorted, double p) {
 
 int run_ready(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = connect_and_report_ready(h, o, out);
+  if (connect_and_report_ready(h, o, out) < 0) return 1;
   h.usage_rows(out);
-  return ready_s >= 0 ? 0 : 1;
+  return 0;
 }
 
 int run_startup(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = connect_and_report_ready(h, o, out);
-  if (ready_s < 0) {
-    h.usage_rows(out);
-    return 1;
-  }
+  if (connect_and_report_ready(h, o, out) < 0) return 1;
   const uint32_t n = o.fleet.nodes;
   const Clock::time_point sent = Clock::now();
   auto applied = h.hub_.apply("startup", every_node_manifest("startup", "v1"));
@@ -195,8 +251,7 @@ int run_startup(const ScenarioOptions& o, std::ostream& out) {
 
 int run_catchup(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = connect_and_report_ready(h, o, out);
-  if (ready_s < 0) return 1;
+  if (connect_and_report_ready(h, o, out) < 0) return 1;
   const std::string node = h.fleet_.node_name(0);
   auto hub_node = [&]() -> nlohmann::json {
     auto body = h.hub_.get("/api/v1/nodes/" + node);
@@ -267,20 +322,38 @@ int run_catchup(const ScenarioOptions& o, std::ostream& out) {
 
 int run_ingest(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
-  double ready_s = connect_and_report_ready(h, o, out);
-  if (ready_s < 0) return 1;
+  if (connect_and_report_ready(h, o, out) < 0) return 1;
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let hellos' follow-ups settle
+  // Counters of the hub's ingest bursts (one store commit each) and of merged status batches.
+  const char* burst_series[] = {"flotilla_hub_ingest_batches_total",
+                                "flotilla_hub_ingest_batched_messages_total",
+                                "flotilla_hub_status_batches_coalesced_total"};
+  auto bursts = [&] {
+    std::array<double, 3> v{};
+    if (auto text = h.hub_.get("/metrics")) {
+      for (size_t i = 0; i < v.size(); ++i) v[i] = HubProbe::metric(*text, burst_series[i]);
+    }
+    return v;
+  };
+  const auto bursts0 = bursts();
   auto base_metric = h.hub_.metric(kStatusIn);
   const double base = base_metric ? *base_metric : 0;
   const size_t payload =
       call_on_loop(h.loop_, [&] { return h.fleet_.blast_payload_size(o.records); });
-  const ProcUsage u0 = read_proc_usage(o.hub_pid);
+  const CpuSample cpu0 = sample_cpu(o);
   const Clock::time_point t0 = Clock::now();
   call_on_loop(h.loop_, [&] { h.fleet_.start_blast(o.batches, o.records, o.window, o.instances); });
-  double done_s = -1, acked_s = -1, processed = 0;
+  double done_s = -1, acked_s = -1, processed = 0, peak_lag = 0, peak_queue = 0;
+  std::vector<double> per_shard;
   while (seconds_since(t0) < o.timeout_s) {
-    auto v = h.hub_.metric(kStatusIn);
-    if (v) processed = *v - base;
+    if (auto text = h.hub_.get("/metrics")) {
+      processed = HubProbe::metric(*text, kStatusIn) - base;
+      for (double v : HubProbe::metric_values(*text, kShardLag)) peak_lag = std::max(peak_lag, v);
+      for (double v : HubProbe::metric_values(*text, kShardQueue)) {
+        peak_queue = std::max(peak_queue, v);
+      }
+      per_shard = HubProbe::metric_values(*text, kShardMessages);
+    }
     if (acked_s < 0 && h.fleet_.counters().blast_acked >= o.batches) acked_s = seconds_since(t0);
     if (processed >= static_cast<double>(o.batches)) {
       done_s = seconds_since(t0);
@@ -288,7 +361,7 @@ int run_ingest(const ScenarioOptions& o, std::ostream& out) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  const ProcUsage u1 = read_proc_usage(o.hub_pid);
+  const CpuSample cpu1 = sample_cpu(o);
   const double elapsed = done_s > 0 ? done_s : seconds_since(t0);
   const double msgs_per_s = processed / elapsed;
   out << "| batches × records (payload bytes per batch) | " << o.batches << " × " << o.records
@@ -300,8 +373,31 @@ int run_ingest(const ScenarioOptions& o, std::ostream& out) {
       << " |\n";
   out << "| hub ingest | " << fmt(msgs_per_s, 0)
       << " batches/s = " << fmt(msgs_per_s * o.records, 0) << " records/s |\n";
-  out << "| hub CPU during the flood | " << fmt(u1.cpu_seconds - u0.cpu_seconds, 2) << " s ("
-      << fmt(100 * (u1.cpu_seconds - u0.cpu_seconds) / elapsed, 0) << "% of one core) |\n";
+  const double hub_cpu = cpu1.hub.cpu_seconds - cpu0.hub.cpu_seconds;
+  out << "| hub CPU during the flood | " << fmt(hub_cpu, 2) << " s ("
+      << fmt(100 * hub_cpu / elapsed, 0) << "% of one core) |\n";
+  out << "| hub threads, CPU during the flood (busiest first; s, % of the flood's wall time) | "
+      << busiest_threads(cpu0.hub_threads, cpu1.hub_threads, elapsed) << " |\n";
+  out << "| machine CPU during the flood: busy / hub / mosquitto / simulator / everything else | "
+      << cpu_shares(o, cpu0, cpu1, elapsed) << " of one core ("
+      << fmt((cpu1.machine.total_seconds - cpu0.machine.total_seconds) / elapsed, 0)
+      << " cores) |\n";
+  out << "| hub shards / ingest threads | " << o.fleet.shards << " |\n";
+  const auto bursts1 = bursts();
+  const double commits = bursts1[0] - bursts0[0], batched = bursts1[1] - bursts0[1];
+  out << "| ingest bursts (one commit each) / messages per burst / status batches merged away | "
+      << fmt(commits, 0) << " / " << fmt(commits > 0 ? batched / commits : 0, 1) << " / "
+      << fmt(bursts1[2] - bursts0[2], 0) << " |\n";
+  out << "| peak shard lag / queue (max over shards of flotilla_hub_shard_lag_seconds / "
+         "_queue_messages, polled every 50 ms) | "
+      << fmt(peak_lag, 3) << " s / " << fmt(peak_queue, 0) << " msgs |\n";
+  if (!per_shard.empty()) {
+    const double total = std::accumulate(per_shard.begin(), per_shard.end(), 0.0);
+    const double busiest = *std::max_element(per_shard.begin(), per_shard.end());
+    out << "| busiest shard's share of messages (flotilla_hub_shard_messages_total) | "
+        << fmt(total > 0 ? 100 * busiest / total : 0, 0)
+        << "% (even: " << fmt(100.0 / static_cast<double>(per_shard.size()), 0) << "%) |\n";
+  }
   if (o.raw_msgs_per_s > 0) {
     out << "| mosquitto raw (mosquitto_pub -l → mosquitto_sub, QoS 1, same size) | "
         << fmt(o.raw_msgs_per_s, 0) << " msgs/s |\n";
@@ -310,6 +406,128 @@ int run_ingest(const ScenarioOptions& o, std::ostream& out) {
   }
   h.usage_rows(out);
   return done_s > 0 ? 0 : 1;
+}
+
+namespace {
+
+// One pass over every node, `limit` per page; appends each page's latency (ms). Items seen, or
+// an error.
+Expected<uint64_t> list_pass(HubProbe& hub, int limit, std::vector<double>& page_ms,
+                             uint64_t& bytes) {
+  std::string token;
+  uint64_t items = 0;
+  do {
+    std::string path = "/api/v1/nodes?limit=" + std::to_string(limit);
+    if (!token.empty()) path += "&continue=" + token;
+    const Clock::time_point t0 = Clock::now();
+    auto body = hub.get(path);
+    page_ms.push_back(1000 * seconds_since(t0));
+    if (!body) return body.error();
+    bytes += body->size();
+    auto j = nlohmann::json::parse(*body, nullptr, false);
+    if (!j.is_object() || !j["items"].is_array()) return Error("Failed to parse '" + path + "'");
+    items += j["items"].size();
+    token = j.value("continue", "");
+  } while (!token.empty());
+  return items;
+}
+
+// Rows for every page size: per-page latency percentiles over all passes, and one pass's time.
+bool list_rows(Harness& h, const ScenarioOptions& o, const std::string& what, std::ostream& out) {
+  bool ok = true;
+  for (int limit : o.list_limits) {
+    std::vector<double> page_ms;
+    std::vector<double> pass_s;
+    uint64_t bytes = 0, items = 0;
+    std::string error, p99_by_pass;
+    for (uint32_t pass = 0; pass < o.list_passes && error.empty(); ++pass) {
+      const Clock::time_point t0 = Clock::now();
+      const size_t first = page_ms.size();
+      auto seen = list_pass(h.hub_, limit, page_ms, bytes);
+      pass_s.push_back(seconds_since(t0));
+      if (!seen) error = seen.error().message();
+      if (seen) items = *seen;
+      std::vector<double> this_pass(page_ms.begin() + static_cast<ptrdiff_t>(first), page_ms.end());
+      std::sort(this_pass.begin(), this_pass.end());
+      p99_by_pass += (p99_by_pass.empty() ? "" : " / ") + fmt(percentile(this_pass, 99), 1);
+    }
+    std::sort(page_ms.begin(), page_ms.end());
+    const auto slow = page_ms.end() - std::upper_bound(page_ms.begin(), page_ms.end(), 50.0);
+    std::sort(pass_s.begin(), pass_s.end());
+    if (!error.empty() || items != o.fleet.nodes) ok = false;
+    out << "| GET /api/v1/nodes?limit=" << limit << ", " << what << ": per page p50 / p99 / max ("
+        << page_ms.size() << " pages, " << o.list_passes << " passes) | "
+        << fmt(percentile(page_ms, 50), 1) << " / " << fmt(percentile(page_ms, 99), 1) << " / "
+        << fmt(percentile(page_ms, 100), 1) << " ms (goal p99 ≤ 50 ms) |\n";
+    out << "| ↳ p99 of each pass; pages over 50 ms | " << p99_by_pass << " ms; " << slow << " of "
+        << page_ms.size() << " |\n";
+    out << "| ↳ one pass over all nodes (median; items per pass; bytes per page) | "
+        << fmt(percentile(pass_s, 50), 2) << " s; " << items << " of " << o.fleet.nodes << "; "
+        << (page_ms.empty() ? 0 : bytes / page_ms.size())
+        << (error.empty() ? "" : "; FAILED: " + error) << " |\n";
+  }
+  return ok;
+}
+
+// Waits (up to the timeout) until the hub has caught up: its shard queues are empty and it used
+// less than a quarter of a core over the last second (heartbeats alone cost less). Seconds.
+double wait_settled(Harness& h, const ScenarioOptions& o) {
+  const Clock::time_point t0 = Clock::now();
+  double cpu = read_proc_usage(o.hub_pid).cpu_seconds;
+  while (seconds_since(t0) < o.timeout_s) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const double now = read_proc_usage(o.hub_pid).cpu_seconds;
+    const double used = now - cpu;
+    cpu = now;
+    double queued = 0;
+    if (auto text = h.hub_.get("/metrics")) {
+      for (double v : HubProbe::metric_values(*text, kShardQueue)) queued += v;
+    }
+    if (queued == 0 && used < 0.25) break;
+  }
+  return seconds_since(t0);
+}
+
+// One timed GET: "0.123 s, 4567 bytes".
+std::string timed_get(Harness& h, const std::string& path) {
+  const Clock::time_point t0 = Clock::now();
+  auto body = h.hub_.get(path);
+  const double s = seconds_since(t0);
+  if (!body) return "FAILED after " + fmt(s, 3) + " s: " + body.error().message();
+  return fmt(s, 3) + " s, " + std::to_string(body->size()) + " bytes";
+}
+
+}  // namespace
+
+int run_list(const ScenarioOptions& o, std::ostream& out) {
+  Harness h(o);
+  if (connect_and_report_ready(h, o, out) < 0) return 1;
+  out << "| hub settled after all Ready (shard queues empty, CPU < 25% of a core) | "
+      << fmt(wait_settled(h, o), 1) << " s |\n";
+  bool ok = list_rows(h, o, "no workloads", out);
+  out << "| GET /api/v1/workloads, no workloads | " << timed_get(h, "/api/v1/workloads") << " |\n";
+  out << "| GET /metrics, no workloads | " << timed_get(h, "/metrics") << " |\n";
+  if (o.list_apply) {
+    const Clock::time_point t0 = Clock::now();
+    if (auto st = h.hub_.apply("listed", every_node_manifest("listed", "v1")); !st) {
+      out << "| apply | FAILED: " << st.error().message() << " |\n";
+      return 1;
+    }
+    double running = 0;
+    while (seconds_since(t0) < o.timeout_s && running < o.fleet.nodes) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(o.poll_ms));
+      if (auto v = h.hub_.metric(kRunning)) running = *v;
+    }
+    out << "| everyNode workload applied → instances Running | " << fmt(running, 0) << " / "
+        << o.fleet.nodes << " after " << fmt(seconds_since(t0), 1) << " s |\n";
+    out << "| hub settled after all Running | " << fmt(wait_settled(h, o), 1) << " s |\n";
+    ok = list_rows(h, o, "1 instance per node", out) && ok;
+    out << "| GET /api/v1/workloads, 1 everyNode workload | " << timed_get(h, "/api/v1/workloads")
+        << " |\n";
+    out << "| GET /metrics, 1 everyNode workload | " << timed_get(h, "/metrics") << " |\n";
+  }
+  h.usage_rows(out);
+  return ok ? 0 : 1;
 }
 
 }  // namespace flotilla::bench

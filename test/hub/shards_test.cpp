@@ -206,6 +206,43 @@ TEST(ShardedControllerTest, ApplyReachesNodesOfEveryShardAndListsPageAcrossShard
   EXPECT_EQ(seen, all);
 }
 
+TEST(ShardedControllerTest, PagesOverUnevenShardsListEveryNodeOnceInNameOrder) {
+  // Most nodes in one shard: a page takes more from it than its first read of that shard held.
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  ShardedHub hub(dir.path(), broker, clock);
+  auto names = names_by_shard(40);
+  std::vector<std::string> all = names[0];
+  all.push_back(names[1][0]);
+  all.push_back(names[3][0]);
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (const auto& n : all) {
+    agents.push_back(std::make_unique<FakeAgent>(broker, n, kShards));
+    agents.back()->hello(0);
+  }
+  std::sort(all.begin(), all.end());
+  for (int64_t limit : {1, 7, 30, 100}) {
+    std::vector<std::string> seen;
+    ListOptions page;
+    page.limit = limit;
+    for (size_t i = 0; i <= all.size(); ++i) {
+      auto view = hub.controller->nodes_view(page);
+      ASSERT_TRUE(view.ok());
+      EXPECT_LE((*view)["items"].size(), static_cast<size_t>(limit));
+      for (const auto& n : (*view)["items"]) seen.push_back(n["name"]);
+      std::string next = (*view)["continue"];
+      if (next.empty()) break;
+      page.after = *list_token_decode(next);
+    }
+    EXPECT_EQ(seen, all) << "limit " << limit;
+  }
+  auto whole = hub.controller->nodes_view();
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ((*whole)["items"].size(), all.size());
+  EXPECT_EQ((*whole)["continue"], "");
+}
+
 TEST(ShardedControllerTest, ACrashBetweenTheControlCommitAndTheShardsIsRepairedAtStart) {
   flotilla::testing::TempDir dir;
   sync::FakeBroker broker;
