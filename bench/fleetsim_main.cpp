@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "bench/scenarios.hpp"
+#include "bench/virtual_twins.hpp"
 #include "common/flags.hpp"
 #include "common/log.hpp"
 
@@ -22,7 +23,8 @@ int main(int argc, char** argv) {
   flotilla::Flags flags(
       "flotilla-fleetsim",
       "Simulates a fleet of Flotilla agents over real MQTT and measures the hub.");
-  flags.add("mode", "ready | startup | catchup | ingest | list | blast-size", "", true);
+  flags.add("mode", "ready | startup | catchup | ingest | list | twin | blast-size | twin-size", "",
+            true);
   flags.add("broker-port", "mosquitto port on 127.0.0.1", "1883");
   flags.add("hub-port", "hub REST port on 127.0.0.1", "8080");
   flags.add("hub-pid", "hub process id, for CPU and memory (0: not reported)", "0");
@@ -50,6 +52,20 @@ int main(int argc, char** argv) {
   flags.add("list-apply",
             "list: then run an everyNode workload on every node and list again (true|false)",
             "true");
+  flags.add("devices", "twin: devices (device i on node i mod nodes)", "100000");
+  flags.add("twin-sets", "twin: desired sets under load, one per device (0: every device)", "0");
+  flags.add("twin-paced-sets", "twin: then desired sets from one client, one at a time", "1000");
+  flags.add("twin-records", "twin: device reports in the reported flood", "1000000");
+  flags.add("twin-per-message",
+            "twin: devices per TwinReported in the flood (0: all of a node's, as the agent's "
+            "outbox batches them)",
+            "0");
+  flags.add("http-parallel", "twin: concurrent REST clients", "8");
+  flags.add("http-keep-alive",
+            "twin: each REST client reuses its connection (true|false; the hub's replies on a "
+            "reused connection wait for the client's delayed ACK: see bench/RESULTS.md)",
+            "false");
+  flags.add("twin-check", "twin: devices whose hub view is compared at the end", "1000");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
     std::cout << flags.usage();
@@ -65,7 +81,8 @@ int main(int argc, char** argv) {
     int64_t* out;
   };
   int64_t broker_port, hub_port, hub_pid, broker_pid, nodes, per, shards, hb, connecting, timeout,
-      poll, revs, workloads, batches, records, window, instances, passes;
+      poll, revs, workloads, batches, records, window, instances, passes, devices, twin_sets, paced,
+      twin_records, per_message, parallel, check;
   const IntFlag ints[] = {{"broker-port", 1, 65535, &broker_port},
                           {"hub-port", 1, 65535, &hub_port},
                           {"hub-pid", 0, 1 << 30, &hub_pid},
@@ -83,7 +100,14 @@ int main(int argc, char** argv) {
                           {"records", 1, 2000, &records},
                           {"instances", 1, 100'000'000, &instances},
                           {"window", 1, 60'000, &window},
-                          {"list-passes", 1, 1000, &passes}};
+                          {"list-passes", 1, 1000, &passes},
+                          {"devices", 1, 10'000'000, &devices},
+                          {"twin-sets", 0, 10'000'000, &twin_sets},
+                          {"twin-paced-sets", 0, 10'000'000, &paced},
+                          {"twin-records", 1, 1'000'000'000, &twin_records},
+                          {"twin-per-message", 0, 100'000, &per_message},
+                          {"http-parallel", 1, 256, &parallel},
+                          {"twin-check", 0, 10'000'000, &check}};
   for (const auto& f : ints) {
     auto v = flags.get_int(f.name, f.min, f.max);
     if (!v) return usage_error(flags, v.error().message());
@@ -108,6 +132,13 @@ int main(int argc, char** argv) {
   o.window = static_cast<uint32_t>(window);
   o.raw_msgs_per_s = std::strtod(flags.get("raw-msgs-per-s").c_str(), nullptr);
   o.list_passes = static_cast<uint32_t>(passes);
+  o.devices = static_cast<uint32_t>(devices);
+  o.twin_sets = static_cast<uint32_t>(twin_sets);
+  o.twin_paced_sets = static_cast<uint32_t>(paced);
+  o.twin_records = static_cast<uint64_t>(twin_records);
+  o.twin_per_message = static_cast<uint32_t>(per_message);
+  o.http_parallel = static_cast<uint32_t>(parallel);
+  o.twin_check = static_cast<uint32_t>(check);
   o.list_limits.clear();
   std::stringstream limits(flags.get("list-limits"));
   for (std::string item; std::getline(limits, item, ',');) {
@@ -118,11 +149,14 @@ int main(int argc, char** argv) {
     o.list_limits.push_back(static_cast<int>(v));
   }
   if (o.list_limits.empty()) return usage_error(flags, "--list-limits: empty");
-  const std::string apply = flags.get("list-apply");
-  if (apply != "true" && apply != "false") {
-    return usage_error(flags, "--list-apply: want true or false, got '" + apply + "'");
+  for (auto [name, out] :
+       {std::pair{"list-apply", &o.list_apply}, std::pair{"http-keep-alive", &o.http_keep_alive}}) {
+    const std::string v = flags.get(name);
+    if (v != "true" && v != "false") {
+      return usage_error(flags, std::string("--") + name + ": want true or false, got '" + v + "'");
+    }
+    *out = v == "true";
   }
-  o.list_apply = apply == "true";
 
   const std::string mode = flags.get("mode");
   if (mode == "ready") return flotilla::bench::run_ready(o, std::cout);
@@ -130,10 +164,19 @@ int main(int argc, char** argv) {
   if (mode == "catchup") return flotilla::bench::run_catchup(o, std::cout);
   if (mode == "ingest") return flotilla::bench::run_ingest(o, std::cout);
   if (mode == "list") return flotilla::bench::run_list(o, std::cout);
+  if (mode == "twin") return flotilla::bench::run_twin(o, std::cout);
   if (mode == "blast-size") {
     flotilla::bench::EventLoop loop;
     flotilla::bench::VirtualFleet fleet(loop, o.fleet);
     std::cout << fleet.blast_payload_size(o.records) << "\n";
+    return 0;
+  }
+  if (mode == "twin-size") {  // one flood TwinReported: payload bytes, device reports
+    flotilla::bench::EventLoop loop;
+    flotilla::bench::VirtualFleet fleet(loop, o.fleet);
+    flotilla::bench::VirtualTwins twins(fleet, o.devices);
+    std::cout << twins.flood_payload_size(o.twin_per_message) << " "
+              << twins.records_per_message(o.twin_per_message) << "\n";
     return 0;
   }
   return usage_error(flags, "unknown --mode '" + mode + "'");

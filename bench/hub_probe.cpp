@@ -79,10 +79,11 @@ std::map<pid_t, ThreadCpu> read_thread_cpu(pid_t pid) {
   return out;
 }
 
-HubProbe::HubProbe(int port) : client_(std::make_unique<httplib::Client>("127.0.0.1", port)) {
+HubProbe::HubProbe(int port, bool keep_alive)
+    : client_(std::make_unique<httplib::Client>("127.0.0.1", port)) {
   client_->set_connection_timeout(5);
   client_->set_read_timeout(300);
-  client_->set_keep_alive(true);
+  client_->set_keep_alive(keep_alive);
   client_->set_tcp_nodelay(true);  // a PUT is written as header + body: no Nagle wait
 }
 
@@ -95,6 +96,17 @@ Expected<std::string> HubProbe::get(const std::string& path) {
     return Error("Failed to GET '" + path + "': HTTP " + std::to_string(res->status));
   }
   return res->body;
+}
+
+Expected<HubProbe::Reply> HubProbe::send_json(const std::string& method, const std::string& path,
+                                              const std::string& body) {
+  httplib::Result res = method == "PUT"    ? client_->Put(path, body, "application/json")
+                        : method == "POST" ? client_->Post(path, body, "application/json")
+                                           : client_->Patch(path, body, "application/json");
+  if (!res) {
+    return Error("Failed to " + method + " '" + path + "': " + httplib::to_string(res.error()));
+  }
+  return Reply{res->status, res->body};
 }
 
 Expected<std::string> HubProbe::apply(const std::string& name, const std::string& manifest) {

@@ -43,10 +43,19 @@ std::map<pid_t, ThreadCpu> read_thread_cpu(pid_t pid);
 
 class HubProbe {
  public:
-  explicit HubProbe(int port);
+  // keep_alive false: a new connection for every request (as curl or flotctl make them).
+  explicit HubProbe(int port, bool keep_alive = true);
   ~HubProbe();
 
   Expected<std::string> get(const std::string& path);
+  // One JSON request (method PUT, POST or PATCH); the reply's status and body, any status. An
+  // error only when no reply came (connection refused, timeout).
+  struct Reply {
+    int status = 0;
+    std::string body;
+  };
+  Expected<Reply> send_json(const std::string& method, const std::string& path,
+                            const std::string& body);
   // PUT /api/v1/workloads/NAME?force=true with a JSON manifest; the response body on 200.
   Expected<std::string> apply(const std::string& name, const std::string& manifest_json);
   // The value of one series in /metrics, e.g. metric(text, "flotilla_hub_nodes{state=\"Ready\"}");

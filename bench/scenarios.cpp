@@ -13,184 +13,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench/hub_probe.hpp"
+#include "bench/harness.hpp"
 
 namespace flotilla::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr const char* kReady = "flotilla_hub_nodes{state=\"Ready\"}";
 constexpr const char* kRunning = "flotilla_hub_instances{phase=\"Running\"}";
 constexpr const char* kStatusIn = "flotilla_hub_messages_handled_total{kind=\"status\"}";
 constexpr const char* kShardLag = "flotilla_hub_shard_lag_seconds";
 constexpr const char* kShardQueue = "flotilla_hub_shard_queue_messages";
 constexpr const char* kShardMessages = "flotilla_hub_shard_messages_total";
-
-double seconds_since(Clock::time_point t0, Clock::time_point t = Clock::now()) {
-  return std::chrono::duration<double>(t - t0).count();
-}
-
-std::string fmt(double v, int precision = 3) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << v;
-  return s.str();
-}
-
-// "MQTTAsync_rcv 123: 1.52 s (95%), …": the threads that used the most CPU between two samples.
-std::string busiest_threads(const std::map<pid_t, ThreadCpu>& before,
-                            const std::map<pid_t, ThreadCpu>& after, double wall_s,
-                            size_t top = 5) {
-  std::vector<std::pair<double, pid_t>> used;
-  for (const auto& [tid, t] : after) {
-    auto it = before.find(tid);
-    used.emplace_back(t.cpu_seconds - (it == before.end() ? 0 : it->second.cpu_seconds), tid);
-  }
-  std::sort(used.rbegin(), used.rend());
-  std::string out;
-  for (size_t i = 0; i < used.size() && i < top && used[i].first > 0; ++i) {
-    if (!out.empty()) out += ", ";
-    out += after.at(used[i].second).name + " " + std::to_string(used[i].second) + ": " +
-           fmt(used[i].first, 2) + " s (" + fmt(100 * used[i].first / wall_s, 0) + "%)";
-  }
-  return out + (out.empty() ? "" : "; ") + std::to_string(after.size()) + " threads";
-}
-
-// Who used the CPU: the hub (and each of its threads), the broker, this simulator and the whole
-// machine, at one moment; two samples tell the use in between.
-struct CpuSample {
-  ProcUsage hub;
-  std::map<pid_t, ThreadCpu> hub_threads;
-  double broker = 0;
-  double sim = 0;
-  MachineCpu machine;
-};
-
-CpuSample sample_cpu(const ScenarioOptions& o) {
-  return {read_proc_usage(o.hub_pid), read_thread_cpu(o.hub_pid),
-          read_proc_usage(o.broker_pid).cpu_seconds, read_proc_usage(::getpid()).cpu_seconds,
-          read_machine_cpu()};
-}
-
-// "200% / 61% / 21% / 16% / 102%": the machine's busy time, then the hub's, the broker's, the
-// simulator's and everything else's between two samples, in % of one core over `wall_s`.
-std::string cpu_shares(const ScenarioOptions& o, const CpuSample& a, const CpuSample& b,
-                       double wall_s) {
-  const double busy = b.machine.busy_seconds - a.machine.busy_seconds;
-  const double hub = b.hub.cpu_seconds - a.hub.cpu_seconds;
-  const double broker = b.broker - a.broker, sim = b.sim - a.sim;
-  auto pct = [&](double v) { return fmt(100 * v / wall_s, 0) + "%"; };
-  return pct(busy) + " / " + pct(hub) + " / " + (o.broker_pid > 0 ? pct(broker) : "?") + " / " +
-         pct(sim) + " / " + pct(busy - hub - broker - sim);
-}
-
-// The fleet, its loop thread, and the usage baselines every scenario reports against.
-class Harness {
- public:
-  explicit Harness(const ScenarioOptions& o)
-      : options_(o), fleet_(loop_, o.fleet), hub_(o.hub_port) {
-    loop_.set_idle_hook([this] { fleet_.on_idle(); });
-    thread_ = std::thread([this] { loop_.run(); });
-    start_ = Clock::now();
-    cpu0_ = sample_cpu(o);
-  }
-  ~Harness() {
-    loop_.stop();
-    thread_.join();
-  }
-
-  // Starts every connection and waits until the hub counts all nodes Ready. Seconds, or -1.
-  double connect_all_and_wait_ready() {
-    const Clock::time_point t0 = Clock::now();
-    call_on_loop(loop_, [this] { fleet_.start(); });
-    double last_report = 0;
-    while (seconds_since(t0) < options_.timeout_s) {
-      auto ready = hub_.metric(kReady);
-      if (ready && *ready >= options_.fleet.nodes) return seconds_since(t0);
-      if (seconds_since(t0) - last_report >= 5) {
-        last_report = seconds_since(t0);
-        std::cerr << "t=" << fmt(last_report, 1) << "s up=" << fleet_.counters().connections_up
-                  << " hellos=" << fleet_.counters().hellos << " ready=" << (ready ? *ready : -1)
-                  << "\n";
-        ready_curve_ += " " + fmt(last_report, 0) + "s:" + fmt(ready ? *ready : -1, 0);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_ms));
-    }
-    auto ready = hub_.metric(kReady);
-    not_ready_at_timeout_ = ready ? options_.fleet.nodes - *ready : options_.fleet.nodes;
-    return -1;
-  }
-
-  void usage_rows(std::ostream& out) {
-    const CpuSample cpu = sample_cpu(options_);
-    const double wall = seconds_since(start_);
-    const FleetCounters& c = fleet_.counters();
-    const double hub_cpu = cpu.hub.cpu_seconds - cpu0_.hub.cpu_seconds;
-    out << "| hub CPU over the run | " << fmt(hub_cpu, 2) << " s in " << fmt(wall, 1) << " s wall ("
-        << fmt(100 * hub_cpu / wall, 0) << "% of one core) |\n";
-    out << "| machine CPU over the run: busy / hub / mosquitto / simulator / everything else | "
-        << cpu_shares(options_, cpu0_, cpu, wall) << " of one core |\n";
-    out << "| hub's busiest threads over the run (CPU s, % of wall time) | "
-        << busiest_threads(cpu0_.hub_threads, cpu.hub_threads, wall) << " |\n";
-    out << "| hub max RSS (VmHWM) | " << cpu.hub.max_rss_kb / 1024 << " MiB |\n";
-    out << "| broker $SYS messages received / sent (cumulative, 1 s granularity) | "
-        << c.sys_received << " / " << c.sys_sent << " |\n";
-    out << "| sim sent: hellos / heartbeats / acks / status batches (records) | " << c.hellos
-        << " / " << c.heartbeats << " / " << c.acks << " / " << c.status_batches << " ("
-        << c.status_records << ") |\n";
-    out << "| sim received: DesiredState msgs (bytes, snapshots, gaps) / resyncs | "
-        << c.desired_msgs << " (" << c.desired_bytes << ", " << c.desired_snapshots << ", "
-        << c.desired_gaps << ") / " << c.resyncs << " |\n";
-    out << "| sim connects / connection losses | " << c.connects << " / " << c.connection_losses
-        << " |\n";
-  }
-
-  const ScenarioOptions& options_;
-  EventLoop loop_;
-  VirtualFleet fleet_;
-  HubProbe hub_;
-  std::thread thread_;
-  Clock::time_point start_;
-  CpuSample cpu0_;
-  std::string ready_curve_;
-  double not_ready_at_timeout_ = 0;
-};
-
-void fleet_rows(const ScenarioOptions& o, std::ostream& out) {
-  out << "| virtual nodes | " << o.fleet.nodes << " |\n";
-  out << "| nodes per MQTT connection | " << o.fleet.nodes_per_connection << " ("
-      << (o.fleet.nodes + o.fleet.nodes_per_connection - 1) / o.fleet.nodes_per_connection
-      << " connections) |\n";
-  out << "| heartbeat period | " << o.fleet.heartbeat.count() << " ms |\n";
-}
-
-void ready_rows(Harness& h, double ready_s, std::ostream& out) {
-  if (ready_s >= 0) {
-    out << "| time until the hub shows all nodes Ready | " << fmt(ready_s, 2) << " s |\n";
-  } else {
-    out << "| time until the hub shows all nodes Ready | NOT REACHED within "
-        << h.options_.timeout_s << " s (" << h.not_ready_at_timeout_ << " not Ready) |\n";
-  }
-  if (!h.ready_curve_.empty()) out << "| Ready count over time |" << h.ready_curve_ << " |\n";
-}
-
-// Every scenario opens the same way: connect the fleet, wait until the hub shows it Ready, and
-// start the results table with the fleet and readiness rows. Returns seconds, or < 0 on timeout
-// (then the table ends with the usage rows).
-double connect_and_report_ready(Harness& h, const ScenarioOptions& o, std::ostream& out) {
-  double ready_s = h.connect_all_and_wait_ready();
-  out << "| metric | value |\n|---|---|\n";
-  fleet_rows(o, out);
-  ready_rows(h, ready_s, out);
-  if (ready_s < 0) h.usage_rows(out);
-  return ready_s;
-}
-
-// Percentile p (0..100) of sorted values.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return -1;
-  size_t idx = static_cast<size_t>(std::ceil(p / 100.0 * sorted.size()));
-  return sorted[std::min(sorted.size() - 1, idx == 0 ? 0 : idx - 1)];
-}
 
 }  // namespace
 
@@ -373,15 +205,7 @@ int run_ingest(const ScenarioOptions& o, std::ostream& out) {
       << " |\n";
   out << "| hub ingest | " << fmt(msgs_per_s, 0)
       << " batches/s = " << fmt(msgs_per_s * o.records, 0) << " records/s |\n";
-  const double hub_cpu = cpu1.hub.cpu_seconds - cpu0.hub.cpu_seconds;
-  out << "| hub CPU during the flood | " << fmt(hub_cpu, 2) << " s ("
-      << fmt(100 * hub_cpu / elapsed, 0) << "% of one core) |\n";
-  out << "| hub threads, CPU during the flood (busiest first; s, % of the flood's wall time) | "
-      << busiest_threads(cpu0.hub_threads, cpu1.hub_threads, elapsed) << " |\n";
-  out << "| machine CPU during the flood: busy / hub / mosquitto / simulator / everything else | "
-      << cpu_shares(o, cpu0, cpu1, elapsed) << " of one core ("
-      << fmt((cpu1.machine.total_seconds - cpu0.machine.total_seconds) / elapsed, 0)
-      << " cores) |\n";
+  flood_cpu_rows(o, cpu0, cpu1, elapsed, out);
   out << "| hub shards / ingest threads | " << o.fleet.shards << " |\n";
   const auto bursts1 = bursts();
   const double commits = bursts1[0] - bursts0[0], batched = bursts1[1] - bursts0[1];

@@ -30,7 +30,15 @@ struct ScenarioOptions {
   double raw_msgs_per_s = 0;  // ingest: mosquitto_pub/sub rate at the same payload size
   std::vector<int> list_limits{500, 100};  // list: page sizes
   uint32_t list_passes = 3;                // list: passes over all nodes per page size
-  bool list_apply = true;  // list: list again with an everyNode workload running everywhere
+  bool list_apply = true;     // list: list again with an everyNode workload running everywhere
+  uint32_t devices = 100000;  // twin: devices, device i on node i mod nodes
+  uint32_t twin_sets = 0;     // twin: desired sets under load (0: one per device)
+  uint32_t twin_paced_sets = 1000;  // twin: then sets from one client, one at a time
+  uint64_t twin_records = 1000000;  // twin: device reports in the reported flood
+  uint32_t twin_per_message = 0;    // twin: devices per TwinReported (0: all of a node's)
+  uint32_t http_parallel = 8;       // twin: concurrent REST clients
+  bool http_keep_alive = false;     // twin: each client reuses its connection
+  uint32_t twin_check = 1000;       // twin: devices whose hub view is checked at the end
 };
 
 // a: connect every node; time until the hub counts all of them Ready.
@@ -45,5 +53,10 @@ int run_ingest(const ScenarioOptions& options, std::ostream& out);
 // tokens) over the whole fleet; per-page latency, then one GET of /api/v1/workloads and of
 // /metrics; with list_apply, all again once an everyNode workload runs on every node.
 int run_list(const ScenarioOptions& options, std::ostream& out);
+// f: device twins (bench/twin_scenario.cpp): create `devices` through REST; desired sets through
+// REST → the virtual agent holding them (per device, from the HTTP response and from the send),
+// under load and from one client; a TwinReported flood from every node, device reports the hub
+// committed per second (vs raw_msgs_per_s); then the hub's view of a sample of devices.
+int run_twin(const ScenarioOptions& options, std::ostream& out);
 
 }  // namespace flotilla::bench

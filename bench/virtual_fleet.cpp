@@ -172,6 +172,8 @@ void VirtualFleet::on_message(uint32_t c, const Publish& pub) {
     ++counters_.resyncs;
     send_hello(node);
     queue_full_status(node);
+  } else if (parsed->kind == "twin" && twin_hooks_.on_twin) {
+    twin_hooks_.on_twin(it->second, pub.payload);
   }
 }
 
@@ -380,6 +382,15 @@ void VirtualFleet::on_idle() {
   dirty.swap(dirty_);
   for (uint32_t i : dirty) flush_status(nodes_[i]);
   if (blast_left_ > 0) blast_step();
+  if (twin_hooks_.on_idle) twin_hooks_.on_idle();
+}
+
+bool VirtualFleet::publish_up(uint32_t node, const char* kind, std::string_view payload,
+                              uint8_t qos, MqttConn::AckHandler on_ack) {
+  Node& n = nodes_[node];
+  if (!conn_of(n).up()) return false;
+  conn_of(n).publish(topic(n, kind), payload, qos, std::move(on_ack));
+  return true;
 }
 
 VirtualFleet::NodeProbe VirtualFleet::probe(uint32_t index) const {

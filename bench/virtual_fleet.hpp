@@ -7,6 +7,9 @@
 // StatusBatch per node per loop round. `nodes_per_connection` nodes share one MQTT connection;
 // with 1, each node has its own connection (client id flotilla-agent-{node}) and its own will.
 //
+// Device twins are left to bench/virtual_twins.hpp through set_twin_hooks: without hooks a node
+// ignores down/twin.
+//
 // Thread-safety: construct, then use only on the loop thread (scenarios go through
 // EventLoop::post / call_on_loop); counters() may be read from any thread.
 #pragma once
@@ -14,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -104,6 +108,21 @@ class VirtualFleet {
   // Payload size of one blast batch (for the raw-broker comparison).
   size_t blast_payload_size(uint32_t records) const;
 
+  // Device twins: `on_twin` gets each down/twin payload with the index of its node; `on_idle`
+  // runs at the end of every on_idle().
+  struct TwinHooks {
+    std::function<void(uint32_t node, std::string_view payload)> on_twin;
+    std::function<void()> on_idle;
+  };
+  void set_twin_hooks(TwinHooks hooks) { twin_hooks_ = std::move(hooks); }
+  // Publishes `payload` on node's up/{kind} topic over its connection; false (nothing sent)
+  // while that connection is down.
+  bool publish_up(uint32_t node, const char* kind, std::string_view payload, uint8_t qos,
+                  MqttConn::AckHandler on_ack = {});
+  bool connected(uint32_t node) const { return conns_[nodes_[node].conn].mqtt->up(); }
+  // QoS 1 messages of node's connection not yet acknowledged by the broker.
+  size_t inflight_of(uint32_t node) const { return conns_[nodes_[node].conn].mqtt->inflight(); }
+
  private:
   struct Instance {
     std::string id;
@@ -177,6 +196,7 @@ class VirtualFleet {
   uint32_t blast_instances_ = 0;
   mutable std::mutex stats_mu_;
   std::map<std::string, std::vector<SteadyTime>> running_acked_;
+  TwinHooks twin_hooks_;
 };
 
 }  // namespace flotilla::bench
