@@ -175,8 +175,11 @@ std::optional<uint64_t> resource_version_param(const httplib::Request& req, http
   return static_cast<uint64_t>(v);
 }
 
-const char* kind_path(Change::Kind kind) {
-  return kind == Change::Kind::kNode ? "nodes" : "workloads";
+// Devices have no labels: a selector would match none of them, so it is refused.
+bool no_device_selector(const httplib::Request& req, httplib::Response& res, Change::Kind kind) {
+  if (kind != Change::Kind::kDevice || !req.has_param("labelSelector")) return true;
+  send_error(res, 400, "labelSelector: devices have no labels (select by ?node=NAME)");
+  return false;
 }
 
 }  // namespace
@@ -238,7 +241,7 @@ void Api::install(httplib::Server& server) {
     send_json(res, 200, {{"status", "ready"}});
   });
 
-  for (Change::Kind kind : {Change::Kind::kNode, Change::Kind::kWorkload}) {
+  for (Change::Kind kind : {Change::Kind::kNode, Change::Kind::kWorkload, Change::Kind::kDevice}) {
     const std::string path = std::string("/api/v1/") + kind_path(kind);
     server.Get(path, [this, kind](const httplib::Request& req, httplib::Response& res) {
       list(req, res, kind);
@@ -311,10 +314,12 @@ void Api::install(httplib::Server& server) {
 
 void Api::list(const httplib::Request& req, httplib::Response& res, Change::Kind kind) {
   auto watching = bool_param(req, res, "watch");
-  if (!watching) return;
+  if (!watching || !no_device_selector(req, res, kind)) return;
+  const std::string node = kind == Change::Kind::kDevice ? req.get_param_value("node") : "";
   if (*watching) {
     WatchFilter filter;
     filter.kind = kind;
+    filter.node = node;
     if (!selector_param(req, res, &filter.selector)) return;
     return watch(req, res, std::move(filter));
   }
@@ -323,8 +328,9 @@ void Api::list(const httplib::Request& req, httplib::Response& res, Change::Kind
   // Read first: whatever changes while the list is built has a later version, so a watch from
   // this version misses nothing.
   const uint64_t version = watch_.version();
-  auto view = kind == Change::Kind::kNode ? controller_.nodes_view(*options)
-                                          : controller_.workloads_view(*options);
+  auto view = kind == Change::Kind::kNode       ? controller_.nodes_view(*options)
+              : kind == Change::Kind::kWorkload ? controller_.workloads_view(*options)
+                                                : controller_.devices_view(node, *options);
   if (!view) return send_error(res, 500, view.error().message());
   (*view)["resourceVersion"] = std::to_string(version);
   send_json(res, 200, *view);
@@ -342,6 +348,8 @@ void Api::one(const httplib::Request& req, httplib::Response& res, Change::Kind 
   }
   if (kind == Change::Kind::kNode)
     return send_one(res, controller_.node_view(name), "node '" + name + "'");
+  if (kind == Change::Kind::kDevice)
+    return send_one(res, controller_.device_view(name), "device '" + name + "'");
   send_one(res, controller_.workload_view(name), "workload '" + name + "'");
 }
 

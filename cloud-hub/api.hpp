@@ -20,7 +20,8 @@
 //   streams ADDED|MODIFIED|DELETED events, and ends with an ERROR event (410) when N is no
 //   longer held: list again.
 //   GET|PUT|DELETE /api/v1/devices[/NAME], PATCH|POST /api/v1/devices/NAME/desired
-//                                            device twins (api_devices.hpp)
+//                                            device twins (api_devices.hpp); their list and
+//                                            watch as above, by ?node=N instead of labels
 //   /api/v1/rollouts, /artifacts             501: not supported yet
 //
 // Errors are JSON {"error": "..."} with a 4xx/5xx status; a rejected request changes nothing.

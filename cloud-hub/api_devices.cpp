@@ -55,19 +55,6 @@ void send_outcome(httplib::Response& res, const Expected<DeviceOutcome>& done) {
 }  // namespace
 
 void install_device_routes(httplib::Server& server, Controller& controller) {
-  server.Get("/api/v1/devices", [&controller](const httplib::Request& req, httplib::Response& res) {
-    auto view = controller.devices_view(req.get_param_value("node"));
-    if (!view) return send_error(res, 500, view.error().message());
-    send_json(res, 200, *view);
-  });
-  server.Get(R"(/api/v1/devices/([^/]+))",
-             [&controller](const httplib::Request& req, httplib::Response& res) {
-               const std::string name = req.matches[1];
-               auto view = controller.device_view(name);
-               if (!view) return send_error(res, 500, view.error().message());
-               if (!*view) return send_error(res, 404, "device '" + name + "' not found");
-               send_json(res, 200, **view);
-             });
   server.Put(R"(/api/v1/devices/([^/]+))",
              [&controller](const httplib::Request& req, httplib::Response& res) {
                auto body = body_object(req, res);

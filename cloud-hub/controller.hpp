@@ -110,7 +110,7 @@ struct ListOptions {
 // An object whose view changed, for watchers (GET ...?watch=true): they read its view again,
 // and a view that is gone means the object was deleted.
 struct Change {
-  enum class Kind { kNode, kWorkload };
+  enum class Kind { kNode, kWorkload, kDevice };
   Kind kind;
   std::string name;
   bool operator<(const Change& o) const { return std::tie(kind, name) < std::tie(o.kind, o.name); }
@@ -160,8 +160,10 @@ class Controller {
   Expected<DeviceOutcome> set_device_desired(const std::string& name, const nlohmann::json& patch,
                                              std::optional<uint64_t> if_version);
   Expected<std::optional<nlohmann::json>> device_view(const std::string& name);
-  // {"items": [...]}: the devices of `node`, or of every node when empty, by name.
-  Expected<nlohmann::json> devices_view(const std::string& node = "");
+  // {"items": [...], "continue": TOKEN}: the devices of `node`, or of every node when empty, by
+  // name, paged like the other lists (options.selector is not used: devices have no labels).
+  Expected<nlohmann::json> devices_view(const std::string& node = "",
+                                        const ListOptions& options = {});
   // False when there is no such device; else the node is sent removed = true.
   Expected<bool> delete_device(const std::string& name);
 
@@ -205,6 +207,10 @@ class Controller {
     // TwinDesired last went out: heartbeats resend them (controller_devices.cpp).
     std::set<std::string> twin_unacked;
     TimePoint twin_sent{};
+    // A full TwinDesired went to the node since this hub process started. Until then a change
+    // committed by an earlier process (killed before it published) may never have gone out: a
+    // heartbeat that comes before any hello (the agent missed HubOnline) gets the full list.
+    bool twin_listed = false;
   };
   // One shard's node-scoped state: its store and what is known of its nodes in memory.
   struct Shard {
@@ -300,7 +306,8 @@ class Controller {
   Status commit_desired_locked(Shard& shard, DeviceRecord& rec, const twin::Twin& t,
                                const std::string& reason, Outbox& out);
   // On a heartbeat: sends again, at most every resend_interval, the devices of the node whose
-  // desired change the agent has not acknowledged by a report.
+  // desired change the agent has not acknowledged by a report; the full list when this hub
+  // process has sent none to the node yet.
   void resend_twins_locked(Shard& shard, const std::string& node, Outbox& out);
   // The full TwinDesired of a node (after its hello).
   void queue_twin_full_locked(Shard& shard, const std::string& node, Outbox& out);

@@ -1,8 +1,10 @@
 // Controller: device twins at the hub (docs/protocol.md "Device twins"): REST changes of desired,
 // TwinDesired to nodes, TwinReported from them. The twin rules are common/twin.hpp's.
 #include <algorithm>
+#include <csignal>
 
 #include "cloud-hub/controller.hpp"
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/twin.hpp"
 #include "sync/codec.hpp"
@@ -89,6 +91,7 @@ void Controller::queue_twin_locked(const std::string& node, std::vector<pb::Devi
   Live& live = shard_of(node).live[node];
   live.twin_sent = clock_.now();
   if (full) {
+    live.twin_listed = true;
     live.twin_unacked.clear();  // the full list supersedes every change before it
   } else {
     for (const auto& part : parts) {
@@ -121,12 +124,18 @@ Status Controller::commit_desired_locked(Shard& shard, DeviceRecord& rec, const 
                         "desired version " + std::to_string(rec.desired_version));
   });
   if (!st) return st.error().WithContext("Failed to store device '" + rec.name + "'");
+  // A kill -9 here: committed, nothing sent (the next hub process lists the node's devices).
+  if (failpoint("hub.twin_after_commit")) std::raise(SIGKILL);
+  note_changed(Change::Kind::kDevice, rec.name);
   queue_twin_locked(rec.node, {device_desired(rec)}, false, out);
   return Ok();
 }
 
 void Controller::resend_twins_locked(Shard& shard, const std::string& node, Outbox& out) {
   auto it = shard.live.find(node);
+  if (it != shard.live.end() && !it->second.twin_listed) {
+    return queue_twin_full_locked(shard, node, out);
+  }
   if (it == shard.live.end() || it->second.twin_unacked.empty()) return;
   Live& live = it->second;
   if (clock_.now() - live.twin_sent < options_.resend_interval) return;
@@ -251,7 +260,8 @@ Expected<std::optional<nlohmann::json>> Controller::device_view(const std::strin
   return std::optional<nlohmann::json>(device_json(**found, *t));
 }
 
-Expected<nlohmann::json> Controller::devices_view(const std::string& node) {
+Expected<nlohmann::json> Controller::devices_view(const std::string& node,
+                                                  const ListOptions& options) {
   std::vector<DeviceRecord> all;
   auto collect = [&](Shard& shard) -> Status {
     std::lock_guard lock(*shard.mu);
@@ -270,12 +280,18 @@ Expected<nlohmann::json> Controller::devices_view(const std::string& node) {
   std::sort(all.begin(), all.end(),
             [](const DeviceRecord& a, const DeviceRecord& b) { return a.name < b.name; });
   nlohmann::json items = nlohmann::json::array();
+  std::string next;
   for (const auto& d : all) {
+    if (!options.after.empty() && d.name <= options.after) continue;
+    if (options.limit > 0 && static_cast<int64_t>(items.size()) == options.limit) {
+      next = list_token(items.back()["name"].get<std::string>());  // more follow
+      break;
+    }
     auto t = to_twin(d);
     if (!t) return t.error().WithContext("Failed to read device '" + d.name + "'");
     items.push_back(device_json(d, *t));
   }
-  return nlohmann::json{{"items", std::move(items)}};
+  return nlohmann::json{{"items", std::move(items)}, {"continue", next}};
 }
 
 Expected<bool> Controller::delete_device(const std::string& name) {
@@ -293,6 +309,7 @@ Expected<bool> Controller::delete_device(const std::string& name) {
       return event_locked(rec.node, "device/" + name, "DeviceDeleted", "deleted");
     });
     if (!st) return st.error().WithContext("Failed to delete device '" + name + "'");
+    note_changed(Change::Kind::kDevice, name);
     queue_twin_locked(rec.node, {device_desired(rec, true)}, false, out);
   }
   flush(out);
@@ -345,6 +362,7 @@ void Controller::on_twin_reported(const pb::TwinReported& reported) {
           from_twin(*t, rec);
           rec.updated_ms = clock_.wall_ms();
           if (auto put = shard.store->put_device(rec); !put) return put;
+          note_changed(Change::Kind::kDevice, rec.name);
           if (upd->changed()) {
             if (auto ev =
                     event_locked(node, "device/" + rec.name, "DeviceReported",

@@ -5,11 +5,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// A node's labels, or a workload's metadata.labels.
+// A node's or device's labels, or a workload's metadata.labels.
 std::shared_ptr<const Labels> labels_of(Change::Kind kind, const json& view) {
   auto out = std::make_shared<Labels>();
   const json* labels = nullptr;
-  if (kind == Change::Kind::kNode) {
+  if (kind != Change::Kind::kWorkload) {
     if (view.is_object() && view.contains("labels")) labels = &view["labels"];
   } else if (view.is_object() && view.contains("metadata") && view["metadata"].is_object() &&
              view["metadata"].contains("labels")) {
@@ -25,11 +25,18 @@ std::shared_ptr<const Labels> labels_of(Change::Kind kind, const json& view) {
 
 // What a DELETED record carries for an object the log never saw.
 std::shared_ptr<const std::string> bare_object(Change::Kind kind, const std::string& name) {
-  json j = kind == Change::Kind::kNode ? json{{"name", name}}
-                                       : json{{"apiVersion", "flotilla/v1"},
-                                              {"kind", "Workload"},
-                                              {"metadata", {{"name", name}}}};
+  json j = kind != Change::Kind::kWorkload ? json{{"name", name}}
+                                           : json{{"apiVersion", "flotilla/v1"},
+                                                  {"kind", "Workload"},
+                                                  {"metadata", {{"name", name}}}};
   return std::make_shared<const std::string>(j.dump());
+}
+
+// The node a device is attached to ("" for other kinds).
+std::string node_of(Change::Kind kind, const json& view) {
+  if (kind != Change::Kind::kDevice || !view.is_object()) return "";
+  auto it = view.find("node");
+  return it != view.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 bool matches(const Labels& selector, const std::shared_ptr<const Labels>& labels) {
@@ -42,6 +49,18 @@ bool matches(const Labels& selector, const std::shared_ptr<const Labels>& labels
 }
 
 }  // namespace
+
+const char* kind_path(Change::Kind kind) {
+  switch (kind) {
+    case Change::Kind::kNode:
+      return "nodes";
+    case Change::Kind::kWorkload:
+      return "workloads";
+    case Change::Kind::kDevice:
+      return "devices";
+  }
+  return "nodes";
+}
 
 const char* watch_type_name(WatchType type) {
   switch (type) {
@@ -57,6 +76,10 @@ const char* watch_type_name(WatchType type) {
 
 std::optional<WatchType> WatchFilter::type_for(const WatchEvent& e) const {
   if (e.kind != kind || (!name.empty() && e.name != name)) return std::nullopt;
+  // A device's node never changes; the delete of a device never seen goes to every watcher.
+  if (!node.empty() && e.node != node && !(e.type == WatchType::kDeleted && e.node.empty())) {
+    return std::nullopt;
+  }
   if (selector.empty()) return e.type;
   switch (e.type) {
     case WatchType::kAdded:
@@ -83,13 +106,15 @@ uint64_t WatchLog::record(const std::vector<Update>& updates) {
   struct Prepared {
     std::shared_ptr<const Labels> labels;
     std::shared_ptr<const std::string> object;
+    std::string node;
   };
   std::vector<Prepared> prepared;
   prepared.reserve(updates.size());
   for (const auto& u : updates) {
     if (u.view) {
-      prepared.push_back(
-          {labels_of(u.kind, *u.view), std::make_shared<const std::string>(u.view->dump())});
+      prepared.push_back({labels_of(u.kind, *u.view),
+                          std::make_shared<const std::string>(u.view->dump()),
+                          node_of(u.kind, *u.view)});
     } else {
       prepared.push_back({});
     }
@@ -116,12 +141,14 @@ uint64_t WatchLog::record(const std::vector<Update>& updates) {
         }
         e->labels = p.labels;
         e->object = p.object;
-        known->second = {p.labels, p.object};
+        e->node = p.node;
+        known->second = {p.labels, p.object, std::move(p.node)};
       } else {
         e->type = WatchType::kDeleted;
         if (known != known_.end()) {
           e->labels = e->labels_before = known->second.labels;
           e->object = known->second.object;
+          e->node = known->second.node;
           known_.erase(known);
         } else {
           e->object = bare_object(u.kind, u.name);
@@ -140,8 +167,9 @@ uint64_t WatchLog::record(const std::vector<Update>& updates) {
 void WatchLog::seed(Change::Kind kind, const std::string& name, const nlohmann::json& view) {
   auto labels = labels_of(kind, view);
   auto object = std::make_shared<const std::string>(view.dump());
+  std::string node = node_of(kind, view);
   std::lock_guard lock(mu_);
-  known_.emplace(Key{kind, name}, Known{std::move(labels), std::move(object)});
+  known_.emplace(Key{kind, name}, Known{std::move(labels), std::move(object), std::move(node)});
 }
 
 void WatchLog::trim_locked() {

@@ -80,11 +80,12 @@ void WatchFeeder::record(const std::set<Change>& changes) {
   std::vector<WatchLog::Update> updates;
   updates.reserve(changes.size());
   for (const auto& c : changes) {
-    const bool node = c.kind == Change::Kind::kNode;
-    auto view = node ? controller_.node_view(c.name) : controller_.workload_view(c.name);
+    auto view = c.kind == Change::Kind::kNode       ? controller_.node_view(c.name)
+                : c.kind == Change::Kind::kWorkload ? controller_.workload_view(c.name)
+                                                    : controller_.device_view(c.name);
     if (!view) {
       log::get("watch")->error("watchers miss a change kind={} name={} error='{}'",
-                               node ? "node" : "workload", c.name, view.error().message());
+                               kind_path(c.kind), c.name, view.error().message());
       metrics_.count("flotilla_hub_watch_view_errors_total");
       continue;
     }
@@ -103,6 +104,11 @@ Status seed_watch_log(WatchLog& log, Controller& controller) {
   if (!workloads) return workloads.error().WithContext("Failed to read the workloads for watchers");
   for (const auto& w : (*workloads)["items"]) {
     log.seed(Change::Kind::kWorkload, w["metadata"].value("name", ""), w);
+  }
+  auto devices = controller.devices_view();
+  if (!devices) return devices.error().WithContext("Failed to read the devices for watchers");
+  for (const auto& d : (*devices)["items"]) {
+    log.seed(Change::Kind::kDevice, d.value("name", ""), d);
   }
   return Ok();
 }

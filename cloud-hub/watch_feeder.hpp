@@ -72,7 +72,7 @@ class WatchFeeder {
   std::thread thread_;
 };
 
-// Tells `log` of every node and workload that exists (see WatchLog::seed).
+// Tells `log` of every node, workload and device that exists (see WatchLog::seed).
 Status seed_watch_log(WatchLog& log, Controller& controller);
 
 }  // namespace flotilla::hub

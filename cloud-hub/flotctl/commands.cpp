@@ -123,6 +123,7 @@ class Runner {
     if (verb == "describe") return describe();
     if (verb == "delete") return remove();
     if (verb == "twin") {
+      if (args_.watch) return twin_watch();
       int rc = twin_command(client_, {args_.positional.begin() + 1, args_.positional.end()},
                             args_.if_version, args_.output, out_, err_);
       if (rc == kUsage) err_ << "\n" << usage();
@@ -246,14 +247,21 @@ class Runner {
     return kOk;
   }
 
-  int watch(const std::string& kind) {
-    if (kind == "events" || kind == "devices") {
-      return usage_error("--watch takes nodes or workloads");
+  // flotctl twin get DEVICE -w: the device's row, then one per change.
+  int twin_watch() {
+    if (args_.positional.size() != 3 || args_.positional[1] != "get") {
+      return usage_error("--watch goes with twin get DEVICE");
     }
+    return watch("devices", args_.positional[2]);
+  }
+
+  int watch(const std::string& kind, std::optional<std::string> name = std::nullopt) {
+    if (kind == "events") return usage_error("--watch takes nodes, workloads or devices");
     WatchRequest req;
     req.kind = kind;
-    if (args_.positional.size() == 3) req.name = args_.positional[2];
-    if (req.name && !args_.selector.empty()) {
+    if (args_.positional.size() == 3 && !name) name = args_.positional[2];
+    req.name = name;
+    if (!args_.selector.empty() && (req.name || kind == "devices")) {
       return usage_error("-l selects from lists of nodes or workloads (no NAME)");
     }
     req.selector = args_.selector;
@@ -313,14 +321,17 @@ std::string usage() {
          "Talks to a Flotilla hub (default: $FLOTILLA_HUB or http://127.0.0.1:8080).\n\n"
          "Commands:\n"
          "  apply -f FILE [--force]     validate and apply a manifest (YAML or JSON; - for stdin)\n"
-         "  get KIND [NAME] [-o FMT]    list or show nodes, workloads or events (FMT: json|yaml)\n"
+         "  get KIND [NAME] [-o FMT]    list or show nodes, workloads, events or devices\n"
+         "                              (FMT: json|yaml)\n"
          "      [-l k=v,k2=v2]          only the nodes or workloads with these labels\n"
          "      [-w] [--output-watch-events]\n"
-         "                              then follow each change until Ctrl-C (nodes, workloads;\n"
-         "                              with the event ADDED|MODIFIED|DELETED first on each line)\n"
+         "                              then follow each change until Ctrl-C (nodes, workloads,\n"
+         "                              devices; with the event ADDED|MODIFIED|DELETED first)\n"
          "  describe KIND NAME          a node or workload in detail, with recent events\n"
          "  delete KIND NAME [--force]  delete a workload or node\n"
-         "  twin get DEVICE [-o FMT]    a device's desired, reported, versions and delta\n"
+         "  twin get DEVICE [-o FMT] [-w]\n"
+         "                              a device's desired, reported, versions and delta; with\n"
+         "                              -w its row, then one per change until Ctrl-C\n"
          "  twin set DEVICE K=V... [--if-version N]\n"
          "                              merge into desired (V as JSON if it parses, else a\n"
          "                              string; K=null deletes; a.b=V nests); with N, refused\n"

@@ -136,6 +136,7 @@ std::string age(const std::string& rfc3339, int64_t now_ms) {
 
 std::vector<std::string> table_header(const std::string& kind) {
   if (kind == "nodes") return {"NAME", "STATUS", "LABELS", "ARCH", "WORKLOADS"};
+  if (kind == "devices") return {"NAME", "NODE", "DESIRED", "REPORTED", "OBSERVED", "DELTA"};
   return {"NAME", "TYPE", "DESIRED", "READY", "PENDING", "AGE"};
 }
 
@@ -143,6 +144,21 @@ std::vector<std::string> table_row(const std::string& kind, const json& item, in
   if (kind == "nodes") {
     return {text(item, "name"), text(item, "state"), labels_text(field(item, "labels")),
             text(item, "arch"), std::to_string(field(item, "workloads").size())};
+  }
+  if (kind == "devices") {
+    std::string delta;
+    const json& changed = field(item, "delta");
+    if (changed.is_object()) {
+      for (auto it = changed.begin(); it != changed.end(); ++it) {
+        delta += (delta.empty() ? "" : ",") + it.key();
+      }
+    }
+    return {text(item, "name"),
+            text(item, "node"),
+            "v" + text(item, "desiredVersion"),
+            "v" + text(item, "reportedVersion"),
+            text(item, "observedDesired"),
+            delta.empty() ? "-" : delta};
   }
   const json& meta = field(item, "metadata");
   const json& st = field(item, "status");
@@ -166,6 +182,8 @@ std::string nodes_table(const json& nodes) { return items_table("nodes", nodes, 
 std::string workloads_table(const json& workloads, int64_t now_ms) {
   return items_table("workloads", workloads, now_ms);
 }
+
+std::string devices_table(const json& devices) { return items_table("devices", devices, 0); }
 
 std::string events_table(const json& events, int64_t now_ms) {
   std::vector<std::vector<std::string>> rows = {{"AGE", "NODE", "OBJECT", "REASON", "MESSAGE"}};

@@ -25,12 +25,14 @@ std::string to_yaml(const json& value);
 // "42s", "5m", "3h", "2d" since an RFC 3339 time; "<unknown>" when unparseable.
 std::string age(const std::string& rfc3339, int64_t now_ms);
 
-// The header and one item's row of the nodes or workloads table (kind: nodes | workloads).
+// The header and one item's row of a table (kind: nodes | workloads | devices).
 std::vector<std::string> table_header(const std::string& kind);
 std::vector<std::string> table_row(const std::string& kind, const json& item, int64_t now_ms);
 
 std::string nodes_table(const json& nodes);
 std::string workloads_table(const json& workloads, int64_t now_ms);
+// NAME NODE DESIRED REPORTED OBSERVED DELTA for a {"items": [device...]} list.
+std::string devices_table(const json& devices);
 std::string events_table(const json& events, int64_t now_ms);
 std::string describe_node(const json& node, const json& events, int64_t now_ms);
 std::string describe_workload(const json& workload, const json& events, int64_t now_ms);

@@ -121,21 +121,4 @@ int twin_command(Client& client, const std::vector<std::string>& args,
   return kUsage;
 }
 
-std::string devices_table(const json& list) {
-  std::vector<std::vector<std::string>> rows{
-      {"NAME", "NODE", "DESIRED", "REPORTED", "OBSERVED", "DELTA"}};
-  for (const auto& d : list.value("items", json::array())) {
-    std::string delta;
-    const json changed = d.value("delta", json::object());
-    for (auto it = changed.begin(); it != changed.end(); ++it) {
-      delta += (delta.empty() ? "" : ",") + it.key();
-    }
-    rows.push_back({d.value("name", "?"), d.value("node", "?"),
-                    "v" + std::to_string(d.value("desiredVersion", 0)),
-                    "v" + std::to_string(d.value("reportedVersion", 0)),
-                    std::to_string(d.value("observedDesired", 0)), delta.empty() ? "-" : delta});
-  }
-  return render_table(rows);
-}
-
 }  // namespace flotilla::flotctl

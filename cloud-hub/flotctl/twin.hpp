@@ -34,7 +34,4 @@ int twin_command(Client& client, const std::vector<std::string>& args,
                  std::optional<uint64_t> if_version, const std::string& output, std::ostream& out,
                  std::ostream& err);
 
-// NAME NODE DESIRED REPORTED OBSERVED DELTA for a {"items": [device...]} list.
-std::string devices_table(const nlohmann::json& list);
-
 }  // namespace flotilla::flotctl

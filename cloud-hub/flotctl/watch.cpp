@@ -13,7 +13,7 @@ namespace {
 
 std::string name_of(const std::string& kind, const json& object) {
   if (!object.is_object()) return "";
-  if (kind == "nodes") return object.value("name", "");
+  if (kind != "workloads") return object.value("name", "");  // nodes, devices
   const json& meta = object.contains("metadata") ? object["metadata"] : json();
   return meta.is_object() ? meta.value("name", "") : "";
 }

@@ -1,5 +1,5 @@
-// flotctl get KIND [NAME] --watch: what is there now, then each change as the hub reports it,
-// like `kubectl get -w`, until interrupted.
+// flotctl get KIND [NAME] --watch (and twin get DEVICE --watch): what is there now, then each
+// change as the hub reports it, like `kubectl get -w`, until interrupted.
 //
 // It lists (keeping the list's resourceVersion), prints the table (or the objects in JSON or
 // YAML), then follows GET ...?watch=true&resourceVersion=N and prints one row (or object) per
@@ -22,7 +22,7 @@
 namespace flotilla::flotctl {
 
 struct WatchRequest {
-  std::string kind;                   // nodes | workloads
+  std::string kind;                   // nodes | workloads | devices
   std::optional<std::string> name;    // one object
   std::string selector;               // k=v,k2=v2 (lists only)
   std::string output;                 // "" (table), json or yaml

@@ -12,6 +12,7 @@
 #include "sync/codec.hpp"
 #include "test/hub/api_server.hpp"
 #include "test/hub/fake_agent.hpp"
+#include "test/hub/sse_client.hpp"
 #include "test/support/temp_dir.hpp"
 
 namespace flotilla::hub {
@@ -289,6 +290,37 @@ TEST(DevicesTest, TheTwinSurvivesARestartOfTheHub) {
   EXPECT_EQ(agent.twins[0].devices(0).reported_version(), 4u);
 }
 
+TEST(DevicesTest, TheFirstHeartbeatToANewHubProcessGetsTheFullListOfTheNodesDevices) {
+  // A hub killed between committing a desired change and publishing it leaves the change in its
+  // store only; the next hub process cannot tell which changes went out. Agents say hello to a
+  // hub that announces itself (HubOnline) and get the full list then; one that missed the
+  // announcement gets it on its first heartbeat, once.
+  flotilla::testing::TempDir dir;
+  const std::string db = dir / "hub.db";
+  {
+    HubHarness h(db);
+    FakeAgent agent(h.broker, "n1");
+    agent.hello(0);
+    put(h, "dev-1", {{"node", "n1"}, {"desired", {{"a", 1}}}});
+    put(h, "dev-2", {{"node", "n1"}});
+  }
+  HubHarness h(db);
+  FakeAgent agent(h.broker, "n1");
+  agent.heartbeat(0);
+  ASSERT_EQ(agent.twins.size(), 1u);
+  EXPECT_TRUE(agent.twins[0].full());
+  ASSERT_EQ(agent.twins[0].devices_size(), 2);
+  EXPECT_EQ(agent.twins[0].devices(0).device(), "dev-1");
+  EXPECT_EQ(agent.twins[0].devices(0).desired_version(), 1u);
+  h.clock.advance(ControllerOptions{}.resend_interval);
+  agent.heartbeat(0);
+  EXPECT_EQ(agent.twins.size(), 1u);  // once per hub process
+  FakeAgent other(h.broker, "n2");
+  other.hello(0);
+  other.heartbeat(0);
+  ASSERT_EQ(other.twins.size(), 1u);  // the hello's list was the full list
+}
+
 TEST(DevicesTest, EveryShardFindsItsDevices) {
   ControllerOptions options;
   options.shards = 4;
@@ -390,6 +422,67 @@ TEST(DevicesApiTest, RestCreateGetSetWithIfVersionAndDelete) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(c.Get("/api/v1/devices/dev-1")->status, 404);
   EXPECT_EQ(c.Delete("/api/v1/devices/dev-1")->status, 404);
+}
+
+TEST(DevicesApiTest, WatchStreamsTwinChangesFromTheListsResourceVersion) {
+  testing::ApiServer s;
+  auto c = s.client();
+  FakeAgent n1(s.harness.broker, "n1");
+  n1.hello(0);
+  FakeAgent n2(s.harness.broker, "n2");
+  n2.hello(0);
+  put(s.harness, "dev-1", {{"node", "n1"}, {"desired", {{"rate", 5}}}});
+  s.settle();
+  json list = body_of(c.Get("/api/v1/devices"));
+  ASSERT_EQ(list["items"].size(), 1u);
+  const std::string rv = list["resourceVersion"];
+  EXPECT_EQ(rv, std::to_string(s.watch.version()));
+  testing::SseWatch all(s.port, "/api/v1/devices?watch=true&resourceVersion=" + rv);
+  testing::SseWatch one(s.port, "/api/v1/devices/dev-1?watch=true&resourceVersion=" + rv);
+  testing::SseWatch of_n2(s.port, "/api/v1/devices?watch=true&node=n2&resourceVersion=" + rv);
+
+  auto r = c.Patch("/api/v1/devices/dev-1/desired", R"({"desired": {"rate": 6}, "ifVersion": 1})",
+                   "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  s.settle();
+  n1.report("dev-1", R"({"rate":6})", 1, 2, 2);
+  s.settle();
+  put(s.harness, "dev-2", {{"node", "n2"}});
+  s.settle();
+  ASSERT_EQ(c.Delete("/api/v1/devices/dev-1")->status, 200);
+
+  ASSERT_TRUE(all.wait_events(4)) << all.raw();
+  EXPECT_EQ(all.summary(), (std::vector<std::string>{"MODIFIED dev-1", "MODIFIED dev-1",
+                                                     "ADDED dev-2", "DELETED dev-1"}));
+  auto events = all.events();
+  EXPECT_EQ(events[0].data["object"]["desiredVersion"], 2);
+  EXPECT_EQ(events[0].data["object"]["reportedVersion"], 0);
+  EXPECT_EQ(events[1].data["object"]["reportedVersion"], 1);
+  EXPECT_EQ(events[1].data["object"]["observedDesired"], 2);
+  ASSERT_TRUE(one.wait_events(3)) << one.raw();
+  EXPECT_EQ(one.summary(),
+            (std::vector<std::string>{"MODIFIED dev-1", "MODIFIED dev-1", "DELETED dev-1"}));
+  ASSERT_TRUE(of_n2.wait_events(1)) << of_n2.raw();
+  EXPECT_EQ(of_n2.summary(), std::vector<std::string>{"ADDED dev-2"});
+
+  // Resuming from the id of the first event replays what came after it.
+  testing::SseWatch again(s.port, "/api/v1/devices?watch=true&resourceVersion=" + events[0].id);
+  ASSERT_TRUE(again.wait_events(3)) << again.raw();
+  EXPECT_EQ(again.summary(),
+            (std::vector<std::string>{"MODIFIED dev-1", "ADDED dev-2", "DELETED dev-1"}));
+
+  // Devices have no labels: a selector is refused rather than matching nothing.
+  r = c.Get("/api/v1/devices?watch=true&labelSelector=a=b");
+  EXPECT_EQ(r->status, 400);
+  // Paged like the other lists.
+  put(s.harness, "dev-3", {{"node", "n2"}});
+  json page = body_of(c.Get("/api/v1/devices?limit=1"));
+  ASSERT_EQ(page["items"].size(), 1u);
+  EXPECT_EQ(page["items"][0]["name"], "dev-2");
+  page = body_of(c.Get("/api/v1/devices?limit=1&continue=" + page["continue"].get<std::string>()));
+  ASSERT_EQ(page["items"].size(), 1u);
+  EXPECT_EQ(page["items"][0]["name"], "dev-3");
+  EXPECT_EQ(page["continue"], "");
 }
 
 TEST(DevicesFlotctlTest, TwinSetValuesAreJsonWhenTheyParseElseStrings) {

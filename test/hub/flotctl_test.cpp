@@ -307,6 +307,38 @@ TEST_F(FlotctlTest, GetWatchShowsTheEventsOfAWorkload) {
   for (size_t i = 2; i + 1 < events.size(); ++i) EXPECT_EQ(events[i], "MODIFIED");
 }
 
+TEST_F(FlotctlTest, GetDevicesWatchAndTwinGetWatchFollowTheTwin) {
+  FakeAgent agent(server_.harness.broker, "edge-1");
+  agent.hello(0);
+  ASSERT_TRUE(server_.harness.controller->put_device(
+      "dev-1", {{"node", "edge-1"}, {"desired", {{"rate", 5}}}}));
+  server_.settle();
+  WatchRun all({"get", "devices", "-w", "--output-watch-events"}, server_.url(),
+               server_.harness.clock.wall_ms());
+  WatchRun one({"twin", "get", "dev-1", "-w"}, server_.url(), server_.harness.clock.wall_ms());
+  ASSERT_TRUE(all.out().wait_for("ADDED   dev-1   edge-1   v1        v0         0          rate\n"))
+      << all.out().text();
+  ASSERT_TRUE(one.out().wait_for("dev-1   edge-1   v1        v0         0          rate\n"))
+      << one.out().text();
+  ASSERT_EQ(flotctl({"twin", "set", "dev-1", "rate=6"}).code, 0);
+  ASSERT_TRUE(all.out().wait_for("MODIFIED   dev-1   edge-1   v2")) << all.out().text();
+  agent.report("dev-1", R"({"rate":6})", 1, 2, 2);
+  ASSERT_TRUE(all.out().wait_for("MODIFIED   dev-1   edge-1   v2        v1         2          -\n"))
+      << all.out().text();
+  ASSERT_TRUE(one.out().wait_for("dev-1   edge-1   v2        v1         2          -\n"))
+      << one.out().text();
+  ASSERT_EQ(flotctl({"delete", "device", "dev-1"}).code, 0);
+  ASSERT_TRUE(all.out().wait_for("DELETED   dev-1")) << all.out().text();
+  EXPECT_EQ(all.stop(), 0);
+  EXPECT_EQ(one.stop(), 0);
+  EXPECT_EQ(all.err().text(), "");
+  Outcome r = flotctl({"twin", "get", "nope", "-w"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "error: device 'nope' not found\n");
+  EXPECT_EQ(flotctl({"twin", "set", "dev-1", "a=1", "-w"}).code, 2);
+  EXPECT_EQ(flotctl({"get", "devices", "-w", "-l", "a=b"}).code, 2);
+}
+
 TEST_F(FlotctlTest, GetWatchOfOneObjectInJson) {
   FakeAgent agent(server_.harness.broker, "edge-1");
   agent.hello(0);

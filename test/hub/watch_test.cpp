@@ -302,5 +302,106 @@ TEST(WatchFeederTest, SeedRemembersWhatExists) {
   EXPECT_EQ(seen(b).front(), "MODIFIED n1");
 }
 
+// Device twins: each change of a twin is one event carrying the versions after it.
+
+WatchFilter devices(const std::string& node = "") {
+  WatchFilter f;
+  f.kind = Kind::kDevice;
+  f.node = node;
+  return f;
+}
+
+// The one event a change produced after `after`, as the watcher sees it.
+json only_event(WatchLog& log, const WatchFilter& filter, uint64_t after, const std::string& want) {
+  WatchBatch b = log.wait(filter, after, kNow);
+  if (seen(b) != std::vector<std::string>{want}) {
+    ADD_FAILURE() << "want exactly '" << want << "', got " << ::testing::PrintToString(seen(b));
+    return json();
+  }
+  return json::parse(*b.events[0].event->object);
+}
+
+TEST(WatchFeederTest, EachTwinChangeIsOneEventWithItsVersionsAndResumingReplaysThem) {
+  testing::HubHarness h;
+  WatchLog log;
+  WatchFeeder feeder(log, *h.controller, h.metrics);
+  h.controller->set_change_listener(feeder.listener());
+  testing::FakeAgent agent(h.broker, "n1");
+  agent.hello(0);
+  feeder.settle();
+  const uint64_t start = log.version();
+  ASSERT_TRUE(h.controller->put_device("dev-1", {{"node", "n1"}, {"desired", {{"rate", 5}}}}));
+  feeder.settle();
+  json d = only_event(log, devices(), start, "ADDED dev-1");
+  EXPECT_EQ(d["desiredVersion"], 1);
+  EXPECT_EQ(d["node"], "n1");
+
+  // A desired set: one MODIFIED with the new desired version.
+  uint64_t before = log.version();
+  auto set = h.controller->set_device_desired("dev-1", {{"rate", 7}}, 1);
+  ASSERT_TRUE(set && set->code == DeviceOutcome::Code::kOk);
+  feeder.settle();
+  d = only_event(log, devices(), before, "MODIFIED dev-1");
+  EXPECT_EQ(d["desired"], json({{"rate", 7}}));
+  EXPECT_EQ(d["desiredVersion"], 2);
+  EXPECT_EQ(d["reportedVersion"], 0);
+
+  // A reported update: one MODIFIED with the new reported version and what the device observed.
+  before = log.version();
+  agent.report("dev-1", R"({"rate":7})", 1, 2, 2);
+  feeder.settle();
+  d = only_event(log, devices(), before, "MODIFIED dev-1");
+  EXPECT_EQ(d["reported"], json({{"rate", 7}}));
+  EXPECT_EQ(d["reportedVersion"], 1);
+  EXPECT_EQ(d["observedDesired"], 2);
+  EXPECT_EQ(d["delta"], json::object());
+
+  // What changes nothing (a stale report, a set to the same value) is no event.
+  before = log.version();
+  agent.report("dev-1", R"({"rate":1})", 1, 2, 2);
+  ASSERT_TRUE(h.controller->set_device_desired("dev-1", {{"rate", 7}}, std::nullopt));
+  feeder.settle();
+  EXPECT_EQ(log.version(), before);
+
+  // A delete: DELETED with the last view of the device.
+  ASSERT_TRUE(h.controller->delete_device("dev-1"));
+  feeder.settle();
+  d = only_event(log, devices(), before, "DELETED dev-1");
+  EXPECT_EQ(d["reportedVersion"], 1);
+
+  // A watcher resuming from the version it had replays, in order, every change it missed.
+  WatchBatch b = log.wait(devices(), start, kNow);
+  EXPECT_EQ(seen(b), (std::vector<std::string>{"ADDED dev-1", "MODIFIED dev-1", "MODIFIED dev-1",
+                                               "DELETED dev-1"}));
+  std::vector<int> desired_versions;
+  for (const auto& e : b.events)
+    desired_versions.push_back(json::parse(*e.event->object)["desiredVersion"].get<int>());
+  EXPECT_EQ(desired_versions, (std::vector<int>{1, 2, 2, 2}));
+  // Watchers of nodes, or of another node's devices, see none of it.
+  EXPECT_EQ(log.wait(devices("n2"), start, kNow).result, Result::kTimeout);
+  EXPECT_EQ(log.wait(nodes(), start, kNow).result, Result::kTimeout);
+  EXPECT_EQ(log.wait(devices("n1"), start, kNow).events.size(), 4u);
+  EXPECT_EQ(h.metrics.value("flotilla_hub_watch_view_errors_total"), 0u);
+}
+
+TEST(WatchFeederTest, AHubAheadOfTheAgentSupersedingItsDesiredIsAnEvent) {
+  testing::HubHarness h;
+  WatchLog log;
+  ASSERT_TRUE(h.controller->put_device("dev-1", {{"node", "n1"}, {"desired", {{"rate", 5}}}}));
+  ASSERT_TRUE(seed_watch_log(log, *h.controller).ok());
+  WatchFeeder feeder(log, *h.controller, h.metrics);
+  h.controller->set_change_listener(feeder.listener());
+  testing::FakeAgent agent(h.broker, "n1");
+  agent.hello(0);
+  feeder.settle();
+  const uint64_t before = log.version();
+  // The agent holds desired version 9 this hub never issued (the hub lost its store).
+  agent.report("dev-1", "{}", 0, 0, 9);
+  feeder.settle();
+  // Seeded, so MODIFIED (not ADDED); desired moved past the agent's.
+  json d = only_event(log, devices(), before, "MODIFIED dev-1");
+  EXPECT_EQ(d["desiredVersion"], 10);
+}
+
 }  // namespace
 }  // namespace flotilla::hub

@@ -59,16 +59,20 @@ void Fleet::release_host_state() {
   for (auto it = under.rbegin(); it != under.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
 }
 
-void Fleet::start_hub() {
+void Fleet::start_hub(const std::map<std::string, std::string>& env) {
   hub_ = std::make_unique<ChildProcess>();
   hub_->start({FLOTILLA_HUB_BIN, "--mqtt", broker_->uri(), "--listen",
                "127.0.0.1:" + std::to_string(http_port_), "--data", dir_ / "hub",
                "--node-timeout-ms", std::to_string(node_timeout_.count()), "--log-level", "debug"},
-              dir_ / "hub.log");
+              dir_ / "hub.log", env);
   ASSERT_TRUE(wait_for_port(http_port_, 10s)) << hub_->log();
 }
 
 void Fleet::kill9_hub() { hub_->kill9(); }
+
+std::optional<int> Fleet::wait_hub_exit(std::chrono::milliseconds timeout) {
+  return hub_->wait_exit(timeout);
+}
 
 void Fleet::start_agent(const std::string& node, const std::string& labels) {
   start_agent(node, AgentOptions{.labels = labels});

@@ -50,8 +50,11 @@ class Fleet {
   ~Fleet();
 
   Mosquitto& broker() { return *broker_; }
-  void start_hub();
+  // `env`: extra environment, e.g. FLOTILLA_FAILPOINT.
+  void start_hub(const std::map<std::string, std::string>& env = {});
   void kill9_hub();
+  // Waits for the hub process to end: its exit code, or 128+signal.
+  std::optional<int> wait_hub_exit(std::chrono::milliseconds timeout);
   void start_agent(const std::string& node, const std::string& labels = "");
   void start_agent(const std::string& node, const AgentOptions& options);
   void stop_agent(const std::string& node);  // SIGTERM: workloads keep running

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <set>
+#include <thread>
 
 #include "sync/transport.hpp"
 #include "test/integration/fleet.hpp"
@@ -63,6 +65,13 @@ class Device {
   std::vector<sync::Message> got_;
 };
 
+// PUT /api/v1/devices/NAME with `body`.
+RunResult put_device(Fleet& fleet, const std::string& name, const json& body) {
+  return run_command({find_executable("curl"), "-sS", "-f", "-X", "PUT", "-H",
+                      "Content-Type: application/json", "--data", body.dump(),
+                      fleet.hub_url() + "/api/v1/devices/" + name});
+}
+
 TEST(TwinFleet, DesiredAndReportedChangesMadeWhileTheNodeIsOfflineMeetAfterReconnect) {
   Fleet fleet;
   TempDir local_dir;
@@ -77,10 +86,8 @@ TEST(TwinFleet, DesiredAndReportedChangesMadeWhileTheNodeIsOfflineMeetAfterRecon
   ASSERT_TRUE(eventually([&] { return device.connected(); }, 10s));
 
   // Created with a desired document: the device gets it (version 1).
-  RunResult created = run_command({find_executable("curl"), "-sS", "-f", "-X", "PUT", "-H",
-                                   "Content-Type: application/json", "--data",
-                                   R"({"node": "n1", "desired": {"fan": "off", "rate": 1}})",
-                                   fleet.hub_url() + "/api/v1/devices/dev-1"});
+  RunResult created =
+      put_device(fleet, "dev-1", {{"node", "n1"}, {"desired", {{"fan", "off"}, {"rate", 1}}}});
   ASSERT_EQ(created.exit_code, 0) << created.out << created.err;
   ASSERT_TRUE(eventually([&] { return !device.desired_versions().empty(); }, 15s));
   const int64_t v1 = device.last("desired")["version"];
@@ -146,6 +153,85 @@ TEST(TwinFleet, DesiredAndReportedChangesMadeWhileTheNodeIsOfflineMeetAfterRecon
       20s))
       << fleet.get("devices", "dev-1").dump(1);
   EXPECT_EQ(device.last("desired")["version"], v3);
+}
+
+TEST(TwinFleet, AKill9OfTheHubKeepsTheTwinAndTheDeviceGetsEachDesiredOnce) {
+  Fleet fleet;
+  TempDir local_dir;
+  Mosquitto local(local_dir.path(), free_port());
+  ASSERT_TRUE(local.start()) << local.log();
+  fleet.start_hub();
+  fleet.start_agent("n1", AgentOptions{.args = {"--device-mqtt", local.uri()}});
+  ASSERT_TRUE(eventually([&] { return fleet.node_state("n1") == "Ready"; }, 15s));
+  Device device(local.uri());
+  ASSERT_TRUE(eventually([&] { return device.connected(); }, 10s));
+  RunResult created = put_device(fleet, "dev-1", {{"node", "n1"}, {"desired", {{"rate", 1}}}});
+  ASSERT_EQ(created.exit_code, 0) << created.out << created.err;
+  ASSERT_TRUE(eventually([&] { return !device.desired_versions().empty(); }, 15s));
+  const int64_t v1 = device.last("desired")["version"];
+
+  // kill -9 of the hub while the device's reports stream in: what the hub had acknowledged
+  // (shown) before the kill is kept, and the reports sent around the kill still arrive.
+  device.report({{"temp", 0}}, v1);
+  ASSERT_TRUE(
+      eventually([&] { return fleet.get("devices", "dev-1")["reportedVersion"] > 0; }, 15s));
+  json before_kill;
+  for (int i = 1; i <= 40; ++i) {
+    device.report({{"temp", i}}, v1);
+    if (i == 20) {
+      before_kill = fleet.get("devices", "dev-1");
+      fleet.kill9_hub();
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  fleet.start_hub();
+  json twin = fleet.get("devices", "dev-1");
+  EXPECT_GE(twin["reportedVersion"], before_kill["reportedVersion"]) << twin.dump(1);
+  EXPECT_EQ(twin["desired"], json({{"rate", 1}}));
+  EXPECT_EQ(twin["desiredVersion"], v1);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return fleet.get("devices", "dev-1")["reported"] == json({{"temp", 40}});
+      },
+      20s))
+      << fleet.get("devices", "dev-1").dump(1);
+
+  // kill -9 of the hub right after it committed a desired set and before it published it
+  // (fail point hub.twin_after_commit): the set was never answered, but it is in the store, so
+  // it stands, and the device gets it from the next hub process, once.
+  const int64_t reported_before = fleet.get("devices", "dev-1")["reportedVersion"];
+  fleet.kill9_hub();
+  fleet.start_hub({{"FLOTILLA_FAILPOINT", "hub.twin_after_commit"}});
+  RunResult cut = fleet.flotctl({"twin", "set", "dev-1", "rate=5"});
+  EXPECT_NE(cut.exit_code, 0) << cut.out;
+  ASSERT_TRUE(fleet.wait_hub_exit(10s).has_value()) << "the fail point did not kill the hub";
+  fleet.start_hub();
+  twin = fleet.get("devices", "dev-1");
+  EXPECT_EQ(twin["desired"], json({{"rate", 5}}));
+  EXPECT_EQ(twin["desiredVersion"], v1 + 1);
+  EXPECT_EQ(twin["reported"], json({{"temp", 40}}));
+  EXPECT_EQ(twin["reportedVersion"], reported_before);
+  // No report from the device is needed to get it there: the agent says hello to the new hub
+  // (HubOnline), which answers with the full list of the node's devices.
+  ASSERT_TRUE(eventually([&] { return device.last("desired")["version"] == v1 + 1; }, 20s))
+      << device.last("desired").dump();
+  EXPECT_EQ(device.last("desired")["desired"], json({{"rate", 5}}));
+  // Exactly once as the device sees it: versions never go backwards, and each version it was
+  // offered (again, when retained) is one document.
+  auto versions = device.desired_versions();
+  for (size_t i = 1; i < versions.size(); ++i) EXPECT_GE(versions[i], versions[i - 1]);
+  EXPECT_EQ(std::set<int64_t>(versions.begin(), versions.end()), (std::set<int64_t>{v1, v1 + 1}));
+
+  // A later report reaches the hub.
+  device.report({{"rate", 5}}, v1 + 1);
+  ASSERT_TRUE(eventually(
+      [&] {
+        json t = fleet.get("devices", "dev-1");
+        return t["observedDesired"] == v1 + 1 && t["delta"].empty() &&
+               t["reported"] == json({{"rate", 5}, {"temp", 40}});
+      },
+      20s))
+      << fleet.get("devices", "dev-1").dump(1);
 }
 
 }  // namespace
