@@ -365,10 +365,14 @@ TEST(ShardedControllerTest, ShardsIngestInParallelAndLoseNothing) {
   auto names = names_by_shard(5);
   std::vector<std::thread> senders;
   constexpr int kRecords = 200;
-  for (const auto& shard : names) {
-    senders.emplace_back([&, shard] {
-      for (const auto& n : shard) {
-        FakeAgent agent(broker, n, kShards);
+  // The agents outlive the ingest threads' work: those answer a hello (with the node's devices)
+  // on their own thread, and FakeBroker delivers to a client it still lists.
+  std::vector<std::vector<std::unique_ptr<FakeAgent>>> agents(names.size());
+  for (size_t s = 0; s < names.size(); ++s) {
+    senders.emplace_back([&, s] {
+      for (const auto& n : names[s]) {
+        agents[s].push_back(std::make_unique<FakeAgent>(broker, n, kShards));
+        FakeAgent& agent = *agents[s].back();
         agent.hello(0);
         for (int i = 1; i <= kRecords; ++i) {
           agent.status({testing::instance("w", "w-" + std::to_string(i % 7), pb::PHASE_RUNNING,
