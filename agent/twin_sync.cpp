@@ -231,8 +231,10 @@ void TwinSync::on_local_message(const sync::Message& message) {
   if (slash == std::string_view::npos) return;
   std::string device(rest.substr(0, slash));
   std::string_view leaf = rest.substr(slash);
-  if (!sync::validate_node_name(device)) {
+  if (auto st = sync::validate_node_name(device); !st) {
     ++counters_.reports_rejected;
+    log::get("agent")->warn("device message dropped topic='{}' reason='device {}'", message.topic,
+                            st.error().message().substr(5));
     return;
   }
   if (leaf == "/twin/reported") return handle_report(device, message.payload);

@@ -1,6 +1,8 @@
 // A whole agent for fuzzing: Agent with an in-memory store, FakeDriver and FakeClock, connected
 // to a FakeBroker on which a "hub" client publishes down messages and records the agent's up
-// messages. One rig per fuzz input, so every input replays the same way.
+// messages. A second FakeBroker is the node's local device broker (the agent's device bridge),
+// on which a "device" client publishes and records what the agent publishes to devices. One rig
+// per fuzz input, so every input replays the same way.
 #pragma once
 
 #include <map>
@@ -36,9 +38,14 @@ class AgentRig {
     FUZZ_CHECK(hub_->subscribe(sync::shard_up_filter(sync::shard_of(kNode, kShards)), 1).ok(),
                "hub subscribe");
     FUZZ_CHECK(hub_->start().ok(), "hub start");
+    device_ = local_broker_.connect("fuzz-device");
+    device_->set_handlers([this](sync::Message m) { local_.push_back(std::move(m)); }, [](bool) {});
+    FUZZ_CHECK(device_->subscribe("flotilla/local/devices/#", 1).ok(), "device subscribe");
+    FUZZ_CHECK(device_->start().ok(), "device start");
     transport_ = broker_.connect("flotilla-agent-edge-1");
-    agent_ =
-        std::make_unique<agent::Agent>(config_, *store_, driver_, *transport_, clock_, "boot-1");
+    devices_ = local_broker_.connect("flotilla-agent-edge-1-devices");
+    agent_ = std::make_unique<agent::Agent>(config_, *store_, driver_, *transport_, clock_,
+                                            "boot-1", devices_.get());
     auto started = agent_->start();
     FUZZ_CHECK(started.ok(), "agent start: " + (started ? "" : started.error().message()));
     agent_->run_once();
@@ -53,6 +60,14 @@ class AgentRig {
                        : hub_->publish(topic, std::move(payload), 1);
     return st.ok();
   }
+  // Publishes as a device on the local broker; true when the broker took it.
+  bool publish_local(const std::string& topic, std::string payload) {
+    return device_->publish(topic, std::move(payload), 1).ok();
+  }
+  // What the agent published on the local broker since the last clear_up().
+  const std::vector<sync::Message>& local_messages() const { return local_; }
+  const agent::TwinSync& twins() const { return agent_->twins(); }
+
   void run_once() { agent_->run_once(); }
   void advance(Millis d) {
     clock_.advance(d);
@@ -79,7 +94,10 @@ class AgentRig {
     return out;
   }
   const std::vector<sync::Message>& up_messages() const { return up_; }
-  void clear_up() { up_.clear(); }
+  void clear_up() {
+    up_.clear();
+    local_.clear();
+  }
 
   agent::testing::FakeDriver& driver() { return driver_; }
   agent::Store& store() { return *store_; }
@@ -93,7 +111,11 @@ class AgentRig {
   std::unique_ptr<sync::FakeTransport> hub_;
   std::vector<sync::Message> up_;
   std::unique_ptr<agent::Store> store_;
+  sync::FakeBroker local_broker_;
+  std::unique_ptr<sync::FakeTransport> device_;
+  std::vector<sync::Message> local_;
   std::unique_ptr<sync::FakeTransport> transport_;
+  std::unique_ptr<sync::FakeTransport> devices_;
   std::unique_ptr<agent::Agent> agent_;
 };
 

@@ -11,6 +11,12 @@
 //   - a duplicate is re-acked with the agent's revision.
 // Undecodable resync and hub/online payloads, and down messages of unknown kinds, are rejected
 // and logged too.
+// Device twins (down/twin from the hub, reports from devices on the local bridge topics): the
+// twins in memory are the twins in the store, each a valid twin; no device's desired or
+// reported version decreases; an undecodable or misaddressed TwinDesired is rejected and changes
+// nothing; a listed device ends with at least the desired version it was sent; a device report
+// is either rejected (answered on its `rejected` topic, nothing changed) or raises the device's
+// reported version by one, or changes nothing; what goes up on twin is a TwinReported of ours.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -21,6 +27,8 @@
 #include <map>
 #include <string>
 
+#include "agent/twin_sync.hpp"
+#include "common/twin.hpp"
 #include "test/fuzz/agent_rig.hpp"
 #include "test/fuzz/fuzz_check.hpp"
 #include "test/fuzz/fuzz_inputs.hpp"
@@ -48,7 +56,16 @@ struct State {
   Desired desired;
   agent::SyncCounters counters;
   uint64_t warnings = 0;
+  std::string twins;                                              // every twin, as text
+  std::map<std::string, std::pair<uint64_t, uint64_t>> versions;  // desired, reported
+  agent::TwinCounters twin_counters;
 };
+
+std::string twin_text(const std::string& device, const twin::Twin& t) {
+  return device + " " + twin::canonical(t.desired()) + " v" + std::to_string(t.desired_version()) +
+         " " + twin::canonical(t.reported()) + " v" + std::to_string(t.reported_version()) + " o" +
+         std::to_string(t.observed_desired()) + "\n";
+}
 
 LogCounter& agent_log() {
   static auto counter = count_warnings_of("agent");
@@ -63,6 +80,22 @@ State observe(AgentRig& rig) {
   for (const auto& [name, spec] : *loaded) s.desired[name] = canonical(spec);
   s.counters = rig.sync().counters();
   s.warnings = agent_log().warnings();
+  for (const auto& [device, t] : rig.twins().twins()) {
+    s.twins += twin_text(device, t);
+    s.versions[device] = {t.desired_version(), t.reported_version()};
+    auto valid = twin::Twin::restore(twin::canonical(t.desired()), t.desired_version(),
+                                     twin::canonical(t.reported()), t.reported_version(),
+                                     t.observed_desired());
+    FUZZ_CHECK(valid.ok(), "twin of " + device +
+                               " is not a valid twin: " + (valid ? "" : valid.error().message()));
+  }
+  auto stored = rig.store().load_twins();
+  FUZZ_CHECK(stored.ok(), "cannot load the twins: " + (stored ? "" : stored.error().message()));
+  std::string stored_text;
+  for (const auto& [device, t] : *stored) stored_text += twin_text(device, t);
+  FUZZ_CHECK(stored_text == s.twins, "the twins in memory are not the stored ones:\n" + s.twins +
+                                         "stored:\n" + stored_text);
+  s.twin_counters = rig.twins().counters();
   return s;
 }
 
@@ -93,9 +126,98 @@ void check_every_step(const State& before, const State& after) {
         after.revision == before.revision && after.desired == before.desired,
         "desired state changed without an apply: " + describe(before) + " -> " + describe(after));
   }
-  const uint64_t rejected = after.counters.rejected_messages - before.counters.rejected_messages;
+  const uint64_t rejected =
+      after.counters.rejected_messages - before.counters.rejected_messages +
+      after.twin_counters.rejected_messages - before.twin_counters.rejected_messages +
+      after.twin_counters.reports_rejected - before.twin_counters.reports_rejected;
   FUZZ_CHECK(after.warnings - before.warnings >= rejected,
              "a rejected message was not logged: " + describe(after));
+  for (const auto& [device, v] : before.versions) {
+    auto it = after.versions.find(device);
+    if (it == after.versions.end()) continue;  // forgotten (removed, or not in a full list)
+    FUZZ_CHECK(
+        it->second.first >= v.first && it->second.second >= v.second,
+        "a twin version of " + device + " went back:\n" + before.twins + "->\n" + after.twins);
+  }
+}
+
+// What the agent sent up on twin during the step: TwinReported messages of this node.
+void check_twin_up(const AgentRig& rig) {
+  for (const auto& r : rig.up<v1::TwinReported>("twin")) {
+    FUZZ_CHECK(r.node() == AgentRig::kNode, "the agent reported twins of another node");
+    for (const auto& d : r.devices()) {
+      FUZZ_CHECK(twin::parse(d.reported(), "reported").ok(),
+                 "the agent sent an invalid reported document of " + d.device());
+    }
+  }
+}
+
+// One down/twin payload delivered to the agent.
+void check_twin_desired(const std::string& payload, const State& before, const State& after) {
+  const uint64_t rejected =
+      after.twin_counters.rejected_messages - before.twin_counters.rejected_messages;
+  v1::TwinDesired msg;
+  const bool decodes = payload.size() <= sync::kMaxMessageBytes &&
+                       msg.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+  const std::string what = "\n" + before.twins + "->\n" + after.twins;
+  if (!decodes || msg.node() != AgentRig::kNode) {
+    FUZZ_CHECK(rejected == 1, "an undecodable or misaddressed TwinDesired was not rejected");
+    FUZZ_CHECK(after.twins == before.twins, "a rejected TwinDesired changed twins:" + what);
+    return;
+  }
+  std::map<std::string, int> listed;
+  for (const auto& d : msg.devices()) listed[d.device()] += 1;
+  for (const auto& d : msg.devices()) {
+    if (listed[d.device()] != 1 || d.removed() || !twin::parse(d.desired(), "desired").ok() ||
+        !sync::validate_node_name(d.device()).ok()) {
+      continue;
+    }
+    auto it = after.versions.find(d.device());
+    if (it == after.versions.end()) {
+      // Only a full list that ends without it (its parts then name it nowhere) forgets it.
+      FUZZ_CHECK(msg.full(), "device " + d.device() + " sent desired was forgotten:" + what);
+      continue;
+    }
+    FUZZ_CHECK(it->second.first >= d.desired_version(),
+               "device " + d.device() + " holds desired version " +
+                   std::to_string(it->second.first) + " after being sent " +
+                   std::to_string(d.desired_version()) + what);
+  }
+}
+
+// One message a device published on the local broker.
+void check_local(const AgentRig& rig, const std::string& device, const std::string& leaf,
+                 const State& before, const State& after) {
+  const uint64_t rejected =
+      after.twin_counters.reports_rejected - before.twin_counters.reports_rejected;
+  const std::string what = "\n" + before.twins + "->\n" + after.twins;
+  if (!sync::validate_node_name(device).ok()) {
+    FUZZ_CHECK(rejected == 1 && after.twins == before.twins,
+               "a message of a device with an invalid name was taken:" + what);
+    return;
+  }
+  if (leaf != "reported") {
+    FUZZ_CHECK(rejected == 0 && after.twins == before.twins,
+               "a device message on " + leaf + " changed twins:" + what);
+    return;
+  }
+  if (rejected == 1) {
+    FUZZ_CHECK(after.twins == before.twins, "a rejected report changed twins:" + what);
+    bool answered = false;
+    for (const auto& m : rig.local_messages()) {
+      answered |= m.topic == agent::local_twin_topic(device, "rejected");
+    }
+    FUZZ_CHECK(answered, "a rejected report of " + device + " was not answered on 'rejected'");
+    return;
+  }
+  FUZZ_CHECK(rejected == 0, "one report was rejected more than once");
+  if (after.twins == before.twins) return;  // it changed nothing
+  auto was = before.versions.find(device);
+  const uint64_t reported_before = was == before.versions.end() ? 0 : was->second.second;
+  auto now = after.versions.find(device);
+  FUZZ_CHECK(
+      now != after.versions.end() && now->second.second == reported_before + 1,
+      "an accepted report of " + device + " did not raise its reported version by one:" + what);
 }
 
 // Checks the outcome of one delivered down/desired payload.
@@ -203,6 +325,45 @@ void step(AgentRig& rig, FuzzedDataProvider& in, State& state) {
       const State after = observe(rig);
       check_every_step(before, after);
       if (delivered) check_rejected_unless_decodes<v1::HubOnline>(payload, true, before, after);
+      state = after;
+      return;
+    }
+    case AgentOp::kRawTwin:
+    case AgentOp::kBuiltTwin: {
+      std::string payload = op == AgentOp::kRawTwin ? in.ConsumeRandomLengthString(kMaxRawPayload)
+                                                    : sync::encode(build_twin_desired(in, node));
+      const bool delivered = rig.publish(sync::down_topic(node, shards, "twin"), payload);
+      rig.run_once();
+      const State after = observe(rig);
+      check_every_step(before, after);
+      check_twin_up(rig);
+      if (delivered) check_twin_desired(payload, before, after);
+      state = after;
+      return;
+    }
+    case AgentOp::kLocalDevice: {
+      const std::string device = pick(in, kDevices);
+      const std::string leaf = pick(in, kLocalLeaves);
+      std::string payload;
+      if (in.ConsumeBool()) {
+        payload = in.ConsumeRandomLengthString(kMaxRawPayload);
+      } else {
+        // One read after the other: the operands of + are not sequenced.
+        const std::string doc = pick(in, kTwinDocs);
+        const uint64_t observed = twin_version(in);
+        payload =
+            R"({"reported":)" + doc + R"(,"observedDesired":)" + std::to_string(observed) + "}";
+      }
+      const std::string topic = agent::local_twin_topic(device, leaf);
+      const bool delivered =
+          rig.publish_local(topic, payload) &&
+          (sync::topic_matches(agent::local_twin_topic("+", "reported"), topic) ||
+           sync::topic_matches(agent::local_twin_topic("+", "get"), topic));
+      rig.run_once();
+      const State after = observe(rig);
+      check_every_step(before, after);
+      check_twin_up(rig);
+      if (delivered) check_local(rig, device, leaf, before, after);
       state = after;
       return;
     }

@@ -7,9 +7,11 @@
 // node. Every message the hub receives is dropped exactly when its topic does not parse as an up
 // topic of the right shard, its payload is oversized or undecodable, or the payload's node
 // differs from the topic's; then it is counted once in flotilla_hub_messages_dropped_total with
-// that reason, logged, changes nothing in the store and makes the hub send nothing. After every
+// that reason, logged, changes nothing in the store and makes the hub send nothing. Device twins:
+// no device's desired or reported version decreases; stored documents parse as twin documents;
+// every TwinDesired the hub sends is for its topic's node and carries valid documents. After every
 // input the store answers what the REST API and the protocol ask (nodes, workloads, instances,
-// events, desired rows and messages) and the API's views render.
+// events, desired rows and messages, devices) and the API's views render.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstddef>
@@ -20,6 +22,7 @@
 #include <type_traits>
 
 #include "agent/desired_validation.hpp"
+#include "common/twin.hpp"
 #include "test/fuzz/fuzz_check.hpp"
 #include "test/fuzz/fuzz_inputs.hpp"
 #include "test/fuzz/hub_rig.hpp"
@@ -38,6 +41,7 @@ LogCounter& sync_log() {
 struct HubState {
   std::string digest;  // everything a dropped message must leave alone
   std::map<std::string, uint64_t> revisions;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> twins;  // device -> desired, reported v.
   uint64_t dropped = 0;
   uint64_t warnings = 0;
 };
@@ -86,6 +90,20 @@ HubState observe(HubRig& rig) {
   auto events = store.list_events(newest);
   FUZZ_CHECK(events.ok(), "list_events: " + events.error().message());
   if (!events->empty()) s.digest += "event " + std::to_string(events->back().id) + "\n";
+  auto devices = store.list_devices();
+  FUZZ_CHECK(devices.ok(), "list_devices: " + devices.error().message());
+  for (const auto& d : *devices) {
+    s.twins[d.name] = {d.desired_version, d.reported_version};
+    s.digest += "device " + d.name + "@" + d.node + " " + d.desired + " v" +
+                std::to_string(d.desired_version) + " " + d.reported + " v" +
+                std::to_string(d.reported_version) + " o" + std::to_string(d.observed_desired) +
+                "\n";
+    for (const auto* doc : {&d.desired, &d.reported}) {
+      auto parsed = twin::parse(*doc, "stored");
+      FUZZ_CHECK(parsed.ok() && parsed->is_object() && twin::canonical(*parsed) == *doc,
+                 "device " + d.name + " holds a document that is not canonical twin JSON: " + *doc);
+    }
+  }
   s.dropped = dropped_total(rig.metrics());
   s.warnings = sync_log().warnings();
   return s;
@@ -108,6 +126,13 @@ void check_queryable(HubRig& rig) {
   auto workloads_view = rig.controller().workloads_view();
   FUZZ_CHECK(workloads_view.ok(), "workloads_view: " + workloads_view.error().message());
   (void)workloads_view->dump();
+  auto devices_view = rig.controller().devices_view();
+  FUZZ_CHECK(devices_view.ok(), "devices_view: " + devices_view.error().message());
+  for (const auto& d : (*devices_view)["items"]) {
+    auto one = rig.controller().device_view(d["name"].get<std::string>());
+    FUZZ_CHECK(one.ok() && one->has_value(), "device_view(" + d["name"].dump() + ") failed");
+    (void)(*one)->dump();
+  }
   auto events_view = rig.controller().events_view({});
   FUZZ_CHECK(events_view.ok(), "events_view: " + events_view.error().message());
   (void)events_view->dump();
@@ -129,6 +154,16 @@ size_t check_sent(const HubRig& rig, const sync::Message& mine) {
     FUZZ_CHECK(m.payload.size() <= sync::kMaxMessageBytes, "hub sent an oversized message");
     auto topic = sync::parse_topic(m.topic);
     FUZZ_CHECK(topic.ok(), "hub sent on a bad topic '" + m.topic + "'");
+    if (topic->kind == "twin") {
+      auto t = sync::decode<v1::TwinDesired>(m.payload);
+      FUZZ_CHECK(t.ok() && t->node() == topic->node, "hub sent a bad TwinDesired to " + m.topic);
+      for (const auto& d : t->devices()) {
+        if (d.removed()) continue;
+        auto doc = twin::parse(d.desired(), "desired");
+        FUZZ_CHECK(doc.ok(), "hub sent device " + d.device() + " an invalid desired document");
+      }
+      continue;
+    }
     if (topic->kind != "desired") continue;
     auto d = sync::decode<v1::DesiredState>(m.payload);
     FUZZ_CHECK(d.ok(), "hub sent an undecodable DesiredState");
@@ -146,6 +181,15 @@ void check_every_step(const HubState& before, const HubState& after) {
     FUZZ_CHECK(it->second >= revision, "desired revision of '" + node + "' went back from " +
                                            std::to_string(revision) + " to " +
                                            std::to_string(it->second));
+  }
+  for (const auto& [device, versions] : before.twins) {
+    auto it = after.twins.find(device);
+    if (it == after.twins.end()) continue;  // deleted (kChangeDevices)
+    FUZZ_CHECK(it->second.first >= versions.first && it->second.second >= versions.second,
+               "a version of device '" + device + "' went back: desired " +
+                   std::to_string(versions.first) + " -> " + std::to_string(it->second.first) +
+                   ", reported " + std::to_string(versions.second) + " -> " +
+                   std::to_string(it->second.second));
   }
   FUZZ_CHECK(after.warnings - before.warnings >= after.dropped - before.dropped,
              "a dropped message was not logged");
@@ -190,6 +234,7 @@ std::string must_drop(const std::string& topic_text, const std::string& payload)
   if (k == "ack") return payload_problem<v1::Ack>(payload, n);
   if (k == "status") return payload_problem<v1::StatusBatch>(payload, n);
   if (k == "will") return payload_problem<v1::Offline>(payload, n);
+  if (k == "twin") return payload_problem<v1::TwinReported>(payload, n);
   return "bad_topic";
 }
 
@@ -258,6 +303,38 @@ void send(HubRig& rig, FuzzedDataProvider& in, HubOp op, HubState& state) {
   state = after;
 }
 
+// What a REST client does to the rig's devices. A set with a stale ifVersion is refused and
+// changes nothing.
+void change_devices(HubRig& rig, FuzzedDataProvider& in, const HubState& state) {
+  auto& c = rig.controller();
+  const std::string device = pick(in, {"dev-1", "dev-2"});
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0: {
+      auto r = c.set_device_desired(device, {{"rate", in.ConsumeIntegralInRange<int>(0, 3)}}, {});
+      FUZZ_CHECK(r.ok(), "set_device_desired: " + (r ? "" : r.error().message()));
+      return;
+    }
+    case 1: {
+      auto it = state.twins.find(device);
+      if (it == state.twins.end()) return;
+      auto r = c.set_device_desired(device, {{"rate", 9}}, it->second.first + 1);
+      FUZZ_CHECK(r.ok() && r->code == hub::DeviceOutcome::Code::kConflict,
+                 "a stale ifVersion was not refused");
+      FUZZ_CHECK(observe(rig).digest == state.digest, "a refused set changed the store");
+      return;
+    }
+    case 2: {
+      auto r = c.delete_device(device);
+      FUZZ_CHECK(r.ok(), "delete_device: " + (r ? "" : r.error().message()));
+      return;
+    }
+    default:
+      rig.put_device(device, device == "dev-1" ? R"({"node": "edge-1", "desired": {"rate": 2}})"
+                                               : R"({"node": "edge-2"})");
+      return;
+  }
+}
+
 void step(HubRig& rig, FuzzedDataProvider& in, HubState& state) {
   const auto op = static_cast<HubOp>(in.ConsumeIntegralInRange<uint8_t>(0, kHubOpLast));
   switch (op) {
@@ -266,9 +343,12 @@ void step(HubRig& rig, FuzzedDataProvider& in, HubState& state) {
     case HubOp::kOversized:
       return send(rig, in, op, state);
     case HubOp::kAdvanceClock:
-    case HubOp::kChangeWorkloads: {
+    case HubOp::kChangeWorkloads:
+    case HubOp::kChangeDevices: {
       rig.clear_down();
-      if (op == HubOp::kAdvanceClock) {
+      if (op == HubOp::kChangeDevices) {
+        change_devices(rig, in, state);
+      } else if (op == HubOp::kAdvanceClock) {
         rig.advance(Millis(in.ConsumeIntegralInRange<int64_t>(0, 60000)));
       } else if (const int change = in.ConsumeIntegralInRange<int>(0, 3); change == 0) {
         auto deleted = rig.controller().delete_workload("web");

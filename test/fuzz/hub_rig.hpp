@@ -1,6 +1,7 @@
 // A hub for fuzzing, wired like test/hub/fake_agent.hpp's HubHarness (in-memory store,
 // FakeClock, Controller and SyncServer over a FakeBroker) but without GoogleTest. It starts with
-// a few workloads applied, so that hellos get placements and desired state. An "agents" client
+// a few workloads applied, so that hellos get placements and desired state, and two devices
+// (dev-1 on edge-1, dev-2 on edge-2) for twin reports. An "agents" client
 // publishes up messages and records every down message the hub sends. One rig per fuzz input.
 #pragma once
 
@@ -70,6 +71,8 @@ class HubRig {
     FUZZ_CHECK(agents_->subscribe("flotilla/v1/s/+/n/+/down/+", 1).ok(), "agents subscribe");
     FUZZ_CHECK(agents_->start().ok(), "agents start");
     apply(workloads());
+    put_device("dev-1", R"({"node": "edge-1", "desired": {"rate": 1}})");
+    put_device("dev-2", R"({"node": "edge-2"})");
   }
   HubRig(const HubRig&) = delete;
   HubRig& operator=(const HubRig&) = delete;
@@ -82,6 +85,15 @@ class HubRig {
       return *r;
     }();
     return parsed;
+  }
+
+  // Creates or replaces a device (body as PUT /api/v1/devices/NAME takes it).
+  void put_device(const std::string& name, const std::string& body) {
+    auto r = controller_->put_device(name, nlohmann::json::parse(body));
+    FUZZ_CHECK(r.ok(), "put_device: " + (r ? "" : r.error().message()));
+    FUZZ_CHECK(
+        r->code == hub::DeviceOutcome::Code::kOk || r->code == hub::DeviceOutcome::Code::kCreated,
+        "put_device " + name + ": " + r->message);
   }
 
   void apply(const std::vector<hub::WorkloadManifest>& manifests) {

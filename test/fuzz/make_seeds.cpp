@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,35 @@ void built_snapshot(SeedWriter& w) {
   w.num<int>(0, 0, 3);
 }
 
+v1::DeviceDesired device_desired(const std::string& device, const std::string& doc,
+                                 uint64_t version, bool removed = false) {
+  v1::DeviceDesired d;
+  d.set_device(device);
+  d.set_desired(doc);
+  d.set_desired_version(version);
+  d.set_removed(removed);
+  return d;
+}
+
+// A near_revision() read giving 1 + `plus` (0..3).
+void twin_version(SeedWriter& w, uint64_t plus) {
+  w.num<uint8_t>(0, 0, 3).num<uint64_t>(plus, 0, 3);
+}
+
+// A device's step on the local broker: device and leaf by index, then a built report of
+// kTwinDocs[doc] observing desired version 1, or `raw` as the payload.
+void local(SeedWriter& w, size_t device, size_t leaf, std::optional<size_t> doc,
+           const std::string& raw = "") {
+  w.agent_op(AgentOp::kLocalDevice).pick(device, kDevices.size()).pick(leaf, kLocalLeaves.size());
+  w.flag(!doc.has_value());
+  if (doc) {
+    w.pick(*doc, kTwinDocs.size());
+    twin_version(w, 0);
+  } else {
+    w.str(raw);
+  }
+}
+
 std::map<std::string, std::string> agent_seeds() {
   const std::string me = "edge-1";
   std::map<std::string, std::string> out;
@@ -152,6 +182,54 @@ std::map<std::string, std::string> agent_seeds() {
     out["seed-hub_online_and_broker"] = w.bytes();
   }
   {
+    // Twins: a full list, a device acting on it and reporting, a report rejected, a get, a
+    // newer desired, a stale one and a removal.
+    SeedWriter w;
+    v1::TwinDesired full;
+    full.set_node(me);
+    full.set_full(true);
+    *full.add_devices() = device_desired("dev-1", R"({"rate":5})", 1);
+    *full.add_devices() = device_desired("dev-2", "{}", 2);
+    w.agent_op(AgentOp::kRawTwin).str(full.SerializeAsString());
+    local(w, 0, 0, 1);  // dev-1 reports {"rate":5}
+    local(w, 0, 0, std::nullopt, R"({"reported": 5})");
+    local(w, 1, 1, std::nullopt, "");  // dev-2 asks for its twin
+    local(w, 2, 0, 2);                 // a device the hub does not know reports
+    v1::TwinDesired change;
+    change.set_node(me);
+    *change.add_devices() = device_desired("dev-1", R"({"rate":null,"mode":"eco"})", 2);
+    *change.add_devices() = device_desired("dev-2", R"({"rate":1})", 1);  // stale
+    w.agent_op(AgentOp::kRawTwin).str(change.SerializeAsString());
+    v1::TwinDesired removal;
+    removal.set_node(me);
+    *removal.add_devices() = device_desired("dev-2", "", 0, true);
+    w.agent_op(AgentOp::kRawTwin).str(removal.SerializeAsString());
+    w.agent_op(AgentOp::kAdvanceClock).num<int64_t>(5000, 0, 20000);
+    out["seed-twins"] = w.bytes();
+  }
+  {
+    // Twin messages to reject: undecodable, another node's, bad documents and names; then one
+    // built from the input (dev-1, {"rate":5}, desired version 2).
+    SeedWriter w;
+    w.agent_op(AgentOp::kRawTwin).str("\x0a\xff\xff");
+    v1::TwinDesired other;
+    other.set_node("edge-2");
+    *other.add_devices() = device_desired("dev-1", "{}", 1);
+    w.agent_op(AgentOp::kRawTwin).str(other.SerializeAsString());
+    v1::TwinDesired bad;
+    bad.set_node(me);
+    *bad.add_devices() = device_desired("dev-1", "[1]", 1);
+    *bad.add_devices() = device_desired("Bad/Name", "{}", 1);
+    *bad.add_devices() = device_desired("dev-2", R"({"rate":)", 1);
+    w.agent_op(AgentOp::kRawTwin).str(bad.SerializeAsString());
+    w.agent_op(AgentOp::kBuiltTwin).num<uint8_t>(1, 0, 15).flag(false).flag(false);
+    w.num<int>(1, 0, 3).pick(0, kDevices.size()).pick(1, kTwinDocs.size());
+    twin_version(w, 1);
+    twin_version(w, 0);
+    w.num<uint8_t>(1, 0, 3);  // not removed
+    out["seed-twin_rejected_and_built"] = w.bytes();
+  }
+  {
     SeedWriter w;
     w.agent_op(AgentOp::kBuiltDesired);
     built_snapshot(w);
@@ -199,7 +277,7 @@ void built_hello(SeedWriter& w) {
 
 std::map<std::string, std::string> hub_seeds() {
   std::map<std::string, std::string> out;
-  enum Kind : size_t { kHello, kHeartbeat, kAck, kStatus, kWill, kBogus };
+  enum Kind : size_t { kHello, kHeartbeat, kAck, kStatus, kWill, kBogus, kTwin };
   {
     SeedWriter w;
     hub_raw(w, 0, kHello, TopicForm::kCanonical, hello("edge-1").SerializeAsString());
@@ -266,6 +344,45 @@ std::map<std::string, std::string> hub_seeds() {
     w.hub_op(HubOp::kChangeWorkloads).num<int>(2, 0, 3);
     w.hub_op(HubOp::kAdvanceClock).num<int64_t>(60000, 0, 60000);
     out["seed-built_oversized_clock_workloads"] = w.bytes();
+  }
+  {
+    // Twins: reports by version (new, stale, another node's device, an unknown one, malformed),
+    // REST changes of desired (set, stale ifVersion, delete, create), a report built from the
+    // input.
+    SeedWriter w;
+    hub_raw(w, 0, kHello, TopicForm::kCanonical, hello("edge-1").SerializeAsString());
+    auto report = [](const std::string& device, const std::string& doc, uint64_t version) {
+      v1::TwinReported r;
+      r.set_node("edge-1");
+      auto* d = r.add_devices();
+      d->set_device(device);
+      d->set_reported(doc);
+      d->set_reported_version(version);
+      d->set_observed_desired(1);
+      d->set_desired_version(1);
+      return r.SerializeAsString();
+    };
+    hub_raw(w, 0, kTwin, TopicForm::kCanonical, report("dev-1", R"({"rate":1})", 2));
+    hub_raw(w, 0, kTwin, TopicForm::kCanonical, report("dev-1", R"({"rate":0})", 1));
+    hub_raw(w, 0, kTwin, TopicForm::kCanonical, report("dev-2", R"({"rate":1})", 5));
+    hub_raw(w, 0, kTwin, TopicForm::kCanonical, report("dev-x", "{}", 1));
+    hub_raw(w, 0, kTwin, TopicForm::kCanonical, report("dev-1", "[1]", 7));
+    hub_raw(w, 0, kTwin, TopicForm::kCanonical,
+            "\x0a\x05"
+            "ed");
+    w.hub_op(HubOp::kChangeDevices).pick(0, 2).num<int>(0, 0, 3).num<int>(2, 0, 3);
+    w.hub_op(HubOp::kChangeDevices).pick(0, 2).num<int>(1, 0, 3);
+    w.hub_op(HubOp::kChangeDevices).pick(1, 2).num<int>(2, 0, 3);
+    w.hub_op(HubOp::kChangeDevices).pick(1, 2).num<int>(3, 0, 3);
+    w.hub_op(HubOp::kBuilt).pick(0, kHubNodes.size()).pick(kTwin, kUpKinds.size());
+    w.num<uint8_t>(0, 0, kTopicFormLast);
+    w.num<uint8_t>(static_cast<uint8_t>(UpType::kTwin), 0, kUpTypeLast).num<uint8_t>(1, 0, 15);
+    w.num<int>(1, 0, 3).pick(0, kDevices.size()).pick(1, kTwinDocs.size());
+    w.num<uint8_t>(0, 0, 3).num<uint64_t>(3, 0, 3);  // reported version 4
+    w.num<uint8_t>(0, 0, 3).num<uint64_t>(0, 0, 3);
+    w.num<uint8_t>(0, 0, 3).num<uint64_t>(0, 0, 3);
+    w.hub_op(HubOp::kAdvanceClock).num<int64_t>(10000, 0, 60000);
+    out["seed-twins"] = w.bytes();
   }
   {
     // Found by fuzz_hub_messages: a Hello claiming revision 2^64-1 wraps the node's revision to 0.

@@ -97,6 +97,46 @@ inline v1::InstanceStatus build_instance(FuzzedDataProvider& in, uint64_t seq_hi
   return s;
 }
 
+// A twin version: small (near what the rigs' twins hold) or an extreme.
+inline uint64_t twin_version(FuzzedDataProvider& in) { return near_revision(in, 1); }
+
+// Devices reporting, as an agent would send them for `node`.
+inline v1::TwinReported build_twin_reported(FuzzedDataProvider& in, const std::string& node) {
+  v1::TwinReported r;
+  r.set_node(node);
+  const int devices = in.ConsumeIntegralInRange<int>(0, 3);
+  for (int i = 0; i < devices; ++i) {
+    auto* d = r.add_devices();
+    d->set_device(pick(in, kDevices));
+    d->set_reported(pick(in, kTwinDocs));
+    d->set_reported_version(twin_version(in));
+    d->set_observed_desired(twin_version(in));
+    d->set_desired_version(twin_version(in));
+  }
+  return r;
+}
+
+// Desired documents for the agent's devices, as the hub sends them to `node`.
+inline v1::TwinDesired build_twin_desired(FuzzedDataProvider& in, const std::string& node) {
+  v1::TwinDesired t;
+  t.set_node(in.ConsumeIntegralInRange<uint8_t>(0, 15) == 0 ? "edge-2" : node);
+  t.set_full(in.ConsumeBool());
+  if (in.ConsumeBool()) {
+    t.set_parts(in.ConsumeIntegralInRange<uint32_t>(0, 3));
+    t.set_part(in.ConsumeIntegralInRange<uint32_t>(0, 3));
+  }
+  const int devices = in.ConsumeIntegralInRange<int>(0, 3);
+  for (int i = 0; i < devices; ++i) {
+    auto* d = t.add_devices();
+    d->set_device(pick(in, kDevices));
+    d->set_desired(pick(in, kTwinDocs));
+    d->set_desired_version(twin_version(in));
+    d->set_reported_version(twin_version(in));
+    d->set_removed(in.ConsumeIntegralInRange<uint8_t>(0, 3) == 0);
+  }
+  return t;
+}
+
 // An up message of `type` whose node field is mostly `node`. `revision` and `seq` are the hub's
 // current view of that node (for values near it).
 inline std::string build_up(FuzzedDataProvider& in, UpType type, const std::string& node,
@@ -157,6 +197,8 @@ inline std::string build_up(FuzzedDataProvider& in, UpType type, const std::stri
       o.set_boot_id(pick(in, {"boot-1", "boot-2", ""}));
       return sync::encode(o);
     }
+    case UpType::kTwin:
+      return sync::encode(build_twin_reported(in, who));
   }
   return {};
 }
