@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   flags.add("devices", "twin: devices (device i on node i mod nodes)", "100000");
   flags.add("twin-sets", "twin: desired sets under load, one per device (0: every device)", "0");
   flags.add("twin-paced-sets", "twin: then desired sets from one client, one at a time", "1000");
+  flags.add("twin-paced-gap-ms", "twin: pause between the sets from one client", "0");
   flags.add("twin-records", "twin: device reports in the reported flood", "1000000");
   flags.add("twin-per-message",
             "twin: devices per TwinReported in the flood (0: all of a node's, as the agent's "
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
   };
   int64_t broker_port, hub_port, hub_pid, broker_pid, nodes, per, shards, hb, connecting, timeout,
       poll, revs, workloads, batches, records, window, instances, passes, devices, twin_sets, paced,
-      twin_records, per_message, parallel, check;
+      gap_ms, twin_records, per_message, parallel, check;
   const IntFlag ints[] = {{"broker-port", 1, 65535, &broker_port},
                           {"hub-port", 1, 65535, &hub_port},
                           {"hub-pid", 0, 1 << 30, &hub_pid},
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
                           {"devices", 1, 10'000'000, &devices},
                           {"twin-sets", 0, 10'000'000, &twin_sets},
                           {"twin-paced-sets", 0, 10'000'000, &paced},
+                          {"twin-paced-gap-ms", 0, 60'000, &gap_ms},
                           {"twin-records", 1, 1'000'000'000, &twin_records},
                           {"twin-per-message", 0, 100'000, &per_message},
                           {"http-parallel", 1, 256, &parallel},
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
   o.devices = static_cast<uint32_t>(devices);
   o.twin_sets = static_cast<uint32_t>(twin_sets);
   o.twin_paced_sets = static_cast<uint32_t>(paced);
+  o.twin_paced_gap_ms = static_cast<uint32_t>(gap_ms);
   o.twin_records = static_cast<uint64_t>(twin_records);
   o.twin_per_message = static_cast<uint32_t>(per_message);
   o.http_parallel = static_cast<uint32_t>(parallel);

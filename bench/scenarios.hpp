@@ -34,6 +34,7 @@ struct ScenarioOptions {
   uint32_t devices = 100000;  // twin: devices, device i on node i mod nodes
   uint32_t twin_sets = 0;     // twin: desired sets under load (0: one per device)
   uint32_t twin_paced_sets = 1000;  // twin: then sets from one client, one at a time
+  uint32_t twin_paced_gap_ms = 0;   // twin: pause between those sets
   uint64_t twin_records = 1000000;  // twin: device reports in the reported flood
   uint32_t twin_per_message = 0;    // twin: devices per TwinReported (0: all of a node's)
   uint32_t http_parallel = 8;       // twin: concurrent REST clients

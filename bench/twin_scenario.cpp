@@ -58,7 +58,8 @@ struct Requests {
 };
 
 template <typename Make>
-Requests run_requests(const ScenarioOptions& o, uint32_t count, uint32_t parallel, Make make) {
+Requests run_requests(const ScenarioOptions& o, uint32_t count, uint32_t parallel, Make make,
+                      uint32_t gap_ms = 0) {
   Requests r;
   r.sent.resize(count);
   r.answered.resize(count);
@@ -76,6 +77,7 @@ Requests run_requests(const ScenarioOptions& o, uint32_t count, uint32_t paralle
         r.answered[i] = Clock::now();
         if (reply) r.replies[i] = std::move(*reply);
         if (!reply) r.replies[i].body = reply.error().message();
+        if (gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
       }
     });
   }
@@ -141,15 +143,18 @@ bool wait_quiet(Harness& h, LoopTwins& twins, const ScenarioOptions& o) {
 // must reach its device as desired version `version`. Rows for the table.
 bool desired_pass(LoopTwins& twins, const ScenarioOptions& o, const std::string& what,
                   uint32_t first, uint32_t count, uint32_t parallel, uint64_t version,
-                  std::ostream& out) {
+                  uint32_t gap_ms, std::ostream& out) {
   const uint64_t entries0 = twins.counters().desired_entries;
   const uint64_t msgs0 = twins.counters().desired_msgs;
-  Requests r = run_requests(o, count, parallel, [&](uint32_t i) {
-    const std::string body = "{\"desired\":{\"setpoint\":" + std::to_string(first + i) +
-                             ",\"pass\":" + std::to_string(version) + "}}";
-    return std::make_tuple(std::string("POST"),
-                           "/api/v1/devices/" + device_name(first + i) + "/desired", body);
-  });
+  Requests r = run_requests(
+      o, count, parallel,
+      [&](uint32_t i) {
+        const std::string body = "{\"desired\":{\"setpoint\":" + std::to_string(first + i) +
+                                 ",\"pass\":" + std::to_string(version) + "}}";
+        return std::make_tuple(std::string("POST"),
+                               "/api/v1/devices/" + device_name(first + i) + "/desired", body);
+      },
+      gap_ms);
   const bool all = wait_until(o, [&] {
     return twins.on_loop([&](VirtualTwins& t) {
       for (uint32_t i = first; i < first + count; ++i) {
@@ -259,11 +264,16 @@ int run_twin(const ScenarioOptions& o, std::ostream& out) {
 
   // Phase 1: desired update → device receives.
   const uint32_t sets = o.twin_sets == 0 ? o.devices : std::min(o.twin_sets, o.devices);
-  ok = desired_pass(twins, o, "loaded", 0, sets, o.http_parallel, 1, out) && ok;
+  ok = desired_pass(twins, o, "loaded", 0, sets, o.http_parallel, 1, 0, out) && ok;
   wait_quiet(h, twins, o);
   const uint32_t paced = std::min(o.twin_paced_sets, o.devices);
   if (paced > 0) {
-    ok = desired_pass(twins, o, "one client", 0, paced, 1, sets >= paced ? 2 : 1, out) && ok;
+    const std::string what =
+        o.twin_paced_gap_ms > 0 ? "one client, " + std::to_string(o.twin_paced_gap_ms) + " ms apart"
+                                : std::string("one client");
+    ok = desired_pass(twins, o, what, 0, paced, 1, sets >= paced ? 2 : 1, o.twin_paced_gap_ms,
+                      out) &&
+         ok;
     wait_quiet(h, twins, o);
   }
 
