@@ -175,13 +175,6 @@ std::optional<uint64_t> resource_version_param(const httplib::Request& req, http
   return static_cast<uint64_t>(v);
 }
 
-// Devices have no labels: a selector would match none of them, so it is refused.
-bool no_device_selector(const httplib::Request& req, httplib::Response& res, Change::Kind kind) {
-  if (kind != Change::Kind::kDevice || !req.has_param("labelSelector")) return true;
-  send_error(res, 400, "labelSelector: devices have no labels (select by ?node=NAME)");
-  return false;
-}
-
 }  // namespace
 
 Api::Api(Controller& controller, Metrics& metrics, WatchLog& watch, ApiOptions options)
@@ -314,7 +307,7 @@ void Api::install(httplib::Server& server) {
 
 void Api::list(const httplib::Request& req, httplib::Response& res, Change::Kind kind) {
   auto watching = bool_param(req, res, "watch");
-  if (!watching || !no_device_selector(req, res, kind)) return;
+  if (!watching) return;
   const std::string node = kind == Change::Kind::kDevice ? req.get_param_value("node") : "";
   if (*watching) {
     WatchFilter filter;
@@ -380,18 +373,45 @@ void Api::watch(const httplib::Request& req, httplib::Response& res, WatchFilter
 void Api::apply(const httplib::Request& req, httplib::Response& res, const std::string& name) {
   auto force = force_param(req, res);
   if (!force) return;
-  auto manifests = parse_manifests(req.body, "request body");
-  if (!manifests) return send_error(res, 400, manifests.error().message());
-  if (!name.empty() && (manifests->size() != 1 || manifests->front().name != name)) {
+  auto all = parse_all_manifests(req.body, "request body");
+  if (!all) return send_error(res, 400, all.error().message());
+  const std::vector<WorkloadManifest>& manifests = all->workloads;
+  if (!name.empty() &&
+      (manifests.size() != 1 || !all->devices.empty() || manifests.front().name != name)) {
     return send_error(
         res, 400, "the body must hold exactly one workload, named '" + name + "' like the path");
   }
-  auto done = controller_.apply(*manifests, *force);
-  if (!done) return send_error(res, 500, done.error().message());
-  if (!done->refused.empty()) return send_error(res, 409, done->refused);
+  // Devices are checked first (a device cannot change node), so that a document the controller
+  // would refuse leaves the workloads alone too.
+  for (const auto& d : all->devices) {
+    auto existing = controller_.device_view(d.name);
+    if (!existing) return send_error(res, 500, existing.error().message());
+    if (*existing && (**existing)["node"] != d.node) {
+      return send_error(res, 400,
+                        "device '" + d.name + "' is attached to node '" +
+                            (**existing)["node"].get<std::string>() +
+                            "'; delete it to attach it to '" + d.node + "'");
+    }
+  }
   json items = json::array();
-  for (const auto& r : done->results) {
-    items.push_back({{"kind", "Workload"}, {"name", r.name}, {"action", r.action}});
+  if (!manifests.empty()) {
+    auto done = controller_.apply(manifests, *force);
+    if (!done) return send_error(res, 500, done.error().message());
+    if (!done->refused.empty()) return send_error(res, 409, done->refused);
+    for (const auto& r : done->results) {
+      items.push_back({{"kind", "Workload"}, {"name", r.name}, {"action", r.action}});
+    }
+  }
+  for (const auto& d : all->devices) {
+    auto put = controller_.put_device(d.name, device_body(d));
+    if (!put) return send_error(res, 500, put.error().message());
+    if (put->code != DeviceOutcome::Code::kOk && put->code != DeviceOutcome::Code::kCreated) {
+      return send_error(res, 400, put->message);
+    }
+    const char* action = put->code == DeviceOutcome::Code::kCreated ? "created"
+                         : put->changed                             ? "configured"
+                                                                    : "unchanged";
+    items.push_back({{"kind", "Device"}, {"name", d.name}, {"action", action}});
   }
   send_json(res, 200, {{"items", items}});
 }

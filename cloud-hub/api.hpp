@@ -9,7 +9,8 @@
 //   GET    /api/v1/workloads[/NAME]          manifests with status
 //   GET    /api/v1/workloads[/NAME]?watch=true
 //   PUT|POST /api/v1/workloads[/NAME]        apply a manifest (YAML or JSON; several documents
-//                                            apply all or nothing)
+//                                            apply all or nothing; without NAME kind Device
+//                                            too, each as PUT /api/v1/devices/NAME would)
 //   DELETE /api/v1/workloads/NAME
 //   (apply and delete take ?force=true past the blast-radius guard; else 409 over its limit)
 //   GET    /api/v1/events?node=&workload=&limit=
@@ -21,7 +22,7 @@
 //   longer held: list again.
 //   GET|PUT|DELETE /api/v1/devices[/NAME], PATCH|POST /api/v1/devices/NAME/desired
 //                                            device twins (api_devices.hpp); their list and
-//                                            watch as above, by ?node=N instead of labels
+//                                            watch as above, also by ?node=N
 //   /api/v1/rollouts, /artifacts             501: not supported yet
 //
 // Errors are JSON {"error": "..."} with a 4xx/5xx status; a rejected request changes nothing.

@@ -90,8 +90,9 @@ struct ApplyOutcome {
 struct DeviceOutcome {
   enum class Code { kOk, kCreated, kNotFound, kInvalid, kConflict };
   Code code = Code::kOk;
-  std::string message;  // kInvalid, kConflict, kNotFound: why
-  nlohmann::json view;  // kOk, kCreated: the device afterwards
+  std::string message;   // kInvalid, kConflict, kNotFound: why
+  nlohmann::json view;   // kOk, kCreated: the device afterwards
+  bool changed = false;  // put_device: it stored something (else the device was as asked)
 };
 
 struct DeleteOutcome {
@@ -152,8 +153,9 @@ class Controller {
   // Gauges in Prometheus text: nodes by state, workloads, instances by phase.
   std::string gauges_text();
 
-  // Device twins. put_device creates or replaces a device from {"node": N, "desired": {...}}
-  // (desired optional; a replace keeps versions, bumping desired's when it changed; the node of
+  // Device twins. put_device creates or replaces a device from {"node": N, "labels": {...},
+  // "desired": {...}} (labels and desired optional: no labels means none, no desired leaves
+  // desired as it is; a replace keeps versions, bumping desired's when it changed; the node of
   // an existing device cannot change). set_device_desired merges a patch into desired, guarded
   // by if_version. Each change commits in the node's shard, then a TwinDesired goes to the node.
   Expected<DeviceOutcome> put_device(const std::string& name, const nlohmann::json& body);
@@ -161,7 +163,7 @@ class Controller {
                                              std::optional<uint64_t> if_version);
   Expected<std::optional<nlohmann::json>> device_view(const std::string& name);
   // {"items": [...], "continue": TOKEN}: the devices of `node`, or of every node when empty, by
-  // name, paged like the other lists (options.selector is not used: devices have no labels).
+  // name, selected by their labels and paged like the other lists.
   Expected<nlohmann::json> devices_view(const std::string& node = "",
                                         const ListOptions& options = {});
   // False when there is no such device; else the node is sent removed = true.

@@ -4,6 +4,7 @@
 #include <csignal>
 
 #include "cloud-hub/controller.hpp"
+#include "cloud-hub/manifest_checker.hpp"
 #include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/twin.hpp"
@@ -31,6 +32,7 @@ void from_twin(const twin::Twin& t, DeviceRecord& d) {
 nlohmann::json device_json(const DeviceRecord& d, const twin::Twin& t) {
   return {{"name", d.name},
           {"node", d.node},
+          {"labels", d.labels},
           {"desired", t.desired()},
           {"desiredVersion", t.desired_version()},
           {"reported", t.reported()},
@@ -51,6 +53,22 @@ pb::DeviceDesired device_desired(const DeviceRecord& d, bool removed = false) {
 }
 
 DeviceOutcome invalid(std::string message) { return {Code::kInvalid, std::move(message), {}}; }
+
+// A body's "labels": an object of label keys to label values (as a manifest's metadata.labels).
+Expected<std::map<std::string, std::string>> labels_of_body(const nlohmann::json& body) {
+  std::map<std::string, std::string> out;
+  auto it = body.find("labels");
+  if (it == body.end() || it->is_null()) return out;
+  if (!it->is_object()) return Error("\"labels\" must be an object of strings");
+  for (const auto& [k, v] : it->items()) {
+    if (!v.is_string() || !valid_label_key(k) || !valid_label_value(v.get<std::string>())) {
+      return Error("label '" + k + "': want a label key (letters, digits, '-', '_', '.', '/') " +
+                   "and a string value (letters, digits, '-', '_', '.'; at most 63)");
+    }
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -170,6 +188,8 @@ Expected<DeviceOutcome> Controller::put_device(const std::string& name,
   }
   std::optional<nlohmann::json> desired;
   if (auto it = body.find("desired"); it != body.end() && !it->is_null()) desired = *it;
+  auto labels = labels_of_body(body);
+  if (!labels) return invalid("device '" + name + "': " + labels.error().message());
 
   std::lock_guard devices_lock(devices_mu_);
   auto found = find_device(name);
@@ -195,19 +215,21 @@ Expected<DeviceOutcome> Controller::put_device(const std::string& name,
     }
     rec.name = name;
     rec.node = node;
-    bool changed = !*existing;
+    bool changed = !*existing || rec.labels != *labels;
+    rec.labels = std::move(*labels);
+    bool desired_changed = false;
     if (desired) {
       auto upd = t.replace_desired(*desired);
       if (!upd) return invalid("Failed to set device '" + name + "': " + upd.error().message());
-      changed = changed || upd->changed();
+      desired_changed = upd->changed();
     }
-    if (changed) {
-      if (auto st =
-              commit_desired_locked(shard, rec, t, *existing ? "DesiredSet" : "DeviceCreated", out);
-          !st) {
-        return st.error();
-      }
+    if (changed || desired_changed) {
+      const char* reason = !*existing        ? "DeviceCreated"
+                           : desired_changed ? "DesiredSet"
+                                             : "DeviceLabeled";
+      if (auto st = commit_desired_locked(shard, rec, t, reason, out); !st) return st.error();
     }
+    outcome.changed = changed || desired_changed;
     outcome.code = *existing ? Code::kOk : Code::kCreated;
     outcome.view = device_json(rec, t);
   }
@@ -283,6 +305,12 @@ Expected<nlohmann::json> Controller::devices_view(const std::string& node,
   std::string next;
   for (const auto& d : all) {
     if (!options.after.empty() && d.name <= options.after) continue;
+    if (!std::all_of(options.selector.begin(), options.selector.end(), [&](const auto& kv) {
+          auto it = d.labels.find(kv.first);
+          return it != d.labels.end() && it->second == kv.second;
+        })) {
+      continue;
+    }
     if (options.limit > 0 && static_cast<int64_t>(items.size()) == options.limit) {
       next = list_token(items.back()["name"].get<std::string>());  // more follow
       break;

@@ -1,4 +1,4 @@
-// Validation of manifest documents into WorkloadManifest values.
+// Validation of manifest documents into WorkloadManifest and DeviceManifest values.
 //
 // The readers below are built from Checker (manifest_checker.hpp), which keeps the first error.
 #include "cloud-hub/manifest.hpp"
@@ -11,6 +11,8 @@
 #include "cloud-hub/manifest_doc.hpp"
 #include "cloud-hub/manifest_sections.hpp"
 #include "cloud-hub/quantity.hpp"
+#include "common/twin.hpp"
+#include "sync/topics.hpp"
 
 namespace flotilla::hub {
 namespace {
@@ -147,7 +149,48 @@ void read_spec(Checker& c, const DocNode& spec, WorkloadManifest& m) {
   }
 }
 
-Expected<WorkloadManifest> read_document(const DocNode& doc, const std::string& source) {
+// kind Device: metadata {name, labels}, spec {node, desired}.
+Expected<DeviceManifest> read_device(Checker& c, const DocNode& doc) {
+  DeviceManifest d;
+  if (const DocNode* meta = c.require(doc, "metadata", "", "with a name");
+      meta != nullptr && c.want_map(*meta, "metadata")) {
+    c.only_fields(*meta, "metadata", {"name", "labels"});
+    if (const DocNode* name = c.require(*meta, "name", "metadata")) {
+      d.line = name->line;
+      d.name = c.text(*name, "metadata.name");
+      if (auto st = sync::validate_node_name(d.name); !st && !c.failed()) {
+        c.fail(*name, "metadata.name", "device " + st.error().message().substr(5));
+      }
+    }
+    if (const DocNode* labels = meta->find("labels"))
+      d.labels = c.labels(*labels, "metadata.labels");
+  }
+  if (c.failed()) return c.error();
+  const DocNode* spec = c.require(doc, "spec", "", "with the node the device is attached to");
+  if (spec == nullptr || !c.want_map(*spec, "spec")) return c.error();
+  c.only_fields(*spec, "spec", {"node", "desired"});
+  if (const DocNode* node = c.require(*spec, "node", "spec", "the node it is attached to")) {
+    d.node = c.text(*node, "spec.node");
+    if (auto st = sync::validate_node_name(d.node); !st && !c.failed()) {
+      c.fail(*node, "spec.node", st.error().message());
+    }
+  }
+  if (const DocNode* desired = spec->find("desired");
+      desired != nullptr && desired->kind != Kind::kNull && c.want_map(*desired, "spec.desired")) {
+    nlohmann::json doc_json = desired->to_json();
+    // The twin's own rules (size, nesting; a whole document has no null properties).
+    twin::Twin check;
+    if (auto st = check.replace_desired(doc_json); !st && !c.failed()) {
+      c.fail(*desired, "spec.desired", st.error().message());
+    }
+    d.desired = std::move(doc_json);
+  }
+  if (c.failed()) return c.error();
+  return d;
+}
+
+// One document of either kind, added to `out`.
+Status read_document(const DocNode& doc, const std::string& source, Manifests& out) {
   Checker c(source);
   WorkloadManifest m;
   if (doc.kind != Kind::kMap) {
@@ -163,13 +206,19 @@ Expected<WorkloadManifest> read_document(const DocNode& doc, const std::string& 
   const DocNode* kind = c.require(doc, "kind", "", "Workload");
   if (c.failed()) return c.error();
   std::string k = c.text(*kind, "kind");
-  if (k == "Device" || k == "Rollout") {
+  if (k == "Rollout") {
     c.fail(*kind, "", "kind " + k + " is not supported yet");
-  } else if (k != "Workload" && !c.failed()) {
-    c.fail(*kind, "kind", "unknown kind '" + k + "' (want Workload)");
+  } else if (k != "Workload" && k != "Device" && !c.failed()) {
+    c.fail(*kind, "kind", "unknown kind '" + k + "' (want Workload or Device)");
   }
   c.only_fields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"});
   if (c.failed()) return c.error();
+  if (k == "Device") {
+    auto d = read_device(c, doc);
+    if (!d) return d.error();
+    out.devices.push_back(std::move(*d));
+    return Ok();
+  }
 
   // A missing or empty metadata is reported as the field the user must add.
   if (const DocNode* meta = doc.find("metadata"); meta == nullptr || meta->kind == Kind::kNull) {
@@ -201,7 +250,13 @@ Expected<WorkloadManifest> read_document(const DocNode& doc, const std::string& 
   if (c.failed()) return c.error();
   if (const DocNode* spec = c.require(doc, "spec", "")) read_spec(c, *spec, m);
   if (c.failed()) return c.error();
-  return m;
+  out.workloads.push_back(std::move(m));
+  return Ok();
+}
+
+// "file.yaml:12" for a document's name line, or the file alone.
+std::string where(const std::string& source, int line) {
+  return line > 0 ? source + ":" + std::to_string(line) : source;
 }
 
 }  // namespace
@@ -219,23 +274,47 @@ Status validate_name(std::string_view name) {
                "ending with a letter or digit)");
 }
 
-Expected<std::vector<WorkloadManifest>> parse_manifests(std::string_view text,
-                                                        const std::string& source) {
+Expected<Manifests> parse_all_manifests(std::string_view text, const std::string& source) {
   auto docs = parse_documents(text, source);
   if (!docs) return docs.error();
   if (docs->empty()) return Error(source + ": no manifest found (the input is empty)");
-  std::vector<WorkloadManifest> out;
-  std::set<std::string> names;
+  Manifests out;
+  std::set<std::string> workloads;
+  std::set<std::string> devices;
   for (const DocNode& doc : *docs) {
-    auto m = read_document(doc, source);
-    if (!m) return m.error();
-    if (!names.insert(m->name).second) {
-      std::string where = m->line > 0 ? source + ":" + std::to_string(m->line) : source;
-      return Error(where + ": metadata.name: workload '" + m->name + "' appears twice");
+    const size_t had_workloads = out.workloads.size();
+    if (auto st = read_document(doc, source, out); !st) return st.error();
+    if (out.workloads.size() > had_workloads) {
+      const WorkloadManifest& m = out.workloads.back();
+      if (!workloads.insert(m.name).second) {
+        return Error(where(source, m.line) + ": metadata.name: workload '" + m.name +
+                     "' appears twice");
+      }
+    } else if (const DeviceManifest& d = out.devices.back(); !devices.insert(d.name).second) {
+      return Error(where(source, d.line) + ": metadata.name: device '" + d.name +
+                   "' appears twice");
     }
-    out.push_back(std::move(*m));
   }
   return out;
+}
+
+Expected<std::vector<WorkloadManifest>> parse_manifests(std::string_view text,
+                                                        const std::string& source) {
+  auto all = parse_all_manifests(text, source);
+  if (!all) return all.error();
+  if (!all->devices.empty()) {
+    const DeviceManifest& d = all->devices.front();
+    return Error(where(source, d.line) + ": kind Device: device '" + d.name +
+                 "' is not a workload (devices are applied with flotctl apply or PUT "
+                 "/api/v1/devices/NAME)");
+  }
+  return std::move(all->workloads);
+}
+
+nlohmann::json device_body(const DeviceManifest& d) {
+  nlohmann::json body = {{"node", d.node}, {"labels", d.labels}};
+  if (d.desired) body["desired"] = *d.desired;
+  return body;
 }
 
 }  // namespace flotilla::hub

@@ -1,8 +1,8 @@
 // Flotilla manifests: parsing and validation of what users apply, shared by the hub and flotctl.
 //
 // A manifest has the Kubernetes shape: apiVersion flotilla/v1, kind, metadata {name, labels},
-// spec, and a status that the hub fills (ignored on apply). Only kind Workload is supported;
-// Device and Rollout are rejected as "not supported yet". Every field is checked: unknown
+// spec, and a status that the hub fills (ignored on apply). Kinds Workload and Device are
+// supported; Rollout is rejected as "not supported yet". Every field is checked: unknown
 // fields, wrong types, bad quantities and missing required fields are errors that name the
 // file, line and field path ("hello.yaml:7: spec.replicas: want a whole number ≥ 0, got
 // 'three'"). A file with several documents is valid only if every document is.
@@ -128,10 +128,33 @@ struct WorkloadManifest {
   int line = 0;  // line of metadata.name in its file (0 when unknown)
 };
 
+// kind Device (docs/hub.md "Devices"): a device attached to a node, with optional desired
+// properties. Applying it is PUT /api/v1/devices/NAME with device_body(): it creates the device
+// or replaces its labels and desired document (a desired version bump only when desired
+// changed); without spec.desired the device's desired is left as it is.
+struct DeviceManifest {
+  std::string name;  // metadata.name: a device name (sync::validate_node_name's rules)
+  StringMap labels;  // metadata.labels
+  std::string node;  // spec.node
+  std::optional<nlohmann::json> desired;  // spec.desired: a twin document (common/twin.hpp)
+  int line = 0;                           // line of metadata.name in its file (0 when unknown)
+};
+
+// What one input holds, in document order per kind.
+struct Manifests {
+  std::vector<WorkloadManifest> workloads;
+  std::vector<DeviceManifest> devices;
+};
+
 // Parses and validates every document in `text` (YAML or JSON). `source` names the input in
-// error messages: a file name, or "request body".
+// error messages: a file name, or "request body". A name may appear once per kind.
+Expected<Manifests> parse_all_manifests(std::string_view text, const std::string& source);
+// The same for input that may hold only workloads (a Device is an error).
 Expected<std::vector<WorkloadManifest>> parse_manifests(std::string_view text,
                                                         const std::string& source);
+
+// The body of PUT /api/v1/devices/NAME for a Device manifest: {"node", "labels", "desired"}.
+nlohmann::json device_body(const DeviceManifest& d);
 
 // Checks that `name` is a DNS label: 1-63 of [a-z0-9-], starting and ending alphanumeric.
 Status validate_name(std::string_view name);

@@ -109,7 +109,13 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE INDEX IF NOT EXISTS devices_by_node ON devices (node, name);
 )sql",
+    // 7: a device's labels (JSON text, as a node's).
+    R"sql(
+ALTER TABLE devices ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+)sql",
 };
+
+}  // namespace
 
 // Labels and runtimes are stored as JSON text; a corrupt column reads as empty.
 std::string labels_to_text(const std::map<std::string, std::string>& labels) {
@@ -125,6 +131,8 @@ std::map<std::string, std::string> labels_from_text(const std::string& text) {
   }
   return out;
 }
+
+namespace {
 
 std::vector<std::string> list_from_text(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);

@@ -100,6 +100,7 @@ struct EventFilter {
 struct DeviceRecord {
   std::string name;  // unique fleet-wide
   std::string node;
+  std::map<std::string, std::string> labels;
   std::string desired = "{}";
   uint64_t desired_version = 0;
   std::string reported = "{}";
@@ -116,6 +117,10 @@ struct StoreCounts {
   int64_t pending_instances = 0;
   std::map<int, int64_t> instances_by_phase;  // by flotilla::v1::Phase
 };
+
+// Labels as the stores keep them: JSON text; a corrupt text reads as no labels.
+std::string labels_to_text(const std::map<std::string, std::string>& labels);
+std::map<std::string, std::string> labels_from_text(const std::string& text);
 
 class Store {
  public:

@@ -1,4 +1,4 @@
-// Store: device twins (the devices table, schema step 6).
+// Store: device twins (the devices table, schema steps 6 and 7).
 #include "cloud-hub/store.hpp"
 
 namespace flotilla::hub {
@@ -6,7 +6,7 @@ namespace {
 
 constexpr const char* kDeviceColumns =
     "name, node, desired, desired_version, reported, reported_version, observed_desired, "
-    "updated_ms";
+    "updated_ms, labels";
 
 DeviceRecord read_device(const sql::Stmt& s) {
   DeviceRecord d;
@@ -18,6 +18,7 @@ DeviceRecord read_device(const sql::Stmt& s) {
   d.reported_version = static_cast<uint64_t>(s.col_int(5));
   d.observed_desired = static_cast<uint64_t>(s.col_int(6));
   d.updated_ms = s.col_int(7);
+  d.labels = labels_from_text(s.col_text(8));
   return d;
 }
 
@@ -47,7 +48,7 @@ Expected<std::vector<DeviceRecord>> Store::list_devices(const std::string& node)
 
 Status Store::put_device(const DeviceRecord& d) {
   auto s = db_.prepare(std::string("INSERT OR REPLACE INTO devices (") + kDeviceColumns +
-                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!s) return s.error();
   s->bind(1, d.name)
       .bind(2, d.node)
@@ -56,7 +57,8 @@ Status Store::put_device(const DeviceRecord& d) {
       .bind(5, d.reported)
       .bind(6, static_cast<int64_t>(d.reported_version))
       .bind(7, static_cast<int64_t>(d.observed_desired))
-      .bind(8, d.updated_ms);
+      .bind(8, d.updated_ms)
+      .bind(9, labels_to_text(d.labels));
   return s->run();
 }
 

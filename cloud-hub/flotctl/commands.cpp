@@ -183,7 +183,7 @@ class Runner {
       text = std::move(*read);
     }
     // Validate here first: precise file:line errors and nothing sent when the file is bad.
-    auto manifests = hub::parse_manifests(text, source);
+    auto manifests = hub::parse_all_manifests(text, source);
     if (!manifests) return fail(manifests.error().message());
     auto first = text.find_first_not_of(" \t\r\n");
     bool is_json = first != std::string::npos && text[first] == '{';
@@ -194,7 +194,8 @@ class Runner {
     auto j = json::parse(res->body, nullptr, false);
     if (!j.is_object() || !j.contains("items")) return fail("hub sent an unexpected answer");
     for (const auto& item : j["items"]) {
-      out_ << "workload/" << item.value("name", "?") << " " << item.value("action", "?") << "\n";
+      const std::string kind = item.value("kind", "Workload") == "Device" ? "device" : "workload";
+      out_ << kind << "/" << item.value("name", "?") << " " << item.value("action", "?") << "\n";
     }
     return kOk;
   }
@@ -224,8 +225,8 @@ class Runner {
       path += "?limit=200";
     }
     if (!args_.selector.empty()) {
-      if (name || *kind == "events" || *kind == "devices") {
-        return usage_error("-l selects from lists of nodes or workloads (no NAME)");
+      if (name || *kind == "events") {
+        return usage_error("-l selects from lists of nodes, workloads or devices (no NAME)");
       }
       path += "?labelSelector=" + url_escape(args_.selector);
     }
@@ -261,8 +262,8 @@ class Runner {
     req.kind = kind;
     if (args_.positional.size() == 3 && !name) name = args_.positional[2];
     req.name = name;
-    if (!args_.selector.empty() && (req.name || kind == "devices")) {
-      return usage_error("-l selects from lists of nodes or workloads (no NAME)");
+    if (!args_.selector.empty() && req.name) {
+      return usage_error("-l selects from lists of nodes, workloads or devices (no NAME)");
     }
     req.selector = args_.selector;
     req.output = args_.output == "table" ? "" : args_.output;
@@ -320,10 +321,11 @@ std::string usage() {
   return "Usage: flotctl [--hub URL] COMMAND\n"
          "Talks to a Flotilla hub (default: $FLOTILLA_HUB or http://127.0.0.1:8080).\n\n"
          "Commands:\n"
-         "  apply -f FILE [--force]     validate and apply a manifest (YAML or JSON; - for stdin)\n"
+         "  apply -f FILE [--force]     validate and apply manifests: workloads and devices\n"
+         "                              (YAML or JSON; - for stdin)\n"
          "  get KIND [NAME] [-o FMT]    list or show nodes, workloads, events or devices\n"
          "                              (FMT: json|yaml)\n"
-         "      [-l k=v,k2=v2]          only the nodes or workloads with these labels\n"
+         "      [-l k=v,k2=v2]          only the nodes, workloads or devices with these labels\n"
          "      [-w] [--output-watch-events]\n"
          "                              then follow each change until Ctrl-C (nodes, workloads,\n"
          "                              devices; with the event ADDED|MODIFIED|DELETED first)\n"

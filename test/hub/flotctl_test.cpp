@@ -307,6 +307,64 @@ TEST_F(FlotctlTest, GetWatchShowsTheEventsOfAWorkload) {
   for (size_t i = 2; i + 1 < events.size(); ++i) EXPECT_EQ(events[i], "MODIFIED");
 }
 
+TEST_F(FlotctlTest, ApplyOfADeviceManifestCreatesAndUpdatesTheDeviceAsPutDoes) {
+  FakeAgent agent(server_.harness.broker, "edge-1");
+  agent.hello(0);
+  auto manifest = [](const std::string& labels, const std::string& desired,
+                     const std::string& node = "edge-1") {
+    return "apiVersion: flotilla/v1\nkind: Device\nmetadata: {name: thermo-1, labels: " + labels +
+           "}\nspec:\n  node: " + node + "\n" + desired + "---\n" +
+           process_workload("web", "replicas: 1");
+  };
+  std::string file = write("dev.yaml", manifest("{room: lab}", "  desired: {setpoint: 21}\n"));
+  Outcome r = flotctl({"apply", "-f", file});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "workload/web created\ndevice/thermo-1 created\n");
+  auto view = [&] { return **server_.harness.controller->device_view("thermo-1"); };
+  EXPECT_EQ(view()["labels"], nlohmann::json({{"room", "lab"}}));
+  EXPECT_EQ(view()["desired"], nlohmann::json({{"setpoint", 21}}));
+  EXPECT_EQ(view()["desiredVersion"], 1);
+  ASSERT_FALSE(agent.twins.empty());
+  EXPECT_EQ(agent.twins.back().devices(0).device(), "thermo-1");
+  EXPECT_EQ(agent.twins.back().devices(0).desired(), R"({"setpoint":21})");
+
+  // Again: nothing changes. New labels and desired: configured, one desired version more.
+  r = flotctl({"apply", "-f", file});
+  EXPECT_EQ(r.out, "workload/web unchanged\ndevice/thermo-1 unchanged\n");
+  EXPECT_EQ(view()["desiredVersion"], 1);
+  file = write("dev.yaml", manifest("{room: hall}", "  desired: {setpoint: 22}\n"));
+  r = flotctl({"apply", "-f", file});
+  EXPECT_EQ(r.out, "workload/web unchanged\ndevice/thermo-1 configured\n") << r.err;
+  EXPECT_EQ(view()["labels"], nlohmann::json({{"room", "hall"}}));
+  EXPECT_EQ(view()["desiredVersion"], 2);
+  // Without spec.desired the device keeps its desired document.
+  file = write("dev.yaml", manifest("{room: hall}", ""));
+  EXPECT_EQ(flotctl({"apply", "-f", file}).out,
+            "workload/web unchanged\ndevice/thermo-1 unchanged\n");
+  EXPECT_EQ(view()["desired"], nlohmann::json({{"setpoint", 22}}));
+  // Lists select devices by label.
+  EXPECT_NE(flotctl({"get", "devices", "-l", "room=hall"}).out.find("thermo-1"), std::string::npos);
+  EXPECT_EQ(flotctl({"get", "devices", "-l", "room=lab"}).out.find("thermo-1"), std::string::npos);
+
+  // Another node: refused before anything is applied (the workload's change too).
+  file = write("dev.yaml",
+               "apiVersion: flotilla/v1\nkind: Device\nmetadata: {name: thermo-1}\n"
+               "spec: {node: edge-2}\n---\n" +
+                   process_workload("web", "replicas: 2"));
+  r = flotctl({"apply", "-f", file});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("device 'thermo-1' is attached to node 'edge-1'"), std::string::npos)
+      << r.err;
+  EXPECT_EQ((**server_.harness.controller->workload_view("web"))["spec"]["replicas"], 1);
+  EXPECT_EQ(view()["node"], "edge-1");
+  // A bad device document: file:line, nothing sent.
+  file = write("bad.yaml", manifest("{room: hall}", "  desired: [1]\n"));
+  r = flotctl({"apply", "-f", file});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("bad.yaml:6: spec.desired: want a mapping, got a list"), std::string::npos)
+      << r.err;
+}
+
 TEST_F(FlotctlTest, GetDevicesWatchAndTwinGetWatchFollowTheTwin) {
   FakeAgent agent(server_.harness.broker, "edge-1");
   agent.hello(0);
@@ -336,7 +394,7 @@ TEST_F(FlotctlTest, GetDevicesWatchAndTwinGetWatchFollowTheTwin) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "error: device 'nope' not found\n");
   EXPECT_EQ(flotctl({"twin", "set", "dev-1", "a=1", "-w"}).code, 2);
-  EXPECT_EQ(flotctl({"get", "devices", "-w", "-l", "a=b"}).code, 2);
+  EXPECT_EQ(flotctl({"twin", "get", "dev-1", "-w", "-l", "a=b"}).code, 2);
 }
 
 TEST_F(FlotctlTest, GetWatchOfOneObjectInJson) {

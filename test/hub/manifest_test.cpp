@@ -34,13 +34,17 @@ spec:
     workdir: /tmp
 )";
 
-// Replaces the first occurrence of `from` in kProcess.
-std::string variant(const std::string& from, const std::string& to) {
-  std::string s = kProcess;
+// Replaces the first occurrence of `from` in `s`.
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
   auto pos = s.find(from);
   EXPECT_NE(pos, std::string::npos) << from;
   if (pos != std::string::npos) s.replace(pos, from.size(), to);
   return s;
+}
+
+// kProcess with the first `from` replaced by `to`.
+std::string variant(const std::string& from, const std::string& to) {
+  return replaced(kProcess, from, to);
 }
 
 std::string error_of(const std::string& text, const std::string& source = "web.yaml") {
@@ -155,13 +159,105 @@ TEST(ManifestTest, ReplicasNotANumber) {
 
 TEST(ManifestTest, UnknownKindAndNotYetKinds) {
   EXPECT_EQ(error_of(variant("kind: Workload", "kind: Pod")),
-            "web.yaml:2: kind: unknown kind 'Pod' (want Workload)");
-  EXPECT_EQ(error_of(variant("kind: Workload", "kind: Device")),
-            "web.yaml:2: kind Device is not supported yet");
+            "web.yaml:2: kind: unknown kind 'Pod' (want Workload or Device)");
   EXPECT_EQ(error_of(variant("kind: Workload", "kind: Rollout")),
             "web.yaml:2: kind Rollout is not supported yet");
   EXPECT_EQ(error_of(variant("apiVersion: flotilla/v1", "apiVersion: v1")),
             "web.yaml:1: apiVersion: want 'flotilla/v1', got 'v1'");
+}
+
+const char* kDevice = R"(apiVersion: flotilla/v1
+kind: Device
+metadata:
+  name: thermo-1
+  labels: {room: lab}
+spec:
+  node: edge-1
+  desired:
+    setpoint: 21.5
+    fan: {mode: auto, speeds: [1, 2]}
+)";
+
+std::string device_variant(const std::string& from, const std::string& to) {
+  return replaced(kDevice, from, to);
+}
+
+std::string device_error(const std::string& text) {
+  auto r = parse_all_manifests(text, "dev.yaml");
+  EXPECT_FALSE(r.ok()) << text;
+  return r.ok() ? "" : r.error().message();
+}
+
+TEST(ManifestTest, ParsesADeviceWithItsNodeLabelsAndDesired) {
+  auto r = parse_all_manifests(std::string(kDevice) + "---\n" + kProcess, "all.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->devices.size(), 1u);
+  ASSERT_EQ(r->workloads.size(), 1u);
+  const DeviceManifest& d = r->devices.front();
+  EXPECT_EQ(d.name, "thermo-1");
+  EXPECT_EQ(d.line, 4);
+  EXPECT_EQ(d.labels, (StringMap{{"room", "lab"}}));
+  EXPECT_EQ(d.node, "edge-1");
+  ASSERT_TRUE(d.desired.has_value());
+  EXPECT_EQ(*d.desired, nlohmann::json::parse(
+                            R"({"setpoint": 21.5, "fan": {"mode": "auto", "speeds": [1, 2]}})"));
+  EXPECT_EQ(device_body(d), nlohmann::json::parse(R"({"node": "edge-1", "labels": {"room": "lab"},
+              "desired": {"setpoint": 21.5, "fan": {"mode": "auto", "speeds": [1, 2]}}})"));
+  // Without spec.desired the device's desired is left alone: the body has none.
+  auto bare = parse_all_manifests(
+      "{\"apiVersion\": \"flotilla/v1\", \"kind\": \"Device\", \"metadata\": {\"name\": \"d\"}, "
+      "\"spec\": {\"node\": \"n1\"}}",
+      "d.json");
+  ASSERT_TRUE(bare.ok()) << bare.error().message();
+  EXPECT_FALSE(bare->devices.front().desired.has_value());
+  EXPECT_EQ(device_body(bare->devices.front()),
+            nlohmann::json::parse(R"({"node": "n1", "labels": {}})"));
+  // Input that may hold only workloads says where the device is.
+  auto only = parse_manifests(kDevice, "dev.yaml");
+  ASSERT_FALSE(only.ok());
+  EXPECT_EQ(only.error().message().rfind("dev.yaml:4: kind Device: device 'thermo-1' is not a "
+                                         "workload",
+                                         0),
+            0u)
+      << only.error().message();
+}
+
+TEST(ManifestTest, TheDeviceExampleParses) {
+  auto text = fs::read_file(std::string(FLOTILLA_SOURCE_DIR) + "/examples/thermostat.yaml");
+  ASSERT_TRUE(text.ok());
+  auto r = parse_all_manifests(*text, "thermostat.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->devices.size(), 1u);
+  EXPECT_EQ(r->devices[0].name, "thermostat-1");
+  EXPECT_EQ(r->devices[0].node, "edge-1");
+  EXPECT_EQ((*r->devices[0].desired)["setpoint"], 21.5);
+}
+
+TEST(ManifestTest, BadDevicesAreRejectedWithWhereAndWhy) {
+  EXPECT_EQ(device_error(device_variant("  node: edge-1\n", "")),
+            "dev.yaml:6: spec.node: required (the node it is attached to)");
+  EXPECT_EQ(device_error(device_variant("node: edge-1", "node: Edge_1")),
+            "dev.yaml:7: spec.node: node name 'Edge_1' may hold only lowercase letters, digits, "
+            "'-', '.' and '_'");
+  EXPECT_EQ(device_error(device_variant("name: thermo-1", "name: -t")),
+            "dev.yaml:4: metadata.name: device name '-t' must start and end with a letter or "
+            "digit");
+  EXPECT_EQ(device_error(device_variant("  node: edge-1", "  node: edge-1\n  replicas: 2"))
+                .rfind("dev.yaml:8: spec.replicas: unknown field", 0),
+            0u);
+  EXPECT_EQ(device_error(device_variant("  desired:\n    setpoint: 21.5\n    fan: {mode: auto, "
+                                        "speeds: [1, 2]}\n",
+                                        "  desired: [1]\n")),
+            "dev.yaml:8: spec.desired: want a mapping, got a list");
+  std::string deep = "  desired: ";
+  for (int i = 0; i < 11; ++i) deep += "{a: ";
+  deep += "1" + std::string(11, '}') + "\n";
+  std::string e =
+      device_error(std::string(kDevice).substr(0, std::string(kDevice).find("  desired:")) + deep);
+  EXPECT_EQ(e.rfind("dev.yaml:8: spec.desired: ", 0), 0u) << e;
+  EXPECT_NE(e.find("nest"), std::string::npos) << e;
+  e = device_error(std::string(kDevice) + "---\n" + kDevice);
+  EXPECT_EQ(e, "dev.yaml:15: metadata.name: device 'thermo-1' appears twice");
 }
 
 TEST(ManifestTest, MissingOrBadName) {

@@ -115,11 +115,13 @@ TEST(HubStoresTest, AHubDbFromBeforeShardingBecomesControlWithItsPlacements) {
     ASSERT_TRUE((*old)->put_node(n).ok());
     ASSERT_TRUE((*old)->update_node_desired("n1", {{"web", "spec"}}, {}).ok());
   }
-  // A real pre-sharding file has no placements table (schema step 5): make this one so.
+  // A real pre-sharding file has no placements table (schema step 5) and no devices table
+  // (steps 6 and 7): make this one so.
   {
     auto db = sql::Db::open(dir / "hub.db");
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE(db->exec("DROP TABLE placements; PRAGMA user_version = 4;").ok());
+    ASSERT_TRUE(
+        db->exec("DROP TABLE placements; DROP TABLE devices; PRAGMA user_version = 4;").ok());
   }
   auto stores = open_hub_stores(dir.path(), kShards, {});
   ASSERT_TRUE(stores.ok()) << stores.error().message();
