@@ -96,16 +96,21 @@ void TwinSync::on_hub_message(const std::string& payload) {
     }
     listed.insert(device);
     if (dd.removed()) {
-      if (twins_.count(device) != 0) {
+      if (twins_.count(device) != 0 || next.count(device) != 0) {
         writes.push_back({device, std::nullopt, false});
         changed_devices.insert(device);
+        next.erase(device);
       }
       continue;
     }
     auto doc = twin::parse(dd.desired(), "desired");
+    // A device listed twice builds on its earlier entry in this message.
+    auto earlier = next.find(device);
     auto current = twins_.find(device);
-    twin::Twin t = current != twins_.end() ? current->second : twin::Twin();
-    const bool is_new = current == twins_.end();
+    twin::Twin t = earlier != next.end()     ? earlier->second
+                   : current != twins_.end() ? current->second
+                                             : twin::Twin();
+    const bool is_new = earlier == next.end() && current == twins_.end();
     Expected<twin::Update> adopted =
         doc ? t.adopt_desired(*doc, dd.desired_version()) : Expected<twin::Update>(doc.error());
     if (!adopted) {
@@ -160,7 +165,7 @@ void TwinSync::on_hub_message(const std::string& payload) {
       twins_.erase(w.device);
       log->info("twin forgotten device={}", w.device);
     } else {
-      twins_[w.device] = std::move(next[w.device]);
+      twins_[w.device] = *w.twin;  // as stored, in order (a device may be listed twice)
       log->debug("twin desired device={} version={}", w.device, twins_[w.device].desired_version());
     }
     if (changed_devices.count(w.device) != 0) publish_to_device(w.device);

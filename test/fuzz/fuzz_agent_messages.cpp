@@ -169,7 +169,7 @@ void check_twin_desired(const std::string& payload, const State& before, const S
   for (const auto& d : msg.devices()) listed[d.device()] += 1;
   for (const auto& d : msg.devices()) {
     if (listed[d.device()] != 1 || d.removed() || !twin::parse(d.desired(), "desired").ok() ||
-        !sync::validate_node_name(d.device()).ok()) {
+        !sync::validate_node_name(d.device()).ok() || d.desired_version() > twin::kMaxVersion) {
       continue;
     }
     auto it = after.versions.find(d.device());

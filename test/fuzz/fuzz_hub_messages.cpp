@@ -307,7 +307,7 @@ void send(HubRig& rig, FuzzedDataProvider& in, HubOp op, HubState& state) {
 // changes nothing.
 void change_devices(HubRig& rig, FuzzedDataProvider& in, const HubState& state) {
   auto& c = rig.controller();
-  const std::string device = pick(in, {"dev-1", "dev-2"});
+  const std::string device = in.ConsumeBool() ? "dev-2" : "dev-1";
   switch (in.ConsumeIntegralInRange<int>(0, 3)) {
     case 0: {
       auto r = c.set_device_desired(device, {{"rate", in.ConsumeIntegralInRange<int>(0, 3)}}, {});

@@ -370,10 +370,10 @@ std::map<std::string, std::string> hub_seeds() {
     hub_raw(w, 0, kTwin, TopicForm::kCanonical,
             "\x0a\x05"
             "ed");
-    w.hub_op(HubOp::kChangeDevices).pick(0, 2).num<int>(0, 0, 3).num<int>(2, 0, 3);
-    w.hub_op(HubOp::kChangeDevices).pick(0, 2).num<int>(1, 0, 3);
-    w.hub_op(HubOp::kChangeDevices).pick(1, 2).num<int>(2, 0, 3);
-    w.hub_op(HubOp::kChangeDevices).pick(1, 2).num<int>(3, 0, 3);
+    w.hub_op(HubOp::kChangeDevices).flag(false).num<int>(0, 0, 3).num<int>(2, 0, 3);
+    w.hub_op(HubOp::kChangeDevices).flag(false).num<int>(1, 0, 3);
+    w.hub_op(HubOp::kChangeDevices).flag(true).num<int>(2, 0, 3);
+    w.hub_op(HubOp::kChangeDevices).flag(true).num<int>(3, 0, 3);
     w.hub_op(HubOp::kBuilt).pick(0, kHubNodes.size()).pick(kTwin, kUpKinds.size());
     w.num<uint8_t>(0, 0, kTopicFormLast);
     w.num<uint8_t>(static_cast<uint8_t>(UpType::kTwin), 0, kUpTypeLast).num<uint8_t>(1, 0, 15);
