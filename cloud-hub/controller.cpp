@@ -16,6 +16,9 @@ namespace {
 
 namespace pb = flotilla::v1;
 
+// The topics of DesiredState messages end so (sync::down_topic(node, shards, "desired")).
+constexpr std::string_view kDesiredSuffix = "/down/desired";
+
 SchedWorkload sched_workload(const WorkloadManifest& m) {
   SchedWorkload w;
   w.name = m.name;
@@ -791,8 +794,9 @@ void Controller::flush(Outbox& out) {
     Metrics* metrics = &metrics_;
     auto log = log_;
     std::string topic = m.topic;
+    const int qos = m.topic.ends_with(kDesiredSuffix) ? options_.desired_qos : 1;
     Status st = transport_.publish(
-        m.topic, std::move(m.payload), 1, [metrics, log, topic](const Status& s) {
+        m.topic, std::move(m.payload), qos, [metrics, log, topic](const Status& s) {
           if (!s) {
             metrics->count("flotilla_hub_publish_failures_total");
             log->warn("publish failed topic={} error='{}'", topic, s.error().message());

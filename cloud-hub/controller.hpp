@@ -73,6 +73,12 @@ struct ControllerOptions {
   double max_disruption = 0.5;
   // How long scheduling waits for the nodes of a shard whose store was lost to say hello again.
   Millis recovery_grace{30000};
+  // QoS of DesiredState messages. 0 by default: agents hold clean sessions, so QoS 1 never
+  // carried a desired state across a reconnect (the hello's catch-up does), while inside a
+  // connection TCP delivers in order; a message the broker drops under load is sent again by
+  // the protocol (docs/protocol.md: the agent acks, heartbeats carry its acked revision, the
+  // hub resends what is unacked). QoS 1 costs an acknowledgement per node for nothing more.
+  int desired_qos = 0;
 };
 
 struct ApplyResult {
@@ -147,8 +153,15 @@ class Controller {
   // next page (list_token_decode gives the name to start after).
   Expected<nlohmann::json> nodes_view(const ListOptions& options = {});
   Expected<std::optional<nlohmann::json>> node_view(const std::string& name);
-  Expected<nlohmann::json> workloads_view(const ListOptions& options = {});
-  Expected<std::optional<nlohmann::json>> workload_view(const std::string& name);
+  // A workload's status always counts its instances (desiredInstances, readyInstances,
+  // placedNodes, instancesByPhase); kFull also lists them (status.nodes, status.instances: one
+  // entry per placed node and per instance). kSummary, what watch events carry, does not, so an
+  // everyNode workload's event stays small however large the fleet.
+  enum class Detail { kFull, kSummary };
+  Expected<nlohmann::json> workloads_view(const ListOptions& options = {},
+                                          Detail detail = Detail::kFull);
+  Expected<std::optional<nlohmann::json>> workload_view(const std::string& name,
+                                                        Detail detail = Detail::kFull);
   Expected<nlohmann::json> events_view(const EventFilter& filter);
   // Gauges in Prometheus text: nodes by state, workloads, instances by phase.
   std::string gauges_text();

@@ -167,7 +167,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
         } else {
           live.gap_seq = 0;
         }
-        if (auto put = shard.store->put_node(node); !put) return put;
+        if (auto put = shard.store->put_node_progress(node); !put) return put;
         if (auto acc = accept_claimed_revision_locked(shard, node, hb.acked_revision()); !acc) {
           return acc;
         }
@@ -222,7 +222,7 @@ void Controller::on_ack(const pb::Ack& ack) {
       return;
     }
     node.acked_revision = ack.revision();
-    if (auto st = shard.store->put_node(node); !st) {
+    if (auto st = shard.store->put_node_progress(node); !st) {
       return store_failed("record ack of node '" + node.name + "'", st.error());
     }
     log_->debug("ack node={} revision={} current={}", node.name, ack.revision(), node.revision);
@@ -281,7 +281,7 @@ void Controller::on_status(const pb::StatusBatch& batch) {
             return a;
           }
         }
-        return shard.store->put_node(node);
+        return shard.store->put_node_progress(node);
       });
       if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
       if (batch.instances_size() > 0) note_changed(Change::Kind::kNode, node.name);

@@ -31,7 +31,8 @@ json instance_json(const InstanceRecord& rec, const std::string& want_hash) {
 }
 
 json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
-                   const std::vector<InstanceRecord>& instances) {
+                   const std::vector<InstanceRecord>& instances, Controller::Detail detail) {
+  const bool full = detail == Controller::Detail::kFull;
   json j = json::parse(w.manifest, nullptr, false);
   if (!j.is_object()) j = {{"metadata", {{"name", w.name}}}};
   j["metadata"]["generation"] = w.generation;
@@ -39,8 +40,10 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
   j["metadata"]["updateTimestamp"] = format_time(w.updated_ms);
   json list = json::array();
   std::set<std::string> running_nodes;
+  std::map<std::string, size_t> by_phase;
   for (const auto& rec : instances) {
-    list.push_back(instance_json(rec, w.spec_hash));
+    by_phase[phase_name(rec.status.phase())] += 1;
+    if (full) list.push_back(instance_json(rec, w.spec_hash));
     // Ready: running and, when the agent reports readiness, passing its readiness probe.
     bool ready =
         rec.status.phase() == pb::PHASE_RUNNING && (!rec.status.has_ready() || rec.status.ready());
@@ -52,8 +55,12 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
       {"readyInstances", running_nodes.size()},
       {"pending", w.pending},
       {"pendingReason", w.pending_reason},
-      {"nodes", placed},
-      {"instances", list}};
+      {"placedNodes", placed.size()},
+      {"instancesByPhase", by_phase}};
+  if (full) {
+    j["status"]["nodes"] = placed;
+    j["status"]["instances"] = std::move(list);
+  }
   return j;
 }
 
@@ -317,7 +324,7 @@ Expected<std::map<std::string, std::vector<InstanceRecord>>> Controller::instanc
   return out;
 }
 
-Expected<json> Controller::workloads_view(const ListOptions& options) {
+Expected<json> Controller::workloads_view(const ListOptions& options, Detail detail) {
   std::lock_guard lock(control_mu_);
   auto workloads = control_.list_workloads();
   if (!workloads) return workloads.error();
@@ -328,7 +335,7 @@ Expected<json> Controller::workloads_view(const ListOptions& options) {
   if (!by_workload) return by_workload.error();
   json items = json::array();
   for (const WorkloadRecord* w : shown) {
-    items.push_back(workload_json(*w, (*placements)[w->name], (*by_workload)[w->name]));
+    items.push_back(workload_json(*w, (*placements)[w->name], (*by_workload)[w->name], detail));
     if (auto rollout = rollout_status(w->name); !rollout.empty()) {
       items.back()["status"]["update"] = rollout;
     }
@@ -336,16 +343,16 @@ Expected<json> Controller::workloads_view(const ListOptions& options) {
   return json{{"items", items}, {"continue", next}};
 }
 
-Expected<std::optional<json>> Controller::workload_view(const std::string& name) {
+Expected<std::optional<json>> Controller::workload_view(const std::string& name, Detail detail) {
   std::lock_guard lock(control_mu_);
   auto w = control_.get_workload(name);
   if (!w) return w.error();
   if (!*w) return std::optional<json>();
-  auto placements = control_.fleet_placements();
-  if (!placements) return placements.error();
+  auto placed = control_.placements_of(name);
+  if (!placed) return placed.error();
   auto by_workload = instances_of_locked({&**w});
   if (!by_workload) return by_workload.error();
-  json j = workload_json(**w, (*placements)[name], (*by_workload)[name]);
+  json j = workload_json(**w, *placed, (*by_workload)[name], detail);
   if (auto rollout = rollout_status(name); !rollout.empty()) j["status"]["update"] = rollout;
   return std::optional<json>(std::move(j));
 }

@@ -4,6 +4,7 @@
 
 #include "common/fs.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace flotilla::hub {
 
@@ -66,6 +67,7 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   c.resend_interval = o.resend_interval;
   c.max_disruption = o.max_disruption;
   c.recovery_grace = o.recovery_grace;
+  c.desired_qos = o.desired_qos;
   std::vector<Store*> shard_stores;
   for (auto& s : hub->stores_.shards) shard_stores.push_back(s.get());
   hub->controller_ = std::make_unique<Controller>(*hub->stores_.control, shard_stores, hub->clock_,
@@ -114,8 +116,12 @@ Status Hub::start() {
   }
   if (auto st = sync_->start(); !st) return st;
   started_ = true;
-  http_thread_ = std::thread([this] { http_.listen_after_bind(); });
+  http_thread_ = std::thread([this] {
+    set_thread_name("hub-http");
+    http_.listen_after_bind();
+  });
   timer_thread_ = std::thread([this] {
+    set_thread_name("hub-timer");
     std::unique_lock<std::mutex> lock(timer_mu_);
     while (!stopping_) {
       timer_cv_.wait_for(lock, std::chrono::seconds(1));

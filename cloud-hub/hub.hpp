@@ -41,6 +41,7 @@ struct HubOptions {
   uint64_t tombstone_retention = 1000;  // revisions
   double max_disruption = 0.5;          // share of running instances one change may stop
   Millis recovery_grace{30000};         // wait for the nodes of a lost shard store to resync
+  int desired_qos = 0;                  // QoS of DesiredState messages (ControllerOptions)
 };
 
 // Parses "HOST:PORT" (e.g. 127.0.0.1:8080).

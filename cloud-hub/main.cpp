@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
             "an apply or delete stopping more than this share of the running instances is "
             "refused unless forced (0..1 or a percentage)",
             "0.5");
+  flags.add("desired-qos",
+            "MQTT QoS of desired-state messages: 0 (the protocol's acks and resends make them "
+            "reliable) or 1",
+            "0");
   flags.add("log-level", "trace|debug|info|warn|error", "info");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
@@ -65,6 +69,9 @@ int main(int argc, char** argv) {
   auto grace = flags.get_int("recovery-grace-ms", 0, 24LL * 3600 * 1000);
   if (!grace) return usage_error(flags, grace.error().message());
   options.recovery_grace = flotilla::Millis(*grace);
+  auto desired_qos = flags.get_int("desired-qos", 0, 1);
+  if (!desired_qos) return usage_error(flags, desired_qos.error().message());
+  options.desired_qos = static_cast<int>(*desired_qos);
   auto retention = flags.get_int("tombstone-retention", 1, 1'000'000'000);
   if (!retention) return usage_error(flags, retention.error().message());
   options.tombstone_retention = static_cast<uint64_t>(*retention);

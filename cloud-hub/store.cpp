@@ -272,6 +272,23 @@ Status Store::put_node(const NodeRecord& n) {
   return s->run();
 }
 
+Status Store::put_node_progress(const NodeRecord& n) {
+  auto s = db_.prepare(
+      "UPDATE nodes SET ready = ?, last_seen_ms = ?, revision = ?, acked_revision = ?, "
+      "compacted_floor = ?, status_seq = ? WHERE name = ?");
+  if (!s) return s.error();
+  s->bind(1, int64_t{n.ready ? 1 : 0})
+      .bind(2, n.last_seen_ms)
+      .bind(3, static_cast<int64_t>(n.revision))
+      .bind(4, static_cast<int64_t>(n.acked_revision))
+      .bind(5, static_cast<int64_t>(n.compacted_floor))
+      .bind(6, static_cast<int64_t>(n.status_seq))
+      .bind(7, n.name);
+  if (auto st = s->run(); !st) return st;
+  if (db_.changes() != 1) return Error("Failed to update node '" + n.name + "': no such node");
+  return Ok();
+}
+
 Status Store::delete_node(const std::string& name) {
   for (const char* table : {"nodes", "desired", "tombstones", "instances"}) {
     std::string column = std::string(table) == "nodes" ? "name" : "node";
@@ -360,6 +377,16 @@ Expected<std::map<std::string, std::set<std::string>>> Store::fleet_placements()
   if (!s) return s.error();
   std::map<std::string, std::set<std::string>> out;
   auto on_row = [&] { out[s->col_text(0)].insert(s->col_text(1)); };
+  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
+  return out;
+}
+
+Expected<std::set<std::string>> Store::placements_of(const std::string& workload) {
+  auto s = db_.prepare("SELECT node FROM placements WHERE workload = ?");
+  if (!s) return s.error();
+  s->bind(1, workload);
+  std::set<std::string> out;
+  auto on_row = [&] { out.insert(s->col_text(0)); };
   if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }

@@ -138,6 +138,10 @@ class Store {
   Expected<std::vector<NodeRecord>> list_nodes_page(
       const std::string& after, const std::map<std::string, std::string>& selector, int64_t limit);
   Status put_node(const NodeRecord& node);
+  // Writes only what the protocol's hot paths change (ready, last_seen_ms, revision,
+  // acked_revision, compacted_floor, status_seq) of a node that exists: an update in place,
+  // where put_node replaces the row and re-encodes its labels, runtimes and taints.
+  Status put_node_progress(const NodeRecord& node);
   // Deletes the node with its desired state, tombstones and instances (not its events).
   Status delete_node(const std::string& name);
 
@@ -150,6 +154,8 @@ class Store {
   Status delete_workload(const std::string& name);
   // The scheduler's placements (control database): workload -> nodes.
   Expected<std::map<std::string, std::set<std::string>>> fleet_placements();
+  // The nodes one workload is placed on.
+  Expected<std::set<std::string>> placements_of(const std::string& workload);
   // Replaces the workload's placements; an empty set removes them.
   Status set_placements(const std::string& workload, const std::set<std::string>& nodes);
 

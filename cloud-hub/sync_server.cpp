@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "sync/codec.hpp"
 #include "sync/desired_parts.hpp"
 #include "sync/topics.hpp"
@@ -62,6 +63,7 @@ void SyncServer::enqueue(const sync::Message& m) {
 }
 
 void SyncServer::ingest_loop(uint32_t shard) {
+  set_thread_name("hub-ingest-" + std::to_string(shard));
   Lane& lane = *lanes_[shard];
   const MetricLabels labels{{"shard", std::to_string(shard)}};
   std::vector<sync::Message> batch;

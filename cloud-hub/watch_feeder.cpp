@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace flotilla::hub {
 
@@ -47,6 +48,7 @@ void WatchFeeder::stop() {
 }
 
 void WatchFeeder::run() {
+  set_thread_name("hub-watch-feed");
   using SteadyClock = std::chrono::steady_clock;
   Queue& q = *queue_;
   SteadyClock::time_point next_round{};
@@ -80,9 +82,10 @@ void WatchFeeder::record(const std::set<Change>& changes) {
   std::vector<WatchLog::Update> updates;
   updates.reserve(changes.size());
   for (const auto& c : changes) {
-    auto view = c.kind == Change::Kind::kNode       ? controller_.node_view(c.name)
-                : c.kind == Change::Kind::kWorkload ? controller_.workload_view(c.name)
-                                                    : controller_.device_view(c.name);
+    auto view = c.kind == Change::Kind::kNode ? controller_.node_view(c.name)
+                : c.kind == Change::Kind::kWorkload
+                    ? controller_.workload_view(c.name, Controller::Detail::kSummary)
+                    : controller_.device_view(c.name);
     if (!view) {
       log::get("watch")->error("watchers miss a change kind={} name={} error='{}'",
                                kind_path(c.kind), c.name, view.error().message());
@@ -100,7 +103,7 @@ Status seed_watch_log(WatchLog& log, Controller& controller) {
   for (const auto& n : (*nodes)["items"]) {
     log.seed(Change::Kind::kNode, n.value("name", ""), n);
   }
-  auto workloads = controller.workloads_view();
+  auto workloads = controller.workloads_view({}, Controller::Detail::kSummary);
   if (!workloads) return workloads.error().WithContext("Failed to read the workloads for watchers");
   for (const auto& w : (*workloads)["items"]) {
     log.seed(Change::Kind::kWorkload, w["metadata"].value("name", ""), w);

@@ -35,6 +35,11 @@ std::vector<Message> FakeBroker::log() const {
   return log_;
 }
 
+std::vector<int> FakeBroker::log_qos() const {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  return log_qos_;
+}
+
 size_t FakeBroker::delivered_count() const {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   return log_.size();
@@ -59,7 +64,7 @@ std::vector<Message> FakeBroker::retained_matching(const std::string& filter) co
   return out;
 }
 
-Status FakeBroker::route(const FakeTransport* from, const Message& m, bool retain) {
+Status FakeBroker::route(const FakeTransport* from, const Message& m, bool retain, int qos) {
   std::vector<FakeTransport*> targets;
   {
     std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -67,6 +72,7 @@ Status FakeBroker::route(const FakeTransport* from, const Message& m, bool retai
     if (from != nullptr && !from->connected_)
       return Error("Failed to publish '" + m.topic + "': not connected");
     log_.push_back(m);
+    log_qos_.push_back(qos);
     if (retain) retained_[m.topic] = m.payload;
     for (auto* c : clients_) {
       if (!c->connected_) continue;
@@ -119,9 +125,9 @@ Status FakeTransport::publish_retained(const std::string& topic, std::string pay
   return broker_->route(this, Message{topic, std::move(payload)}, true);
 }
 
-Status FakeTransport::publish(const std::string& topic, std::string payload, int /*qos*/,
+Status FakeTransport::publish(const std::string& topic, std::string payload, int qos,
                               DoneHandler done) {
-  Status st = broker_->route(this, Message{topic, std::move(payload)});
+  Status st = broker_->route(this, Message{topic, std::move(payload)}, false, qos);
   if (done) done(st);
   return st;
 }

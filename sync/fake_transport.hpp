@@ -25,18 +25,21 @@ class FakeBroker {
   bool up() const;
   // Every message routed so far, for assertions.
   std::vector<Message> log() const;
+  // The QoS of every publish routed so far, in order (retained publishes count as QoS 1).
+  std::vector<int> log_qos() const;
   size_t delivered_count() const;
 
  private:
   friend class FakeTransport;
   void attach(FakeTransport* t);
   void detach(FakeTransport* t);
-  Status route(const FakeTransport* from, const Message& m, bool retain = false);
+  Status route(const FakeTransport* from, const Message& m, bool retain = false, int qos = 1);
   std::vector<Message> retained_matching(const std::string& filter) const;
 
   mutable std::recursive_mutex mu_;
   std::set<FakeTransport*> clients_;
   std::vector<Message> log_;
+  std::vector<int> log_qos_;
   std::map<std::string, std::string> retained_;
   bool up_ = true;
 };

@@ -72,6 +72,36 @@ TEST_F(HubStoreTest, NodeTaintsSurviveReopenAndOldRowsHaveNone) {
   EXPECT_TRUE(node("n2").taints.empty());
 }
 
+TEST_F(HubStoreTest, NodeProgressWritesOnlyTheProtocolsFieldsOfAnExistingNode) {
+  add_node("n1");
+  NodeRecord n = node("n1");
+  n.ready = true;
+  n.last_seen_ms = 1234;
+  n.revision = 7;
+  n.acked_revision = 6;
+  n.compacted_floor = 2;
+  n.status_seq = 99;
+  n.labels = {{"zone", "west"}};  // not a progress field: stays as stored
+  n.arch = "arm64";
+  ASSERT_TRUE(store_->put_node_progress(n).ok());
+  open();
+  NodeRecord got = node("n1");
+  EXPECT_TRUE(got.ready);
+  EXPECT_EQ(got.last_seen_ms, 1234);
+  EXPECT_EQ(got.revision, 7u);
+  EXPECT_EQ(got.acked_revision, 6u);
+  EXPECT_EQ(got.compacted_floor, 2u);
+  EXPECT_EQ(got.status_seq, 99u);
+  EXPECT_EQ(got.labels.at("zone"), "east");
+  EXPECT_EQ(got.runtimes, std::vector<std::string>{"process"});
+  EXPECT_NE(got.arch, "arm64");
+  // A node that is not stored is an error, and nothing appears.
+  NodeRecord ghost;
+  ghost.name = "ghost";
+  EXPECT_FALSE(store_->put_node_progress(ghost).ok());
+  EXPECT_FALSE(store_->get_node("ghost")->has_value());
+}
+
 TEST_F(HubStoreTest, FailedTransactionLeavesNothing) {
   add_node("n1");
   Status st = store_->transaction([&]() -> Status {

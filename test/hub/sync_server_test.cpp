@@ -179,6 +179,52 @@ TEST(SyncServerTest, HeartbeatResendsWhenBehindButNotTooOften) {
   EXPECT_EQ(agent.desired.size(), 2u);  // up to date: nothing more
 }
 
+// The QoS each desired-state publish went out at, in order.
+std::vector<int> desired_qos(const sync::FakeBroker& broker) {
+  std::vector<int> out;
+  auto log = broker.log();
+  auto qos = broker.log_qos();
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].topic.ends_with("/down/desired")) out.push_back(qos[i]);
+  }
+  return out;
+}
+
+TEST(SyncServerTest, DesiredStateGoesAtQos0UnlessConfiguredAndOtherMessagesAtQos1) {
+  {
+    HubHarness hub;
+    FakeAgent agent(hub.broker, "n1");
+    agent.hello(0);
+    hub.apply(process_workload("a", "placement: {everyNode: true}"));
+    ASSERT_EQ(agent.desired.size(), 1u);
+    EXPECT_EQ(desired_qos(hub.broker), std::vector<int>{0});
+    // A heartbeat of an unknown node gets a resync, which stays at QoS 1.
+    FakeAgent stranger(hub.broker, "n2");
+    stranger.heartbeat(0);
+    auto log = hub.broker.log();
+    auto qos = hub.broker.log_qos();
+    ASSERT_EQ(log.size(), qos.size());
+    bool resync = false;
+    for (size_t i = 0; i < log.size(); ++i) {
+      if (log[i].topic.ends_with("/down/resync")) {
+        resync = true;
+        EXPECT_EQ(qos[i], 1) << log[i].topic;
+      }
+    }
+    EXPECT_TRUE(resync);
+  }
+  {
+    ControllerOptions options;
+    options.desired_qos = 1;
+    HubHarness hub(":memory:", options);
+    FakeAgent agent(hub.broker, "n1");
+    agent.hello(0);
+    hub.apply(process_workload("a", "placement: {everyNode: true}"));
+    ASSERT_EQ(agent.desired.size(), 1u);
+    EXPECT_EQ(desired_qos(hub.broker), std::vector<int>{1});
+  }
+}
+
 TEST(SyncServerTest, NoResendWhileTheTransportStillHoldsUnsentMessages) {
   HubHarness hub;
   FakeAgent agent(hub.broker, "n1");
