@@ -63,8 +63,8 @@ int main(int argc, char** argv) {
             "0");
   flags.add("http-parallel", "twin: concurrent REST clients", "8");
   flags.add("http-keep-alive",
-            "twin: each REST client reuses its connection (true|false; the hub's replies on a "
-            "reused connection wait for the client's delayed ACK: see bench/RESULTS.md)",
+            "twin: each REST client reuses its connection (true|false; off by default so runs "
+            "compare with the first ones, made before the hub set TCP_NODELAY in ab3b027)",
             "false");
   flags.add("twin-check", "twin: devices whose hub view is compared at the end", "1000");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
