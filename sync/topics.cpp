@@ -23,9 +23,9 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 bool known_kind(Direction d, std::string_view kind) {
   if (d == Direction::kUp) {
     return kind == "hello" || kind == "heartbeat" || kind == "ack" || kind == "status" ||
-           kind == "will" || kind == "twin";
+           kind == "will" || kind == "twin" || kind == "ota";
   }
-  return kind == "desired" || kind == "resync" || kind == "twin";
+  return kind == "desired" || kind == "resync" || kind == "twin" || kind == "ota";
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ struct Topic {
   uint32_t shard = 0;
   std::string node;
   Direction direction = Direction::kUp;
-  std::string kind;  // up: hello heartbeat ack status will twin; down: desired resync twin
+  std::string kind;  // up: hello heartbeat ack status will twin ota; down: desired resync twin ota
 };
 
 uint32_t fnv1a32(std::string_view data);
