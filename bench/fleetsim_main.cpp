@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   flotilla::Flags flags(
       "flotilla-fleetsim",
       "Simulates a fleet of Flotilla agents over real MQTT and measures the hub.");
-  flags.add("mode", "ready | startup | catchup | ingest | list | twin | blast-size | twin-size", "",
+  flags.add("mode", "ready | startup | catchup | ingest | list | twin | ota | blast-size | twin-size", "",
             true);
   flags.add("broker-port", "mosquitto port on 127.0.0.1", "1883");
   flags.add("hub-port", "hub REST port on 127.0.0.1", "8080");
@@ -67,6 +67,12 @@ int main(int argc, char** argv) {
             "compare with the first ones, made before the hub set TCP_NODELAY in ab3b027)",
             "false");
   flags.add("twin-check", "twin: devices whose hub view is compared at the end", "1000");
+  flags.add("ota-payload-kib", "ota: size of the artifact's payload", "1024");
+  flags.add("ota-waves", "ota: the rollout's waves, cumulative percent of the nodes", "10,50,100");
+  flags.add("ota-soak-s", "ota: soak time after each wave", "0");
+  flags.add("ota-fail-permille", "ota: nodes whose simulated post-switch health check fails", "0");
+  flags.add("ota-threshold-percent", "ota: the rollout's failure threshold (minCount 1)", "5");
+  flags.add("ota-download-threads", "ota: concurrent payload downloads of the simulator", "8");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
     std::cout << flags.usage();
@@ -83,7 +89,8 @@ int main(int argc, char** argv) {
   };
   int64_t broker_port, hub_port, hub_pid, broker_pid, nodes, per, shards, hb, connecting, timeout,
       poll, revs, workloads, batches, records, window, instances, passes, devices, twin_sets, paced,
-      gap_ms, twin_records, per_message, parallel, check;
+      gap_ms, twin_records, per_message, parallel, check, ota_kib, ota_soak, ota_fail,
+      ota_threshold, ota_threads;
   const IntFlag ints[] = {{"broker-port", 1, 65535, &broker_port},
                           {"hub-port", 1, 65535, &hub_port},
                           {"hub-pid", 0, 1 << 30, &hub_pid},
@@ -109,7 +116,12 @@ int main(int argc, char** argv) {
                           {"twin-records", 1, 1'000'000'000, &twin_records},
                           {"twin-per-message", 0, 100'000, &per_message},
                           {"http-parallel", 1, 256, &parallel},
-                          {"twin-check", 0, 10'000'000, &check}};
+                          {"twin-check", 0, 10'000'000, &check},
+                          {"ota-payload-kib", 1, 4 << 20, &ota_kib},
+                          {"ota-soak-s", 0, 86'400, &ota_soak},
+                          {"ota-fail-permille", 0, 1000, &ota_fail},
+                          {"ota-threshold-percent", 0, 100, &ota_threshold},
+                          {"ota-download-threads", 1, 256, &ota_threads}};
   for (const auto& f : ints) {
     auto v = flags.get_int(f.name, f.min, f.max);
     if (!v) return usage_error(flags, v.error().message());
@@ -142,6 +154,21 @@ int main(int argc, char** argv) {
   o.twin_per_message = static_cast<uint32_t>(per_message);
   o.http_parallel = static_cast<uint32_t>(parallel);
   o.twin_check = static_cast<uint32_t>(check);
+  o.ota_payload_kib = static_cast<uint32_t>(ota_kib);
+  o.ota_soak_s = static_cast<uint32_t>(ota_soak);
+  o.ota_fail_permille = static_cast<uint32_t>(ota_fail);
+  o.ota_threshold_percent = static_cast<uint32_t>(ota_threshold);
+  o.ota_download_threads = static_cast<uint32_t>(ota_threads);
+  o.ota_waves.clear();
+  std::stringstream waves(flags.get("ota-waves"));
+  for (std::string item; std::getline(waves, item, ',');) {
+    const long v = std::strtol(item.c_str(), nullptr, 10);
+    if (v < 1 || v > 100 || (!o.ota_waves.empty() && v <= o.ota_waves.back())) {
+      return usage_error(flags, "--ota-waves: want rising percents 1..100, got '" + item + "'");
+    }
+    o.ota_waves.push_back(static_cast<uint32_t>(v));
+  }
+  if (o.ota_waves.empty()) return usage_error(flags, "--ota-waves: empty");
   o.list_limits.clear();
   std::stringstream limits(flags.get("list-limits"));
   for (std::string item; std::getline(limits, item, ',');) {
@@ -168,6 +195,7 @@ int main(int argc, char** argv) {
   if (mode == "ingest") return flotilla::bench::run_ingest(o, std::cout);
   if (mode == "list") return flotilla::bench::run_list(o, std::cout);
   if (mode == "twin") return flotilla::bench::run_twin(o, std::cout);
+  if (mode == "ota") return flotilla::bench::run_ota(o, std::cout);
   if (mode == "blast-size") {
     flotilla::bench::EventLoop loop;
     flotilla::bench::VirtualFleet fleet(loop, o.fleet);

@@ -99,10 +99,11 @@ Expected<std::string> HubProbe::get(const std::string& path) {
 }
 
 Expected<HubProbe::Reply> HubProbe::send_json(const std::string& method, const std::string& path,
-                                              const std::string& body) {
-  httplib::Result res = method == "PUT"    ? client_->Put(path, body, "application/json")
-                        : method == "POST" ? client_->Post(path, body, "application/json")
-                                           : client_->Patch(path, body, "application/json");
+                                              const std::string& body,
+                                              const std::string& content_type) {
+  httplib::Result res = method == "PUT"    ? client_->Put(path, body, content_type)
+                        : method == "POST" ? client_->Post(path, body, content_type)
+                                           : client_->Patch(path, body, content_type);
   if (!res) {
     return Error("Failed to " + method + " '" + path + "': " + httplib::to_string(res.error()));
   }

@@ -48,14 +48,15 @@ class HubProbe {
   ~HubProbe();
 
   Expected<std::string> get(const std::string& path);
-  // One JSON request (method PUT, POST or PATCH); the reply's status and body, any status. An
-  // error only when no reply came (connection refused, timeout).
+  // One request with a body (method PUT, POST or PATCH; JSON unless told); the reply's status
+  // and body, any status. An error only when no reply came (connection refused, timeout).
   struct Reply {
     int status = 0;
     std::string body;
   };
   Expected<Reply> send_json(const std::string& method, const std::string& path,
-                            const std::string& body);
+                            const std::string& body,
+                            const std::string& content_type = "application/json");
   // PUT /api/v1/workloads/NAME?force=true with a JSON manifest; the response body on 200.
   Expected<std::string> apply(const std::string& name, const std::string& manifest_json);
   // The value of one series in /metrics, e.g. metric(text, "flotilla_hub_nodes{state=\"Ready\"}");

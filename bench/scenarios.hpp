@@ -40,6 +40,12 @@ struct ScenarioOptions {
   uint32_t http_parallel = 8;       // twin: concurrent REST clients
   bool http_keep_alive = false;     // twin: each client reuses its connection
   uint32_t twin_check = 1000;       // twin: devices whose hub view is checked at the end
+  uint32_t ota_payload_kib = 1024;  // ota: size of the artifact's payload
+  std::vector<uint32_t> ota_waves{10, 50, 100};  // ota: cumulative percent of nodes per wave
+  uint32_t ota_soak_s = 0;                       // ota: soak after each wave
+  uint32_t ota_fail_permille = 0;       // ota: nodes whose simulated health check fails
+  uint32_t ota_threshold_percent = 5;   // ota: the rollout's failure threshold
+  uint32_t ota_download_threads = 8;    // ota: concurrent payload downloads of the simulator
 };
 
 // a: connect every node; time until the hub counts all of them Ready.
@@ -59,5 +65,9 @@ int run_list(const ScenarioOptions& options, std::ostream& out);
 // under load and from one client; a TwinReported flood from every node, device reports the hub
 // committed per second (vs raw_msgs_per_s); then the hub's view of a sample of devices.
 int run_twin(const ScenarioOptions& options, std::ostream& out);
+// g: OTA (bench/ota_scenario.cpp): push a signed artifact, apply a Rollout over every node in
+// waves; wall time until it completes (or pauses at its failure threshold), when each wave
+// opened, what the hub and the virtual updaters counted.
+int run_ota(const ScenarioOptions& options, std::ostream& out);
 
 }  // namespace flotilla::bench

@@ -32,7 +32,7 @@ class LoopTwins {
   }
   ~LoopTwins() {
     call_on_loop(h_.loop_, [this] {
-      h_.fleet_.set_twin_hooks({});
+      h_.fleet_.set_down_hooks("twin", {});
       twins_.reset();
     });
   }

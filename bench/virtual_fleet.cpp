@@ -172,8 +172,9 @@ void VirtualFleet::on_message(uint32_t c, const Publish& pub) {
     ++counters_.resyncs;
     send_hello(node);
     queue_full_status(node);
-  } else if (parsed->kind == "twin" && twin_hooks_.on_twin) {
-    twin_hooks_.on_twin(it->second, pub.payload);
+  } else if (auto hook = down_hooks_.find(parsed->kind);
+             hook != down_hooks_.end() && hook->second.on_message) {
+    hook->second.on_message(it->second, pub.payload);
   }
 }
 
@@ -382,7 +383,17 @@ void VirtualFleet::on_idle() {
   dirty.swap(dirty_);
   for (uint32_t i : dirty) flush_status(nodes_[i]);
   if (blast_left_ > 0) blast_step();
-  if (twin_hooks_.on_idle) twin_hooks_.on_idle();
+  for (auto& [kind, hooks] : down_hooks_) {
+    if (hooks.on_idle) hooks.on_idle();
+  }
+}
+
+void VirtualFleet::set_down_hooks(const std::string& kind, DownHooks hooks) {
+  if (!hooks.on_message && !hooks.on_idle) {
+    down_hooks_.erase(kind);
+  } else {
+    down_hooks_[kind] = std::move(hooks);
+  }
 }
 
 bool VirtualFleet::publish_up(uint32_t node, const char* kind, std::string_view payload,

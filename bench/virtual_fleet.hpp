@@ -7,8 +7,8 @@
 // StatusBatch per node per loop round. `nodes_per_connection` nodes share one MQTT connection;
 // with 1, each node has its own connection (client id flotilla-agent-{node}) and its own will.
 //
-// Device twins are left to bench/virtual_twins.hpp through set_twin_hooks: without hooks a node
-// ignores down/twin.
+// Device twins (bench/virtual_twins.hpp) and OTA updates (bench/virtual_ota.hpp) hook in through
+// set_down_hooks: without hooks for a kind a node ignores down/{kind}.
 //
 // Thread-safety: construct, then use only on the loop thread (scenarios go through
 // EventLoop::post / call_on_loop); counters() may be read from any thread.
@@ -108,13 +108,13 @@ class VirtualFleet {
   // Payload size of one blast batch (for the raw-broker comparison).
   size_t blast_payload_size(uint32_t records) const;
 
-  // Device twins: `on_twin` gets each down/twin payload with the index of its node; `on_idle`
-  // runs at the end of every on_idle().
-  struct TwinHooks {
-    std::function<void(uint32_t node, std::string_view payload)> on_twin;
+  // Messages of one down/{kind} ("twin", "ota"): `on_message` gets each payload with the index
+  // of its node; `on_idle` runs at the end of every on_idle(). Empty hooks unhook the kind.
+  struct DownHooks {
+    std::function<void(uint32_t node, std::string_view payload)> on_message;
     std::function<void()> on_idle;
   };
-  void set_twin_hooks(TwinHooks hooks) { twin_hooks_ = std::move(hooks); }
+  void set_down_hooks(const std::string& kind, DownHooks hooks);
   // Publishes `payload` on node's up/{kind} topic over its connection; false (nothing sent)
   // while that connection is down.
   bool publish_up(uint32_t node, const char* kind, std::string_view payload, uint8_t qos,
@@ -196,7 +196,7 @@ class VirtualFleet {
   uint32_t blast_instances_ = 0;
   mutable std::mutex stats_mu_;
   std::map<std::string, std::vector<SteadyTime>> running_acked_;
-  TwinHooks twin_hooks_;
+  std::map<std::string, DownHooks> down_hooks_;
 };
 
 }  // namespace flotilla::bench

@@ -40,9 +40,9 @@ VirtualTwins::VirtualTwins(VirtualFleet& fleet, uint32_t devices)
       flood_cursor_(nodes_, 0),
       flood_inflight_(nodes_, 0) {
   for (uint32_t i = 0; i < devices; ++i) by_node_[i % nodes_].push_back(i);
-  fleet_.set_twin_hooks(
-      {[this](uint32_t node, std::string_view payload) { on_twin(node, payload); },
-       [this] { on_idle(); }});
+  fleet_.set_down_hooks(
+      "twin", {[this](uint32_t node, std::string_view payload) { on_twin(node, payload); },
+               [this] { on_idle(); }});
 }
 
 uint32_t VirtualTwins::count_desired_at_least(uint64_t version) const {

@@ -59,12 +59,23 @@ void Fleet::release_host_state() {
   for (auto it = under.rbegin(); it != under.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
 }
 
-void Fleet::start_hub(const std::map<std::string, std::string>& env) {
+void Fleet::start_hub(const std::map<std::string, std::string>& env,
+                      const std::vector<std::string>& args) {
+  if (!args.empty()) hub_args_ = args;
+  std::vector<std::string> argv = {FLOTILLA_HUB_BIN,
+                                   "--mqtt",
+                                   broker_->uri(),
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(http_port_),
+                                   "--data",
+                                   dir_ / "hub",
+                                   "--node-timeout-ms",
+                                   std::to_string(node_timeout_.count()),
+                                   "--log-level",
+                                   "debug"};
+  argv.insert(argv.end(), hub_args_.begin(), hub_args_.end());
   hub_ = std::make_unique<ChildProcess>();
-  hub_->start({FLOTILLA_HUB_BIN, "--mqtt", broker_->uri(), "--listen",
-               "127.0.0.1:" + std::to_string(http_port_), "--data", dir_ / "hub",
-               "--node-timeout-ms", std::to_string(node_timeout_.count()), "--log-level", "debug"},
-              dir_ / "hub.log", env);
+  hub_->start(argv, dir_ / "hub.log", env);
   ASSERT_TRUE(wait_for_port(http_port_, 10s)) << hub_->log();
 }
 

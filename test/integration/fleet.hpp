@@ -50,8 +50,11 @@ class Fleet {
   ~Fleet();
 
   Mosquitto& broker() { return *broker_; }
-  // `env`: extra environment, e.g. FLOTILLA_FAILPOINT.
-  void start_hub(const std::map<std::string, std::string>& env = {});
+  // `env`: extra environment, e.g. FLOTILLA_FAILPOINT; `args`: extra flags, remembered for later
+  // starts.
+  void start_hub(const std::map<std::string, std::string>& env = {},
+                 const std::vector<std::string>& args = {});
+  int http_port() const { return http_port_; }
   void kill9_hub();
   // Waits for the hub process to end: its exit code, or 128+signal.
   std::optional<int> wait_hub_exit(std::chrono::milliseconds timeout);
@@ -128,6 +131,7 @@ class Fleet {
   int http_port_;
   std::unique_ptr<Mosquitto> broker_;
   std::unique_ptr<ChildProcess> hub_;
+  std::vector<std::string> hub_args_;
   std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
   std::map<std::string, std::string> agent_labels_;
   std::map<std::string, std::vector<std::string>> agent_args_;

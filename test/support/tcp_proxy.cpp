@@ -186,8 +186,16 @@ void TcpProxy::run() {
       if ((pc.revents & kReadable) != 0) open = read_into(c.client, c.to_upstream) && open;
       if ((pu.revents & kReadable) != 0) open = read_into(c.upstream, c.to_client) && open;
       // Pass on what arrived, also when one side just closed (its last words still count).
+      const size_t pending = c.to_client.size();
       bool written = write_from(c.upstream, c.to_upstream) && write_from(c.client, c.to_client);
+      to_clients_ += pending - c.to_client.size();
       if (!open || !written) close_conn(c, /*hard=*/false);
+    }
+    if (const uint64_t cut = cut_at_.load(); cut > 0 && to_clients_.load() >= cut) {
+      cut_at_ = 0;
+      for (auto& c : conns) {
+        if (c->client >= 0) close_conn(*c, /*hard=*/true);
+      }
     }
 
     if ((fds[1].revents & POLLIN) != 0) {

@@ -41,6 +41,11 @@ class TcpProxy {
   uint64_t accepted() const { return accepted_.load(); }
   // Connections currently open (relaying or stalled).
   int open_connections() const { return open_.load(); }
+  // Bytes relayed from upstream to clients so far (an HTTP server's answers, for example).
+  uint64_t bytes_to_clients() const { return to_clients_.load(); }
+  // Once bytes_to_clients() reaches `bytes`, resets every open connection, once: a server that
+  // dies mid-transfer, as its client sees it. New connections are relayed as before.
+  void cut_after(uint64_t bytes) { cut_at_ = bytes; }
 
  private:
   struct Conn;
@@ -55,6 +60,8 @@ class TcpProxy {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> accepted_{0};
   std::atomic<int> open_{0};
+  std::atomic<uint64_t> to_clients_{0};
+  std::atomic<uint64_t> cut_at_{0};  // 0: no cut pending
   std::thread thread_;
 };
 
