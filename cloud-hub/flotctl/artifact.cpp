@@ -1,5 +1,6 @@
 #include "cloud-hub/flotctl/artifact.hpp"
 
+#include <cstdlib>
 #include <iomanip>
 #include <map>
 #include <ostream>
@@ -27,7 +28,7 @@ constexpr long kPushTimeoutMs = 30L * 60 * 1000;
 
 const std::set<std::string> kValueFlags = {"--hub",    "--out",     "--name", "--version",
                                            "--target", "--payload", "--base", "--base-version",
-                                           "--key",    "--pub"};
+                                           "--key",    "--pub",     "--level"};
 
 struct ArtifactArgs {
   std::string verb;
@@ -149,6 +150,15 @@ class ArtifactRunner {
     req.base_path = flag("--base");
     req.base_version = flag("--base-version");
     req.out_dir = flag("--out");
+    if (!flag("--level").empty()) {
+      const std::string& text = flag("--level");
+      char* end = nullptr;
+      const long level = std::strtol(text.c_str(), &end, 10);
+      if (*end != '\0' || level < 1 || level > 19) {
+        return usage_error("--level wants a zstd level from 1 to 19, got '" + text + "'");
+      }
+      req.delta_options.level = static_cast<int>(level);
+    }
     auto m = ota::build_bundle(req);
     if (!m) return fail(m.error().message());
     out_ << "built " << m->name << " " << m->version << " (" << m->target << ") in " << req.out_dir
@@ -263,8 +273,10 @@ std::string artifact_usage() {
          "  keygen --out PREFIX         write PREFIX.key (Ed25519, private, mode 0600) and\n"
          "                              PREFIX.pub (for the agents)\n"
          "  build --name N --version V --target image|agent --payload FILE\n"
-         "        [--base FILE --base-version V] --out DIR\n"
+         "        [--base FILE --base-version V [--level L]] --out DIR\n"
          "                              make a bundle; with a base, also a delta against it\n"
+         "                              (zstd level L, default 19: smallest; 9 is ~20x faster\n"
+         "                              and ~3% bigger)\n"
          "  sign --key PREFIX.key DIR   sign the bundle's manifest\n"
          "  verify --pub PREFIX.pub DIR check signature, payload and delta\n"
          "  push DIR [--hub URL]        upload a signed bundle to the hub\n";

@@ -2,7 +2,7 @@
 //
 //   flotctl artifact keygen --out PREFIX        PREFIX.key (0600, PKCS#8 PEM) and PREFIX.pub
 //   flotctl artifact build --name N --version V --target image|agent --payload FILE
-//                          [--base FILE --base-version V] --out DIR
+//                          [--base FILE --base-version V [--level L]] --out DIR
 //   flotctl artifact sign --key PREFIX.key DIR
 //   flotctl artifact verify --pub PREFIX.pub DIR
 //   flotctl [--hub URL] artifact push DIR

@@ -171,6 +171,12 @@ TEST_F(ArtifactCli, BadUsageSaysWhat) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("'name' must be"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(bundle_));
+  r = flotctl({"artifact", "build", "--name", "fw", "--version", "2", "--target", "image",
+               "--payload", tmp_ / "v2.img", "--base", tmp_ / "v1.img", "--base-version", "1",
+               "--level", "20", "--out", bundle_});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--level wants a zstd level from 1 to 19, got '20'"), std::string::npos);
+  EXPECT_FALSE(fs::exists(bundle_));
   EXPECT_EQ(flotctl({"artifact", "--help"}).code, 0);
 }
 
