@@ -144,6 +144,13 @@ Expected<Bundle> load_bundle(const std::string& dir, std::optional<std::string_v
   return b;
 }
 
+Expected<Manifest> verify_manifest(std::string_view manifest_text, std::string_view signature,
+                                   std::string_view public_pem) {
+  auto st = verify(public_pem, manifest_text, signature);
+  if (!st) return st.error();
+  return parse_manifest(manifest_text);
+}
+
 Expected<FileDigest> apply_bundle_delta(const Manifest& manifest, const std::string& base_path,
                                         const std::string& delta_path,
                                         const std::string& out_path) {

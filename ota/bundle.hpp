@@ -61,6 +61,11 @@ struct Bundle {
 Expected<Bundle> load_bundle(const std::string& dir,
                              std::optional<std::string_view> public_pem = std::nullopt);
 
+// What an agent does with a manifest and signature it received: verifies the signature over the
+// exact text with the pinned key first, then parses strictly. Errors say which step failed.
+Expected<Manifest> verify_manifest(std::string_view manifest_text, std::string_view signature,
+                                   std::string_view public_pem);
+
 // For a device: rebuilds the payload of `manifest` from its local base payload and the delta
 // into out_path. "base does not match" (base sha256 differs from delta.baseSha256) is said
 // before anything is written -- the caller then falls back to the full payload; the result's

@@ -206,5 +206,22 @@ TEST_F(BundleTest, DeltaAgainstAnotherBaseSaysBaseDoesNotMatch) {
   EXPECT_FALSE(fs::exists(tmp_ / "rebuilt"));
 }
 
+TEST_F(BundleTest, VerifyManifestChecksTheSignatureBeforeParsing) {
+  build_signed(true);
+  const std::string text = read("manifest.json");
+  const std::string sig = read("manifest.sig");
+  auto m = verify_manifest(text, sig, key_.public_pem);
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_EQ(m->version, "2.0");
+  // Signed garbage parses no further than the parser; unsigned garbage no further than verify.
+  const std::string junk = "{not json";
+  auto signed_junk = verify_manifest(junk, sign(key_.private_pem, junk).value(), key_.public_pem);
+  ASSERT_FALSE(signed_junk.ok());
+  EXPECT_NE(signed_junk.error().message().find("Failed to parse manifest"), std::string::npos);
+  auto unsigned_junk = verify_manifest(junk, sig, key_.public_pem);
+  ASSERT_FALSE(unsigned_junk.ok());
+  EXPECT_NE(unsigned_junk.error().message().find("signature does not match"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace flotilla::ota
