@@ -1,5 +1,5 @@
-// Standard base64 (RFC 4648, with padding) over OpenSSL libcrypto: how binary values (OTA
-// signatures) travel inside JSON.
+// Standard base64 (RFC 4648, with padding), over OpenSSL libcrypto: binary in JSON documents
+// (artifact signatures) and HTTP Basic credentials.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -11,8 +11,8 @@
 
 namespace flotilla {
 
-std::string base64_encode(std::string_view bytes);
-// Strict: only the standard alphabet, padded to a multiple of 4; whitespace is an error.
+std::string base64_encode(std::string_view data);
+// Strict: only the standard alphabet with correct padding, no whitespace.
 Expected<std::string> base64_decode(std::string_view text);
 
 }  // namespace flotilla

@@ -5,35 +5,28 @@
 namespace flotilla {
 namespace {
 
-TEST(Base64Test, KnownVectorsOfRfc4648) {
-  const std::pair<std::string, std::string> vectors[] = {{"", ""},
-                                                         {"f", "Zg=="},
-                                                         {"fo", "Zm8="},
-                                                         {"foo", "Zm9v"},
-                                                         {"foob", "Zm9vYg=="},
-                                                         {"fooba", "Zm9vYmE="},
-                                                         {"foobar", "Zm9vYmFy"}};
-  for (const auto& [plain, encoded] : vectors) {
-    EXPECT_EQ(base64_encode(plain), encoded);
-    auto back = base64_decode(encoded);
-    ASSERT_TRUE(back) << back.error().message();
-    EXPECT_EQ(*back, plain);
+TEST(Base64, EncodesWithPadding) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode(std::string("\xff\x00\xfe", 3)), "/wD+");
+}
+
+TEST(Base64, DecodesWhatItEncodes) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (size_t len = 0; len < 70; ++len) {
+    const std::string data = all.substr(len, len);
+    auto back = base64_decode(base64_encode(data));
+    ASSERT_TRUE(back.ok()) << len << ": " << back.error().message();
+    EXPECT_EQ(*back, data) << len;
   }
 }
 
-TEST(Base64Test, BinaryRoundTrip) {
-  std::string bytes;
-  for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(i));
-  for (size_t n = 0; n <= bytes.size(); n += 7) {
-    auto back = base64_decode(base64_encode(bytes.substr(0, n)));
-    ASSERT_TRUE(back);
-    EXPECT_EQ(*back, bytes.substr(0, n));
-  }
-}
-
-TEST(Base64Test, RejectsWhatIsNotStrictBase64) {
-  for (const char* bad : {"Zg=", "Zm9v\n", "Zm 9v", "Zg==Zg==", "Z===", "Zm9-", "=Zm9"}) {
-    EXPECT_FALSE(base64_decode(bad)) << bad;
+TEST(Base64, RejectsMalformedText) {
+  for (const char* bad : {"Zg=", "Zg", "Z===", "Zg=a", "Zm9v\n", "Zm 9", "Zm-_", "=Zg="}) {
+    EXPECT_FALSE(base64_decode(bad).ok()) << bad;
   }
 }
 
