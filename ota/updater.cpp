@@ -94,7 +94,7 @@ Status Updater::start() {
     if (auto m = parse_manifest(state_.manifest)) manifest_ = std::move(*m);
   }
   recover();
-  report_due_ = true;
+  queue_report();
   return Ok();
 }
 
@@ -107,10 +107,15 @@ std::string Updater::running_version() const {
   return record && *record ? (*record)->version : "";
 }
 
-bool Updater::take_report_due() {
-  bool due = report_due_;
-  report_due_ = false;
-  return due;
+std::vector<UpdateState> Updater::take_reports() {
+  std::vector<UpdateState> out;
+  out.swap(reports_);
+  return out;
+}
+
+void Updater::queue_report() {
+  if (reports_.size() >= 32) reports_.erase(reports_.begin());
+  reports_.push_back(state_);
 }
 
 void Updater::on_hub_connection(bool connected) { hub_connected_ = connected; }
@@ -140,7 +145,7 @@ bool Updater::transition(UpdateState next, const std::optional<SlotRecord>& slot
            next.rollout, next.generation, next.version, phase_name(next.phase), next.attempts,
            next.message);
   state_ = std::move(next);
-  report_due_ = true;
+  queue_report();
   if (is_final(state_.phase)) remove_downloads();
   return true;
 }

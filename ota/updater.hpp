@@ -38,6 +38,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "common/clock.hpp"
 #include "common/expected.hpp"
@@ -92,8 +93,10 @@ class Updater {
   const UpdateState& state() const { return state_; }
   // The version in the active slot of the current update's target ("" when unknown).
   std::string running_version() const;
-  // True once after each saved step or progress change: time to send a report.
-  bool take_report_due();
+  // The states to report since the last call, oldest first: one per saved step, plus download
+  // progress (at most one a second), plus the current state after start(). Bounded: the oldest
+  // are dropped past 32 (the newest report wins anyway).
+  std::vector<UpdateState> take_reports();
   Expected<uint64_t> next_report_seq() { return store_->next_seq(); }
   // Non-empty when the agent must execv this binary (agent target switch or rollback).
   const std::string& reexec_path() const { return reexec_path_; }
@@ -139,7 +142,8 @@ class Updater {
   std::atomic<bool> progress_delta_{false};
 
   bool hub_connected_ = false;
-  bool report_due_ = false;
+  std::vector<UpdateState> reports_;
+  void queue_report();
   bool aborting_ = false;
   uint64_t abort_generation_ = 0;
   std::optional<Assignment> deferred_;  // a newer assignment waiting for the pending one

@@ -107,7 +107,7 @@ void Updater::tick() {
         state_.bytes_total = delta && manifest_->delta ? manifest_->delta->size : manifest_->size;
       if (clock_.now() - progress_reported_at_ >= Millis(1000) || done == state_.bytes_total) {
         progress_reported_at_ = clock_.now();
-        report_due_ = true;
+        queue_report();
       }
     }
   }
@@ -299,7 +299,7 @@ void Updater::on_download(JobResult r) {
     logger()->warn("ota download retry={} in_ms={} error='{}'", retries_,
                    (retry_at_ - clock_.now()) / Millis(1), why);
     state_.message = why;
-    report_due_ = true;
+    queue_report();
     return;
   }
   fail(r.retryable ? why + " (gave up after " + std::to_string(retries_) + " retries)" : why);
