@@ -1,7 +1,6 @@
 #include "ota/slots.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,8 +127,7 @@ Expected<std::string> copy_file_atomic(const std::string& src, const std::string
     ::close(in);
     return fail(cause);
   }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  Sha256 hash;
   std::string error;
   uint64_t written = 0;
   bool half_seen = false;
@@ -146,7 +144,7 @@ Expected<std::string> copy_file_atomic(const std::string& src, const std::string
       error = "write: " + errno_text();
       break;
     }
-    EVP_DigestUpdate(ctx.get(), buf.get(), static_cast<size_t>(n));
+    hash.update(std::string_view(buf.get(), static_cast<size_t>(n)));
     written += static_cast<uint64_t>(n);
     if (!half_seen && written * 2 >= total && written < total && at_half) {
       half_seen = true;
@@ -163,10 +161,7 @@ Expected<std::string> copy_file_atomic(const std::string& src, const std::string
     return fail(error);
   }
   fsync_dir(parent_of(dest));
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  return hex_encode(md, len);
+  return hash.hex_final();
 }
 
 }  // namespace flotilla::ota
