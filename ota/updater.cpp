@@ -194,6 +194,8 @@ void Updater::begin(const Assignment& a) {
   aborting_ = false;
   health_started_ = false;
   cancel_ = false;
+  progress_ = 0;  // the previous update's count must not show up in this one's reports
+  progress_delta_ = false;
   UpdateState next;
   next.rollout = a.rollout;
   next.generation = a.generation;
