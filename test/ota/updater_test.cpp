@@ -2,6 +2,7 @@
 // backoff), signature and digest checks, the switch, the health gate, abort, generations.
 #include "ota/updater.hpp"
 
+#include "ota/delta.hpp"
 #include "test/ota/updater_fixture.hpp"
 
 namespace flotilla::ota::testing {
@@ -320,6 +321,32 @@ TEST_F(DeltaTest, TheDeltaIsUsedWhenTheActiveSlotIsItsBase) {
   EXPECT_EQ(drive(*u), Phase::kCommitted) << u->state().message;
   EXPECT_EQ(server_.requests_of("delta"), 1);
   EXPECT_EQ(server_.requests_of("payload"), 0);
+  EXPECT_EQ(slot("slot-b"), payload_);
+}
+
+TEST_F(DeltaTest, ARealZstdPatchFromDeltaIsApplied) {
+  // The new payload is the base with 1% changed, its delta made by ota/delta.hpp.
+  payload_ = base_;
+  for (size_t i = 0; i < payload_.size(); i += 100) payload_[i] = static_cast<char>(i);
+  server_.put("payload", payload_);
+  ASSERT_TRUE(fs::write_atomic(dir_ / "new.img", payload_));
+  auto made = make_delta(dir_ / "slots/slot-a", dir_ / "new.img", dir_ / "new.delta");
+  ASSERT_TRUE(made) << made.error().message();
+  delta_ = *fs::read_file(dir_ / "new.delta");
+  server_.put("delta", delta_);
+  UpdaterOptions o = options();
+  o.apply_delta = [](const std::string& base, const std::string& delta, const std::string& out,
+                     uint64_t size) -> Status {
+    auto applied = apply_delta(base, delta, out, size);
+    if (!applied) return applied.error();
+    return Ok();
+  };
+  auto u = make(o);
+  u->assign(delta_assignment(sha256_hex(base_)));
+  EXPECT_EQ(drive(*u), Phase::kCommitted) << u->state().message;
+  EXPECT_EQ(server_.requests_of("payload"), 0);
+  EXPECT_EQ(server_.served_of("delta"), delta_.size());
+  EXPECT_LT(delta_.size(), payload_.size() / 10);
   EXPECT_EQ(slot("slot-b"), payload_);
 }
 
