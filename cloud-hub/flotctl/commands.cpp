@@ -6,6 +6,7 @@
 #include <iterator>
 #include <optional>
 
+#include "cloud-hub/flotctl/artifact.hpp"
 #include "cloud-hub/flotctl/client.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
 #include "cloud-hub/flotctl/twin.hpp"
@@ -338,7 +339,9 @@ std::string usage() {
          "                              merge into desired (V as JSON if it parses, else a\n"
          "                              string; K=null deletes; a.b=V nests); with N, refused\n"
          "                              unless desired is still at version N\n"
-         "  rollout ...                 not supported yet\n\n"
+         "  rollout ...                 not supported yet\n"
+         "  artifact keygen|build|sign|verify|push\n"
+         "                              signed OTA bundles (flotctl artifact --help)\n\n"
          "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
          "KIND: nodes (node, no), workloads (workload, wl), events (event, ev), devices (device,\n"
          "dev)\n";
@@ -346,6 +349,7 @@ std::string usage() {
 
 int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& out,
         std::ostream& err) {
+  if (is_artifact_command(raw)) return artifact_command(raw, ctx.default_hub, out, err);
   auto args = parse_args(raw);
   if (!args) {
     err << "flotctl: " << args.error().message() << "\n\n" << usage();
