@@ -26,7 +26,13 @@ Agent::Agent(AgentConfig config, Store& store, runtime::Driver& driver, sync::Tr
       devices_(devices),
       twins_(config_, store, transport, devices, clock, [queue = queue_](uint64_t id, Status st) {
         queue->push(TwinPublishDone{id, std::move(st)});
-      }) {}
+      }) {
+  if (!config_.data_dir.empty()) {
+    updater_ = std::make_unique<ota::Updater>(make_updater_options(config_), clock,
+                                              [queue = queue_] { queue->wake(); });
+    ota_ = std::make_unique<OtaSync>(config_, transport, *updater_);
+  }
+}
 
 Agent::~Agent() {
   if (!started_) return;
@@ -48,6 +54,9 @@ Status Agent::start() {
         [queue = queue_](bool connected) { queue->push(DeviceBrokerChanged{connected}); });
   }
   if (auto st = twins_.start(); !st) return st;
+  if (updater_) {
+    if (auto st = updater_->start(); !st) return st;
+  }
   if (auto st = transport_.start(); !st) return st;
   if (devices_ != nullptr) {
     if (auto st = devices_->start(); !st) return st;
@@ -61,18 +70,22 @@ Status Agent::start() {
 void Agent::run_once() {
   bool desired_changed = false;
   const std::string twin_topic = sync::down_topic(config_.node, config_.sync.shards, "twin");
+  const std::string ota_topic = ota_ ? ota_->topic() : std::string();
   for (auto& event : queue_->take_all()) {
     if (auto* m = std::get_if<sync::Message>(&event)) {
       if (TwinSync::is_local_topic(m->topic)) {
         twins_.on_local_message(*m);
       } else if (m->topic == twin_topic) {
         twins_.on_hub_message(m->payload);
+      } else if (ota_ && m->topic == ota_topic) {
+        ota_->on_message(m->payload);
       } else {
         desired_changed |= sync_.on_message(*m);
       }
     } else if (auto* c = std::get_if<ConnectionChanged>(&event)) {
       sync_.on_connection(c->connected);
       twins_.on_hub_connection(c->connected);
+      if (ota_) ota_->on_hub_connection(c->connected);
     } else if (auto* d = std::get_if<PublishDone>(&event)) {
       sync_.on_publish_done(d->batch_id, d->status);
     } else if (auto* b = std::get_if<DeviceBrokerChanged>(&event)) {
@@ -87,15 +100,24 @@ void Agent::run_once() {
   }
   sync_.tick(static_cast<uint32_t>(reconciler_.running_count()));
   twins_.tick();
+  if (ota_) ota_->tick();
 }
 
 void Agent::run(const std::atomic<bool>& stop) {
-  while (!stop.load()) {
+  while (!stop.load() && reexec_path().empty()) {
     run_once();
     // Wake for the next tick; queued events wake us earlier.
     auto wait = std::chrono::duration_cast<Millis>(next_tick_ - clock_.now());
     queue_->wait(std::clamp(wait, Millis(1), config_.reconciler.tick));
   }
+}
+
+void Agent::prepare_reexec() {
+  if (!started_) return;
+  transport_.stop();
+  if (devices_ != nullptr) devices_->stop();
+  started_ = false;
+  log::get("agent")->info("agent re-executing for an OTA update path={}", reexec_path());
 }
 
 void Agent::shutdown() {

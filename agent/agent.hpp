@@ -15,6 +15,7 @@
 
 #include "agent/config.hpp"
 #include "agent/loop_queue.hpp"
+#include "agent/ota_sync.hpp"
 #include "agent/probe_checks.hpp"
 #include "agent/prober.hpp"
 #include "agent/reconciler.hpp"
@@ -45,10 +46,18 @@ class Agent {
   void run(const std::atomic<bool>& stop);
   // Tells the hub we are going (Offline) and stops the transport. Workloads keep running.
   void shutdown();
+  // Non-empty once an OTA update of the agent itself switched (or rolled back) its binary: run()
+  // returns, and main() calls prepare_reexec() and execv()s this path with the same argv.
+  std::string reexec_path() const { return ota_ ? ota_->reexec_path() : std::string(); }
+  // Stops the transports without saying goodbye (the next process reconnects at once).
+  void prepare_reexec();
 
   const SyncClient& sync_client() const { return sync_; }
   const Reconciler& reconciler() const { return reconciler_; }
   const TwinSync& twins() const { return twins_; }
+  // Null without a data folder (tests that need no OTA).
+  const OtaSync* ota() const { return ota_.get(); }
+  const ota::Updater* updater() const { return updater_.get(); }
   LoopQueue& queue() { return *queue_; }
 
  private:
@@ -64,6 +73,8 @@ class Agent {
   SyncClient sync_;
   sync::Transport* devices_;
   TwinSync twins_;
+  std::unique_ptr<ota::Updater> updater_;
+  std::unique_ptr<OtaSync> ota_;
   TimePoint next_tick_{};
   bool started_ = false;
   // Last: joined first on destruction, before what its probe checks use goes away.

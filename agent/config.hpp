@@ -57,6 +57,18 @@ struct DriverOptions {
   std::string vm_accel = "auto";              // auto | kvm | tcg
 };
 
+// OTA updates (ota/updater.hpp, docs/ota.md). The agent's own binary is updated in
+// <data>/ota/agent (A/B slots); run the agent as <data>/ota/agent/active/flotilla-agent (systemd
+// ExecStart) so that a restart starts whichever binary is active.
+struct OtaConfig {
+  std::string public_key_file;   // --ota-public-key: the pinned Ed25519 key (PEM)
+  std::string public_key_pem;    // its text, read when the flags are loaded; empty: updates fail
+  std::string image_slots_dir;   // --ota-image-slots: slot-a, slot-b and `active`; empty: none
+  std::string switch_command;    // --ota-switch-command: run after the image pointer moved
+  std::string health_command;    // --ota-health-command: exit 0 = healthy
+  Millis health_timeout{60000};  // --ota-health-timeout (seconds on the command line)
+};
+
 struct AgentConfig {
   std::string node;
   std::string mqtt_uri;  // tcp://HOST:PORT
@@ -66,6 +78,7 @@ struct AgentConfig {
   ReconcilerConfig reconciler;
   SyncConfig sync;
   DriverOptions drivers;
+  OtaConfig ota;
 };
 
 }  // namespace flotilla::agent

@@ -1,5 +1,8 @@
 #include "agent/config_flags.hpp"
 
+#include <sys/stat.h>
+
+#include "common/fs.hpp"
 #include "sync/topics.hpp"
 
 namespace flotilla::agent {
@@ -53,6 +56,36 @@ Expected<std::vector<NodeTaint>> parse_taints(const std::string& text) {
   return out;
 }
 
+Status load_ota_config(const Flags& flags, OtaConfig& ota) {
+  ota.public_key_file = flags.get("ota-public-key");
+  if (!ota.public_key_file.empty()) {
+    auto pem = fs::read_file(ota.public_key_file);
+    if (!pem) {
+      return Error("invalid --ota-public-key '" + ota.public_key_file +
+                   "': " + pem.error().message());
+    }
+    if (pem->find("-----BEGIN PUBLIC KEY-----") == std::string::npos) {
+      return Error("invalid --ota-public-key '" + ota.public_key_file +
+                   "': not a PEM public key (want -----BEGIN PUBLIC KEY-----)");
+    }
+    ota.public_key_pem = std::move(*pem);
+  }
+  ota.image_slots_dir = flags.get("ota-image-slots");
+  if (!ota.image_slots_dir.empty()) {
+    ota.image_slots_dir = fs::absolute_path(ota.image_slots_dir);
+    struct stat st {};
+    if (::stat(ota.image_slots_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      return Error("invalid --ota-image-slots '" + ota.image_slots_dir + "': not a folder");
+    }
+  }
+  ota.switch_command = flags.get("ota-switch-command");
+  ota.health_command = flags.get("ota-health-command");
+  auto timeout = flags.get_int("ota-health-timeout", 1, 86'400);
+  if (!timeout) return timeout.error();
+  ota.health_timeout = Millis(*timeout * 1000);
+  return Ok();
+}
+
 }  // namespace
 
 Flags make_agent_flags() {
@@ -90,6 +123,23 @@ Flags make_agent_flags() {
   flags.add("insecure-registries", "registries (host:port,...) to pull images from over http");
   flags.add("image-budget-mb", "disk for container images not in use, MiB", "10240");
   flags.add("vm-accel", "auto|kvm|tcg: how VMs run (auto: KVM when usable)", "auto");
+  flags.add("ota-public-key",
+            "PEM file of the Ed25519 public key OTA manifests must be signed with; without it "
+            "every update fails. Agent updates: run the agent as "
+            "DATA/ota/agent/active/flotilla-agent (e.g. systemd ExecStart)");
+  flags.add("ota-image-slots",
+            "folder of the A/B image slots (slot-a, slot-b, and the `active` symlink, created "
+            "when missing); empty: no image updates");
+  flags.add("ota-switch-command",
+            "shell command run after the image slot pointer moved (e.g. set the bootloader "
+            "and reboot); empty: none");
+  flags.add("ota-health-command",
+            "shell command run after an update reconnected to the hub; exit 0 = healthy, else "
+            "the update rolls back; empty: none");
+  flags.add("ota-health-timeout",
+            "seconds an update has after the switch to reconnect to the hub (and for the health "
+            "command) before it rolls back",
+            "60");
   return flags;
 }
 
@@ -168,6 +218,7 @@ Expected<AgentConfig> config_from_flags(const Flags& flags) {
   if (c.drivers.vm_accel != "auto" && c.drivers.vm_accel != "kvm" && c.drivers.vm_accel != "tcg") {
     return Error("invalid --vm-accel '" + c.drivers.vm_accel + "': want auto, kvm or tcg");
   }
+  if (auto st = load_ota_config(flags, c.ota); !st) return st.error();
   return c;
 }
 

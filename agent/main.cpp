@@ -1,6 +1,11 @@
 // flotilla-agent: wiring only. Flags -> config, store, runtime drivers, MQTT transport, agent
 // loop; SIGTERM/SIGINT end the loop and leave workloads running.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 
 #include "agent/agent.hpp"
@@ -78,6 +83,16 @@ int run_agent(int argc, const char* const* argv) {
   std::signal(SIGINT, on_signal);
   if (auto st = agent.start(); !st) return fatal(st.error());
   agent.run(g_stop);
+  if (const std::string next = agent.reexec_path(); !next.empty() && !g_stop.load()) {
+    // An OTA update of the agent switched (or rolled back) its binary: the updater saved its
+    // state; the new process finds it, counts the start and runs the health check.
+    agent.prepare_reexec();
+    spdlog::shutdown();
+    ::execv(next.c_str(), const_cast<char* const*>(argv));
+    std::cerr << "flotilla-agent: Failed to re-execute '" << next << "': " << std::strerror(errno)
+              << "\n";
+    return 1;
+  }
   agent.shutdown();
   return 0;
 }

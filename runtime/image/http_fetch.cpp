@@ -153,6 +153,7 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   EVP_DigestUpdate(t->ctx, data, len);
   t->size += len;
   t->fetched += len;
+  if (t->req->on_progress) t->req->on_progress(t->size, t->fetched);
   return len;
 }
 

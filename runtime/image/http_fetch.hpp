@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct FetchRequest {
   std::chrono::seconds low_speed_time{30};
   const std::atomic<bool>* cancel = nullptr;  // set to abort (the partial file is kept)
   std::string ca_file;  // extra CA bundle for https (added by the image module); empty: system's
+  // Called on the fetching thread after each written chunk with the bytes in the file and the
+  // bytes this call transferred (progress reports; OTA's fail point).
+  std::function<void(uint64_t size, uint64_t fetched)> on_progress;
 };
 
 struct FetchResult {

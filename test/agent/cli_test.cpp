@@ -8,6 +8,7 @@
 #include "agent/status_report.hpp"
 #include "agent/store.hpp"
 #include "agent/twin_sync.hpp"
+#include "common/fs.hpp"
 #include "test/agent/specs.hpp"
 #include "test/support/temp_dir.hpp"
 
@@ -96,6 +97,47 @@ TEST(AgentFlags, TaintsAreKeyValueEffect) {
   EXPECT_NE(error_of("=x:NoSchedule"), "accepted");
   EXPECT_NE(error_of("a=b:NoSchedule,a=c:NoSchedule"), "accepted");
   EXPECT_EQ(error_of("a=b:NoSchedule,a=c:NoExecute"), "accepted");
+}
+
+TEST(AgentFlags, OtaFlagsAreReadAndCheckedAtLoad) {
+  flotilla::testing::TempDir dir;
+  const std::vector<std::string> base = {"--node",    "edge-1", "--mqtt",
+                                         "tcp://h:1", "--data", dir.path()};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return parse(args);
+  };
+  auto plain = with({});
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_TRUE(plain->ota.public_key_pem.empty());
+  EXPECT_EQ(plain->ota.health_timeout, Millis(60000));
+
+  const std::string pem =
+      "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n";
+  ASSERT_TRUE(fs::write_atomic(dir / "ota.pub", pem));
+  auto c = with({"--ota-public-key", dir / "ota.pub", "--ota-image-slots", dir / "slots",
+                 "--ota-health-command", "true", "--ota-health-timeout", "5"});
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->ota.public_key_pem, pem);
+  EXPECT_EQ(c->ota.image_slots_dir, dir / "slots");
+  EXPECT_EQ(c->ota.health_command, "true");
+  EXPECT_EQ(c->ota.health_timeout, Millis(5000));
+
+  auto missing = with({"--ota-public-key", dir / "nope.pub"});
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("invalid --ota-public-key"), std::string::npos);
+  ASSERT_TRUE(fs::write_atomic(dir / "not-a-key", "hello"));
+  auto not_key = with({"--ota-public-key", dir / "not-a-key"});
+  ASSERT_FALSE(not_key);
+  EXPECT_NE(not_key.error().message().find("not a PEM public key"), std::string::npos);
+  auto file_slots = with({"--ota-image-slots", dir / "not-a-key"});
+  ASSERT_FALSE(file_slots);
+  EXPECT_NE(file_slots.error().message().find("not a folder"), std::string::npos);
+  auto zero = with({"--ota-health-timeout", "0"});
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().message().find("ota-health-timeout"), std::string::npos);
+  EXPECT_NE(make_agent_flags().usage().find("--ota-public-key"), std::string::npos);
 }
 
 TEST(AgentFlags, HelpExplainsWorkloadsSurviveStop) {
