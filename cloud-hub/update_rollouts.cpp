@@ -107,25 +107,33 @@ void UpdateRollouts::assign_locked(Rollout& r, NodeState& n, bool abort, bool re
   out.push_back({sync::down_topic(n.node, options_.shards, "ota"), sync::encode(a)});
 }
 
+void UpdateRollouts::expire_locked(Rollout& r) {
+  const int64_t now = clock_.wall_ms();
+  for (size_t i = 0; i < r.nodes.size(); ++i) {
+    NodeState& n = r.nodes[i];
+    if (n.first_generation == 0 || !n.result.empty() ||
+        now - n.assigned_ms < r.spec.progress_timeout_seconds * 1000) {
+      continue;
+    }
+    n.result = "failed";
+    n.message = "no terminal report within the progress timeout of " +
+                std::to_string(r.spec.progress_timeout_seconds) + "s (last phase " + n.phase + ")";
+    n.updated_ms = now;
+    r.dirty.insert(i);
+    event_locked(n.node, r, "UpdateTimedOut", n.message);
+  }
+}
+
 void UpdateRollouts::advance_locked(Rollout& r, Outbox& out) {
   const int64_t now = clock_.wall_ms();
   const int waves = static_cast<int>(r.spec.waves.size());
   while (r.phase == "Progressing") {
+    expire_locked(r);
     int64_t failed = 0;
     int64_t assigned = 0;
-    for (size_t i = 0; i < r.nodes.size(); ++i) {
-      NodeState& n = r.nodes[i];
+    for (const NodeState& n : r.nodes) {
       if (n.first_generation == 0) continue;
       ++assigned;
-      if (n.result.empty() && now - n.assigned_ms >= r.spec.progress_timeout_seconds * 1000) {
-        n.result = "failed";
-        n.message = "no terminal report within the progress timeout of " +
-                    std::to_string(r.spec.progress_timeout_seconds) + "s (last phase " + n.phase +
-                    ")";
-        n.updated_ms = now;
-        r.dirty.insert(i);
-        event_locked(n.node, r, "UpdateTimedOut", n.message);
-      }
       if (n.result == "failed") ++failed;
     }
     failed -= r.accepted_failed;
@@ -410,7 +418,9 @@ void UpdateRollouts::tick() {
     std::lock_guard lock(mu_);
     for (const std::string& name : names_locked()) {
       auto it = rollouts_.find(name);
-      if (it == rollouts_.end() || it->second.phase != "Progressing") continue;
+      if (it == rollouts_.end() || finished(it->second)) continue;
+      // A paused rollout's nodes still time out, so that a resume accepts those failures too.
+      if (it->second.phase == "Paused") expire_locked(it->second);
       advance_locked(it->second, out);
       if (auto st = save_locked(it->second, out); !st) log_->error("{}", st.error().message());
     }

@@ -133,6 +133,8 @@ class UpdateRollouts {
 
   std::vector<std::string> names_locked() const;
   bool finished(const Rollout& r) const { return r.phase == "Completed" || r.phase == "Aborted"; }
+  // Fails the assigned, unfinished nodes past the progress timeout.
+  void expire_locked(Rollout& r);
   // Timeouts, threshold, assignments, soak and waves of a Progressing rollout.
   void advance_locked(Rollout& r, Outbox& out);
   // Queues the node's assignment: a new generation, or with `resend` the current one again.

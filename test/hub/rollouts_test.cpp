@@ -234,6 +234,21 @@ TEST_F(RolloutsTest, ResumeAcceptsTheFailuresSoFarAndCountsOnlyNewOnes) {
       << status()["pausedReason"];
 }
 
+TEST_F(RolloutsTest, NodesTimingOutWhilePausedAreAcceptedByTheResume) {
+  ASSERT_EQ(ota.rollouts
+                ->apply(rollout("  waves: [{count: 1}, {percent: 100}]\n"
+                                "  progressTimeoutSeconds: 60\n"))
+                .code,
+            Code::kCreated);
+  ASSERT_EQ(ota.rollouts->pause("fw-2").action, "paused");
+  advance(61);
+  EXPECT_EQ(node_status(1)["result"], "failed");
+  ASSERT_EQ(ota.rollouts->resume("fw-2").action, "resumed");
+  EXPECT_EQ(status()["phase"], "Progressing");
+  EXPECT_EQ(status()["acceptedFailures"], 1);
+  EXPECT_EQ(assigned(2), 1u);
+}
+
 TEST_F(RolloutsTest, PauseResumeAbortAreIdempotentUnderConcurrency) {
   ASSERT_EQ(ota.rollouts->apply(rollout("  waves: [{count: 1}, {percent: 100}]\n")).code,
             Code::kCreated);
