@@ -31,19 +31,24 @@ struct DeltaInfo {
   std::string base_sha256;  // of the base payload the delta applies to
   std::string sha256;       // of the delta file
   uint64_t size = 0;
+
+  bool operator==(const DeltaInfo&) const = default;
 };
 
 struct Manifest {
-  std::string name;     // 1..63 of [a-z0-9.-_]
-  std::string version;  // 1..63 printable, no spaces
+  std::string name;     // 1..63 of [a-z0-9.-_], starting with [a-z0-9]
+  std::string version;  // 1..63 printable ASCII, no spaces or slashes, not "." or ".."
   std::string target;   // "agent" (the agent's own binary) | "image" (an A/B image slot pair)
   std::string sha256;   // of the full payload
   uint64_t size = 0;    // of the full payload
   std::optional<DeltaInfo> delta;
+
+  bool operator==(const Manifest&) const = default;
 };
 
-// Strict: unknown keys, wrong types, bad hex, oversized text (> kMaxManifestBytes) are errors
-// that say which field is wrong.
+// Strict: unknown, missing or duplicate keys, wrong types, bad or uppercase hex, an unknown
+// delta algorithm, oversized text (> kMaxManifestBytes) are errors that say which field is wrong
+// ("Failed to parse manifest: 'payload.sha256' must be 64 lowercase hex digits").
 Expected<Manifest> parse_manifest(std::string_view json);
 // Canonical JSON text of a valid manifest.
 std::string manifest_json(const Manifest& manifest);

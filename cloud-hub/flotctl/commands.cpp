@@ -7,6 +7,7 @@
 #include <iterator>
 #include <optional>
 
+#include "cloud-hub/flotctl/artifact.hpp"
 #include "cloud-hub/flotctl/client.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
 #include "cloud-hub/flotctl/rollout.hpp"
@@ -356,7 +357,9 @@ std::string usage() {
          "                              unless desired is still at version N\n"
          "  rollout status|pause|resume|abort NAME\n"
          "                              an OTA rollout's progress, or pause, resume (accepting\n"
-         "                              the failures so far) or abort it; each idempotent\n\n"
+         "                              the failures so far) or abort it; each idempotent\n"
+         "  artifact keygen|build|sign|verify|push\n"
+         "                              signed OTA bundles (flotctl artifact --help)\n\n"
          "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
          "KIND: nodes (node, no), workloads (workload, wl), events (event, ev), devices (device,\n"
          "dev), rollouts (rollout, ro)\n";
@@ -364,6 +367,7 @@ std::string usage() {
 
 int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& out,
         std::ostream& err) {
+  if (is_artifact_command(raw)) return artifact_command(raw, ctx.default_hub, out, err);
   auto args = parse_args(raw);
   if (!args) {
     err << "flotctl: " << args.error().message() << "\n\n" << usage();

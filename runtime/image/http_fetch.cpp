@@ -271,15 +271,9 @@ FetchOutcome fetch_to_file(const FetchRequest& req) {
 }
 
 Expected<std::string> sha256_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error("Failed to hash '" + path + "': " + std::strerror(errno));
-  EvpCtx ctx = new_sha256();
-  uint64_t size = 0;
-  bool ok = hash_fd(fd, ctx.get(), size);
-  int err = errno;
-  close(fd);
-  if (!ok) return Error("Failed to hash '" + path + "': " + std::strerror(err));
-  return hex_digest(ctx.get());
+  auto digest = flotilla::sha256_file(path);
+  if (!digest) return digest.error();
+  return digest->sha256;
 }
 
 }  // namespace flotilla::runtime::image

@@ -1,25 +1,16 @@
 #include "runtime/image/registry_client.hpp"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
 
+#include "common/base64.hpp"
 #include "common/sha256.hpp"
 #include "runtime/image/http_get.hpp"
 #include "runtime/image/manifest.hpp"
 
 namespace flotilla::runtime::image {
 namespace {
-
-std::string base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 std::string url_escape(const std::string& s) {
   std::string out;
@@ -98,7 +89,8 @@ Expected<std::string> RegistryClient::answer_challenge(const Reference& ref,
       return Error("the registry asks for credentials and none are configured for '" +
                    ref.registry + "'");
     }
-    header = "Authorization: Basic " + base64(cred->second.username + ":" + cred->second.password);
+    header = "Authorization: Basic " +
+             base64_encode(cred->second.username + ":" + cred->second.password);
   } else if (scheme == "bearer") {
     auto realm = params["realm"];
     if (realm.rfind("http://", 0) != 0 && realm.rfind("https://", 0) != 0) {
