@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "cloud-hub/manifest.hpp"
+#include "common/base64.hpp"
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/sha256.hpp"
@@ -64,41 +65,6 @@ struct TempFile {
 };
 
 }  // namespace
-
-std::optional<std::string> base64_decode(const std::string& text) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (char ch : text) {
-    if (ch == '=') {
-      ++pad;
-      continue;
-    }
-    if (pad > 0) return std::nullopt;  // data after padding
-    auto at = kAlphabet.find(ch);
-    if (at == std::string::npos) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(at);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  if (pad > 2 || bits >= 6) return std::nullopt;
-  return out;
-}
-
-std::string base64_encode(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 nlohmann::json artifact_json(const Artifact& a) {
   const ota::Manifest& m = a.manifest;

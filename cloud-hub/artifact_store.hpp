@@ -87,8 +87,4 @@ class ArtifactStore {
   std::mutex mu_;  // manifest writes and removals
 };
 
-// Standard base64 (with or without padding) to bytes; nullopt when it is not base64.
-std::optional<std::string> base64_decode(const std::string& text);
-std::string base64_encode(const std::string& bytes);
-
 }  // namespace flotilla::hub

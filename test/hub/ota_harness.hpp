@@ -8,6 +8,7 @@
 
 #include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/update_rollouts.hpp"
+#include "common/base64.hpp"
 #include "common/sha256.hpp"
 #include "ota/manifest.hpp"
 #include "ota/signing.hpp"
