@@ -15,6 +15,7 @@
 #include "cloud-hub/api.hpp"
 #include "cloud-hub/api_ota.hpp"
 #include "cloud-hub/watch_feeder.hpp"
+#include "common/fs.hpp"
 #include "test/hub/ota_harness.hpp"
 
 namespace flotilla::hub::testing {
@@ -324,6 +325,52 @@ TEST(ArtifactsApiTest, FlotctlRolloutVerbs) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "error: rollout 'nope' not found\n");
   EXPECT_EQ(flotctl(s, {"delete", "rollout", "fw-2"}).out, "rollout/fw-2 deleted\n");
+}
+
+TEST(ArtifactsApiTest, FlotctlArtifactPushWithDeltaThenRollout) {
+  OtaApiServer s;
+  const std::string base = bytes(200000);
+  std::string next = base;
+  for (size_t i = 0; i < 2000; ++i) next[i * 97] ^= 0x5a;
+  std::ofstream(s.ota.dir / "base.img", std::ios::binary) << base;
+  std::ofstream(s.ota.dir / "next.img", std::ios::binary) << next;
+  const std::string bundle = s.ota.dir / "bundle";
+  ASSERT_EQ(flotctl(s, {"artifact", "keygen", "--out", s.ota.dir / "k"}).code, 0);
+  Cli r = flotctl(s, {"artifact", "build", "--name", "fw", "--version", "2.0", "--target", "image",
+                      "--payload", s.ota.dir / "next.img", "--base", s.ota.dir / "base.img",
+                      "--base-version", "1.0", "--level", "3", "--out", bundle});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(flotctl(s, {"artifact", "sign", "--key", s.ota.dir / "k.key", bundle}).code, 0);
+  r = flotctl(s, {"artifact", "push", bundle});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json view = json::parse(s.get("/api/v1/artifacts/fw/2.0")->body);
+  EXPECT_EQ(view["ready"], true);
+  EXPECT_EQ(view["deltaReady"], true);
+  EXPECT_EQ(view["delta"]["baseVersion"], "1.0");
+  EXPECT_EQ(s.get("/api/v1/artifacts/fw/2.0/payload")->body, next);
+  auto delta = s.get("/api/v1/artifacts/fw/2.0/delta", "bytes=0-");
+  EXPECT_EQ(delta->status, 206);
+  EXPECT_EQ(delta->body.size(), view["delta"]["size"].get<size_t>());
+  // Pushing the same bundle again is harmless.
+  EXPECT_EQ(flotctl(s, {"artifact", "push", bundle}).code, 0);
+
+  FakeAgent n1(s.ota.hub.broker, "n1");
+  n1.hello(0);
+  ASSERT_EQ(s.ota.rollouts
+                ->apply([] {
+                  RolloutManifest m;
+                  m.name = "fw-2";
+                  m.artifact = "fw";
+                  m.artifact_version = "2.0";
+                  return m;
+                }())
+                .code,
+            RolloutOutcome::Code::kCreated);
+  ASSERT_EQ(n1.assignments.size(), 1u);
+  EXPECT_EQ(n1.assignments[0].delta_url(), "http://hub.test:8080/api/v1/artifacts/fw/2.0/delta");
+  auto pub = fs::read_file(s.ota.dir / "k.pub");
+  ASSERT_TRUE(pub);
+  EXPECT_TRUE(ota::verify(*pub, n1.assignments[0].manifest(), n1.assignments[0].signature()));
 }
 
 }  // namespace
