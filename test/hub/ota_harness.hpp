@@ -52,7 +52,9 @@ inline ArtifactStore::Body body_of(const std::string& data, size_t chunk = 1000)
 }
 
 struct OtaHarness {
-  explicit OtaHarness(std::string public_key = "") {
+  // `ingest_thread`: the sync server hands messages to per-shard ingest threads, as in the hub.
+  explicit OtaHarness(std::string public_key = "", bool ingest_thread = false)
+      : hub(":memory:", ControllerOptions{}, ingest_thread) {
     auto k = ota::generate_key();
     if (!k) ADD_FAILURE() << k.error().message();
     if (k) key = *k;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "test/hub/ota_harness.hpp"
@@ -398,6 +399,62 @@ TEST_F(RolloutsTest, DeletingAnUnfinishedRolloutAbortsIt) {
   EXPECT_FALSE(ota.rollouts->view("fw-2").has_value());
   EXPECT_EQ(ota.rollouts->remove("fw-2").code, Code::kNotFound);
   EXPECT_EQ(ota.rollouts->delete_artifact("fw", "2.0").code, ArtifactOutcome::Code::kOk);
+}
+
+// Reports arrive on the shards' ingest threads while the timer ticks and an operator pauses and
+// resumes: every report counts once and the rollout ends Completed.
+TEST(RolloutsIngestTest, ReportsOnIngestThreadsWhileTickingAndPausing) {
+  OtaHarness ota("", /*ingest_thread=*/true);
+  ota.upload("fw", "2.0");
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (int i = 0; i < 40; ++i) {
+    agents.push_back(std::make_unique<FakeAgent>(ota.hub.broker, "node-" + std::to_string(i)));
+    agents.back()->hello(0);
+  }
+  ota.hub.sync_server->wait_idle();
+  ASSERT_EQ(ota.rollouts->apply(rollout("  waves: [{percent: 25}, {percent: 100}]\n")).code,
+            Code::kCreated);
+  std::atomic<bool> stop{false};
+  std::thread timer([&] {
+    while (!stop) ota.rollouts->tick();
+  });
+  std::thread operator_([&] {
+    for (int i = 0; i < 50; ++i) {
+      (void)ota.rollouts->pause("fw-2");
+      (void)ota.rollouts->resume("fw-2");
+    }
+  });
+  // Each node commits once it is assigned; wave 2 opens as wave 1 finishes. What a node was
+  // assigned is read from the hub's view: the agents' own lists are written by hub threads.
+  std::set<std::string> reported;
+  for (int round = 0; round < 2000 && reported.size() < agents.size(); ++round) {
+    ota.hub.sync_server->wait_idle();
+    auto v = ota.rollouts->view("fw-2");
+    ASSERT_TRUE(v);
+    for (const auto& n : (*v)["status"]["nodes"]) {
+      const std::string node = n["node"];
+      if (n["generation"] == 0 || reported.count(node) > 0) continue;
+      pb::UpdateReport r;
+      r.set_node(node);
+      r.set_rollout("fw-2");
+      r.set_generation(n["generation"].get<uint64_t>());
+      r.set_phase(pb::UPDATE_COMMITTED);
+      r.set_seq(1);
+      agents[std::stoul(node.substr(5))]->send("ota", r);
+      reported.insert(node);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  operator_.join();
+  (void)ota.rollouts->resume("fw-2");
+  ota.hub.sync_server->wait_idle();
+  ota.rollouts->tick();
+  stop = true;
+  timer.join();
+  auto v = ota.rollouts->view("fw-2");
+  ASSERT_TRUE(v);
+  EXPECT_EQ((*v)["status"]["counts"]["succeeded"], 40);
+  EXPECT_EQ((*v)["status"]["phase"], "Completed");
 }
 
 TEST(RolloutManifestTest, ValidatesWithClearErrors) {
