@@ -2,8 +2,10 @@
 
 #include <cctype>
 #include <cerrno>
+#include <regex>
 
 #include "cloud-hub/api_devices.hpp"
+#include "cloud-hub/api_ota.hpp"
 #include "cloud-hub/manifest_doc.hpp"
 #include "cloud-hub/watch_stream.hpp"
 #include "common/flags.hpp"
@@ -181,7 +183,45 @@ Api::Api(Controller& controller, Metrics& metrics, WatchLog& watch, ApiOptions o
     : controller_(controller), metrics_(metrics), watch_(watch), options_(options) {}
 
 void Api::install(httplib::Server& server) {
-  server.set_payload_max_length(kMaxManifestBytes + 1);
+  const bool ota = artifacts_ != nullptr && rollouts_ != nullptr;
+  server.set_payload_max_length(ota ? kMaxArtifactBytes : kMaxManifestBytes + 1);
+  if (ota) {
+    // One body limit per server: the small one is kept here for everything but file uploads.
+    // The status a request gets before its body is read: 0 when it may go on.
+    auto refuse = [](const httplib::Request& req) {
+      static const std::regex kUpload(R"(/api/v1/artifacts/[^/]+/[^/]+/(payload|delta))");
+      if (std::regex_match(req.path, kUpload)) return 0;
+      if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
+        return 411;
+      }
+      const std::string length = req.get_header_value("Content-Length");
+      if (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) > kMaxManifestBytes + 1) {
+        return 413;
+      }
+      return 0;
+    };
+    auto answer = [](int status, httplib::Response& res) {
+      send_error(res, status,
+                 status == 411 ? "a request body must come with a Content-Length"
+                               : "request body is too large");
+      res.set_header("Connection", "close");  // its body is not read
+    };
+    server.set_pre_routing_handler(
+        [refuse, answer](const httplib::Request& req, httplib::Response& res) {
+          const int status = refuse(req);
+          if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
+          answer(status, res);
+          return httplib::Server::HandlerResponse::Handled;
+        });
+    // A client that waits for 100 Continue (curl, for large bodies) is told before it sends.
+    server.set_expect_100_continue_handler(
+        [refuse, answer](const httplib::Request& req, httplib::Response& res) {
+          const int status = refuse(req);
+          if (status == 0) return 100;
+          answer(status, res);
+          return status;
+        });
+  }
   // httplib serves each connection on one pool thread (its default pool: 8 threads), and an open
   // watch keeps its thread: room for every watch allowed, and the usual workers besides.
   const size_t threads = options_.max_watches + options_.workers;
@@ -298,6 +338,7 @@ void Api::install(httplib::Server& server) {
   });
 
   install_device_routes(server, controller_);
+  if (ota) return install_ota_routes(server, *artifacts_, *rollouts_);
   for (const char* kind : {"rollouts", "artifacts"}) {
     std::string pattern = std::string("/api/v1/") + kind + "(/.*)?";
     std::string message = std::string(kind) + " are not supported yet";
@@ -382,8 +423,8 @@ void Api::apply(const httplib::Request& req, httplib::Response& res, const std::
   auto all = parse_all_manifests(req.body, "request body");
   if (!all) return send_error(res, 400, all.error().message());
   const std::vector<WorkloadManifest>& manifests = all->workloads;
-  if (!name.empty() &&
-      (manifests.size() != 1 || !all->devices.empty() || manifests.front().name != name)) {
+  if (!name.empty() && (manifests.size() != 1 || !all->devices.empty() || !all->rollouts.empty() ||
+                        manifests.front().name != name)) {
     return send_error(
         res, 400, "the body must hold exactly one workload, named '" + name + "' like the path");
   }
@@ -418,6 +459,18 @@ void Api::apply(const httplib::Request& req, httplib::Response& res, const std::
                          : put->changed                             ? "configured"
                                                                     : "unchanged";
     items.push_back({{"kind", "Device"}, {"name", d.name}, {"action", action}});
+  }
+  if (!all->rollouts.empty() && rollouts_ == nullptr) {
+    return send_error(res, 501, "rollouts are not supported by this hub");
+  }
+  for (const auto& r : all->rollouts) {
+    auto done = rollouts_->apply(r);
+    if (done.code == RolloutOutcome::Code::kFailed) return send_error(res, 500, done.message);
+    if (done.code != RolloutOutcome::Code::kOk && done.code != RolloutOutcome::Code::kCreated) {
+      return send_error(res, done.code == RolloutOutcome::Code::kConflict ? 409 : 400,
+                        done.message);
+    }
+    items.push_back({{"kind", "Rollout"}, {"name", r.name}, {"action", done.action}});
   }
   send_json(res, 200, {{"items", items}});
 }

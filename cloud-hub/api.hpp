@@ -23,7 +23,13 @@
 //   GET|PUT|DELETE /api/v1/devices[/NAME], PATCH|POST /api/v1/devices/NAME/desired
 //                                            device twins (api_devices.hpp); their list and
 //                                            watch as above, also by ?node=N
-//   /api/v1/rollouts, /artifacts             501: not supported yet
+//   /api/v1/artifacts, /api/v1/rollouts      OTA artifacts and rollouts (api_ota.hpp), when
+//                                            set_ota() gave them; else 501. PUT|POST
+//                                            /api/v1/workloads applies kind Rollout too.
+//
+// Request bodies are capped at kMaxManifestBytes, except artifact uploads (kMaxArtifactBytes,
+// streamed to disk): with OTA on, a pre-routing check refuses a larger Content-Length (413) or a
+// chunked body (411) on every other path, since httplib has one limit for the whole server.
 //
 // Errors are JSON {"error": "..."} with a 4xx/5xx status; a rejected request changes nothing.
 //
@@ -40,8 +46,10 @@
 #include <functional>
 #include <string>
 
+#include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/metrics.hpp"
+#include "cloud-hub/update_rollouts.hpp"
 #include "cloud-hub/watch.hpp"
 #include "common/clock.hpp"
 
@@ -59,6 +67,11 @@ class Api {
   // `watch` is filled by a WatchFeeder; the caller closes it when stopping, which ends every
   // open watch.
   Api(Controller& controller, Metrics& metrics, WatchLog& watch, ApiOptions options = {});
+  // OTA artifacts and rollouts; set before install(). Unset: their routes answer 501.
+  void set_ota(ArtifactStore* artifacts, UpdateRollouts* rollouts) {
+    artifacts_ = artifacts;
+    rollouts_ = rollouts;
+  }
   // Registers every route on `server` and sizes its worker pool (see above).
   void install(httplib::Server& server);
   // Watch streams open now.
@@ -82,6 +95,8 @@ class Api {
   const ApiOptions options_;
   std::atomic<size_t> open_watches_{0};
   std::function<std::string()> not_ready_;
+  ArtifactStore* artifacts_ = nullptr;
+  UpdateRollouts* rollouts_ = nullptr;
 };
 
 }  // namespace flotilla::hub

@@ -745,6 +745,12 @@ Status Controller::event_locked(const std::string& node, const std::string& obje
   return node.empty() ? control_.add_event(e) : shard_of(node).store->add_event(e);
 }
 
+Status Controller::record_event(const std::string& node, const std::string& object,
+                                const std::string& reason, const std::string& message) {
+  std::lock_guard lock(node.empty() ? control_mu_ : *shard_of(node).mu);
+  return event_locked(node, object, reason, message);
+}
+
 void Controller::store_failed(const std::string& what, const Error& e) {
   log_->error("Failed to {}: {}", what, e.message());
   metrics_.count("flotilla_hub_store_errors_total");

@@ -197,6 +197,10 @@ class Controller {
   // The same for the messages of one shard (the nodes the handlers are called for belong to it):
   // one commit in that shard's store.
   void batch(uint32_t shard, const std::function<void()>& handle_all);
+  // Records an event for another component (OTA rollouts): a node's in its shard's store, a
+  // fleet-wide one (node empty) in control. Takes a Controller lock: call with none held.
+  Status record_event(const std::string& node, const std::string& object, const std::string& reason,
+                      const std::string& message);
   // Nodes of rebuilt shards that scheduling still waits for (0 when it does not wait).
   size_t awaited_nodes();
   // Periodic: marks silent nodes NotReady, and places elsewhere the instances of workloads

@@ -74,6 +74,17 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
                                                   *hub->transport_, hub->metrics_, c);
   hub->sync_ =
       std::make_unique<SyncServer>(*hub->transport_, *hub->controller_, hub->metrics_, o.shards);
+  auto artifacts = ArtifactStore::open(o.data_dir + "/artifacts", o.ota_public_key_pem);
+  if (!artifacts) return artifacts.error();
+  hub->artifacts_ = std::move(*artifacts);
+  UpdateRolloutsOptions r;
+  r.db_path = o.data_dir + "/rollouts.db";
+  r.public_url = o.public_url;
+  r.shards = o.shards;
+  hub->rollouts_ = std::make_unique<UpdateRollouts>(hub->clock_, *hub->transport_, *hub->artifacts_,
+                                                    *hub->controller_, r);
+  if (auto st = hub->rollouts_->open(); !st) return st.error();
+  hub->sync_->set_rollouts(hub->rollouts_.get());
   SyncServer* sync_server = hub->sync_.get();  // outlives every scrape: stopped after HTTP
   hub->metrics_.add_source([sync_server] { return sync_server->gauges_text(); });
   // Watch versions start at the wall clock in microseconds, so a version handed out by an
@@ -86,6 +97,7 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
       std::make_unique<WatchFeeder>(*hub->watch_, *hub->controller_, hub->metrics_);
   hub->controller_->set_change_listener(hub->watch_feeder_->listener());
   hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_, *hub->watch_);
+  hub->api_->set_ota(hub->artifacts_.get(), hub->rollouts_.get());
   // The store is open once the hub exists; MQTT comes and goes.
   sync::Transport* t = hub->transport_.get();
   hub->api_->set_readiness(
@@ -114,6 +126,9 @@ Status Hub::start() {
   } else {
     port_ = options_.listen_port;
   }
+  if (options_.public_url.empty()) {
+    rollouts_->set_public_url("http://" + host + ":" + std::to_string(port_));
+  }
   if (auto st = sync_->start(); !st) return st;
   started_ = true;
   http_thread_ = std::thread([this] {
@@ -128,6 +143,7 @@ Status Hub::start() {
       if (stopping_) break;
       lock.unlock();
       controller_->tick();
+      rollouts_->tick();
       lock.lock();
     }
   });

@@ -1,8 +1,9 @@
 // Hub: wires the hub together -- stores (<data>/control.db and a shard-NN.db per shard, see
 // hub_stores.hpp), MQTT transport, Controller, SyncServer, the WatchLog its WatchFeeder fills
-// with the controller's changes, REST Api on cpp-httplib, and a timer thread that runs
-// Controller::tick() every second. main() only parses flags, builds HubOptions and waits for
-// SIGTERM.
+// with the controller's changes, the OTA artifacts (<data>/artifacts) and rollouts
+// (<data>/rollouts.db), REST Api on cpp-httplib, and a timer thread that runs
+// Controller::tick() and UpdateRollouts::tick() every second. main() only parses flags, builds
+// HubOptions and waits for SIGTERM.
 //
 // Thread-safety: start() and stop() from one thread.
 #pragma once
@@ -18,11 +19,13 @@
 #include <httplib.h>
 
 #include "cloud-hub/api.hpp"
+#include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/hub_stores.hpp"
 #include "cloud-hub/metrics.hpp"
 #include "cloud-hub/store.hpp"
 #include "cloud-hub/sync_server.hpp"
+#include "cloud-hub/update_rollouts.hpp"
 #include "cloud-hub/watch.hpp"
 #include "cloud-hub/watch_feeder.hpp"
 #include "common/clock.hpp"
@@ -42,6 +45,11 @@ struct HubOptions {
   double max_disruption = 0.5;          // share of running instances one change may stop
   Millis recovery_grace{30000};         // wait for the nodes of a lost shard store to resync
   int desired_qos = 0;                  // QoS of DesiredState messages (ControllerOptions)
+  // OTA: the hub's URL as nodes reach it (artifact URLs in assignments); empty:
+  // http://<listen host>:<bound port>. The Ed25519 public key (PEM) artifact manifests must be
+  // signed by; empty: signatures are stored unchecked (agents check them).
+  std::string public_url;
+  std::string ota_public_key_pem;
 };
 
 // Parses "HOST:PORT" (e.g. 127.0.0.1:8080).
@@ -72,6 +80,8 @@ class Hub {
   std::unique_ptr<sync::Transport> transport_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<SyncServer> sync_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<UpdateRollouts> rollouts_;
   std::unique_ptr<WatchLog> watch_;
   std::unique_ptr<WatchFeeder> watch_feeder_;
   std::unique_ptr<Api> api_;

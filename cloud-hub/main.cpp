@@ -6,6 +6,7 @@
 
 #include "cloud-hub/hub.hpp"
 #include "common/flags.hpp"
+#include "common/fs.hpp"
 #include "common/log.hpp"
 
 namespace {
@@ -42,6 +43,14 @@ int main(int argc, char** argv) {
             "MQTT QoS of desired-state messages: 0 (the protocol's acks and resends make them "
             "reliable) or 1",
             "0");
+  flags.add("public-url",
+            "the hub's URL as nodes reach it, for the artifact URLs of OTA assignments (default: "
+            "http://<listen address>)",
+            "");
+  flags.add("ota-public-key",
+            "PEM file of the Ed25519 public key artifact manifests must be signed by (default: "
+            "signatures are stored unchecked; agents check them)",
+            "");
   flags.add("log-level", "trace|debug|info|warn|error", "info");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
@@ -78,6 +87,20 @@ int main(int argc, char** argv) {
   auto share = flotilla::hub::parse_share(flags.get("max-disruption"));
   if (!share) return usage_error(flags, "flag '--max-disruption': " + share.error().message());
   options.max_disruption = *share;
+  options.public_url = flags.get("public-url");
+  while (!options.public_url.empty() && options.public_url.back() == '/') {
+    options.public_url.pop_back();
+  }
+  if (!options.public_url.empty() && options.public_url.rfind("http://", 0) != 0 &&
+      options.public_url.rfind("https://", 0) != 0) {
+    return usage_error(flags, "flag '--public-url' wants http://HOST:PORT or https://..., got '" +
+                                  options.public_url + "'");
+  }
+  if (const std::string key = flags.get("ota-public-key"); !key.empty()) {
+    auto pem = flotilla::fs::read_file(key);
+    if (!pem) return usage_error(flags, "flag '--ota-public-key': " + pem.error().message());
+    options.ota_public_key_pem = std::move(*pem);
+  }
   if (options.mqtt_uri.rfind("tcp://", 0) != 0 && options.mqtt_uri.rfind("ssl://", 0) != 0) {
     return usage_error(flags,
                        "flag '--mqtt' wants tcp://HOST:PORT, got '" + options.mqtt_uri + "'");

@@ -206,13 +206,17 @@ Status read_document(const DocNode& doc, const std::string& source, Manifests& o
   const DocNode* kind = c.require(doc, "kind", "", "Workload");
   if (c.failed()) return c.error();
   std::string k = c.text(*kind, "kind");
-  if (k == "Rollout") {
-    c.fail(*kind, "", "kind " + k + " is not supported yet");
-  } else if (k != "Workload" && k != "Device" && !c.failed()) {
-    c.fail(*kind, "kind", "unknown kind '" + k + "' (want Workload or Device)");
+  if (k != "Workload" && k != "Device" && k != "Rollout" && !c.failed()) {
+    c.fail(*kind, "kind", "unknown kind '" + k + "' (want Workload, Device or Rollout)");
   }
   c.only_fields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"});
   if (c.failed()) return c.error();
+  if (k == "Rollout") {
+    auto r = read_rollout(c, doc);
+    if (!r) return r.error();
+    out.rollouts.push_back(std::move(*r));
+    return Ok();
+  }
   if (k == "Device") {
     auto d = read_device(c, doc);
     if (!d) return d.error();
@@ -281,10 +285,18 @@ Expected<Manifests> parse_all_manifests(std::string_view text, const std::string
   Manifests out;
   std::set<std::string> workloads;
   std::set<std::string> devices;
+  std::set<std::string> rollouts;
   for (const DocNode& doc : *docs) {
     const size_t had_workloads = out.workloads.size();
+    const size_t had_rollouts = out.rollouts.size();
     if (auto st = read_document(doc, source, out); !st) return st.error();
-    if (out.workloads.size() > had_workloads) {
+    if (out.rollouts.size() > had_rollouts) {
+      const RolloutManifest& r = out.rollouts.back();
+      if (!rollouts.insert(r.name).second) {
+        return Error(where(source, r.line) + ": metadata.name: rollout '" + r.name +
+                     "' appears twice");
+      }
+    } else if (out.workloads.size() > had_workloads) {
       const WorkloadManifest& m = out.workloads.back();
       if (!workloads.insert(m.name).second) {
         return Error(where(source, m.line) + ": metadata.name: workload '" + m.name +
@@ -307,6 +319,12 @@ Expected<std::vector<WorkloadManifest>> parse_manifests(std::string_view text,
     return Error(where(source, d.line) + ": kind Device: device '" + d.name +
                  "' is not a workload (devices are applied with flotctl apply or PUT "
                  "/api/v1/devices/NAME)");
+  }
+  if (!all->rollouts.empty()) {
+    const RolloutManifest& r = all->rollouts.front();
+    return Error(where(source, r.line) + ": kind Rollout: rollout '" + r.name +
+                 "' is not a workload (rollouts are applied with flotctl apply or PUT "
+                 "/api/v1/rollouts/NAME)");
   }
   return std::move(all->workloads);
 }

@@ -1,8 +1,8 @@
 // Flotilla manifests: parsing and validation of what users apply, shared by the hub and flotctl.
 //
 // A manifest has the Kubernetes shape: apiVersion flotilla/v1, kind, metadata {name, labels},
-// spec, and a status that the hub fills (ignored on apply). Kinds Workload and Device are
-// supported; Rollout is rejected as "not supported yet". Every field is checked: unknown
+// spec, and a status that the hub fills (ignored on apply). Kinds Workload, Device and Rollout
+// (an OTA update rollout, docs/hub.md "Rollouts") are supported. Every field is checked: unknown
 // fields, wrong types, bad quantities and missing required fields are errors that name the
 // file, line and field path ("hello.yaml:7: spec.replicas: want a whole number ≥ 0, got
 // 'three'"). A file with several documents is valid only if every document is.
@@ -140,10 +140,41 @@ struct DeviceManifest {
   int line = 0;                           // line of metadata.name in its file (0 when unknown)
 };
 
+// kind Rollout (docs/hub.md "Rollouts"): an OTA artifact to the nodes a selector matches, in
+// waves. Each wave is a cumulative share of the selected nodes: `count` nodes or `percent` of
+// them (rounded up), never fewer than the wave before.
+struct RolloutWave {
+  int64_t count = 0;    // > 0: this many nodes in all, up to this wave
+  int64_t percent = 0;  // else 1..100: this share of the nodes in all, up to this wave
+  bool operator==(const RolloutWave&) const = default;
+};
+
+struct RolloutManifest {
+  std::string name;              // metadata.name: validate_name's rules
+  StringMap labels;              // metadata.labels
+  std::string artifact;          // spec.artifact.name
+  std::string artifact_version;  // spec.artifact.version
+  StringMap selector;            // spec.selector.matchLabels; empty: every node
+  std::vector<RolloutWave> waves = {RolloutWave{0, 100}};  // spec.waves; default one wave
+  int64_t soak_seconds = 0;                                // spec.soakSeconds
+  int64_t failure_percent = 0;                             // spec.failureThreshold.percent (0..100)
+  int64_t failure_min_count = 1;                           // spec.failureThreshold.minCount (>= 1)
+  int64_t progress_timeout_seconds = 600;                  // spec.progressTimeoutSeconds
+  int line = 0;  // line of metadata.name in its file (0 when unknown)
+};
+
+// An OTA artifact's name or version as ota/manifest.hpp allows them: 1..63 printable ASCII
+// characters, no spaces or slashes, not "." or "..".
+bool artifact_word_ok(std::string_view word);
+
+// The canonical JSON document of a rollout (apiVersion, kind, metadata, spec; keys sorted).
+nlohmann::json to_json(const RolloutManifest& r);
+
 // What one input holds, in document order per kind.
 struct Manifests {
   std::vector<WorkloadManifest> workloads;
   std::vector<DeviceManifest> devices;
+  std::vector<RolloutManifest> rollouts;
 };
 
 // Parses and validates every document in `text` (YAML or JSON). `source` names the input in

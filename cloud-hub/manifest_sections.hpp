@@ -19,5 +19,7 @@ void read_tolerations(Checker& c, const DocNode& n, const std::string& path, Wor
 void read_node_choice(Checker& c, const DocNode& spec, WorkloadManifest& m);
 // spec.update: {maxUnavailable, partition, waves}.
 void read_update(Checker& c, const DocNode& n, const std::string& path, WorkloadManifest& m);
+// A whole kind Rollout document (manifest_rollout.cpp).
+Expected<RolloutManifest> read_rollout(Checker& c, const DocNode& doc);
 
 }  // namespace flotilla::hub

@@ -200,7 +200,8 @@ void SyncServer::handle(const sync::Message& m) {
 }
 
 void SyncServer::count_handled(const KindCounts& handled) {
-  static const char* const kKinds[] = {"hello", "heartbeat", "ack", "status", "will", "twin"};
+  static const char* const kKinds[] = {"hello", "heartbeat", "ack", "status",
+                                       "will",  "twin",      "ota"};
   static_assert(std::size(kKinds) == std::tuple_size_v<KindCounts>);
   for (size_t k = 0; k < handled.size(); ++k) {
     if (handled[k] > 0) {
@@ -275,6 +276,8 @@ std::optional<UpMessage> SyncServer::decode(const sync::Message& m) {
     d = checked(pb::Offline());
   } else if (kind == "twin") {
     d = checked(pb::TwinReported());
+  } else if (kind == "ota") {
+    d = checked(pb::UpdateReport());
   } else {
     drop(kind, "bad_topic", m.topic);
   }
@@ -285,12 +288,19 @@ void SyncServer::dispatch(const UpMessage& d) {
   std::visit(
       [this](const auto& msg) {
         using M = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<M, pb::Hello>) controller_.on_hello(msg);
+        if constexpr (std::is_same_v<M, pb::Hello>) {
+          controller_.on_hello(msg);
+          // Level-triggered: an unfinished update is sent again after every hello.
+          if (rollouts_ != nullptr) rollouts_->on_hello(msg.node());
+        }
         if constexpr (std::is_same_v<M, pb::Heartbeat>) controller_.on_heartbeat(msg);
         if constexpr (std::is_same_v<M, pb::Ack>) controller_.on_ack(msg);
         if constexpr (std::is_same_v<M, pb::StatusBatch>) controller_.on_status(msg);
         if constexpr (std::is_same_v<M, pb::Offline>) controller_.on_will(msg);
         if constexpr (std::is_same_v<M, pb::TwinReported>) controller_.on_twin_reported(msg);
+        if constexpr (std::is_same_v<M, pb::UpdateReport>) {
+          if (rollouts_ != nullptr) rollouts_->on_report(msg);
+        }
       },
       d);
 }

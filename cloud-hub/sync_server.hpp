@@ -38,6 +38,7 @@
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/metrics.hpp"
 #include "cloud-hub/up_message.hpp"
+#include "cloud-hub/update_rollouts.hpp"
 #include "sync/transport.hpp"
 
 namespace flotilla::hub {
@@ -51,6 +52,9 @@ class SyncServer {
              bool ingest_thread = true);
   ~SyncServer();
 
+  // OTA rollouts: given UpdateReports (up/ota) and told of every Hello. Set before start();
+  // unset: up/ota messages are dropped after decoding.
+  void set_rollouts(UpdateRollouts* rollouts) { rollouts_ = rollouts; }
   // Installs the handlers, subscribes to every shard's up/* filter, and starts the transport.
   Status start();
   // Stops the ingest thread after it has handled what is queued. Call after the transport
@@ -90,6 +94,7 @@ class SyncServer {
   uint32_t shards_;
   std::shared_ptr<spdlog::logger> log_;
   bool ingest_thread_;
+  UpdateRollouts* rollouts_ = nullptr;
 
   std::vector<std::unique_ptr<Lane>> lanes_;  // by shard
   std::atomic<bool> stopping_{false};

@@ -10,9 +10,9 @@
 
 namespace flotilla::hub {
 
-using UpMessage =
-    std::variant<flotilla::v1::Hello, flotilla::v1::Heartbeat, flotilla::v1::Ack,
-                 flotilla::v1::StatusBatch, flotilla::v1::Offline, flotilla::v1::TwinReported>;
+using UpMessage = std::variant<flotilla::v1::Hello, flotilla::v1::Heartbeat, flotilla::v1::Ack,
+                               flotilla::v1::StatusBatch, flotilla::v1::Offline,
+                               flotilla::v1::TwinReported, flotilla::v1::UpdateReport>;
 
 // Merges each node's runs of consecutive status batches into the first of the run, keeping per
 // instance the record with the highest seq, events in order (less those the controller would

@@ -1,5 +1,6 @@
 #include "cloud-hub/flotctl/commands.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "cloud-hub/flotctl/artifact.hpp"
 #include "cloud-hub/flotctl/client.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
+#include "cloud-hub/flotctl/rollout.hpp"
 #include "cloud-hub/flotctl/twin.hpp"
 #include "cloud-hub/flotctl/watch.hpp"
 #include "cloud-hub/manifest.hpp"
@@ -100,7 +102,8 @@ Expected<std::string> normalize_kind(const std::string& kind) {
   if (kind == "workloads" || kind == "workload" || kind == "wl") return std::string("workloads");
   if (kind == "events" || kind == "event" || kind == "ev") return std::string("events");
   if (kind == "devices" || kind == "device" || kind == "dev") return std::string("devices");
-  for (const char* later : {"rollouts", "rollout", "artifacts", "artifact"}) {
+  if (kind == "rollouts" || kind == "rollout" || kind == "ro") return std::string("rollouts");
+  for (const char* later : {"artifacts", "artifact"}) {
     if (kind == later) return Error(kind + " are not supported yet");
   }
   return Error("unknown kind '" + kind + "' (want nodes, workloads, events or devices)");
@@ -130,7 +133,12 @@ class Runner {
       if (rc == kUsage) err_ << "\n" << usage();
       return rc;
     }
-    if (verb == "rollout") return fail("flotctl " + verb + " is not supported yet");
+    if (verb == "rollout") {
+      int rc = rollout_command(client_, {args_.positional.begin() + 1, args_.positional.end()},
+                               ctx_.now_ms, out_, err_);
+      if (rc == kUsage) err_ << "\n" << usage();
+      return rc;
+    }
     return usage_error("unknown command '" + verb + "'");
   }
 
@@ -195,7 +203,8 @@ class Runner {
     auto j = json::parse(res->body, nullptr, false);
     if (!j.is_object() || !j.contains("items")) return fail("hub sent an unexpected answer");
     for (const auto& item : j["items"]) {
-      const std::string kind = item.value("kind", "Workload") == "Device" ? "device" : "workload";
+      std::string kind = item.value("kind", "Workload");
+      kind[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(kind[0])));
       out_ << kind << "/" << item.value("name", "?") << " " << item.value("action", "?") << "\n";
     }
     return kOk;
@@ -246,6 +255,7 @@ class Runner {
     if (*kind == "workloads") out_ << workloads_table(list, ctx_.now_ms);
     if (*kind == "events") out_ << events_table(list, ctx_.now_ms);
     if (*kind == "devices") out_ << devices_table(list);
+    if (*kind == "rollouts") out_ << rollouts_table(list, ctx_.now_ms);
     return kOk;
   }
 
@@ -281,15 +291,21 @@ class Runner {
     auto kind = normalize_kind(args_.positional[1]);
     if (!kind) return fail(kind.error().message());
     if (*kind == "events" || *kind == "devices") {
-      return usage_error("describe takes nodes or workloads (see twin get DEVICE)");
+      return usage_error("describe takes nodes, workloads or rollouts (see twin get DEVICE)");
     }
     const std::string& name = args_.positional[2];
     auto j =
         get_json("/api/v1/" + *kind + "/" + url_escape(name), singular(*kind) + " '" + name + "'");
     if (!j) return kFailed;
     std::string filter = *kind == "nodes" ? "node" : "workload";
-    auto events = get_json("/api/v1/events?limit=20&" + filter + "=" + url_escape(name), "events");
+    const std::string object = *kind == "rollouts" ? "rollout/" + name : name;
+    auto events =
+        get_json("/api/v1/events?limit=20&" + filter + "=" + url_escape(object), "events");
     if (!events) return kFailed;
+    if (*kind == "rollouts") {
+      out_ << describe_rollout(*j, *events, ctx_.now_ms);
+      return kOk;
+    }
     out_ << (*kind == "nodes" ? describe_node(*j, *events, ctx_.now_ms)
                               : describe_workload(*j, *events, ctx_.now_ms));
     return kOk;
@@ -339,12 +355,14 @@ std::string usage() {
          "                              merge into desired (V as JSON if it parses, else a\n"
          "                              string; K=null deletes; a.b=V nests); with N, refused\n"
          "                              unless desired is still at version N\n"
-         "  rollout ...                 not supported yet\n"
+         "  rollout status|pause|resume|abort NAME\n"
+         "                              an OTA rollout's progress, or pause, resume (accepting\n"
+         "                              the failures so far) or abort it; each idempotent\n"
          "  artifact keygen|build|sign|verify|push\n"
          "                              signed OTA bundles (flotctl artifact --help)\n\n"
          "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
          "KIND: nodes (node, no), workloads (workload, wl), events (event, ev), devices (device,\n"
-         "dev)\n";
+         "dev), rollouts (rollout, ro)\n";
 }
 
 int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& out,

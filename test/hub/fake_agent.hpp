@@ -4,6 +4,7 @@
 // effect (including the hub's answers) when it returns.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,6 +41,9 @@ class FakeAgent {
           } else if (t->kind == "twin") {
             auto d = sync::decode<pb::TwinDesired>(m.payload);
             if (d) twins.push_back(*d);
+          } else if (t->kind == "ota") {
+            auto d = sync::decode<pb::UpdateAssignment>(m.payload);
+            if (d) assignments.push_back(*d);
           }
         },
         [](bool) {});
@@ -116,6 +120,24 @@ class FakeAgent {
     d->set_desired_version(desired_version);
     send("twin", r);
   }
+  // Reports the updater's state for the last assignment received (rollout and generation
+  // from it unless given), with the agent's next seq unless given.
+  void update_report(pb::UpdatePhase phase, const std::string& message = "",
+                     std::optional<uint64_t> seq = std::nullopt,
+                     std::optional<uint64_t> generation = std::nullopt) {
+    pb::UpdateReport r;
+    r.set_node(node_);
+    if (!assignments.empty()) {
+      r.set_rollout(assignments.back().rollout());
+      r.set_generation(assignments.back().generation());
+    }
+    if (generation) r.set_generation(*generation);
+    r.set_phase(phase);
+    r.set_message(message);
+    r.set_seq(seq ? *seq : ++update_seq);
+    if (seq) update_seq = std::max(update_seq, *seq);
+    send("ota", r);
+  }
   template <typename M>
   void send(const std::string& kind, const M& msg) {
     raw(kind, sync::encode(msg));
@@ -130,7 +152,9 @@ class FakeAgent {
 
   // Read them once no hub thread is publishing (the test's own calls are synchronous).
   std::vector<pb::DesiredState> desired;
-  std::vector<pb::TwinDesired> twins;  // down/twin
+  std::vector<pb::TwinDesired> twins;             // down/twin
+  std::vector<pb::UpdateAssignment> assignments;  // down/ota
+  uint64_t update_seq = 0;                        // the last UpdateReport seq sent
   int resyncs = 0;
 
  private:
