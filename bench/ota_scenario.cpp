@@ -111,7 +111,7 @@ RolloutView view_of(const std::string& body) {
   if (!j.is_object() || !j.contains("status")) return v;
   const auto& st = j["status"];
   v.phase = st.value("phase", "");
-  v.wave = st.value("currentWave", -1);
+  v.wave = st.value("currentWave", 0) - 1;  // the hub counts waves from 1
   v.reason = st.value("pausedReason", "");
   if (st.contains("counts")) {
     v.succeeded = st["counts"].value("succeeded", uint64_t{0});
