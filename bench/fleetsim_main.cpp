@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
   flotilla::Flags flags(
       "flotilla-fleetsim",
       "Simulates a fleet of Flotilla agents over real MQTT and measures the hub.");
-  flags.add("mode", "ready | startup | catchup | ingest | list | twin | ota | blast-size | twin-size", "",
+  flags.add("mode",
+            "ready | startup | catchup | ingest | list | twin | ota | blast-size | twin-size", "",
             true);
   flags.add("broker-port", "mosquitto port on 127.0.0.1", "1883");
   flags.add("hub-port", "hub REST port on 127.0.0.1", "8080");

@@ -84,17 +84,16 @@ std::string rollout_manifest(const ScenarioOptions& o, const std::string& name,
                              const std::string& version) {
   nlohmann::json waves = nlohmann::json::array();
   for (uint32_t p : o.ota_waves) waves.push_back({{"percent", p}});
-  nlohmann::json m{
-      {"apiVersion", "flotilla/v1"},
-      {"kind", "Rollout"},
-      {"metadata", {{"name", name}}},
-      {"spec",
-       {{"artifact", {{"name", "fw"}, {"version", version}}},
-        {"selector", {{"matchLabels", {{"fleet", "sim"}}}}},
-        {"waves", waves},
-        {"soakSeconds", o.ota_soak_s},
-        {"failureThreshold", {{"percent", o.ota_threshold_percent}, {"minCount", 1}}},
-        {"progressTimeoutSeconds", o.timeout_s}}}};
+  nlohmann::json m{{"apiVersion", "flotilla/v1"},
+                   {"kind", "Rollout"},
+                   {"metadata", {{"name", name}}},
+                   {"spec",
+                    {{"artifact", {{"name", "fw"}, {"version", version}}},
+                     {"selector", {{"matchLabels", {{"fleet", "sim"}}}}},
+                     {"waves", waves},
+                     {"soakSeconds", o.ota_soak_s},
+                     {"failureThreshold", {{"percent", o.ota_threshold_percent}, {"minCount", 1}}},
+                     {"progressTimeoutSeconds", o.timeout_s}}}};
   return m.dump();
 }
 
@@ -157,15 +156,14 @@ int run_ota(const ScenarioOptions& o, std::ostream& out) {
   }
   const double wall = seconds_since(t0);
   const CpuSample cpu1 = sample_cpu(o);
-  const auto [assigned, committed] = sim.on_loop([](VirtualOta& ota) {
-    return std::make_pair(ota.assigned_nodes(), ota.committed_nodes());
-  });
+  const auto [assigned, committed] = sim.on_loop(
+      [](VirtualOta& ota) { return std::make_pair(ota.assigned_nodes(), ota.committed_nodes()); });
   std::string waves;
   for (uint32_t p : o.ota_waves) waves += (waves.empty() ? "" : ", ") + std::to_string(p) + "%";
-  out << "| rollout | " << o.fleet.nodes << " nodes in waves " << waves << ", soak "
-      << o.ota_soak_s << " s, payload " << o.ota_payload_kib << " KiB, "
-      << o.ota_fail_permille << "‰ of nodes fail their health check, threshold "
-      << o.ota_threshold_percent << "% (min 1) |\n";
+  out << "| rollout | " << o.fleet.nodes << " nodes in waves " << waves << ", soak " << o.ota_soak_s
+      << " s, payload " << o.ota_payload_kib << " KiB, " << o.ota_fail_permille
+      << "‰ of nodes fail their health check, threshold " << o.ota_threshold_percent
+      << "% (min 1) |\n";
   out << "| rollout PUT → " << (ended ? v.phase : "TIMEOUT (" + v.phase + ")") << " | "
       << fmt(wall, 2) << " s |\n";
   std::string opened;
