@@ -1,0 +1,123 @@
+// OTA end to end: real mosquitto, hub, agent and flotctl. A signed image bundle is pushed to the
+// hub's artifact store and rolled out; the agent downloads it, writes its inactive A/B slot,
+// switches and commits only after its post-switch health check; with a failing health check it
+// rolls back to the previous slot and the rollout counts the node as failed.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "test/integration/fleet.hpp"
+
+namespace flotilla::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string image(size_t bytes, char fill) {
+  std::string s(bytes, fill);
+  for (size_t i = 0; i < bytes; i += 4096) s[i] = static_cast<char>(i / 4096);
+  return s;
+}
+
+std::string rollout_yaml(const std::string& name, const std::string& version) {
+  return "apiVersion: flotilla/v1\nkind: Rollout\nmetadata:\n  name: " + name +
+         "\nspec:\n  artifact: {name: fw, version: \"" + version +
+         "\"}\n  selector: {matchLabels: {ring: canary}}\n  waves: [{percent: 100}]\n"
+         "  soakSeconds: 0\n  failureThreshold: {percent: 20, minCount: 1}\n"
+         "  progressTimeoutSeconds: 120\n";
+}
+
+class OtaEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fleet_.start_hub();
+    ASSERT_EQ(fleet_.flotctl({"artifact", "keygen", "--out", fleet_.dir() / "k"}).exit_code, 0);
+    slots_ = fleet_.dir() / "slots";
+    fs::create_directories(slots_);
+    write_file(slots_ + "/slot-a", image(1 << 20, 'a'));
+    fs::create_symlink("slot-a", slots_ + "/active");
+  }
+
+  // Builds, signs and pushes fw `version` with `payload`.
+  void push(const std::string& version, const std::string& payload) {
+    const std::string file = fleet_.dir() / ("v" + version + ".img");
+    const std::string bundle = fleet_.dir() / ("b" + version);
+    write_file(file, payload);
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"artifact", "build", "--name", "fw", "--version", version,
+                                   "--target", "image", "--payload", file, "--out", bundle},
+          {"artifact", "sign", "--key", fleet_.dir() / "k.key", bundle},
+          {"artifact", "push", bundle}}) {
+      auto r = fleet_.flotctl(args);
+      ASSERT_EQ(r.exit_code, 0) << args[1] << ": " << r.out << r.err;
+    }
+  }
+
+  void start_agent(const std::string& health_command) {
+    fleet_.start_agent(
+        "n1", AgentOptions{.labels = "ring=canary",
+                           .args = {"--ota-public-key", fleet_.dir() / "k.pub", "--ota-image-slots",
+                                    slots_, "--ota-health-command", health_command}});
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!fleet_.all_ready({"n1"}) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_TRUE(fleet_.all_ready({"n1"})) << fleet_.dump_logs();
+  }
+
+  // Polls the rollout until its phase is `want`; returns its last JSON.
+  json wait_phase(const std::string& name, const std::string& want) {
+    json r;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      r = fleet_.get("rollouts", name);
+      if (r.is_object() && r["status"].value("phase", "") == want) return r;
+      std::this_thread::sleep_for(200ms);
+    }
+    ADD_FAILURE() << "rollout " << name << " never reached " << want << ": " << r.dump() << "\n"
+                  << fleet_.dump_logs();
+    return r;
+  }
+
+  Fleet fleet_;
+  std::string slots_;
+};
+
+TEST_F(OtaEndToEnd, AHealthyUpdateIsCommittedOnTheOtherSlotAndAFailingOneRollsBack) {
+  const std::string v2 = image(1 << 20, 'b');
+  ASSERT_NO_FATAL_FAILURE(push("2.0", v2));
+  ASSERT_NO_FATAL_FAILURE(start_agent("true"));
+  ASSERT_EQ(fleet_.apply(rollout_yaml("fw-2", "2.0"), "fw-2.yaml").exit_code, 0);
+  json done = wait_phase("fw-2", "Completed");
+  EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
+  EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
+  EXPECT_EQ(read_file(slots_ + "/active"), v2);
+  EXPECT_EQ(read_file(slots_ + "/slot-a"), image(1 << 20, 'a'));  // the old slot is kept
+
+  // The next update fails its health check after the switch: back to 2.0 on slot-b.
+  fleet_.stop_agent("n1");
+  ASSERT_NO_FATAL_FAILURE(push("3.0", image(1 << 20, 'c')));
+  ASSERT_NO_FATAL_FAILURE(start_agent("false"));
+  ASSERT_EQ(fleet_.apply(rollout_yaml("fw-3", "3.0"), "fw-3.yaml").exit_code, 0);
+  json paused = wait_phase("fw-3", "Paused");
+  EXPECT_EQ(paused["status"]["counts"].value("failed", 0), 1) << paused.dump();
+  EXPECT_EQ(paused["status"]["counts"].value("succeeded", 0), 0) << paused.dump();
+  EXPECT_NE(paused.dump().find("RolledBack"), std::string::npos) << paused.dump();
+  EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
+  EXPECT_EQ(read_file(slots_ + "/active"), v2);
+}
+
+}  // namespace
+}  // namespace flotilla::testing
