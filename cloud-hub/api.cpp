@@ -1,5 +1,7 @@
 #include "cloud-hub/api.hpp"
 
+#include "cloud-hub/api_reply.hpp"
+
 #include <cctype>
 #include <cerrno>
 #include <regex>
@@ -17,15 +19,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kJson = "application/json";
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(2) + "\n", kJson);
-}
-
-void send_error(httplib::Response& res, int status, const std::string& message) {
-  send_json(res, status, {{"error", message}});
-}
 
 std::string html_escape(const std::string& s) {
   std::string out;

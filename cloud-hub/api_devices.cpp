@@ -1,5 +1,7 @@
 #include "cloud-hub/api_devices.hpp"
 
+#include "cloud-hub/api_reply.hpp"
+
 #include <optional>
 #include <string>
 
@@ -9,15 +11,6 @@ namespace flotilla::hub {
 namespace {
 
 using json = nlohmann::json;
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json");
-}
-
-void send_error(httplib::Response& res, int status, const std::string& message) {
-  send_json(res, status, {{"error", message}});
-}
 
 // The request body as a JSON object; nullopt after answering 400.
 std::optional<json> body_object(const httplib::Request& req, httplib::Response& res) {

@@ -1,5 +1,7 @@
 #include "cloud-hub/api_ota.hpp"
 
+#include "cloud-hub/api_reply.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,15 +16,6 @@ namespace flotilla::hub {
 namespace {
 
 using json = nlohmann::json;
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json");
-}
-
-void send_error(httplib::Response& res, int status, const std::string& message) {
-  send_json(res, status, {{"error", message}});
-}
 
 // ArtifactOutcome and RolloutOutcome codes have the same names.
 template <typename CodeT>
