@@ -29,25 +29,6 @@ std::string ref(const std::string& name, const std::string& version) {
   return "artifact '" + name + "' version '" + version + "'";
 }
 
-bool write_all(int fd, const char* data, size_t len) {
-  while (len > 0) {
-    ssize_t n = ::write(fd, data, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    len -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-void fsync_dir(const std::string& dir) {
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 // A unique temp file in `dir`, removed by the destructor unless kept.
 struct TempFile {
   std::string path;
@@ -163,7 +144,7 @@ ArtifactOutcome ArtifactStore::put_file(const std::string& name, const std::stri
     size += n;
     if (size > want_size) return false;  // no point reading on
     EVP_DigestUpdate(ctx.get(), data, n);
-    if (!write_all(tmp.fd, data, n)) {
+    if (!fs::write_all(tmp.fd, std::string_view(data, n))) {
       write_failed = true;
       return false;
     }
@@ -193,7 +174,7 @@ ArtifactOutcome ArtifactStore::put_file(const std::string& name, const std::stri
     return outcome(Code::kFailed, what + ": " + std::strerror(errno));
   }
   tmp.keep = true;
-  fsync_dir(d);
+  fs::fsync_dir(d);
   log::get("artifacts")
       ->info("artifact file stored name={} version={} file={} bytes={}", name, version, kind, size);
   return outcome(Code::kCreated);
@@ -244,7 +225,7 @@ ArtifactOutcome ArtifactStore::remove(const std::string& name, const std::string
     return outcome(Code::kFailed,
                    "Failed to delete " + ref(name, version) + ": " + std::strerror(errno));
   }
-  fsync_dir(d);
+  fs::fsync_dir(d);
   if (auto st = fs::remove_all(d); !st) {
     log::get("artifacts")
         ->warn("artifact files left behind dir={} error='{}'", d, st.error().message());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/expected.hpp"
 
@@ -20,6 +21,12 @@ Status make_dirs(const std::string& path);
 Status remove_all(const std::string& path);
 
 bool exists(const std::string& path);
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR; false on error (errno says why).
+bool write_all(int fd, std::string_view data);
+
+// fsyncs a folder, so a rename or new file in it survives a crash; best effort.
+void fsync_dir(const std::string& dir);
 
 // `path` made absolute (against the working folder) and normalised, without resolving
 // symlinks; `path` itself when that fails.

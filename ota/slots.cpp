@@ -16,28 +16,9 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 std::string parent_of(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-}
-
-bool write_all(int fd, const char* data, size_t len) {
-  while (len > 0) {
-    ssize_t n = ::write(fd, data, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    len -= static_cast<size_t>(n);
-  }
-  return true;
 }
 
 }  // namespace
@@ -82,7 +63,7 @@ Status SlotSet::point_to(const std::string& slot,
     ::unlink(tmp.c_str());
     return Error("Failed to switch '" + link + "' to " + slot + ": " + cause);
   }
-  fsync_dir(dir);
+  fs::fsync_dir(dir);
   return Ok();
 }
 
@@ -140,7 +121,7 @@ Expected<std::string> copy_file_atomic(const std::string& src, const std::string
       break;
     }
     if (n == 0) break;
-    if (!write_all(out, buf.get(), static_cast<size_t>(n))) {
+    if (!fs::write_all(out, std::string_view(buf.get(), static_cast<size_t>(n)))) {
       error = "write: " + errno_text();
       break;
     }
@@ -160,7 +141,7 @@ Expected<std::string> copy_file_atomic(const std::string& src, const std::string
     ::unlink(tmp.c_str());
     return fail(error);
   }
-  fsync_dir(parent_of(dest));
+  fs::fsync_dir(parent_of(dest));
   return hash.hex_final();
 }
 
