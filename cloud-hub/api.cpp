@@ -18,8 +18,6 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kJson = "application/json";
-
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
