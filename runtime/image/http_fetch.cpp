@@ -175,7 +175,9 @@ FetchError fail(const FetchRequest& req, const std::string& cause, bool retryabl
 }  // namespace
 
 FetchOutcome fetch_to_file(const FetchRequest& req) {
-  detail::ensure_curl_global();
+  const auto& loaded = detail::curl();
+  if (!loaded) return fail(req, loaded.error().message(), false);
+  const detail::Curl& api = **loaded;
   const std::string partial = req.dest + ".partial";
   int fd = open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return fail(req, "cannot open '" + partial + "': " + std::strerror(errno), false);
@@ -198,36 +200,36 @@ FetchOutcome fetch_to_file(const FetchRequest& req) {
   if (lseek(fd, 0, SEEK_END) < 0) return fail(req, "cannot seek the partial file", false);
   if (t.is_file && t.offset > 0) t.resumed = true;
 
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(api.easy_init(), api.easy_cleanup);
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_slist* headers = nullptr;
-  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  for (const auto& h : req.headers) headers = api.slist_append(headers, h.c_str());
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
-                                                                          &curl_slist_free_all);
+                                                                          api.slist_free_all);
   CURL* c = curl.get();
-  detail::set_common_options(c, req.url, headers, errbuf, req.ca_file, "http,https,file");
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout.count()));
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(req.low_speed_time.count()));
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+  detail::set_common_options(api, c, req.url, headers, errbuf, req.ca_file, "http,https,file");
+  api.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout.count()));
+  api.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  api.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(req.low_speed_time.count()));
+  api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  api.easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  api.easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  api.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  api.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  api.easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   // CURLOPT_RANGE rather than RESUME_FROM for http: libcurl refuses a 200 answer to a resume,
   // and a server without Range support must restart the download, not fail it.
   std::string range = std::to_string(t.offset) + "-";
   if (t.offset > 0 && t.is_file) {
-    curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, curl_off_t(t.offset));
+    api.easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, curl_off_t(t.offset));
   } else if (t.offset > 0) {
-    curl_easy_setopt(c, CURLOPT_RANGE, range.c_str());
+    api.easy_setopt(c, CURLOPT_RANGE, range.c_str());
   }
 
-  CURLcode rc = curl_easy_perform(c);
+  CURLcode rc = api.easy_perform(c);
   long status = t.status;
-  if (!t.is_file) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (!t.is_file) api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 
   // A 416 on a resume means the partial file may already hold everything (a crash between the
   // last byte and the rename): the digest check below settles it.
@@ -246,7 +248,7 @@ FetchOutcome fetch_to_file(const FetchRequest& req) {
                   t.www_authenticate);
     }
     if (rc != CURLE_OK) {
-      return fail(req, detail::curl_failure_text(c, rc, errbuf), detail::curl_retryable(rc),
+      return fail(req, detail::curl_failure_text(api, c, rc, errbuf), detail::curl_retryable(rc),
                   status);
     }
   }

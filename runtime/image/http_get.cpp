@@ -3,39 +3,57 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <mutex>
 
+#include "common/dynlib.hpp"
 #include "runtime/image/curl_util.hpp"
 
 namespace flotilla::runtime::image {
 namespace detail {
 
-void ensure_curl_global() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+const Expected<const Curl*>& curl() {
+  static const Expected<const Curl*> loaded = []() -> Expected<const Curl*> {
+    auto lib = DynLib::open("libcurl.so.4");
+    if (!lib) return lib.error();
+    static Curl api;
+    lib->bind("curl_global_init", api.global_init);
+    lib->bind("curl_easy_init", api.easy_init);
+    lib->bind("curl_easy_cleanup", api.easy_cleanup);
+    lib->bind("curl_easy_setopt", api.easy_setopt);
+    lib->bind("curl_easy_getinfo", api.easy_getinfo);
+    lib->bind("curl_easy_perform", api.easy_perform);
+    lib->bind("curl_easy_strerror", api.easy_strerror);
+    lib->bind("curl_slist_append", api.slist_append);
+    lib->bind("curl_slist_free_all", api.slist_free_all);
+    if (auto st = lib->status(); !st) return st.error();
+    if (CURLcode rc = api.global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK) {
+      return Error("Failed to initialise libcurl: " + std::string(api.easy_strerror(rc)));
+    }
+    return &api;
+  }();
+  return loaded;
 }
 
-void set_common_options(CURL* c, const std::string& url, curl_slist* headers, char* errbuf,
-                        const std::string& ca_file, const char* protocols) {
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-  if (!ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file.c_str());
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+void set_common_options(const Curl& api, CURL* c, const std::string& url, curl_slist* headers,
+                        char* errbuf, const std::string& ca_file, const char* protocols) {
+  api.easy_setopt(c, CURLOPT_URL, url.c_str());
+  api.easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  api.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  api.easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  if (!ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, ca_file.c_str());
+  api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  api.easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+  api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
+  api.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 }
 
-std::string curl_failure_text(CURL* curl, CURLcode code, const char* errbuf) {
+std::string curl_failure_text(const Curl& api, CURL* curl, CURLcode code, const char* errbuf) {
   long os_errno = 0;
-  curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+  api.easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
   if (code == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED) return "connection refused";
   if (code == CURLE_OPERATION_TIMEDOUT) return "timed out";
   if (errbuf != nullptr && errbuf[0] != '\0') return errbuf;
-  return curl_easy_strerror(code);
+  return api.easy_strerror(code);
 }
 
 bool curl_retryable(CURLcode code) {
@@ -103,34 +121,39 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }  // namespace
 
 HttpGetOutcome http_get(const HttpGetRequest& req) {
-  detail::ensure_curl_global();
   HttpGetOutcome out;
+  const auto& loaded = detail::curl();
+  if (!loaded) {
+    out.error = {loaded.error().message(), false};
+    return out;
+  }
+  const detail::Curl& api = **loaded;
   GetState st{&out.response, req.max_bytes};
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(api.easy_init(), api.easy_cleanup);
   CURL* c = curl.get();
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_slist* headers = nullptr;
-  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  for (const auto& h : req.headers) headers = api.slist_append(headers, h.c_str());
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers,
-                                                                          &curl_slist_free_all);
-  detail::set_common_options(c, req.url, headers, errbuf, req.ca_file, "http,https");
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(req.timeout.count()));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout.count()));
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &st);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
+                                                                          api.slist_free_all);
+  detail::set_common_options(api, c, req.url, headers, errbuf, req.ca_file, "http,https");
+  api.easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(req.timeout.count()));
+  api.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout.count()));
+  api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  api.easy_setopt(c, CURLOPT_HEADERDATA, &st);
+  api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  api.easy_setopt(c, CURLOPT_WRITEDATA, &st);
   if (req.cancel != nullptr) {
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(req.cancel));
+    api.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    api.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    api.easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(req.cancel));
   }
   if (!req.basic_user.empty()) {
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(c, CURLOPT_USERNAME, req.basic_user.c_str());
-    curl_easy_setopt(c, CURLOPT_PASSWORD, req.basic_password.c_str());
+    api.easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    api.easy_setopt(c, CURLOPT_USERNAME, req.basic_user.c_str());
+    api.easy_setopt(c, CURLOPT_PASSWORD, req.basic_password.c_str());
   }
-  CURLcode rc = curl_easy_perform(c);
+  CURLcode rc = api.easy_perform(c);
   if (st.too_large) {
     out.error = {"response larger than " + std::to_string(req.max_bytes) + " bytes", false};
     return out;
@@ -140,10 +163,10 @@ HttpGetOutcome http_get(const HttpGetRequest& req) {
     return out;
   }
   if (rc != CURLE_OK) {
-    out.error = {detail::curl_failure_text(c, rc, errbuf), detail::curl_retryable(rc)};
+    out.error = {detail::curl_failure_text(api, c, rc, errbuf), detail::curl_retryable(rc)};
     return out;
   }
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.response.status);
+  api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.response.status);
   out.ok = true;
   return out;
 }
