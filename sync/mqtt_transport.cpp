@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <MQTTAsync.h>
 #include <mqtt/async_client.h>
 
 #include "common/log.hpp"
@@ -46,6 +47,18 @@ class PublishListener final : public mqtt::iaction_listener {
  private:
   Transport::DoneHandler done_;
 };
+
+// Paho's own OpenSSL initialisation loads every algorithm and error string up front: about
+// 2 MiB of libcrypto resident in an idle agent that may never use TLS. OpenSSL 1.1 and later
+// initialise themselves on first use, so Paho is told to leave it (once, before any client).
+void init_paho_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    MQTTAsync_init_options init = MQTTAsync_init_options_initializer;
+    init.do_openssl_init = 0;
+    MQTTAsync_global_init(&init);
+  });
+}
 
 // True when something accepts TCP connections at the URI's host:port (within one second).
 // Paho C notices a new socket only on its network thread's next cycle (up to a second), so a
@@ -180,6 +193,7 @@ class MqttTransport final : public Transport {
   // safe: what was unacknowledged is resent by the protocol, and the broker-side session (our
   // subscriptions' queued messages) stays, as it is keyed by client id.
   Expected<std::shared_ptr<mqtt::async_client>> make_client() {
+    init_paho_once();
     std::shared_ptr<mqtt::async_client> c;
     try {
       // Paho queues publishes until the network thread writes them; its default cap (100)
