@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 namespace flotilla::ota {
 namespace {
@@ -54,9 +55,15 @@ MappedFile::~MappedFile() {
 }
 
 Expected<AtomicOutput> AtomicOutput::create(const std::string& path, mode_t mode) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Error("Failed to create '" + tmp + "': " + errno_text(errno));
+  // A leftover temp file (a writer killed mid-way) keeps its old mode through O_TRUNC.
+  if (::fchmod(fd, mode) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error("Failed to create '" + tmp + "': " + errno_text(err));
+  }
   return AtomicOutput(path, std::move(tmp), fd);
 }
 
@@ -104,33 +111,35 @@ Status AtomicOutput::commit() {
   return Ok();
 }
 
-Expected<FileDigest> copy_file_atomic(const std::string& from, const std::string& to) {
+Expected<FileDigest> copy_file_atomic(const std::string& from, const std::string& to,
+                                      const CopyOptions& options) {
   const int fd = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error("Failed to open '" + from + "': " + errno_text(errno));
-  auto out = AtomicOutput::create(to);
-  if (!out) {
-    ::close(fd);
-    return out.error();
-  }
-  char buf[1 << 16];
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error("Failed to stat '" + from + "': " + errno_text(errno));
+  const auto total = static_cast<uint64_t>(st.st_size);
+  auto out = AtomicOutput::create(to, options.mode);
+  if (!out) return out.error();
+  std::unique_ptr<char[]> buf(new char[1 << 20]);
+  bool half_seen = false;
   while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    const ssize_t n = ::read(fd, buf.get(), 1 << 20);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Error("Failed to read '" + from + "': " + errno_text(err));
-    }
+    if (n < 0) return Error("Failed to read '" + from + "': " + errno_text(errno));
     if (n == 0) break;
-    auto st = out->write(std::string_view(buf, static_cast<size_t>(n)));
-    if (!st) {
-      ::close(fd);
-      return st.error();
+    if (auto w = out->write(std::string_view(buf.get(), static_cast<size_t>(n))); !w) {
+      return w.error();
+    }
+    if (!half_seen && options.at_half && out->size() * 2 >= total && out->size() < total) {
+      half_seen = true;
+      options.at_half();
     }
   }
-  ::close(fd);
-  auto st = out->commit();
-  if (!st) return st.error();
+  if (auto c = out->commit(); !c) return c.error();
   return FileDigest{out->sha256(), out->size()};
 }
 

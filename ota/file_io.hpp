@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -31,8 +32,10 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Writes go to "<path>.tmp.<pid>"; commit() makes them durable and renames; destroying an
-// uncommitted output removes the temp file, so a failure leaves nothing behind at `path`.
+// Writes go to "<path>.tmp"; commit() makes them durable and renames; destroying an uncommitted
+// output removes the temp file, so a failure leaves nothing behind at `path`. One writer per
+// path: the temp name is fixed so that a writer killed mid-way leaves one file, which the next
+// create() truncates, rather than one per process.
 class AtomicOutput {
  public:
   static Expected<AtomicOutput> create(const std::string& path, mode_t mode = 0644);
@@ -57,7 +60,14 @@ class AtomicOutput {
   Sha256 hash_;
 };
 
-// Copies `from` to `to` atomically and returns the copy's digest.
-Expected<FileDigest> copy_file_atomic(const std::string& from, const std::string& to);
+struct CopyOptions {
+  mode_t mode = 0644;
+  // Runs once, when half of the bytes are written (a fail point for crash tests).
+  std::function<void()> at_half;
+};
+
+// Copies `from` to `to` atomically (AtomicOutput) and returns the copy's digest.
+Expected<FileDigest> copy_file_atomic(const std::string& from, const std::string& to,
+                                      const CopyOptions& options = {});
 
 }  // namespace flotilla::ota

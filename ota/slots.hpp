@@ -47,9 +47,4 @@ struct SlotSet {
   Status prepare(const std::string& seed_binary = "") const;
 };
 
-// Copies `src` into `dest` crash-safely (dest.tmp, fsync, rename, fsync folder) and returns the
-// SHA-256 of the bytes written. `at_half` runs once half the bytes are written (a fail point).
-Expected<std::string> copy_file_atomic(const std::string& src, const std::string& dest,
-                                       bool executable, const std::function<void()>& at_half = {});
-
 }  // namespace flotilla::ota

@@ -6,6 +6,7 @@
 #include <csignal>
 
 #include "common/failpoint.hpp"
+#include "ota/file_io.hpp"
 #include "runtime/image/http_fetch.hpp"
 #include "runtime/run_command.hpp"
 
@@ -124,18 +125,20 @@ JobResult run_verify(const SlotSet& slots, const std::string& active_slot, const
 
 JobResult run_install(const SlotSet& slots, const std::string& slot, const Manifest& manifest,
                       const std::string& payload_path) {
-  auto sha = copy_file_atomic(payload_path, slots.slot_path(slot), slots.executable, [] {
-    if (failpoint("ota.during_install")) ::raise(SIGKILL);
-  });
-  if (!sha) return failed(Job::kInstall, sha.error().message());
-  if (*sha != manifest.sha256) {
+  CopyOptions copy{.mode = static_cast<mode_t>(slots.executable ? 0755 : 0644), .at_half = [] {
+                     if (failpoint("ota.during_install")) ::raise(SIGKILL);
+                   }};
+  auto written = copy_file_atomic(payload_path, slots.slot_path(slot), copy);
+  if (!written) return failed(Job::kInstall, written.error().message());
+  const std::string& sha = written->sha256;
+  if (sha != manifest.sha256) {
     return failed(Job::kInstall, "Failed to install into " + slot + ": written digest mismatch" +
-                                     " (want sha256:" + manifest.sha256 + ", got sha256:" + *sha +
+                                     " (want sha256:" + manifest.sha256 + ", got sha256:" + sha +
                                      ")");
   }
   JobResult r;
   r.job = Job::kInstall;
-  r.sha256 = *sha;
+  r.sha256 = sha;
   return r;
 }
 

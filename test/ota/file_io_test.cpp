@@ -53,6 +53,26 @@ TEST(CopyFileAtomic, CopiesWithDigestAndFailsCleanly) {
   EXPECT_EQ(entries(tmp.path()), 2u);
 }
 
+TEST(CopyFileAtomic, ALeftoverFromAKilledCopyIsReplacedAndModeAndHalfwayHookApply) {
+  flotilla::testing::TempDir tmp;
+  const std::string data(3 << 20, 'x');
+  ASSERT_TRUE(fs::write_atomic(tmp / "src", data).ok());
+  // What a copy killed mid-way leaves: the fixed temp name, half written.
+  ASSERT_TRUE(fs::write_atomic(tmp / "dst.tmp", "stale half").ok());
+  int halfway_calls = 0;
+  auto d = copy_file_atomic(tmp / "src", tmp / "dst", {.mode = 0750, .at_half = [&] {
+                                                         ++halfway_calls;
+                                                         EXPECT_FALSE(fs::exists(tmp / "dst"));
+                                                       }});
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(halfway_calls, 1);
+  EXPECT_EQ(fs::read_file(tmp / "dst").value(), data);
+  EXPECT_FALSE(fs::exists(tmp / "dst.tmp"));
+  EXPECT_EQ(std::filesystem::status(tmp / "dst").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0750));
+  EXPECT_EQ(entries(tmp.path()), 2u);
+}
+
 TEST(MappedFile, MapsFilesIncludingEmptyOnesAndRefusesDirectories) {
   flotilla::testing::TempDir tmp;
   ASSERT_TRUE(fs::write_atomic(tmp / "f", "mapped").ok());
