@@ -88,6 +88,7 @@ int run_agent(int argc, const char* const* argv) {
     // state; the new process finds it, counts the start and runs the health check.
     agent.prepare_reexec();
     spdlog::shutdown();
+    flotilla::fs::set_cloexec_from(3);
     ::execv(next.c_str(), const_cast<char* const*>(argv));
     std::cerr << "flotilla-agent: Failed to re-execute '" << next << "': " << std::strerror(errno)
               << "\n";

@@ -1,13 +1,17 @@
 #include "common/fs.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace flotilla::fs {
 namespace {
@@ -55,6 +59,23 @@ bool write_all(int fd, std::string_view data) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   return true;
+}
+
+void set_cloexec_from(int first_fd) {
+  if (::close_range(static_cast<unsigned>(first_fd), ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+  std::error_code ec;
+  std::vector<int> fds;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
+      fds.push_back(std::stoi(name));
+    }
+  }
+  for (int fd : fds) {
+    if (fd < first_fd) continue;
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
 }
 
 void fsync_dir(const std::string& dir) {

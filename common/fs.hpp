@@ -28,6 +28,11 @@ bool write_all(int fd, std::string_view data);
 // fsyncs a folder, so a rename or new file in it survives a crash; best effort.
 void fsync_dir(const std::string& dir);
 
+// Marks every open descriptor from `first_fd` up close-on-exec, before an exec that must not
+// inherit them (libraries such as Paho open sockets without O_CLOEXEC). close_range() where the
+// kernel has it (5.11+), else each entry of /proc/self/fd.
+void set_cloexec_from(int first_fd);
+
 // `path` made absolute (against the working folder) and normalised, without resolving
 // symlinks; `path` itself when that fails.
 std::string absolute_path(const std::string& path);

@@ -1,6 +1,8 @@
 #include "common/fs.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -39,6 +41,27 @@ TEST(Fs, MakeDirsAndRemoveAll) {
   ASSERT_TRUE(fs::remove_all(dir / "a").ok());
   EXPECT_FALSE(fs::exists(dir / "a"));
   EXPECT_TRUE(fs::remove_all(dir / "missing").ok());
+}
+
+}  // namespace
+}  // namespace flotilla
+
+namespace flotilla {
+namespace {
+
+TEST(SetCloexecFrom, MarksDescriptorsFromTheFirstOneUpAndLeavesLowerOnesAlone) {
+  int low[2];
+  int high[2];
+  ASSERT_EQ(::pipe(low), 0);
+  ASSERT_EQ(::pipe(high), 0);
+  ASSERT_EQ(::fcntl(low[0], F_GETFD) & FD_CLOEXEC, 0);
+  ASSERT_EQ(::fcntl(high[1], F_GETFD) & FD_CLOEXEC, 0);
+  fs::set_cloexec_from(high[0]);
+  EXPECT_EQ(::fcntl(low[0], F_GETFD) & FD_CLOEXEC, 0);
+  EXPECT_EQ(::fcntl(low[1], F_GETFD) & FD_CLOEXEC, 0);
+  EXPECT_NE(::fcntl(high[0], F_GETFD) & FD_CLOEXEC, 0);
+  EXPECT_NE(::fcntl(high[1], F_GETFD) & FD_CLOEXEC, 0);
+  for (int fd : {low[0], low[1], high[0], high[1]}) ::close(fd);
 }
 
 }  // namespace
