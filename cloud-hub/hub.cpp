@@ -151,7 +151,8 @@ Status Hub::start() {
     port_ = options_.listen_port;
   }
   if (options_.public_url.empty()) {
-    rollouts_->set_public_url((options_.api_tls_cert.empty() ? "http://" : "https://") + host + ":" + std::to_string(port_));
+    rollouts_->set_public_url((options_.api_tls_cert.empty() ? "http://" : "https://") + host +
+                              ":" + std::to_string(port_));
   }
   if (auto st = sync_->start(); !st) return st;
   started_ = true;
@@ -176,9 +177,10 @@ Status Hub::start() {
             options_.api_tls_cert.empty() ? "http" : "https",
             tokens_ ? std::to_string(tokens_->size()) + " tokens" : std::string("off"));
   if (!tokens_) {
-    log->warn("API authentication is off: anyone who reaches {}:{} can read and change the "
-              "fleet; give --api-tokens FILE (docs/hub.md \"API authentication and audit\")",
-              host, port_);
+    log->warn(
+        "API authentication is off: anyone who reaches {}:{} can read and change the "
+        "fleet; give --api-tokens FILE (docs/hub.md \"API authentication and audit\")",
+        host, port_);
   }
   return Ok();
 }

@@ -21,8 +21,8 @@
 
 #include "cloud-hub/api.hpp"
 #include "cloud-hub/api_auth.hpp"
-#include "cloud-hub/audit_log.hpp"
 #include "cloud-hub/artifact_store.hpp"
+#include "cloud-hub/audit_log.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/hub_stores.hpp"
 #include "cloud-hub/metrics.hpp"

@@ -73,8 +73,7 @@ Expected<ArtifactArgs> parse(const std::vector<std::string>& args) {
 class ArtifactRunner {
  public:
   ArtifactRunner(ArtifactArgs args, const std::string& default_hub, const ClientAuth& auth,
-                 std::ostream& out,
-                 std::ostream& err)
+                 std::ostream& out, std::ostream& err)
       : args_(std::move(args)), default_hub_(default_hub), auth_(auth), out_(out), err_(err) {}
 
   int run() {

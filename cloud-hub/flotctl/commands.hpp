@@ -23,10 +23,10 @@
 namespace flotilla::flotctl {
 
 struct Context {
-  std::string default_hub;  // $FLOTILLA_HUB or http://127.0.0.1:8080
+  std::string default_hub;    // $FLOTILLA_HUB or http://127.0.0.1:8080
   std::string default_token;  // $FLOTILLA_TOKEN (--token overrides)
   std::string default_ca;     // $FLOTILLA_CA (--ca overrides)
-  int64_t now_ms = 0;       // for AGE columns
+  int64_t now_ms = 0;         // for AGE columns
   // For get --watch: the clock for the AGE of each change (unset: now_ms), whether the user
   // interrupted (Ctrl-C; unset: never), and the pause before reconnecting.
   std::function<int64_t()> clock_ms;
