@@ -378,6 +378,25 @@ TEST(ApiAuthTest, FlotctlWithTokenAppliesAndReadsAudit) {
   EXPECT_NE(text.find("vera"), std::string::npos) << text;  // the refused apply
 }
 
+// flotctl's watches (get -w) carry the token too.
+TEST(ApiAuthTest, WatchStreamsNeedAViewerToken) {
+  AuthApiServer s;
+  auto watch = [&](const std::string& token) {
+    flotctl::Client c("http://127.0.0.1:" + std::to_string(s.port), 5000, {token, ""});
+    // Stops after a second: enough to see the answer's status.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    return c.stream(
+        "/api/v1/nodes?watch=true", [](const std::string&) { return false; },
+        [until] { return std::chrono::steady_clock::now() > until; }, 5000);
+  };
+  auto none = watch("");
+  ASSERT_TRUE(none.ok()) << none.error().message();
+  EXPECT_EQ(none->status, 401);
+  auto viewer = watch(s.tokens.viewer);
+  ASSERT_TRUE(viewer.ok()) << viewer.error().message();
+  EXPECT_EQ(viewer->status, 200);
+}
+
 // A self-signed certificate for 127.0.0.1 made by the openssl command line in `dir`.
 bool make_cert(const std::string& dir) {
   const std::string cmd =
