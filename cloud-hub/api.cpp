@@ -176,43 +176,49 @@ Api::Api(Controller& controller, Metrics& metrics, WatchLog& watch, ApiOptions o
 void Api::install(httplib::Server& server) {
   const bool ota = artifacts_ != nullptr && rollouts_ != nullptr;
   server.set_payload_max_length(ota ? kMaxArtifactBytes : kMaxManifestBytes + 1);
-  if (ota) {
-    // One body limit per server: the small one is kept here for everything but file uploads.
-    // The status a request gets before its body is read: 0 when it may go on.
-    auto refuse = [](const httplib::Request& req) {
-      static const std::regex kUpload(R"(/api/v1/artifacts/[^/]+/[^/]+/(payload|delta))");
-      if (std::regex_match(req.path, kUpload)) return 0;
-      if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
-        return 411;
-      }
-      const std::string length = req.get_header_value("Content-Length");
-      if (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) > kMaxManifestBytes + 1) {
-        return 413;
-      }
-      return 0;
-    };
-    auto answer = [](int status, httplib::Response& res) {
-      send_error(res, status,
-                 status == 411 ? "a request body must come with a Content-Length"
-                               : "request body is too large");
-      res.set_header("Connection", "close");  // its body is not read
-    };
-    server.set_pre_routing_handler(
-        [refuse, answer](const httplib::Request& req, httplib::Response& res) {
-          const int status = refuse(req);
-          if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
-          answer(status, res);
-          return httplib::Server::HandlerResponse::Handled;
-        });
-    // A client that waits for 100 Continue (curl, for large bodies) is told before it sends.
-    server.set_expect_100_continue_handler(
-        [refuse, answer](const httplib::Request& req, httplib::Response& res) {
-          const int status = refuse(req);
-          if (status == 0) return 100;
-          answer(status, res);
-          return status;
-        });
-  }
+  guard_ = std::make_unique<ApiGuard>(tokens_, audit_, clock_, metrics_,
+                                      [this](const RouteTarget& t) { return snapshot(t); });
+  // One body limit per server: with OTA on, the small one is kept here for everything but file
+  // uploads. The status a request gets before its body is read: 0 when it may go on.
+  auto refuse = [ota](const httplib::Request& req) {
+    static const std::regex kUpload(R"(/api/v1/artifacts/[^/]+/[^/]+/(payload|delta))");
+    if (!ota || std::regex_match(req.path, kUpload)) return 0;
+    if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
+      return 411;
+    }
+    const std::string length = req.get_header_value("Content-Length");
+    if (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) > kMaxManifestBytes + 1) {
+      return 413;
+    }
+    return 0;
+  };
+  auto answer = [](int status, httplib::Response& res) {
+    send_error(res, status,
+               status == 411 ? "a request body must come with a Content-Length"
+                             : "request body is too large");
+    res.set_header("Connection", "close");  // its body is not read
+  };
+  // The guard (tokens, roles, audit) first, then the body size.
+  ApiGuard* guard = guard_.get();
+  server.set_pre_routing_handler(
+      [guard, refuse, answer](const httplib::Request& req, httplib::Response& res) {
+        if (guard->check(req, res) != 0) return httplib::Server::HandlerResponse::Handled;
+        const int status = refuse(req);
+        if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
+        answer(status, res);
+        return httplib::Server::HandlerResponse::Handled;
+      });
+  server.set_post_routing_handler(
+      [guard](const httplib::Request& req, httplib::Response& res) { guard->finish(req, res); });
+  // A client that waits for 100 Continue (curl, for large bodies) is told before it sends.
+  server.set_expect_100_continue_handler(
+      [guard, refuse, answer](const httplib::Request& req, httplib::Response& res) {
+        if (const int denied = guard->check(req, res); denied != 0) return denied;
+        const int status = refuse(req);
+        if (status == 0) return 100;
+        answer(status, res);
+        return status;
+      });
   // httplib serves each connection on one pool thread (its default pool: 8 threads), and an open
   // watch keeps its thread: room for every watch allowed, and the usual workers besides.
   const size_t threads = options_.max_watches + options_.workers;
@@ -289,6 +295,7 @@ void Api::install(httplib::Server& server) {
                 });
 
   auto apply_all = [this](const httplib::Request& req, httplib::Response& res) {
+    guard_->note_body_targets(req);
     apply(req, res, "");
   };
   auto apply_one = [this](const httplib::Request& req, httplib::Response& res) {
@@ -328,6 +335,7 @@ void Api::install(httplib::Server& server) {
     send_view(res, controller_.events_view(f));
   });
 
+  guard_->install_audit_route(server);
   install_device_routes(server, controller_);
   if (ota) return install_ota_routes(server, *artifacts_, *rollouts_);
   for (const char* kind : {"rollouts", "artifacts"}) {
@@ -341,6 +349,26 @@ void Api::install(httplib::Server& server) {
     server.Post(pattern, not_yet);
     server.Delete(pattern, not_yet);
   }
+}
+
+nlohmann::json Api::snapshot(const RouteTarget& target) {
+  auto or_null = [](const Expected<std::optional<json>>& view) -> json {
+    return view && *view ? **view : json(nullptr);
+  };
+  const std::string& name = target.name;
+  if (target.kind == "Node") return or_null(controller_.node_view(name));
+  if (target.kind == "Workload") return or_null(controller_.workload_view(name));
+  if (target.kind == "Device") return or_null(controller_.device_view(name));
+  if (target.kind == "Rollout" && rollouts_ != nullptr) {
+    auto view = rollouts_->view(name);
+    return view ? *view : json(nullptr);
+  }
+  if (target.kind == "Artifact" && artifacts_ != nullptr) {
+    const auto slash = name.find('/');
+    auto a = artifacts_->get(name.substr(0, slash), name.substr(slash + 1));
+    return a ? artifact_json(*a) : json(nullptr);
+  }
+  return nullptr;
 }
 
 void Api::list(const httplib::Request& req, httplib::Response& res, Change::Kind kind) {

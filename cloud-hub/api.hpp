@@ -33,6 +33,10 @@
 //
 // Errors are JSON {"error": "..."} with a 4xx/5xx status; a rejected request changes nothing.
 //
+// Every request passes one ApiGuard first (api_guard.hpp): bearer tokens and roles when
+// set_auth() gave a TokenTable, and an audit record of every change when it gave an AuditLog
+// (GET /api/v1/audit, admin).
+//
 // Each open watch holds one of httplib's worker threads, so install() gives the server a pool of
 // max_watches + workers threads and refuses a watch past max_watches with 503: watches never
 // starve the other requests.
@@ -44,8 +48,10 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "cloud-hub/api_guard.hpp"
 #include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/metrics.hpp"
@@ -72,6 +78,12 @@ class Api {
     artifacts_ = artifacts;
     rollouts_ = rollouts;
   }
+  // Authentication (`tokens` null: off, every caller is "anonymous") and the audit log (null:
+  // none); set before install(). Both must outlive the server.
+  void set_auth(const TokenTable* tokens, AuditLog* audit) {
+    tokens_ = tokens;
+    audit_ = audit;
+  }
   // Registers every route on `server` and sizes its worker pool (see above).
   void install(httplib::Server& server);
   // Watch streams open now.
@@ -88,6 +100,8 @@ class Api {
   // GET of one object: with ?watch=true a watch stream of it, else its view.
   void one(const httplib::Request& req, httplib::Response& res, Change::Kind kind);
   void watch(const httplib::Request& req, httplib::Response& res, WatchFilter filter);
+  // The JSON of an audited object now (null: absent), from the views GET answers with.
+  nlohmann::json snapshot(const RouteTarget& target);
 
   Controller& controller_;
   Metrics& metrics_;
@@ -97,6 +111,10 @@ class Api {
   std::function<std::string()> not_ready_;
   ArtifactStore* artifacts_ = nullptr;
   UpdateRollouts* rollouts_ = nullptr;
+  const TokenTable* tokens_ = nullptr;
+  AuditLog* audit_ = nullptr;
+  SystemClock clock_;
+  std::unique_ptr<ApiGuard> guard_;
 };
 
 }  // namespace flotilla::hub

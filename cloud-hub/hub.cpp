@@ -96,7 +96,31 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->watch_feeder_ =
       std::make_unique<WatchFeeder>(*hub->watch_, *hub->controller_, hub->metrics_);
   hub->controller_->set_change_listener(hub->watch_feeder_->listener());
+  if (!o.api_tokens_file.empty()) {
+    auto tokens = TokenTable::load(o.api_tokens_file);
+    if (!tokens) return tokens.error();
+    hub->tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
+  }
+  auto audit = AuditLog::open(o.data_dir + "/audit.db");
+  if (!audit) return audit.error();
+  hub->audit_ = std::move(*audit);
+  if (o.api_tls_cert.empty() != o.api_tls_key.empty()) {
+    return Error("Failed to set up HTTPS for the API: give both a certificate and a key");
+  }
+  if (!o.api_tls_cert.empty()) {
+    auto https =
+        std::make_unique<httplib::SSLServer>(o.api_tls_cert.c_str(), o.api_tls_key.c_str());
+    if (!https->is_valid()) {
+      return Error("Failed to set up HTTPS for the API: cannot load certificate '" +
+                   o.api_tls_cert + "' with key '" + o.api_tls_key +
+                   "' (missing, not PEM, or not a pair)");
+    }
+    hub->http_ = std::move(https);
+  } else {
+    hub->http_ = std::make_unique<httplib::Server>();
+  }
   hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_, *hub->watch_);
+  hub->api_->set_auth(hub->tokens_.get(), hub->audit_.get());
   hub->api_->set_ota(hub->artifacts_.get(), hub->rollouts_.get());
   // The store is open once the hub exists; MQTT comes and goes.
   sync::Transport* t = hub->transport_.get();
@@ -115,25 +139,26 @@ Status Hub::start() {
     metrics_.count("flotilla_hub_store_errors_total");
     log->warn("watchers may see existing objects as ADDED error='{}'", st.error().message());
   }
-  api_->install(http_);
+  api_->install(*http_);
   const std::string& host = options_.listen_host;
   if (options_.listen_port == 0) {
-    port_ = http_.bind_to_any_port(host);
+    port_ = http_->bind_to_any_port(host);
     if (port_ <= 0) return Error("Failed to listen on '" + host + ":0': cannot bind");
-  } else if (!http_.bind_to_port(host, options_.listen_port)) {
+  } else if (!http_->bind_to_port(host, options_.listen_port)) {
     return Error("Failed to listen on '" + host + ":" + std::to_string(options_.listen_port) +
                  "': address in use or not available");
   } else {
     port_ = options_.listen_port;
   }
   if (options_.public_url.empty()) {
-    rollouts_->set_public_url("http://" + host + ":" + std::to_string(port_));
+    rollouts_->set_public_url((options_.api_tls_cert.empty() ? "http://" : "https://") + host +
+                              ":" + std::to_string(port_));
   }
   if (auto st = sync_->start(); !st) return st;
   started_ = true;
   http_thread_ = std::thread([this] {
     set_thread_name("hub-http");
-    http_.listen_after_bind();
+    http_->listen_after_bind();
   });
   timer_thread_ = std::thread([this] {
     set_thread_name("hub-timer");
@@ -147,8 +172,16 @@ Status Hub::start() {
       lock.lock();
     }
   });
-  log->info("hub started listen={}:{} mqtt={} data={} shards={}", host, port_, options_.mqtt_uri,
-            options_.data_dir, options_.shards);
+  log->info("hub started listen={}:{} mqtt={} data={} shards={} api={} auth={}", host, port_,
+            options_.mqtt_uri, options_.data_dir, options_.shards,
+            options_.api_tls_cert.empty() ? "http" : "https",
+            tokens_ ? std::to_string(tokens_->size()) + " tokens" : std::string("off"));
+  if (!tokens_) {
+    log->warn(
+        "API authentication is off: anyone who reaches {}:{} can read and change the "
+        "fleet; give --api-tokens FILE (docs/hub.md \"API authentication and audit\")",
+        host, port_);
+  }
   return Ok();
 }
 
@@ -160,7 +193,7 @@ void Hub::stop() {
     stopping_ = true;
   }
   timer_cv_.notify_all();
-  http_.stop();
+  http_->stop();
   watch_->close();  // ends the open watches now; httplib waits for its threads
   if (http_thread_.joinable()) http_thread_.join();
   if (timer_thread_.joinable()) timer_thread_.join();

@@ -1,7 +1,8 @@
 // Hub: wires the hub together -- stores (<data>/control.db and a shard-NN.db per shard, see
 // hub_stores.hpp), MQTT transport, Controller, SyncServer, the WatchLog its WatchFeeder fills
 // with the controller's changes, the OTA artifacts (<data>/artifacts) and rollouts
-// (<data>/rollouts.db), REST Api on cpp-httplib, and a timer thread that runs
+// (<data>/rollouts.db), REST Api on cpp-httplib (HTTPS with a certificate; bearer tokens and the
+// audit log <data>/audit.db, api_guard.hpp), and a timer thread that runs
 // Controller::tick() and UpdateRollouts::tick() every second. main() only parses flags, builds
 // HubOptions and waits for SIGTERM.
 //
@@ -19,7 +20,9 @@
 #include <httplib.h>
 
 #include "cloud-hub/api.hpp"
+#include "cloud-hub/api_auth.hpp"
 #include "cloud-hub/artifact_store.hpp"
+#include "cloud-hub/audit_log.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/hub_stores.hpp"
 #include "cloud-hub/metrics.hpp"
@@ -50,6 +53,12 @@ struct HubOptions {
   // signed by; empty: signatures are stored unchecked (agents check them).
   std::string public_url;
   std::string ota_public_key_pem;
+  // API authentication (api_auth.hpp): the tokens file; empty: the API is open to anyone who
+  // reaches it (logged as a warning at start). Every change is recorded in <data>/audit.db.
+  std::string api_tokens_file;
+  // HTTPS for the API: PEM certificate (chain) and private key files; both or neither.
+  std::string api_tls_cert;
+  std::string api_tls_key;
 };
 
 // Parses "HOST:PORT" (e.g. 127.0.0.1:8080).
@@ -84,8 +93,10 @@ class Hub {
   std::unique_ptr<UpdateRollouts> rollouts_;
   std::unique_ptr<WatchLog> watch_;
   std::unique_ptr<WatchFeeder> watch_feeder_;
+  std::unique_ptr<TokenTable> tokens_;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Api> api_;
-  httplib::Server http_;
+  std::unique_ptr<httplib::Server> http_;  // an httplib::SSLServer with api_tls_cert
   int port_ = 0;
   std::thread http_thread_;
   std::thread timer_thread_;

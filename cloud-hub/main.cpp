@@ -51,6 +51,12 @@ int main(int argc, char** argv) {
             "PEM file of the Ed25519 public key artifact manifests must be signed by (default: "
             "signatures are stored unchecked; agents check them)",
             "");
+  flags.add("api-tokens",
+            "file of API bearer tokens, one 'NAME ROLE SHA256' a line (flotctl token create); "
+            "default: the API is open to anyone who reaches it",
+            "");
+  flags.add("api-tls-cert", "PEM certificate for HTTPS on the API (with --api-tls-key)", "");
+  flags.add("api-tls-key", "PEM private key of --api-tls-cert", "");
   flags.add("log-level", "trace|debug|info|warn|error", "info");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
@@ -100,6 +106,12 @@ int main(int argc, char** argv) {
     auto pem = flotilla::fs::read_file(key);
     if (!pem) return usage_error(flags, "flag '--ota-public-key': " + pem.error().message());
     options.ota_public_key_pem = std::move(*pem);
+  }
+  options.api_tokens_file = flags.get("api-tokens");
+  options.api_tls_cert = flags.get("api-tls-cert");
+  options.api_tls_key = flags.get("api-tls-key");
+  if (options.api_tls_cert.empty() != options.api_tls_key.empty()) {
+    return usage_error(flags, "flags '--api-tls-cert' and '--api-tls-key' go together");
   }
   if (options.mqtt_uri.rfind("tcp://", 0) != 0 && options.mqtt_uri.rfind("ssl://", 0) != 0) {
     return usage_error(flags,

@@ -72,9 +72,9 @@ Expected<ArtifactArgs> parse(const std::vector<std::string>& args) {
 
 class ArtifactRunner {
  public:
-  ArtifactRunner(ArtifactArgs args, const std::string& default_hub, std::ostream& out,
-                 std::ostream& err)
-      : args_(std::move(args)), default_hub_(default_hub), out_(out), err_(err) {}
+  ArtifactRunner(ArtifactArgs args, const std::string& default_hub, const ClientAuth& auth,
+                 std::ostream& out, std::ostream& err)
+      : args_(std::move(args)), default_hub_(default_hub), auth_(auth), out_(out), err_(err) {}
 
   int run() {
     const std::string& verb = args_.verb;
@@ -212,7 +212,7 @@ class ArtifactRunner {
       return fail("Failed to push '" + *dir + "': it is not signed (flotctl artifact sign)");
     }
     const std::string hub = flag("--hub").empty() ? default_hub_ : flag("--hub");
-    Client client(hub, kPushTimeoutMs);
+    Client client(hub, kPushTimeoutMs, auth_);
     const std::string path =
         "/api/v1/artifacts/" + url_escape(b->manifest.name) + "/" + url_escape(b->manifest.version);
     const nlohmann::json doc = {{"manifest", b->manifest_text},
@@ -249,6 +249,7 @@ class ArtifactRunner {
 
   ArtifactArgs args_;
   std::string default_hub_;
+  ClientAuth auth_;
   std::ostream& out_;
   std::ostream& err_;
 };
@@ -283,7 +284,7 @@ std::string artifact_usage() {
 }
 
 int artifact_command(const std::vector<std::string>& args, const std::string& default_hub,
-                     std::ostream& out, std::ostream& err) {
+                     std::ostream& out, std::ostream& err, const ClientAuth& auth) {
   auto parsed = parse(args);
   if (!parsed) {
     err << "flotctl: " << parsed.error().message() << "\n\n" << artifact_usage();
@@ -293,7 +294,7 @@ int artifact_command(const std::vector<std::string>& args, const std::string& de
     out << artifact_usage();
     return kOk;
   }
-  return ArtifactRunner(std::move(*parsed), default_hub, out, err).run();
+  return ArtifactRunner(std::move(*parsed), default_hub, auth, out, err).run();
 }
 
 }  // namespace flotilla::flotctl

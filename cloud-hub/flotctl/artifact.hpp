@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "cloud-hub/flotctl/client.hpp"
+
 namespace flotilla::flotctl {
 
 // Whether `args` (flotctl's whole command line) is an artifact command: "artifact" as the first
@@ -26,7 +28,7 @@ namespace flotilla::flotctl {
 bool is_artifact_command(const std::vector<std::string>& args);
 
 int artifact_command(const std::vector<std::string>& args, const std::string& default_hub,
-                     std::ostream& out, std::ostream& err);
+                     std::ostream& out, std::ostream& err, const ClientAuth& auth = {});
 
 std::string artifact_usage();
 

@@ -83,9 +83,17 @@ std::string hub_error(const HttpResponse& res) {
   return "hub answered HTTP " + std::to_string(res.status) + (first.empty() ? "" : ": " + first);
 }
 
-Client::Client(std::string base_url, long timeout_ms)
-    : base_url_(std::move(base_url)), timeout_ms_(timeout_ms) {
+Client::Client(std::string base_url, long timeout_ms, ClientAuth auth)
+    : base_url_(std::move(base_url)), timeout_ms_(timeout_ms), auth_(std::move(auth)) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+}
+
+curl_slist* Client::apply_auth(void* curl, curl_slist* headers) const {
+  if (!auth_.token.empty()) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + auth_.token).c_str());
+  }
+  if (!auth_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, auth_.ca_file.c_str());
+  return headers;
 }
 
 Expected<HttpResponse> Client::request(const std::string& method, const std::string& path,
@@ -99,6 +107,7 @@ Expected<HttpResponse> Client::request(const std::string& method, const std::str
     headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
   }
   headers = curl_slist_append(headers, "Accept: application/json");
+  headers = apply_auth(curl.get(), headers);
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers,
                                                                            curl_slist_free_all);
   CURL* c = curl.get();
@@ -131,7 +140,7 @@ Expected<StreamEnd> Client::stream(const std::string& path,
   if (!curl) return Error("Failed to reach hub at " + base_url_ + ": cannot initialise libcurl");
   CURL* c = curl.get();
   const std::string url = base_url_ + path;
-  curl_slist* headers = curl_slist_append(nullptr, "Accept: text/event-stream");
+  curl_slist* headers = apply_auth(c, curl_slist_append(nullptr, "Accept: text/event-stream"));
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers,
                                                                            curl_slist_free_all);
   StreamState st;

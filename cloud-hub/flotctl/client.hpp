@@ -12,6 +12,8 @@
 
 #include "common/expected.hpp"
 
+struct curl_slist;
+
 namespace flotilla::flotctl {
 
 struct HttpResponse {
@@ -26,9 +28,15 @@ struct StreamEnd {
   bool stopped = false;  // on_data or `stop` ended it; else the hub did
 };
 
+// How flotctl proves itself to the hub and checks the hub's HTTPS certificate.
+struct ClientAuth {
+  std::string token;    // sent as "Authorization: Bearer TOKEN"; empty: none
+  std::string ca_file;  // PEM CA bundle for https:// hubs; empty: the system's
+};
+
 class Client {
  public:
-  explicit Client(std::string base_url, long timeout_ms = 30000);
+  explicit Client(std::string base_url, long timeout_ms = 30000, ClientAuth auth = {});
 
   Expected<HttpResponse> request(const std::string& method, const std::string& path,
                                  const std::string& body = "",
@@ -42,8 +50,12 @@ class Client {
   const std::string& base_url() const { return base_url_; }
 
  private:
+  // Adds the Authorization header to `headers` and the CA to `curl`.
+  curl_slist* apply_auth(void* curl, curl_slist* headers) const;
+
   std::string base_url_;
   long timeout_ms_;
+  ClientAuth auth_;
 };
 
 // Percent-encodes everything but letters, digits and -_. (for a path segment or query value).

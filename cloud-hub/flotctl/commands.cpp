@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cloud-hub/flotctl/artifact.hpp"
+#include "cloud-hub/flotctl/auth.hpp"
 #include "cloud-hub/flotctl/client.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
 #include "cloud-hub/flotctl/rollout.hpp"
@@ -113,12 +114,13 @@ std::string singular(const std::string& kind) { return kind.substr(0, kind.size(
 
 class Runner {
  public:
-  Runner(Args args, const Context& ctx, std::ostream& out, std::ostream& err)
+  Runner(Args args, const Context& ctx, const ClientAuth& auth, std::ostream& out,
+         std::ostream& err)
       : args_(std::move(args)),
         ctx_(ctx),
         out_(out),
         err_(err),
-        client_(args_.hub.empty() ? ctx.default_hub : args_.hub) {}
+        client_(args_.hub.empty() ? ctx.default_hub : args_.hub, 30000, auth) {}
 
   int run() {
     const std::string& verb = args_.positional[0];
@@ -359,15 +361,47 @@ std::string usage() {
          "                              an OTA rollout's progress, or pause, resume (accepting\n"
          "                              the failures so far) or abort it; each idempotent\n"
          "  artifact keygen|build|sign|verify|push\n"
-         "                              signed OTA bundles (flotctl artifact --help)\n\n"
+         "                              signed OTA bundles (flotctl artifact --help)\n"
+         "  token create NAME --role viewer|operator|admin\n"
+         "                              a new API token and its line for the hub's\n"
+         "                              --api-tokens file\n"
+         "  audit [--limit N] [--since ID] [-o json]\n"
+         "                              the hub's audit log of changes (admin)\n\n"
+         "--token TOKEN (else $FLOTILLA_TOKEN) is sent as a bearer token; --ca FILE (else\n"
+         "$FLOTILLA_CA) is the PEM CA of an https:// hub.\n"
          "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
          "KIND: nodes (node, no), workloads (workload, wl), events (event, ev), devices (device,\n"
          "dev), rollouts (rollout, ro)\n";
 }
 
-int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& out,
+int run(const std::vector<std::string>& all, const Context& ctx, std::ostream& out,
         std::ostream& err) {
-  if (is_artifact_command(raw)) return artifact_command(raw, ctx.default_hub, out, err);
+  std::vector<std::string> raw = all;
+  ClientAuth auth{ctx.default_token, ctx.default_ca};
+  if (auto st = take_auth_flags(raw, auth); !st) {
+    err << "flotctl: " << st.error().message() << "\n\n" << usage();
+    return kUsage;
+  }
+  if (is_artifact_command(raw)) return artifact_command(raw, ctx.default_hub, out, err, auth);
+  // token and audit have flags of their own, after the global --hub.
+  size_t word = 0;
+  std::string hub = ctx.default_hub;
+  while (word < raw.size()) {
+    if (raw[word] == "--hub" && word + 1 < raw.size()) {
+      hub = raw[word + 1];
+      word += 2;
+    } else if (raw[word].rfind("--hub=", 0) == 0) {
+      hub = raw[word++].substr(6);
+    } else {
+      break;
+    }
+  }
+  if (word < raw.size() && (raw[word] == "token" || raw[word] == "audit")) {
+    const std::vector<std::string> rest(raw.begin() + static_cast<long>(word) + 1, raw.end());
+    if (raw[word] == "token") return token_command(rest, out, err);
+    Client client(hub, 30000, auth);
+    return audit_command(client, rest, out, err);
+  }
   auto args = parse_args(raw);
   if (!args) {
     err << "flotctl: " << args.error().message() << "\n\n" << usage();
@@ -381,7 +415,7 @@ int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& o
     err << "flotctl: missing command\n\n" << usage();
     return kUsage;
   }
-  return Runner(std::move(*args), ctx, out, err).run();
+  return Runner(std::move(*args), ctx, auth, out, err).run();
 }
 
 }  // namespace flotilla::flotctl

@@ -28,6 +28,11 @@ int main(int argc, char** argv) {
   flotilla::flotctl::Context ctx;
   const char* hub = std::getenv("FLOTILLA_HUB");
   ctx.default_hub = hub != nullptr && *hub != '\0' ? hub : "http://127.0.0.1:8080";
+  for (auto [field, name] : {std::pair{&ctx.default_token, "FLOTILLA_TOKEN"},
+                             std::pair{&ctx.default_ca, "FLOTILLA_CA"}}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr) *field = value;
+  }
   ctx.now_ms = wall_ms();
   ctx.clock_ms = wall_ms;
   std::vector<std::string> args(argv + 1, argv + argc);
