@@ -50,6 +50,8 @@ struct HubOptions {
   // signed by; empty: signatures are stored unchecked (agents check them).
   std::string public_url;
   std::string ota_public_key_pem;
+  // Admission policy applied workloads are checked against (admission.hpp); null: none.
+  std::shared_ptr<const AdmissionPolicy> admission;
 };
 
 // Parses "HOST:PORT" (e.g. 127.0.0.1:8080).

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cloud-hub/admission.hpp"
 #include "cloud-hub/hub.hpp"
 #include "common/flags.hpp"
 #include "common/fs.hpp"
@@ -50,6 +51,10 @@ int main(int argc, char** argv) {
   flags.add("ota-public-key",
             "PEM file of the Ed25519 public key artifact manifests must be signed by (default: "
             "signatures are stored unchecked; agents check them)",
+            "");
+  flags.add("admission-policy",
+            "YAML file of kind AdmissionPolicy: rules every applied workload must pass (default: "
+            "none)",
             "");
   flags.add("log-level", "trace|debug|info|warn|error", "info");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
@@ -100,6 +105,13 @@ int main(int argc, char** argv) {
     auto pem = flotilla::fs::read_file(key);
     if (!pem) return usage_error(flags, "flag '--ota-public-key': " + pem.error().message());
     options.ota_public_key_pem = std::move(*pem);
+  }
+  if (const std::string file = flags.get("admission-policy"); !file.empty()) {
+    auto policy = flotilla::hub::load_admission_policy(file);
+    if (!policy) {
+      return usage_error(flags, "flag '--admission-policy': " + policy.error().message());
+    }
+    options.admission = std::make_shared<const flotilla::hub::AdmissionPolicy>(std::move(*policy));
   }
   if (options.mqtt_uri.rfind("tcp://", 0) != 0 && options.mqtt_uri.rfind("ssl://", 0) != 0) {
     return usage_error(flags,
