@@ -132,7 +132,8 @@ std::vector<std::string> reasons(const AdmissionRule& r, const WorkloadManifest&
     if (w.cpu_millis <= 0) missing.push_back("cpu");
     if (w.memory_bytes <= 0) missing.push_back("memory");
     if (!missing.empty()) {
-      out.push_back("spec.resources sets no " + join(missing) + " (" +
+      out.push_back("spec.resources sets no " +
+                    (missing.size() == 2 ? "cpu or memory" : missing[0]) + " (" +
                     (missing.size() == 2 ? "both are" : "it is") + " required)");
     }
   }

@@ -205,7 +205,7 @@ TEST(AdmissionRules, AllowedRegistries) {
 
 TEST(AdmissionRules, RequireResourceLimits) {
   const std::string rule = "  - name: limits\n    requireResourceLimits: true\n";
-  EXPECT_NE(verdict(rule, container("app")).find("spec.resources sets no cpu, memory"),
+  EXPECT_NE(verdict(rule, container("app")).find("spec.resources sets no cpu or memory (both are required)"),
             std::string::npos);
   EXPECT_NE(verdict(rule, container("app", "  resources: {cpu: 100m}\n"))
                 .find("spec.resources sets no memory (it is required)"),
