@@ -436,6 +436,14 @@ void Api::watch(const httplib::Request& req, httplib::Response& res, WatchFilter
                      [this] { open_watches_.fetch_sub(1); });
 }
 
+void Api::set_admission(std::shared_ptr<const AdmissionPolicy> policy) {
+  admission_ = std::move(policy);
+  if (!admission_) return;
+  for (const auto& r : admission_->rules) {
+    metrics_.count(kAdmissionRejections, {{"rule", r.name}}, 0);
+  }
+}
+
 void Api::apply(const httplib::Request& req, httplib::Response& res, const std::string& name) {
   auto force = force_param(req, res);
   if (!force) return;
@@ -446,6 +454,20 @@ void Api::apply(const httplib::Request& req, httplib::Response& res, const std::
                         manifests.front().name != name)) {
     return send_error(
         res, 400, "the body must hold exactly one workload, named '" + name + "' like the path");
+  }
+  if (admission_) {
+    std::vector<AdmissionViolation> violations;
+    for (const auto& m : manifests) {
+      for (auto& v : admit(*admission_, m)) violations.push_back(std::move(v));
+    }
+    if (!violations.empty()) {
+      for (const auto& v : violations) {
+        metrics_.count(kAdmissionRejections, {{"rule", v.rule}});
+        log::get("api")->info("admission refused rule={} workload={} reason=\"{}\"", v.rule,
+                              v.workload, v.reason);
+      }
+      return send_error(res, 403, admission_error(violations));
+    }
   }
   // Devices are checked first (a device cannot change node), so that a document the controller
   // would refuse leaves the workloads alone too.

@@ -12,7 +12,9 @@
 //                                            apply all or nothing; without NAME kind Device
 //                                            too, each as PUT /api/v1/devices/NAME would)
 //   DELETE /api/v1/workloads/NAME
-//   (apply and delete take ?force=true past the blast-radius guard; else 409 over its limit)
+//   (apply and delete take ?force=true past the blast-radius guard; else 409 over its limit;
+//   with an admission policy, a workload breaking a rule refuses the whole apply with 403
+//   {"error": "admission: rule 'R' denies workload 'W': ..."} before anything is written)
 //   GET    /api/v1/events?node=&workload=&limit=
 //   Lists of nodes and workloads take ?labelSelector=k=v,k2=v2&limit=N&continue=TOKEN and
 //   answer {"items": [...], "continue": TOKEN, "resourceVersion": "N"} (TOKEN empty on the last
@@ -52,6 +54,7 @@
 #include <string>
 
 #include "cloud-hub/api_guard.hpp"
+#include "cloud-hub/admission.hpp"
 #include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/metrics.hpp"
@@ -84,6 +87,9 @@ class Api {
     tokens_ = tokens;
     audit_ = audit;
   }
+  // The admission policy every applied workload is checked against (admission.hpp); set before
+  // install(). Unset: no admission checks. Seeds its per-rule rejection counters at 0.
+  void set_admission(std::shared_ptr<const AdmissionPolicy> policy);
   // Registers every route on `server` and sizes its worker pool (see above).
   void install(httplib::Server& server);
   // Watch streams open now.
@@ -115,6 +121,7 @@ class Api {
   AuditLog* audit_ = nullptr;
   SystemClock clock_;
   std::unique_ptr<ApiGuard> guard_;
+  std::shared_ptr<const AdmissionPolicy> admission_;
 };
 
 }  // namespace flotilla::hub

@@ -122,6 +122,11 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_, *hub->watch_);
   hub->api_->set_auth(hub->tokens_.get(), hub->audit_.get());
   hub->api_->set_ota(hub->artifacts_.get(), hub->rollouts_.get());
+  hub->api_->set_admission(o.admission);
+  if (o.admission) {
+    log::get("hub")->info("admission policy loaded file={} rules={}", o.admission->source,
+                          o.admission->rules.size());
+  }
   // The store is open once the hub exists; MQTT comes and goes.
   sync::Transport* t = hub->transport_.get();
   hub->api_->set_readiness(

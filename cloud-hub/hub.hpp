@@ -59,6 +59,8 @@ struct HubOptions {
   // HTTPS for the API: PEM certificate (chain) and private key files; both or neither.
   std::string api_tls_cert;
   std::string api_tls_key;
+  // Admission policy applied workloads are checked against (admission.hpp); null: none.
+  std::shared_ptr<const AdmissionPolicy> admission;
 };
 
 // Parses "HOST:PORT" (e.g. 127.0.0.1:8080).

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cloud-hub/admission.hpp"
 #include "cloud-hub/hub.hpp"
 #include "common/flags.hpp"
 #include "common/fs.hpp"
@@ -57,6 +58,10 @@ int main(int argc, char** argv) {
             "");
   flags.add("api-tls-cert", "PEM certificate for HTTPS on the API (with --api-tls-key)", "");
   flags.add("api-tls-key", "PEM private key of --api-tls-cert", "");
+  flags.add("admission-policy",
+            "YAML file of kind AdmissionPolicy: rules every applied workload must pass (default: "
+            "none)",
+            "");
   flags.add("log-level", "trace|debug|info|warn|error", "info");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
@@ -112,6 +117,13 @@ int main(int argc, char** argv) {
   options.api_tls_key = flags.get("api-tls-key");
   if (options.api_tls_cert.empty() != options.api_tls_key.empty()) {
     return usage_error(flags, "flags '--api-tls-cert' and '--api-tls-key' go together");
+  }
+  if (const std::string file = flags.get("admission-policy"); !file.empty()) {
+    auto policy = flotilla::hub::load_admission_policy(file);
+    if (!policy) {
+      return usage_error(flags, "flag '--admission-policy': " + policy.error().message());
+    }
+    options.admission = std::make_shared<const flotilla::hub::AdmissionPolicy>(std::move(*policy));
   }
   if (options.mqtt_uri.rfind("tcp://", 0) != 0 && options.mqtt_uri.rfind("ssl://", 0) != 0) {
     return usage_error(flags,
