@@ -53,8 +53,8 @@
 #include <memory>
 #include <string>
 
-#include "cloud-hub/api_guard.hpp"
 #include "cloud-hub/admission.hpp"
+#include "cloud-hub/api_guard.hpp"
 #include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/metrics.hpp"
