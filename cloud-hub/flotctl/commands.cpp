@@ -9,6 +9,7 @@
 
 #include "cloud-hub/flotctl/artifact.hpp"
 #include "cloud-hub/flotctl/client.hpp"
+#include "cloud-hub/flotctl/pki.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
 #include "cloud-hub/flotctl/rollout.hpp"
 #include "cloud-hub/flotctl/twin.hpp"
@@ -359,7 +360,9 @@ std::string usage() {
          "                              an OTA rollout's progress, or pause, resume (accepting\n"
          "                              the failures so far) or abort it; each idempotent\n"
          "  artifact keygen|build|sign|verify|push\n"
-         "                              signed OTA bundles (flotctl artifact --help)\n\n"
+         "                              signed OTA bundles (flotctl artifact --help)\n"
+         "  pki init|issue|revoke|crl   the fleet's CA and TLS certificates (flotctl pki "
+         "--help)\n\n"
          "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
          "KIND: nodes (node, no), workloads (workload, wl), events (event, ev), devices (device,\n"
          "dev), rollouts (rollout, ro)\n";
@@ -368,6 +371,7 @@ std::string usage() {
 int run(const std::vector<std::string>& raw, const Context& ctx, std::ostream& out,
         std::ostream& err) {
   if (is_artifact_command(raw)) return artifact_command(raw, ctx.default_hub, out, err);
+  if (is_pki_command(raw)) return pki_command(raw, ctx.now_ms / 1000, out, err);
   auto args = parse_args(raw);
   if (!args) {
     err << "flotctl: " << args.error().message() << "\n\n" << usage();
