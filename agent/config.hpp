@@ -71,7 +71,12 @@ struct OtaConfig {
 
 struct AgentConfig {
   std::string node;
-  std::string mqtt_uri;  // tcp://HOST:PORT
+  std::string mqtt_uri;  // tcp://HOST:PORT or ssl://HOST:PORT
+  // TLS (ssl://): --mqtt-ca, --mqtt-cert, --mqtt-key (PEM files, docs/security.md); empty: none.
+  std::string mqtt_ca_file;
+  std::string mqtt_cert_file;
+  std::string mqtt_key_file;
+  std::chrono::seconds mqtt_cert_check{60};  // --mqtt-cert-check-seconds: look for a renewal
   // The local broker of the device bridge (device twins), tcp://HOST:PORT; empty: no bridge.
   std::string device_mqtt_uri;
   std::string data_dir;  // holds agent.db and the instances' runtime folders

@@ -4,6 +4,7 @@
 
 #include "common/fs.hpp"
 #include "sync/topics.hpp"
+#include "sync/transport.hpp"
 
 namespace flotilla::agent {
 namespace {
@@ -100,7 +101,17 @@ Flags make_agent_flags() {
       "\n"
       "Local verb: flotilla-agent status --data DIR  (cached desired state, works offline)");
   flags.add("node", "this node's name (1-63 chars of [a-z0-9.-_])", "", true);
-  flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883", "", true);
+  flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883 or ssl://broker:8883", "", true);
+  flags.add("mqtt-ca", "PEM file of the fleet CA that signed the broker's certificate (ssl://)");
+  flags.add("mqtt-cert",
+            "PEM file of this node's client certificate (CN = node name; flotctl pki issue); "
+            "re-read at each reconnect and looked at every minute, so a renewed file is picked "
+            "up without a restart");
+  flags.add("mqtt-key", "PEM file of the client certificate's private key");
+  flags.add("mqtt-cert-check-seconds",
+            "while connected, how often to look whether --mqtt-cert was renewed (then the agent "
+            "reconnects with it; workloads are not touched)",
+            "60");
   flags.add("data", "folder for agent.db and the instances' runtime state", "", true);
   flags.add("device-mqtt",
             "local MQTT broker of the device bridge (device twins on flotilla/local/devices/...), "
@@ -162,6 +173,20 @@ Expected<AgentConfig> config_from_flags(const Flags& flags) {
   auto scheme = c.mqtt_uri.find("://");
   if (scheme == std::string::npos || scheme == 0 || scheme + 3 >= c.mqtt_uri.size()) {
     return Error("invalid --mqtt '" + c.mqtt_uri + "': want tcp://HOST:PORT");
+  }
+  c.mqtt_ca_file = flags.get("mqtt-ca");
+  c.mqtt_cert_file = flags.get("mqtt-cert");
+  c.mqtt_key_file = flags.get("mqtt-key");
+  auto cert_check = flags.get_int("mqtt-cert-check-seconds", 1, 86'400);
+  if (!cert_check) return cert_check.error();
+  c.mqtt_cert_check = std::chrono::seconds(*cert_check);
+  {
+    sync::TransportOptions tls;
+    tls.server_uri = c.mqtt_uri;
+    tls.tls_ca_file = c.mqtt_ca_file;
+    tls.tls_cert_file = c.mqtt_cert_file;
+    tls.tls_key_file = c.mqtt_key_file;
+    if (auto st = sync::validate_tls_options(tls); !st) return st.error();
   }
   c.device_mqtt_uri = flags.get("device-mqtt");
   if (!c.device_mqtt_uri.empty()) {

@@ -22,6 +22,10 @@ sync::TransportOptions make_transport_options(const AgentConfig& config,
                                               const std::string& boot_id) {
   sync::TransportOptions opts;
   opts.server_uri = config.mqtt_uri;
+  opts.tls_ca_file = config.mqtt_ca_file;
+  opts.tls_cert_file = config.mqtt_cert_file;
+  opts.tls_key_file = config.mqtt_key_file;
+  opts.cert_check_interval = config.mqtt_cert_check;
   opts.client_id = "flotilla-agent-" + config.node;
   opts.clean_session = true;
   auto keepalive_ms = std::max<int64_t>(2000, 2 * config.sync.heartbeat.count());

@@ -53,6 +53,9 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   if (!transport) {
     sync::TransportOptions t;
     t.server_uri = o.mqtt_uri;
+    t.tls_ca_file = o.mqtt_ca_file;
+    t.tls_cert_file = o.mqtt_cert_file;
+    t.tls_key_file = o.mqtt_key_file;
     t.client_id = "flotilla-hub";
     t.clean_session = false;  // the broker queues agents' QoS 1 messages while the hub restarts
     // One client: retrying four times a second costs nothing and keeps the hub deaf for at

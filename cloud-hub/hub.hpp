@@ -37,7 +37,11 @@
 namespace flotilla::hub {
 
 struct HubOptions {
-  std::string mqtt_uri;  // tcp://HOST:PORT
+  std::string mqtt_uri;  // tcp://HOST:PORT or ssl://HOST:PORT
+  // TLS (ssl://): --mqtt-ca, --mqtt-cert, --mqtt-key (PEM files, docs/security.md); empty: none.
+  std::string mqtt_ca_file;
+  std::string mqtt_cert_file;
+  std::string mqtt_key_file;
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;  // 0: any free port (see Hub::port())
   std::string data_dir;    // holds control.db and shard-NN.db

@@ -23,7 +23,10 @@ int main(int argc, char** argv) {
   flotilla::Flags flags("flotilla-hub",
                         "The Flotilla cloud hub: stores workloads, schedules them onto nodes, "
                         "syncs agents over MQTT and serves the REST API.");
-  flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883", "", true);
+  flags.add("mqtt", "MQTT broker URI, e.g. tcp://127.0.0.1:1883 or ssl://broker:8883", "", true);
+  flags.add("mqtt-ca", "PEM file of the fleet CA that signed the broker's certificate (ssl://)");
+  flags.add("mqtt-cert", "PEM file of the hub's client certificate (CN=hub; flotctl pki issue)");
+  flags.add("mqtt-key", "PEM file of the client certificate's private key");
   flags.add("listen", "HTTP address HOST:PORT for the REST API and console", "127.0.0.1:8080");
   flags.add("data", "folder for the hub's databases (control.db, shard-NN.db)", "", true);
   flags.add("shards",
@@ -128,6 +131,19 @@ int main(int argc, char** argv) {
   if (options.mqtt_uri.rfind("tcp://", 0) != 0 && options.mqtt_uri.rfind("ssl://", 0) != 0) {
     return usage_error(flags,
                        "flag '--mqtt' wants tcp://HOST:PORT, got '" + options.mqtt_uri + "'");
+  }
+  options.mqtt_ca_file = flags.get("mqtt-ca");
+  options.mqtt_cert_file = flags.get("mqtt-cert");
+  options.mqtt_key_file = flags.get("mqtt-key");
+  {
+    flotilla::sync::TransportOptions tls;
+    tls.server_uri = options.mqtt_uri;
+    tls.tls_ca_file = options.mqtt_ca_file;
+    tls.tls_cert_file = options.mqtt_cert_file;
+    tls.tls_key_file = options.mqtt_key_file;
+    if (auto st = flotilla::sync::validate_tls_options(tls); !st) {
+      return usage_error(flags, st.error().message());
+    }
   }
 
   // Block the stop signals before any thread starts, so only sigwait() below sees them.

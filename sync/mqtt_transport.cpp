@@ -22,7 +22,9 @@
 #include <MQTTAsync.h>
 #include <mqtt/async_client.h>
 
+#include "common/fs.hpp"
 #include "common/log.hpp"
+#include "common/x509.hpp"
 #include "sync/transport.hpp"
 
 namespace flotilla::sync {
@@ -94,6 +96,57 @@ bool broker_reachable(const std::string& uri) {
   return ok;
 }
 
+bool is_tls_uri(const std::string& uri) {
+  return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Paho's TLS failures read "TCP/TLS connect failure" whatever went wrong; the OpenSSL errors
+// its error handler saw say more. Says what failed in the words of the user's files.
+std::string describe_connect_failure(const std::string& paho_what, const std::string& tls_errors,
+                                     const TransportOptions& o) {
+  auto has = [&](const char* text) { return tls_errors.find(text) != std::string::npos; };
+  const std::string cert = "certificate '" + o.tls_cert_file + "'";
+  if (has("certificate verify failed")) {
+    return "the broker's certificate is not signed by the CA in '" + o.tls_ca_file +
+           "' or has expired (" + tls_errors + ")";
+  }
+  if (has("alert certificate expired")) return "the broker says " + cert + " has expired";
+  if (has("alert certificate revoked")) return "the broker says " + cert + " is revoked";
+  if (has("alert unknown ca") || has("alert bad certificate") || has("alert certificate unknown") ||
+      has("alert decrypt error")) {
+    return "the broker refused " + cert + " (not signed by the fleet CA the broker trusts?)";
+  }
+  if (has("alert certificate required") || has("alert handshake failure")) {
+    return o.tls_cert_file.empty()
+               ? "the broker wants a client certificate (--mqtt-cert and --mqtt-key)"
+               : "TLS handshake refused by the broker (" + tls_errors + ")";
+  }
+  if (has("SSL_CTX_use_PrivateKey_file")) {
+    return "cannot use key '" + o.tls_key_file + "' (" + tls_errors + ")";
+  }
+  if (has("SSL_CTX_use_certificate_chain_file"))
+    return "cannot use " + cert + " (" + tls_errors + ")";
+  if (has("SSL_CTX_load_verify_locations")) {
+    return "cannot use CA file '" + o.tls_ca_file + "' (" + tls_errors + ")";
+  }
+  if (paho_what.find("[5]") != std::string::npos ||
+      paho_what.find("authori") != std::string::npos) {
+    return "not authorized by the broker (" + paho_what + ")";
+  }
+  if (!tls_errors.empty()) return paho_what + " (" + tls_errors + ")";
+  if (is_tls_uri(o.server_uri) && paho_what.find("TCP/TLS") != std::string::npos) {
+    return paho_what + " (the broker closed the TLS connection: it may have refused " +
+           (o.tls_cert_file.empty() ? std::string("a client without certificate") : cert) + ")";
+  }
+  return paho_what;
+}
+
 class MqttTransport final : public Transport {
  public:
   explicit MqttTransport(TransportOptions opts) : opts_(std::move(opts)), log_(log::get("sync")) {}
@@ -110,6 +163,17 @@ class MqttTransport final : public Transport {
   }
 
   Status start() override {
+    const bool tls_files =
+        !opts_.tls_ca_file.empty() || !opts_.tls_cert_file.empty() || !opts_.tls_key_file.empty();
+    if (tls_files && !is_tls_uri(opts_.server_uri)) {
+      return Error("Failed to start MQTT transport: TLS files given but '" + opts_.server_uri +
+                   "' is not an ssl:// URI");
+    }
+    if (opts_.tls_cert_file.empty() != opts_.tls_key_file.empty()) {
+      return Error(
+          "Failed to start MQTT transport: a client certificate needs its key and a key "
+          "its certificate");
+    }
     auto first = make_client();
     if (!first) return first.error();
     {
@@ -156,6 +220,11 @@ class MqttTransport final : public Transport {
   }
 
   bool connected() const override { return connected_; }
+
+  std::string last_error() const override {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    return last_error_;
+  }
 
   size_t backlog() const override {
     std::lock_guard<std::mutex> lock(send_mu_);
@@ -326,8 +395,87 @@ class MqttTransport final : public Transport {
     cv_.notify_all();
   }
 
+  // Records why a connect attempt failed; logged when the reason changes (the reconnect loop
+  // would repeat it every few seconds), then at debug.
+  void connect_failed(const std::string& why, bool loud) {
+    const std::string message = "Failed to connect to '" + opts_.server_uri + "': " + why;
+    bool changed = false;
+    {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      changed = message != last_error_;
+      last_error_ = message;
+    }
+    if (changed && loud) {
+      log_->error("{}", message);
+    } else {
+      log_->debug("{}", message);
+    }
+  }
+
+  // The client certificate, checked before a connect: readable, its key beside it, and valid
+  // now. Returns its PEM text (to notice a renewal later).
+  Expected<std::string> check_client_certificate() {
+    auto pem = fs::read_file(opts_.tls_cert_file);
+    if (!pem) {
+      return Error("Failed to read certificate '" + opts_.tls_cert_file +
+                   "': " + pem.error().message());
+    }
+    if (auto st = x509::check_certificate_valid(opts_.tls_cert_file, unix_now()); !st) {
+      return st.error();
+    }
+    if (auto st = x509::check_key_matches(opts_.tls_cert_file, opts_.tls_key_file); !st) {
+      return st.error();
+    }
+    auto info = x509::parse_certificate(*pem);
+    if (info && info->not_after - unix_now() < 7 * 86'400 && warned_not_after_ != info->not_after) {
+      warned_not_after_ = info->not_after;
+      log_->warn("mqtt client certificate '{}' expires on {}: renew it (docs/security.md)",
+                 opts_.tls_cert_file, x509::format_utc(info->not_after));
+    }
+    return pem;
+  }
+
+  mqtt::ssl_options make_ssl_options() {
+    auto ssl = mqtt::ssl_options_builder()
+                   .enable_server_cert_auth(true)
+                   .verify(true)  // the broker's certificate must name the URI's host
+                   .error_handler([this](const std::string& text) {
+                     std::lock_guard<std::mutex> lock(error_mu_);
+                     if (tls_errors_.size() < 1024) {
+                       tls_errors_ += (tls_errors_.empty() ? "" : "; ") + text;
+                     }
+                   })
+                   .finalize();
+    if (!opts_.tls_ca_file.empty()) ssl.set_trust_store(opts_.tls_ca_file);
+    if (!opts_.tls_cert_file.empty()) {
+      ssl.set_key_store(opts_.tls_cert_file);
+      ssl.set_private_key(opts_.tls_key_file);
+    }
+    return ssl;
+  }
+
+  std::string take_tls_errors() {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    std::string out;
+    out.swap(tls_errors_);
+    return out;
+  }
+
   bool try_connect() {
-    if (!broker_reachable(opts_.server_uri)) return false;
+    const bool tls = is_tls_uri(opts_.server_uri);
+    std::string cert_pem;
+    if (tls && !opts_.tls_cert_file.empty()) {
+      auto checked = check_client_certificate();
+      if (!checked) {
+        connect_failed(checked.error().message(), true);
+        return false;
+      }
+      cert_pem = std::move(*checked);
+    }
+    if (!broker_reachable(opts_.server_uri)) {
+      connect_failed("nothing accepts connections there", false);
+      return false;
+    }
     auto builder = mqtt::connect_options_builder()
                        .clean_session(opts_.clean_session)
                        .keep_alive_interval(opts_.keepalive)
@@ -337,6 +485,8 @@ class MqttTransport final : public Transport {
     if (opts_.will) {
       builder.will(mqtt::message(opts_.will->topic, opts_.will->payload, 1, false));
     }
+    if (tls) builder.ssl(make_ssl_options());
+    (void)take_tls_errors();
     std::shared_ptr<mqtt::async_client> c;
     {
       std::lock_guard<std::mutex> lock(client_mu_);
@@ -354,19 +504,70 @@ class MqttTransport final : public Transport {
     }
     try {
       auto tok = c->connect(builder.finalize());
-      if (!tok->wait_for(std::chrono::seconds(6)) || !c->is_connected()) return false;
+      if (!tok->wait_for(std::chrono::seconds(6)) || !c->is_connected()) {
+        connect_failed(describe_connect_failure("no answer within 6 s", take_tls_errors(), opts_),
+                       tls);
+        return false;
+      }
       std::vector<std::pair<std::string, int>> subs;
       {
         std::lock_guard<std::mutex> lock(mu_);
         subs = subscriptions_;
       }
-      for (const auto& [filter, qos] : subs)
-        c->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
+      for (const auto& [filter, qos] : subs) {
+        // A broker with topic ACLs refuses a filter beyond the client's rights (SUBACK 0x80):
+        // that one subscription is lost, not the connection.
+        try {
+          c->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
+        } catch (const mqtt::exception& e) {
+          if (!c->is_connected()) throw;
+          log_->warn(
+              "mqtt subscription refused filter='{}' error='{}' (not allowed by the "
+              "broker's ACL?)",
+              filter, e.what());
+        }
+      }
     } catch (const std::exception& e) {
-      log_->debug("mqtt connect failed server={} error='{}'", opts_.server_uri, e.what());
+      connect_failed(describe_connect_failure(e.what(), take_tls_errors(), opts_), tls);
       return false;
     }
+    {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      last_error_.clear();
+    }
+    connected_cert_pem_ = std::move(cert_pem);
     return true;
+  }
+
+  // While connected over TLS: whether the client certificate file now holds another valid
+  // certificate (renewed) whose key is in place, so a reconnect will use it.
+  bool certificate_renewed() {
+    if (opts_.tls_cert_file.empty() || connected_cert_pem_.empty()) return false;
+    auto pem = fs::read_file(opts_.tls_cert_file);
+    if (!pem || *pem == connected_cert_pem_) return false;
+    if (auto st = x509::check_certificate_valid(opts_.tls_cert_file, unix_now()); !st) {
+      log_->warn("mqtt client certificate '{}' changed but is not usable: {}", opts_.tls_cert_file,
+                 st.error().message());
+      return false;
+    }
+    if (auto st = x509::check_key_matches(opts_.tls_cert_file, opts_.tls_key_file); !st) {
+      log_->debug("mqtt client certificate changed, key not yet: {}", st.error().message());
+      return false;  // the key may be on its way: looked at again at the next check
+    }
+    return true;
+  }
+
+  // Drops the connection so that the next connect uses the renewed certificate.
+  void reconnect_for_renewal() {
+    log_->info("mqtt client certificate '{}' renewed: reconnecting with it", opts_.tls_cert_file);
+    if (auto c = client()) {
+      try {
+        c->disconnect()->wait_for(std::chrono::seconds(2));
+      } catch (const std::exception& e) {
+        log_->debug("mqtt disconnect error='{}'", e.what());
+      }
+    }
+    mark_disconnected();
   }
 
   void connect_loop() {
@@ -374,7 +575,14 @@ class MqttTransport final : public Transport {
     std::unique_lock<std::mutex> lock(mu_);
     while (running_) {
       if (connected_) {
-        cv_.wait(lock, [this] { return !running_ || !connected_; });
+        if (opts_.tls_cert_file.empty()) {
+          cv_.wait(lock, [this] { return !running_ || !connected_; });
+        } else if (!cv_.wait_for(lock, opts_.cert_check_interval,
+                                 [this] { return !running_ || !connected_; })) {
+          lock.unlock();
+          if (certificate_renewed()) reconnect_for_renewal();
+          lock.lock();
+        }
         continue;
       }
       lock.unlock();
@@ -419,12 +627,42 @@ class MqttTransport final : public Transport {
   std::atomic<bool> connected_{false};
   bool running_ = false;
   std::thread worker_;
-  std::thread sender_;  // hands waiting publishes to Paho
+  std::thread sender_;           // hands waiting publishes to Paho
+  mutable std::mutex error_mu_;  // guards the two below
+  std::string last_error_;       // why the last connect attempt failed
+  std::string tls_errors_;       // OpenSSL errors Paho reported during this attempt
+  // Used by the connect loop's thread only:
+  std::string connected_cert_pem_;  // the client certificate of the current connection
+  int64_t warned_not_after_ = 0;    // expiry already warned about
   std::mt19937_64 rng_{std::random_device{}()};
   std::uniform_int_distribution<int64_t> jitter_{0, INT64_MAX};
 };
 
 }  // namespace
+
+Status validate_tls_options(const TransportOptions& o) {
+  const bool any = !o.tls_ca_file.empty() || !o.tls_cert_file.empty() || !o.tls_key_file.empty();
+  if (!any) return Ok();
+  if (!is_tls_uri(o.server_uri)) {
+    return Error("flags --mqtt-ca/--mqtt-cert/--mqtt-key want an ssl://HOST:PORT broker, got '" +
+                 o.server_uri + "'");
+  }
+  if (o.tls_ca_file.empty()) return Error("flag '--mqtt-ca' is needed with an ssl:// broker");
+  if (auto ca = x509::read_certificate(o.tls_ca_file); !ca) {
+    return Error("invalid --mqtt-ca: " + ca.error().message());
+  }
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return Error("flags '--mqtt-cert' and '--mqtt-key' go together");
+  }
+  if (o.tls_cert_file.empty()) return Ok();
+  if (auto cert = x509::read_certificate(o.tls_cert_file); !cert) {
+    return Error("invalid --mqtt-cert: " + cert.error().message());
+  }
+  if (auto st = x509::check_key_matches(o.tls_cert_file, o.tls_key_file); !st) {
+    return Error("invalid --mqtt-key: " + st.error().message());
+  }
+  return Ok();
+}
 
 std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options) {
   return std::make_unique<MqttTransport>(std::move(options));

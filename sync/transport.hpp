@@ -36,6 +36,17 @@ struct TransportOptions {
   std::chrono::milliseconds max_backoff{5000};
   std::optional<Message> will;  // sent at QoS 1 by the broker on our behalf
   int max_inflight = 1024;
+  // TLS, for ssl:// URIs (docs/security.md): PEM files of the CA that signed the broker's
+  // certificate, and of this client's certificate and private key (empty: none). The broker's
+  // certificate must name the URI's host (subjectAltName). The files are read again at every
+  // connect, and the client certificate is checked first: an expired one fails the attempt with
+  // an error naming the file and the date (a warning is logged 7 days ahead). While connected,
+  // the certificate file is looked at every `cert_check_interval`; when it changed (renewed),
+  // the transport reconnects with it.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::chrono::seconds cert_check_interval{60};
 };
 
 class Transport {
@@ -60,7 +71,16 @@ class Transport {
   virtual Status publish_retained(const std::string& topic, std::string payload) = 0;
   // Publishes accepted but not yet handed to the network (0 when nothing waits).
   virtual size_t backlog() const { return 0; }
+  // Why the last connect attempt failed ("Failed to connect to 'ssl://...': certificate
+  // '/etc/flotilla/node.crt' expired on 2026-11-30 12:00 UTC"); empty once connected.
+  virtual std::string last_error() const { return ""; }
 };
+
+// Checks the TLS part of `options` as the flags --mqtt-ca, --mqtt-cert and --mqtt-key give it
+// (agent and hub): the files exist and parse, the key belongs to the certificate, and the URI
+// is ssl:// when any is set. An expired certificate is not an error here (the transport keeps
+// retrying and picks up a renewed one); its error names the flag and the file.
+Status validate_tls_options(const TransportOptions& options);
 
 // MQTT over Eclipse Paho C++.
 std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options);

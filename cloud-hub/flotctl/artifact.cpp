@@ -256,15 +256,19 @@ class ArtifactRunner {
 
 }  // namespace
 
-bool is_artifact_command(const std::vector<std::string>& args) {
+bool first_word_is(const std::vector<std::string>& args, const std::string& word) {
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--hub") {
       ++i;
     } else if (args[i].rfind("--hub=", 0) != 0) {
-      return args[i] == "artifact";
+      return args[i] == word;
     }
   }
   return false;
+}
+
+bool is_artifact_command(const std::vector<std::string>& args) {
+  return first_word_is(args, "artifact");
 }
 
 std::string artifact_usage() {

@@ -26,6 +26,8 @@ namespace flotilla::flotctl {
 // Whether `args` (flotctl's whole command line) is an artifact command: "artifact" as the first
 // word after the global --hub flag. Artifact verbs have flags of their own.
 bool is_artifact_command(const std::vector<std::string>& args);
+// Whether `word` is the first word of `args` after the global --hub flag (pki.hpp uses it too).
+bool first_word_is(const std::vector<std::string>& args, const std::string& word);
 
 int artifact_command(const std::vector<std::string>& args, const std::string& default_hub,
                      std::ostream& out, std::ostream& err, const ClientAuth& auth = {});

@@ -10,6 +10,7 @@
 #include "cloud-hub/flotctl/artifact.hpp"
 #include "cloud-hub/flotctl/auth.hpp"
 #include "cloud-hub/flotctl/client.hpp"
+#include "cloud-hub/flotctl/pki.hpp"
 #include "cloud-hub/flotctl/printers.hpp"
 #include "cloud-hub/flotctl/rollout.hpp"
 #include "cloud-hub/flotctl/twin.hpp"
@@ -366,7 +367,9 @@ std::string usage() {
          "                              a new API token and its line for the hub's\n"
          "                              --api-tokens file\n"
          "  audit [--limit N] [--since ID] [-o json]\n"
-         "                              the hub's audit log of changes (admin)\n\n"
+         "                              the hub's audit log of changes (admin)\n"
+         "  pki init|issue|revoke|crl   the fleet's CA and TLS certificates (flotctl pki "
+         "--help)\n\n"
          "--token TOKEN (else $FLOTILLA_TOKEN) is sent as a bearer token; --ca FILE (else\n"
          "$FLOTILLA_CA) is the PEM CA of an https:// hub.\n"
          "--force passes the hub's blast-radius guard (a change stopping much of the fleet).\n"
@@ -383,6 +386,7 @@ int run(const std::vector<std::string>& all, const Context& ctx, std::ostream& o
     return kUsage;
   }
   if (is_artifact_command(raw)) return artifact_command(raw, ctx.default_hub, out, err, auth);
+  if (is_pki_command(raw)) return pki_command(raw, ctx.now_ms / 1000, out, err);
   // token and audit have flags of their own, after the global --hub.
   size_t word = 0;
   std::string hub = ctx.default_hub;
