@@ -45,6 +45,10 @@ std::string host_qemu_system_name() {
   utsname u{};
   std::string arch = ::uname(&u) == 0 ? u.machine : "x86_64";
   if (arch == "arm64") arch = "aarch64";
+  // 32-bit ARM kernels report armv7l, armv6l (or armv8l for 32-bit code on a 64-bit CPU); QEMU
+  // has one qemu-system-arm for all of them. Likewise i386 for i486 to i686.
+  if (arch.rfind("armv", 0) == 0) arch = "arm";
+  if (arch.size() == 4 && arch[0] == 'i' && arch.compare(2, 2, "86") == 0) arch = "i386";
   return "qemu-system-" + arch;
 }
 

@@ -52,6 +52,12 @@ TEST(AccelTest, TheBackendModuleDecides) {
 TEST(AccelTest, QemuSystemNameFollowsTheHostArch) {
 #if defined(__x86_64__)
   EXPECT_EQ(host_qemu_system_name(), "qemu-system-x86_64");
+#elif defined(__aarch64__)
+  EXPECT_EQ(host_qemu_system_name(), "qemu-system-aarch64");
+#elif defined(__arm__)
+  EXPECT_EQ(host_qemu_system_name(), "qemu-system-arm");  // not qemu-system-armv7l
+#elif defined(__i386__)
+  EXPECT_EQ(host_qemu_system_name(), "qemu-system-i386");
 #else
   EXPECT_EQ(host_qemu_system_name().rfind("qemu-system-", 0), 0u);
 #endif
