@@ -1,7 +1,6 @@
 #include "runtime/vm/accel.hpp"
 
 #include <fcntl.h>
-#include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -10,6 +9,17 @@
 #include <cstring>
 
 #include "common/fs.hpp"
+
+// 32-bit ARM kernels have no KVM host support since Linux 5.7, and its headers no <asm/kvm.h>,
+// which <linux/kvm.h> includes; there the two architecture-independent values this file uses are
+// spelled out (such a kernel has no /dev/kvm; a device that opens fails the version check).
+#if __has_include(<asm/kvm.h>)
+#include <linux/kvm.h>
+#else
+#include <linux/ioctl.h>
+#define KVM_GET_API_VERSION _IO(0xAE, 0x00)
+#define KVM_API_VERSION 12
+#endif
 
 namespace flotilla::runtime::vm {
 
