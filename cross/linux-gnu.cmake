@@ -34,6 +34,8 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 set(ENV{PKG_CONFIG_LIBDIR}
     "/usr/lib/${FLOTILLA_CROSS_TRIPLE}/pkgconfig:/usr/share/pkgconfig:${FLOTILLA_CROSS_SYSROOT}/usr/lib/${FLOTILLA_CROSS_TRIPLE}/pkgconfig")
 
-# -L: qemu looks up the dynamic loader and absolute paths there first (the cross toolchain's
-# libc), then in / (the multiarch libraries).
-set(CMAKE_CROSSCOMPILING_EMULATOR ${FLOTILLA_CROSS_QEMU} -L /usr/${FLOTILLA_CROSS_TRIPLE})
+# The target's dynamic loader and libc are installed multiarch too (libc6:<deb-arch>, e.g.
+# /lib/ld-linux-aarch64.so.1), so qemu needs no -L. With -L /usr/<triple> (the cross toolchain's
+# libc), qemu-user 7.2 breaks fork(): the child spins forever on aarch64 and dies of SIGSEGV on
+# armhf, before it reaches exec; the tests fork their peers (mosquitto, runc, ...).
+set(CMAKE_CROSSCOMPILING_EMULATOR ${FLOTILLA_CROSS_QEMU})
