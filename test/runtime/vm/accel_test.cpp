@@ -36,6 +36,9 @@ TEST(AccelTest, ANonKvmDeviceMeansTcg) {
 }
 
 TEST(AccelTest, TheBackendModuleDecides) {
+#if !defined(__x86_64__) && !defined(__i386__)
+  GTEST_SKIP() << "only x86 KVM has backend modules (kvm_intel, kvm_amd, kvm_pvm)";
+#endif
   if (!dev_kvm_opens()) GTEST_SKIP() << "/dev/kvm cannot be opened here";
   TempDir tmp;
   ASSERT_TRUE(fs::make_dirs(tmp / "pvm/kvm_pvm"));
