@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cctype>
+#include <cstdint>
 #include <utility>
 
 namespace flotilla::hub {
@@ -35,6 +36,34 @@ Expected<Decimal> parse_decimal(std::string_view text) {
   return d;
 }
 
+// a * b as 128 bits (hi, lo), and x / d with its remainder for a d below 2^63 and a quotient
+// below 2^64: what scale_decimal needs, without __int128 (which 32-bit ARM lacks).
+struct Wide {
+  uint64_t hi = 0;
+  uint64_t lo = 0;
+};
+
+Wide multiply(uint64_t a, uint64_t b) {
+  const uint64_t a_lo = a & 0xffffffffu, a_hi = a >> 32, b_lo = b & 0xffffffffu, b_hi = b >> 32;
+  const uint64_t low = a_lo * b_lo, cross1 = a_lo * b_hi, cross2 = a_hi * b_lo;
+  const uint64_t mid = (low >> 32) + (cross1 & 0xffffffffu) + (cross2 & 0xffffffffu);
+  return {a_hi * b_hi + (cross1 >> 32) + (cross2 >> 32) + (mid >> 32),
+          (mid << 32) | (low & 0xffffffffu)};
+}
+
+uint64_t divide(Wide x, uint64_t d, uint64_t& remainder) {
+  uint64_t q = 0, r = 0;
+  for (int bit = 127; bit >= 0; --bit) {
+    r = (r << 1) | ((bit >= 64 ? x.hi >> (bit - 64) : x.lo >> bit) & 1);  // r < d < 2^63
+    if (r >= d) {
+      r -= d;
+      if (bit < 64) q |= uint64_t{1} << bit;
+    }
+  }
+  remainder = r;
+  return q;
+}
+
 // value * scale, where value = whole.fraction. A result that is not whole is an error unless
 // round_up is set (then it is rounded up).
 Expected<int64_t> scale_decimal(const Decimal& d, int64_t scale, bool round_up, int64_t max) {
@@ -46,18 +75,19 @@ Expected<int64_t> scale_decimal(const Decimal& d, int64_t scale, bool round_up, 
   // (trailing zeros are gone) makes the value inexact.
   constexpr size_t kDigits = 12;
   bool inexact = d.fraction.size() > kDigits;
-  __int128 num = 0;
-  __int128 den = 1;
+  uint64_t num = 0;
+  uint64_t den = 1;
   for (size_t i = 0; i < d.fraction.size() && i < kDigits; ++i) {
-    num = num * 10 + (d.fraction[i] - '0');
+    num = num * 10 + static_cast<uint64_t>(d.fraction[i] - '0');
     den *= 10;
   }
-  num *= scale;
-  __int128 part = num / den;
-  if (num % den != 0) inexact = true;
+  // num < den, so the quotient is below scale.
+  uint64_t remainder = 0;
+  uint64_t part = divide(multiply(num, static_cast<uint64_t>(scale)), den, remainder);
+  if (remainder != 0) inexact = true;
   if (inexact && !round_up) return Error("finer than the smallest unit (1m)");
   if (inexact) ++part;
-  if (part > max - result) return Error("too large");
+  if (part > static_cast<uint64_t>(max - result)) return Error("too large");
   return result + static_cast<int64_t>(part);
 }
 

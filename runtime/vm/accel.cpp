@@ -1,7 +1,6 @@
 #include "runtime/vm/accel.hpp"
 
 #include <fcntl.h>
-#include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -10,6 +9,17 @@
 #include <cstring>
 
 #include "common/fs.hpp"
+
+// 32-bit ARM kernels have no KVM host support since Linux 5.7, and its headers no <asm/kvm.h>,
+// which <linux/kvm.h> includes; there the two architecture-independent values this file uses are
+// spelled out (such a kernel has no /dev/kvm; a device that opens fails the version check).
+#if __has_include(<asm/kvm.h>)
+#include <linux/kvm.h>
+#else
+#include <linux/ioctl.h>
+#define KVM_GET_API_VERSION _IO(0xAE, 0x00)
+#define KVM_API_VERSION 12
+#endif
 
 namespace flotilla::runtime::vm {
 
@@ -45,6 +55,10 @@ std::string host_qemu_system_name() {
   utsname u{};
   std::string arch = ::uname(&u) == 0 ? u.machine : "x86_64";
   if (arch == "arm64") arch = "aarch64";
+  // 32-bit ARM kernels report armv7l, armv6l (or armv8l for 32-bit code on a 64-bit CPU); QEMU
+  // has one qemu-system-arm for all of them. Likewise i386 for i486 to i686.
+  if (arch.rfind("armv", 0) == 0) arch = "arm";
+  if (arch.size() == 4 && arch[0] == 'i' && arch.compare(2, 2, "86") == 0) arch = "i386";
   return "qemu-system-" + arch;
 }
 

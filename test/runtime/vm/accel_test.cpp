@@ -36,6 +36,9 @@ TEST(AccelTest, ANonKvmDeviceMeansTcg) {
 }
 
 TEST(AccelTest, TheBackendModuleDecides) {
+#if !defined(__x86_64__) && !defined(__i386__)
+  GTEST_SKIP() << "only x86 KVM has backend modules (kvm_intel, kvm_amd, kvm_pvm)";
+#endif
   if (!dev_kvm_opens()) GTEST_SKIP() << "/dev/kvm cannot be opened here";
   TempDir tmp;
   ASSERT_TRUE(fs::make_dirs(tmp / "pvm/kvm_pvm"));
@@ -52,6 +55,12 @@ TEST(AccelTest, TheBackendModuleDecides) {
 TEST(AccelTest, QemuSystemNameFollowsTheHostArch) {
 #if defined(__x86_64__)
   EXPECT_EQ(host_qemu_system_name(), "qemu-system-x86_64");
+#elif defined(__aarch64__)
+  EXPECT_EQ(host_qemu_system_name(), "qemu-system-aarch64");
+#elif defined(__arm__)
+  EXPECT_EQ(host_qemu_system_name(), "qemu-system-arm");  // not qemu-system-armv7l
+#elif defined(__i386__)
+  EXPECT_EQ(host_qemu_system_name(), "qemu-system-i386");
 #else
   EXPECT_EQ(host_qemu_system_name().rfind("qemu-system-", 0), 0u);
 #endif
