@@ -140,7 +140,13 @@ std::string describe_connect_failure(const std::string& paho_what, const std::st
     return "not authorized by the broker (" + paho_what + ")";
   }
   if (!tls_errors.empty()) return paho_what + " (" + tls_errors + ")";
-  if (is_tls_uri(o.server_uri) && paho_what.find("TCP/TLS") != std::string::npos) {
+  // Under TLS 1.3 the broker checks the client's certificate after the handshake and closes the
+  // connection: Paho then reports whichever read failed first ("TCP/TLS connect failure",
+  // "socket error", "TCP connect completion failure"). The port accepted TCP (probed before).
+  const bool closed = paho_what.find("TCP/TLS") != std::string::npos ||
+                      paho_what.find("socket error") != std::string::npos ||
+                      paho_what.find("TCP connect completion failure") != std::string::npos;
+  if (is_tls_uri(o.server_uri) && closed) {
     return paho_what + " (the broker closed the TLS connection: it may have refused " +
            (o.tls_cert_file.empty() ? std::string("a client without certificate") : cert) + ")";
   }
