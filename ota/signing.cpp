@@ -7,6 +7,8 @@
 
 #include <memory>
 
+#include "common/x509.hpp"
+
 namespace flotilla::ota {
 namespace {
 
@@ -26,15 +28,7 @@ using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using Bio = std::unique_ptr<BIO, BioFree>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
-// The first queued OpenSSL error as text, clearing the queue so it does not leak into later calls.
-std::string openssl_error() {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof(buf));
-  return buf;
-}
+using x509::openssl_error;
 
 std::string bio_text(BIO* bio) {
   char* data = nullptr;
