@@ -41,6 +41,18 @@ Agent::~Agent() {
 }
 
 Status Agent::start() {
+  if (!config_.hub_public_keys.empty()) {
+    auto keys = store_.load_hub_keys();
+    if (!keys) return keys.error();
+    verifier_ = std::make_unique<sync::Verifier>(config_.hub_public_keys, std::move(*keys));
+    if (verifier_->trusted_ids().empty()) {
+      return Error("--hub-public-key '" + config_.hub_public_key_file +
+                   "': every key in it was replaced by a key rotation, and agent.db holds no "
+                   "newer one; give the hub's current public key");
+    }
+    log::get("agent")->info("hub messages must be signed; trusted keys={}",
+                            verifier_->trusted_text());
+  }
   if (auto st = reconciler_.recover(); !st) return st;
   reconciler_.tick();  // converge at once, connected or not
   next_tick_ = clock_.now() + config_.reconciler.tick;
@@ -73,6 +85,7 @@ void Agent::run_once() {
   const std::string ota_topic = ota_ ? ota_->topic() : std::string();
   for (auto& event : queue_->take_all()) {
     if (auto* m = std::get_if<sync::Message>(&event)) {
+      if (!TwinSync::is_local_topic(m->topic) && !open_hub_message(*m)) continue;
       if (TwinSync::is_local_topic(m->topic)) {
         twins_.on_local_message(*m);
       } else if (m->topic == twin_topic) {
@@ -101,6 +114,46 @@ void Agent::run_once() {
   sync_.tick(static_cast<uint32_t>(reconciler_.running_count()));
   twins_.tick();
   if (ota_) ota_->tick();
+}
+
+bool Agent::open_hub_message(sync::Message& m) {
+  if (!verifier_) {
+    if (!sync::looks_signed(m.payload)) return true;
+    auto payload = sync::unseal_unverified(m.payload);
+    if (!payload) {
+      sync_.reject(m.topic, payload.error().message());
+      return false;
+    }
+    if (!warned_unverified_) {
+      warned_unverified_ = true;
+      log::get("agent")->warn(
+          "the hub signs its messages, but without --hub-public-key this agent cannot check "
+          "them: anyone who can publish on the broker can command it");
+    }
+    m.payload = std::move(*payload);
+    return true;
+  }
+  auto opened = verifier_->open(m.topic, m.payload);
+  if (!opened) {
+    ++sync_.counters().signature_rejections;
+    sync_.reject(m.topic, opened.error().message());
+    return false;
+  }
+  if (opened->rotated) {
+    ++sync_.counters().key_rotations;
+    log::get("agent")->warn("hub signing key rotated; trusted keys={}", verifier_->trusted_text());
+    // Not stored: the next start trusts the old key again and takes the new one the same way
+    // while the hub still sends the endorsement.
+    if (auto st = store_.save_hub_keys(verifier_->state()); !st) {
+      log::get("agent")->error("{}", st.error().message());
+    }
+  }
+  m.payload = std::move(opened->payload);
+  return true;
+}
+
+std::vector<std::string> Agent::trusted_hub_keys() const {
+  return verifier_ ? verifier_->trusted_ids() : std::vector<std::string>{};
 }
 
 void Agent::run(const std::atomic<bool>& stop) {

@@ -25,6 +25,7 @@
 #include "common/clock.hpp"
 #include "common/worker_pool.hpp"
 #include "runtime/driver.hpp"
+#include "sync/signed.hpp"
 #include "sync/transport.hpp"
 
 namespace flotilla::agent {
@@ -51,6 +52,8 @@ class Agent {
   std::string reexec_path() const { return ota_ ? ota_->reexec_path() : std::string(); }
   // Stops the transports without saying goodbye (the next process reconnects at once).
   void prepare_reexec();
+  // Ids of the hub signing keys trusted now (empty without --hub-public-key).
+  std::vector<std::string> trusted_hub_keys() const;
 
   const SyncClient& sync_client() const { return sync_; }
   const Reconciler& reconciler() const { return reconciler_; }
@@ -61,6 +64,9 @@ class Agent {
   LoopQueue& queue() { return *queue_; }
 
  private:
+  // Replaces a hub message's payload with what the hub signed; false (counted) to drop it.
+  bool open_hub_message(sync::Message& m);
+
   AgentConfig config_;
   Store& store_;
   sync::Transport& transport_;
@@ -75,6 +81,9 @@ class Agent {
   TwinSync twins_;
   std::unique_ptr<ota::Updater> updater_;
   std::unique_ptr<OtaSync> ota_;
+  // Checks the hub's signatures (--hub-public-key); null: messages are taken as they come.
+  std::unique_ptr<sync::Verifier> verifier_;
+  bool warned_unverified_ = false;
   TimePoint next_tick_{};
   bool started_ = false;
   // Last: joined first on destruction, before what its probe checks use goes away.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/ed25519.hpp"
 #include "sync/topics.hpp"
 
 namespace flotilla::agent {
@@ -77,6 +78,10 @@ struct AgentConfig {
   std::string mqtt_cert_file;
   std::string mqtt_key_file;
   std::chrono::seconds mqtt_cert_check{60};  // --mqtt-cert-check-seconds: look for a renewal
+  // --hub-public-key: the hub's Ed25519 signing key(s), PEM (docs/security.md). When set, every
+  // message from the hub must carry a valid signature; empty: signatures are not checked.
+  std::string hub_public_key_file;
+  std::vector<ed25519::PublicKey> hub_public_keys;
   // The local broker of the device bridge (device twins), tcp://HOST:PORT; empty: no bridge.
   std::string device_mqtt_uri;
   std::string data_dir;  // holds agent.db and the instances' runtime folders

@@ -112,6 +112,10 @@ Flags make_agent_flags() {
             "while connected, how often to look whether --mqtt-cert was renewed (then the agent "
             "reconnects with it; workloads are not touched)",
             "60");
+  flags.add("hub-public-key",
+            "PEM file of the hub's Ed25519 signing key (one or more PUBLIC KEY blocks): every "
+            "message from the hub must be signed by it, or it is dropped and counted "
+            "(docs/security.md); keys rotated by the hub are taken and remembered in agent.db");
   flags.add("data", "folder for agent.db and the instances' runtime state", "", true);
   flags.add("device-mqtt",
             "local MQTT broker of the device bridge (device twins on flotilla/local/devices/...), "
@@ -187,6 +191,17 @@ Expected<AgentConfig> config_from_flags(const Flags& flags) {
     tls.tls_cert_file = c.mqtt_cert_file;
     tls.tls_key_file = c.mqtt_key_file;
     if (auto st = sync::validate_tls_options(tls); !st) return st.error();
+  }
+  c.hub_public_key_file = flags.get("hub-public-key");
+  if (!c.hub_public_key_file.empty()) {
+    auto pem = fs::read_file(c.hub_public_key_file);
+    if (!pem) return Error("invalid --hub-public-key: " + pem.error().message());
+    auto keys = ed25519::PublicKey::all_from_pem(*pem);
+    if (!keys) {
+      return Error("invalid --hub-public-key '" + c.hub_public_key_file +
+                   "': " + keys.error().message());
+    }
+    c.hub_public_keys = std::move(*keys);
   }
   c.device_mqtt_uri = flags.get("device-mqtt");
   if (!c.device_mqtt_uri.empty()) {

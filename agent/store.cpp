@@ -70,6 +70,15 @@ CREATE TABLE outbox_twins (
   seq INTEGER NOT NULL
 );
 )sql",
+      // v4: hub signing keys taken through rotations, and the ones they replaced
+      // (sync/signed.hpp). trusted = 1: public_key verifies hub messages; 0: retired.
+      R"sql(
+CREATE TABLE hub_keys (
+  key_id TEXT PRIMARY KEY,
+  public_key BLOB NOT NULL,
+  trusted INTEGER NOT NULL
+);
+)sql",
   };
   return steps;
 }

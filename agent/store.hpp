@@ -22,6 +22,7 @@
 #include "common/sqlite.hpp"
 #include "common/twin.hpp"
 #include "sync/flotilla.pb.h"
+#include "sync/signed.hpp"
 
 namespace flotilla::agent {
 
@@ -141,6 +142,11 @@ class Store {
   // Deletes what the broker acknowledged: a row only if its seq is still the one sent.
   Status delete_sent_twins(const std::vector<OutboxTwin>& sent);
   uint64_t twin_outbox_version() const { return twin_outbox_version_; }
+
+  // The hub signing keys taken through key rotations, and the retired ones (sync/signed.hpp);
+  // save replaces what was stored, in one transaction.
+  Expected<sync::HubKeyState> load_hub_keys();
+  Status save_hub_keys(const sync::HubKeyState& state);
 
  private:
   explicit Store(sql::Db db) : db_(std::move(db)) {}

@@ -1,7 +1,9 @@
-// Store: device twins and the twin outbox. A twin is stored as its canonical desired and
-// reported texts with their versions; the outbox row only names the device, so what is sent is
-// always the newest reported state (offline reports coalesce).
+// Store: device twins and the twin outbox, and the hub keys the agent trusts. A twin is stored
+// as its canonical desired and reported texts with their versions; the outbox row only names the
+// device, so what is sent is always the newest reported state (offline reports coalesce).
 #include "agent/store.hpp"
+
+#include "common/ed25519.hpp"
 
 namespace flotilla::agent {
 
@@ -104,6 +106,43 @@ Status Store::delete_sent_twins(const std::vector<OutboxTwin>& sent) {
   }
   if (auto st = tx.commit(); !st) return fail(st.error());
   return Ok();
+}
+
+Expected<sync::HubKeyState> Store::load_hub_keys() {
+  auto q = db_.prepare("SELECT key_id, public_key, trusted FROM hub_keys ORDER BY rowid");
+  if (!q) return q.error();
+  sync::HubKeyState state;
+  auto on_row = [&]() {
+    if (q->col_int(2) != 0) {
+      state.trusted.push_back(q->col_text(1));
+    } else {
+      state.retired.insert(q->col_text(0));
+    }
+  };
+  if (auto st = sql::for_each_row(*q, on_row); !st) {
+    return Error("Failed to load hub keys: " + st.error().message());
+  }
+  return state;
+}
+
+Status Store::save_hub_keys(const sync::HubKeyState& state) {
+  auto fail = [](const Error& e) { return Error("Failed to store hub keys: " + e.message()); };
+  sql::Tx tx(db_);
+  if (!tx.begun()) return fail(tx.begun().error());
+  if (auto st = db_.exec("DELETE FROM hub_keys"); !st) return fail(st.error());
+  auto insert =
+      db_.prepare("INSERT OR REPLACE INTO hub_keys (key_id, public_key, trusted) VALUES (?, ?, ?)");
+  if (!insert) return fail(insert.error());
+  for (const auto& id : state.retired) {
+    if (auto st = insert->bind(1, id).bind_blob(2, "").bind(3, int64_t{0}).run(); !st) {
+      return fail(st.error());
+    }
+  }
+  for (const auto& raw : state.trusted) {
+    auto st = insert->bind(1, ed25519::key_id(raw)).bind_blob(2, raw).bind(3, int64_t{1}).run();
+    if (!st) return fail(st.error());
+  }
+  return tx.commit();
 }
 
 }  // namespace flotilla::agent

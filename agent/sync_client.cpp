@@ -254,6 +254,7 @@ void SyncClient::tick(uint32_t instances_running) {
     hb.set_status_seq(store_.meta().status_seq);
     hb.set_instances_running(instances_running);
     hb.set_boot_id(boot_id_);
+    hb.set_rejected_messages(counters_.rejected_messages);
     (void)transport_.publish(topic("heartbeat"), sync::encode(hb), 0);
     next_heartbeat_ = clock_.now() + config_.heartbeat;
   }

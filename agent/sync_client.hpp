@@ -32,11 +32,13 @@ sync::TransportOptions make_transport_options(const AgentConfig& config,
                                               const std::string& boot_id);
 
 struct SyncCounters {
-  uint64_t rejected_messages = 0;  // undecodable, oversized, misaddressed or invalid
-  uint64_t duplicates = 0;         // desired state at or below our revision (re-acked)
-  uint64_t gaps = 0;               // deltas not starting at our revision (Hello resent)
-  uint64_t applied = 0;            // desired states persisted and acked
-  uint64_t parts = 0;              // desired-state parts received (protocol v2)
+  uint64_t rejected_messages = 0;     // undecodable, oversized, misaddressed, invalid or unsigned
+  uint64_t signature_rejections = 0;  // of those: unsigned, forged or signed by an unknown key
+  uint64_t key_rotations = 0;         // hub signing keys taken through an endorsement
+  uint64_t duplicates = 0;            // desired state at or below our revision (re-acked)
+  uint64_t gaps = 0;                  // deltas not starting at our revision (Hello resent)
+  uint64_t applied = 0;               // desired states persisted and acked
+  uint64_t parts = 0;                 // desired-state parts received (protocol v2)
   uint64_t hellos = 0;
   uint64_t batches_sent = 0;
   uint64_t publish_failures = 0;
@@ -61,6 +63,9 @@ class SyncClient {
 
   bool connected() const { return connected_; }
   const SyncCounters& counters() const { return counters_; }
+  SyncCounters& counters() { return counters_; }
+  // Drops a message from the hub: counts it (reported in heartbeats) and logs why.
+  void reject(const std::string& topic, const std::string& why);
   // Publishes Offline (what the will would say) for a clean shutdown; `done` as in publish().
   void say_goodbye(sync::Transport::DoneHandler done);
 
@@ -72,7 +77,6 @@ class SyncClient {
   };
 
   bool handle_desired(const std::string& payload);
-  void reject(const std::string& topic, const std::string& why);
   void on_hub_online(const std::string& payload, bool retained);
   void send_hello();
   void send_ack(uint64_t revision);

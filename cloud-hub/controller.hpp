@@ -230,7 +230,14 @@ class Controller {
     // committed by an earlier process (killed before it published) may never have gone out: a
     // heartbeat that comes before any hello (the agent missed HubOnline) gets the full list.
     bool twin_listed = false;
+    // Hub messages the node's agent process dropped (forged, unsigned, malformed), as its last
+    // heartbeat said (docs/security.md).
+    uint64_t rejected_messages = 0;
+    std::string rejected_boot;  // the agent process that counted them
   };
+  // Takes a heartbeat's count of dropped hub messages: new drops are counted and logged.
+  void note_rejections_locked(const std::string& node, Live& live,
+                              const flotilla::v1::Heartbeat& hb);
   // One shard's node-scoped state: its store and what is known of its nodes in memory.
   struct Shard {
     std::recursive_mutex own_mu;

@@ -119,6 +119,20 @@ void Controller::on_hello(const pb::Hello& h) {
   if (!in_batch()) reschedule_if_wanted();
 }
 
+void Controller::note_rejections_locked(const std::string& node, Live& live,
+                                        const pb::Heartbeat& hb) {
+  // The count is the agent process's: a new process starts again from 0.
+  const uint64_t before = live.rejected_boot == hb.boot_id() ? live.rejected_messages : 0;
+  live.rejected_boot = hb.boot_id();
+  live.rejected_messages = hb.rejected_messages();
+  if (hb.rejected_messages() <= before) return;
+  metrics_.count("flotilla_hub_agent_rejected_messages_total", {}, hb.rejected_messages() - before);
+  log_->warn(
+      "node {} dropped {} message(s) said to come from the hub (forged, unsigned or "
+      "malformed; its log says why); {} in all",
+      node, hb.rejected_messages() - before, hb.rejected_messages());
+}
+
 void Controller::on_heartbeat(const pb::Heartbeat& hb) {
   Outbox out;
   {
@@ -136,6 +150,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
       live.last_seen = now;
       live.timed_out = false;
       live.not_ready_since.reset();
+      note_rejections_locked(node.name, live, hb);
       const bool became_ready = !node.ready;
       bool resync = false;
       Status st = shard.store->transaction([&]() -> Status {

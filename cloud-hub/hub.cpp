@@ -5,6 +5,7 @@
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/thread_name.hpp"
+#include "sync/signed.hpp"
 
 namespace flotilla::hub {
 
@@ -62,6 +63,15 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
     // most a quarter second after the broker returns.
     t.max_backoff = std::chrono::milliseconds(250);
     transport = sync::make_mqtt_transport(t);
+  }
+  if (!o.signing_key_file.empty()) {
+    auto signer = sync::Signer::from_files(o.signing_key_file, o.previous_signing_key_file);
+    if (!signer) return signer.error();
+    log::get("hub")->info(
+        "signing messages to agents key={}{}", signer->key_id(),
+        o.previous_signing_key_file.empty() ? "" : " (endorsed by the previous key)");
+    transport = sync::make_signing_transport(
+        std::move(transport), std::make_shared<const sync::Signer>(std::move(*signer)));
   }
   hub->transport_ = std::move(transport);
   ControllerOptions c;

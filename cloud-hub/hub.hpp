@@ -42,6 +42,10 @@ struct HubOptions {
   std::string mqtt_ca_file;
   std::string mqtt_cert_file;
   std::string mqtt_key_file;
+  // Signed desired state (docs/security.md): --signing-key and --previous-signing-key, Ed25519
+  // private keys in PEM files. Empty: messages to agents go unsigned.
+  std::string signing_key_file;
+  std::string previous_signing_key_file;
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;  // 0: any free port (see Hub::port())
   std::string data_dir;    // holds control.db and shard-NN.db

@@ -27,6 +27,12 @@ int main(int argc, char** argv) {
   flags.add("mqtt-ca", "PEM file of the fleet CA that signed the broker's certificate (ssl://)");
   flags.add("mqtt-cert", "PEM file of the hub's client certificate (CN=hub; flotctl pki issue)");
   flags.add("mqtt-key", "PEM file of the client certificate's private key");
+  flags.add("signing-key",
+            "PEM file of the Ed25519 key the hub signs its messages to agents with (agents "
+            "pinning its public half refuse unsigned and forged ones; docs/security.md)");
+  flags.add("previous-signing-key",
+            "during a key rotation: PEM file of the key --signing-key replaces; agents that "
+            "trust only this one take the new one");
   flags.add("listen", "HTTP address HOST:PORT for the REST API and console", "127.0.0.1:8080");
   flags.add("data", "folder for the hub's databases (control.db, shard-NN.db)", "", true);
   flags.add("shards",
@@ -135,6 +141,11 @@ int main(int argc, char** argv) {
   options.mqtt_ca_file = flags.get("mqtt-ca");
   options.mqtt_cert_file = flags.get("mqtt-cert");
   options.mqtt_key_file = flags.get("mqtt-key");
+  options.signing_key_file = flags.get("signing-key");
+  options.previous_signing_key_file = flags.get("previous-signing-key");
+  if (options.signing_key_file.empty() && !options.previous_signing_key_file.empty()) {
+    return usage_error(flags, "flag '--previous-signing-key' needs '--signing-key'");
+  }
   {
     flotilla::sync::TransportOptions tls;
     tls.server_uri = options.mqtt_uri;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/ed25519.hpp"
 #include "common/fs.hpp"
 #include "common/x509.hpp"
 #include "ota/file_io.hpp"
@@ -289,6 +290,22 @@ Status write_crl(const std::string& dir, int crl_days, int64_t now) {
   auto pem = to_pem([&](BIO* b) { return PEM_write_bio_X509_CRL(b, crl.get()); });
   if (!pem) return pem.error();
   return fs::write_atomic(crl_path(dir), *pem);
+}
+
+Status write_ed25519_key_pair(const std::string& prefix) {
+  const std::string key_path = prefix + ".key";
+  const std::string pub_path = prefix + ".pub";
+  for (const auto& path : {key_path, pub_path}) {
+    if (fs::exists(path)) return Error("'" + path + "' exists; refusing to overwrite a key");
+  }
+  auto keys = ed25519::generate();
+  if (!keys) return keys.error();
+  auto priv = ota::AtomicOutput::create(key_path, 0600);
+  if (!priv) return priv.error();
+  auto st = priv->write(keys->private_pem);
+  if (st) st = priv->commit();
+  if (!st) return st;
+  return fs::write_atomic(pub_path, keys->public_pem);
 }
 
 }  // namespace flotilla::pki

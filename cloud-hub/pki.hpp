@@ -48,4 +48,9 @@ Status revoke(const std::string& dir, const std::string& name, int crl_days, int
 // Rewrites DIR/ca.crl from DIR/revoked (valid `crl_days`), e.g. before the old one expires.
 Status write_crl(const std::string& dir, int crl_days, int64_t now_unix);
 
+// A new Ed25519 key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (PEM). Refuses to
+// overwrite either file: a lost signing key strands everything that pins its public half. Used
+// for OTA artifact keys and the hub's signing key.
+Status write_ed25519_key_pair(const std::string& prefix);
+
 }  // namespace flotilla::pki

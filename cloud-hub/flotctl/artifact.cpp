@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cloud-hub/flotctl/client.hpp"
+#include "cloud-hub/pki.hpp"
 #include "common/base64.hpp"
 #include "common/fs.hpp"
 #include "ota/bundle.hpp"
 #include "ota/file_io.hpp"
-#include "ota/signing.hpp"
 
 namespace flotilla::flotctl {
 namespace {
@@ -119,19 +119,9 @@ class ArtifactRunner {
     if (auto m = missing({"--out"}); !m.empty()) return usage_error(m);
     const std::string key_path = flag("--out") + ".key";
     const std::string pub_path = flag("--out") + ".pub";
-    // A lost signing key strands every device that pins its public half.
-    for (const auto& path : {key_path, pub_path}) {
-      if (fs::exists(path)) return fail("'" + path + "' exists; refusing to overwrite a key");
+    if (auto st = pki::write_ed25519_key_pair(flag("--out")); !st) {
+      return fail(st.error().message());
     }
-    auto keys = ota::generate_key();
-    if (!keys) return fail(keys.error().message());
-    auto priv = ota::AtomicOutput::create(key_path, 0600);
-    if (!priv) return fail(priv.error().message());
-    auto st = priv->write(keys->private_pem);
-    if (st) st = priv->commit();
-    if (!st) return fail(st.error().message());
-    st = fs::write_atomic(pub_path, keys->public_pem);
-    if (!st) return fail(st.error().message());
     out_ << "wrote " << key_path << " (private: keep it secret) and " << pub_path
          << " (give it to agents: --ota-public-key)\n";
     return kOk;

@@ -77,13 +77,15 @@ class PkiRunner {
     if (!args_.extra.empty()) return usage_error("unexpected argument '" + args_.extra[0] + "'");
     const std::string& verb = args_.verb;
     if (verb.empty()) return usage_error("pki needs a verb");
-    if (verb != "init" && verb != "issue" && verb != "revoke" && verb != "crl") {
+    if (verb != "init" && verb != "issue" && verb != "revoke" && verb != "crl" &&
+        verb != "signing-key") {
       return usage_error("unknown pki verb '" + verb + "'");
     }
     if (flag("--dir").empty()) return usage_error("pki " + verb + " needs --dir");
     if (verb == "init") return init();
     if (verb == "issue") return issue();
     if (verb == "revoke") return revoke();
+    if (verb == "signing-key") return signing_key();
     return crl();
   }
 
@@ -147,6 +149,15 @@ class PkiRunner {
     return kOk;
   }
 
+  int signing_key() {
+    const std::string name = flag("--name").empty() ? "hub-signing" : flag("--name");
+    const std::string prefix = flag("--dir") + "/" + name;
+    if (auto st = pki::write_ed25519_key_pair(prefix); !st) return fail(st.error().message());
+    out_ << "wrote " << prefix << ".key (private, mode 0600: the hub's --signing-key) and "
+         << prefix << ".pub (give it to agents: --hub-public-key)\n";
+    return kOk;
+  }
+
   int crl() {
     auto d = days("--crl-days", 365);
     if (!d) return usage_error(d.error().message());
@@ -191,7 +202,11 @@ std::string pki_usage() {
          "  revoke --dir DIR --name NAME [--crl-days N]\n"
          "                              add DIR/NAME.crt to the CRL and rewrite DIR/ca.crl\n"
          "  crl --dir DIR [--crl-days N]\n"
-         "                              rewrite DIR/ca.crl (default valid 365 days)\n";
+         "                              rewrite DIR/ca.crl (default valid 365 days)\n"
+         "  signing-key --dir DIR [--name NAME]\n"
+         "                              an Ed25519 key for signed desired state: DIR/NAME.key\n"
+         "                              (0600, the hub's --signing-key) and DIR/NAME.pub (the\n"
+         "                              agents' --hub-public-key); NAME defaults to hub-signing\n";
 }
 
 }  // namespace flotilla::flotctl

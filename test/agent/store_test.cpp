@@ -74,7 +74,7 @@ TEST_F(StoreTest, ReopenKeepsEverythingAndSchemaVersion) {
   auto db = sql::Db::open(dir_ / "agent.db");
   auto q = db->prepare("PRAGMA user_version");
   ASSERT_TRUE(*q->step());
-  EXPECT_EQ(q->col_int(0), 3);  // schema steps applied
+  EXPECT_EQ(q->col_int(0), 4);  // schema steps applied (v4: hub_keys)
 }
 
 TEST_F(StoreTest, RefusesStoreOfAnotherNode) {

@@ -24,13 +24,6 @@ namespace {
 
 constexpr uint32_t kShards = 16;  // the agents' and hub's default
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // `flotctl pki ...`; a failure is a test failure.
 void pki(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {FLOTCTL_BIN, "pki"};
@@ -53,7 +46,7 @@ void make_pki(const std::string& dir) {
 // file, listening on 127.0.0.1:port.
 std::string shipped_config(const std::string& pki_dir, int port) {
   std::string conf =
-      read_text(std::string(FLOTILLA_SOURCE_DIR) + "/deploy/mosquitto/flotilla.conf");
+      slurp(std::string(FLOTILLA_SOURCE_DIR) + "/deploy/mosquitto/flotilla.conf");
   EXPECT_NE(conf.find("listener 8883"), std::string::npos) << conf;
   conf = std::regex_replace(conf, std::regex("/etc/flotilla/pki/"), pki_dir + "/");
   conf = std::regex_replace(conf, std::regex("/etc/flotilla/mosquitto/"),
@@ -334,13 +327,13 @@ TEST_F(TlsFleet, WorkloadRunsOverTlsAndTheHubDropsAPayloadClaimingAnotherNode) {
   const std::string hub_log = fleet_.dir() / "hub.log";
   EXPECT_TRUE(eventually(
       [&] {
-        return read_text(hub_log).find(
+        return slurp(hub_log).find(
                    "message dropped kind=hello reason=node_mismatch "
                    "detail='payload node 'node-b' on topic of node "
                    "'node-a''") != std::string::npos;
       },
       5s))
-      << read_text(hub_log);
+      << slurp(hub_log);
   EXPECT_EQ(fleet_.get("nodes").dump().find("\"node-b\""), std::string::npos);
 }
 
@@ -360,8 +353,8 @@ TEST_F(TlsFleet, RenewedCertificateIsPickedUpWithWorkloadsUntouched) {
   ASSERT_NE(before->serial_hex, after->serial_hex);
   const std::string log_path = fleet_.dir() / "agent-node-a.log";
   EXPECT_TRUE(eventually(
-      [&] { return read_text(log_path).find("renewed: reconnecting") != std::string::npos; }, 10s))
-      << read_text(log_path);
+      [&] { return slurp(log_path).find("renewed: reconnecting") != std::string::npos; }, 10s))
+      << slurp(log_path);
   // Reconnected with the new certificate (the broker logs the new connection), Ready again,
   // and the workload is the same process.
   EXPECT_TRUE(eventually([&] { return fleet_.all_ready({"node-a"}); }, 15s));

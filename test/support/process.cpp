@@ -22,14 +22,14 @@ std::vector<char*> to_argv(const std::vector<std::string>& argv) {
   return out;
 }
 
+}  // namespace
+
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
-
-}  // namespace
 
 ChildProcess::~ChildProcess() {
   if (pid_ > 0 && !status_) {

@@ -43,6 +43,9 @@ class ChildProcess {
   std::string log_path_;
 };
 
+// The whole file, "" when it cannot be read.
+std::string slurp(const std::string& path);
+
 struct RunResult {
   int exit_code = -1;
   std::string out;  // stdout

@@ -1,0 +1,193 @@
+// Signed desired state end to end (docs/security.md): a real hub signing with a key made by the
+// real `flotctl pki signing-key`, real agents pinning its public half, and an attacker who can
+// publish on the broker (what a compromised broker can do) sending unsigned and forged desired
+// states. The agent must run nothing of them, count them, and keep taking the hub's changes,
+// also through a key rotation and an agent kill -9.
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+#include "common/ed25519.hpp"
+#include "sync/codec.hpp"
+#include "sync/signed.hpp"
+#include "sync/topics.hpp"
+#include "sync/transport.hpp"
+#include "test/integration/fleet.hpp"
+
+namespace flotilla::testing {
+namespace {
+
+constexpr uint32_t kShards = 16;  // the agents' and hub's default
+
+// `flotctl pki signing-key --dir DIR --name NAME`: the private key's path.
+std::string make_signing_key(const std::string& dir, const std::string& name) {
+  RunResult r = run_command({FLOTCTL_BIN, "pki", "signing-key", "--dir", dir, "--name", name}, 10s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return dir + "/" + name + ".key";
+}
+
+// A desired-state snapshot that would run `sh -c 'sleep 1000'` as workload `evil` on `node`
+// (tagged with the fleet's folder, so workload_pids() finds it and the fleet kills it).
+std::string evil_desired(const std::string& node, const std::string& fleet_dir) {
+  v1::DesiredState d;
+  d.set_node(node);
+  d.set_from_revision(0);
+  d.set_to_revision(1'000'000);
+  d.set_snapshot(true);
+  v1::WorkloadSpec* w = d.add_upserts();
+  w->set_name("evil");
+  w->set_type("process");
+  w->set_spec_hash("evil-1");
+  w->set_generation(1);
+  w->mutable_process()->add_command("/bin/sh");
+  w->mutable_process()->add_command("-c");
+  w->mutable_process()->add_command("sleep 1000");
+  (*w->mutable_process()->mutable_env())["FLOTILLA_TEST_FLEET"] = fleet_dir;
+  return sync::encode(d);
+}
+
+// An MQTT client of the test: what anyone who can publish on the broker (or the broker itself)
+// can do. It records what it receives on the filters it subscribed to.
+class Attacker {
+ public:
+  explicit Attacker(const std::string& uri, const std::string& filter = "") {
+    sync::TransportOptions o;
+    o.server_uri = uri;
+    o.client_id = "attacker";
+    transport_ = sync::make_mqtt_transport(o);
+    transport_->set_handlers(
+        [this](sync::Message m) {
+          std::lock_guard lock(mu_);
+          received_.push_back(std::move(m));
+        },
+        {});
+    if (!filter.empty()) {
+      EXPECT_TRUE(transport_->subscribe(filter, 1).ok());
+    }
+    EXPECT_TRUE(transport_->start().ok());
+    EXPECT_TRUE(eventually([&] { return transport_->connected(); }, 10s));
+  }
+  ~Attacker() { transport_->stop(); }
+  void publish(const std::string& topic, const std::string& payload) {
+    EXPECT_TRUE(transport_->publish(topic, payload, 1).ok());
+  }
+  std::vector<sync::Message> received() {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<sync::Message> received_;
+  std::unique_ptr<sync::Transport> transport_;
+};
+
+int64_t rejected(Fleet& fleet, const std::string& node) {
+  json n = fleet.get("node", node);
+  return n.is_object() ? n.value("rejectedMessages", int64_t{-1}) : -1;
+}
+
+TEST(SignedDesired, ForgedAndUnsignedDesiredStatesAreRejectedCountedAndRunNothing) {
+  Fleet fleet;
+  const std::string keys = fleet.dir() / "keys";
+  ASSERT_EQ(::mkdir(keys.c_str(), 0700), 0);
+  const std::string hub_key = make_signing_key(keys, "hub-signing");
+  const std::string attacker_key = make_signing_key(keys, "attacker");
+  fleet.start_hub({}, {"--signing-key", hub_key});
+  fleet.start_agent("node-a",
+                    AgentOptions{.args = {"--hub-public-key", keys + "/hub-signing.pub"}});
+  fleet.start_agent("node-b");  // no key: takes the signed messages unverified
+  const std::string topic = sync::down_topic("node-a", kShards, "desired");
+  const std::string b_topic = sync::down_topic("node-b", kShards, "desired");
+  Attacker attacker(fleet.broker().uri(), b_topic);
+  ASSERT_EQ(fleet.apply(sleeper_manifest("web", "1")).exit_code, 0);
+  ASSERT_EQ(fleet.wait_converged({{"web", "1"}}, {"node-a", "node-b"}, 30s), "");
+  const int64_t revision = fleet.agent_revision("node-a");
+  EXPECT_EQ(rejected(fleet, "node-a"), 0);
+
+  // 1. Unsigned.
+  attacker.publish(topic, evil_desired("node-a", fleet.dir().path()));
+  // 2. Signed with a key of the attacker's own.
+  auto signer = sync::Signer::from_files(attacker_key, "");
+  ASSERT_TRUE(signer.ok());
+  attacker.publish(topic, *signer->seal(topic, evil_desired("node-a", fleet.dir().path())));
+  // 3. A genuine message of the hub, captured on node-b's topic, replayed on node-a's.
+  auto captured = attacker.received();
+  ASSERT_FALSE(captured.empty());
+  ASSERT_TRUE(sync::looks_signed(captured[0].payload));
+  attacker.publish(topic, captured[0].payload);
+
+  EXPECT_TRUE(eventually([&] { return rejected(fleet, "node-a") == 3; }, 10s))
+      << "rejectedMessages=" << rejected(fleet, "node-a") << "\n"
+      << fleet.dump_logs();
+  EXPECT_TRUE(fleet.workload_pids("node-a", "evil").empty());
+  EXPECT_EQ(fleet.agent_revision("node-a"), revision);
+  const std::string agent_log = slurp(fleet.dir() / "agent-node-a.log");
+  EXPECT_NE(agent_log.find("reason='unsigned message'"), std::string::npos) << agent_log;
+  EXPECT_NE(agent_log.find("signed by unknown key"), std::string::npos);
+  EXPECT_NE(agent_log.find("forged message: the signature does not match key"), std::string::npos);
+  // The hub saw it too.
+  const std::string hub_log = slurp(fleet.dir() / "hub.log");
+  EXPECT_NE(hub_log.find("node node-a dropped"), std::string::npos);
+
+  // The hub's own changes keep flowing to both nodes.
+  RunResult r = fleet.apply_forced(sleeper_manifest("web", "2"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fleet.wait_converged({{"web", "2"}}, {"node-a", "node-b"}, 30s), "");
+  EXPECT_TRUE(fleet.workload_pids("node-a", "evil").empty());
+  EXPECT_EQ(rejected(fleet, "node-a"), 3);
+
+  // The same unsigned message does run on node-b, which pins no key: the attack is real, and
+  // only the signature check stops it.
+  attacker.publish(b_topic, evil_desired("node-b", fleet.dir().path()));
+  EXPECT_TRUE(eventually([&] { return fleet.workload_pids("node-b", "evil").size() == 1; }, 15s));
+}
+
+TEST(SignedDesired, KeyRotationReachesAgentsAndSurvivesAnAgentKill9) {
+  Fleet fleet;
+  const std::string keys = fleet.dir() / "keys";
+  ASSERT_EQ(::mkdir(keys.c_str(), 0700), 0);
+  const std::string old_key = make_signing_key(keys, "hub-signing");
+  const std::string new_key = make_signing_key(keys, "hub-signing-2");
+  const std::vector<std::string> agent_args = {"--hub-public-key", keys + "/hub-signing.pub"};
+  fleet.start_hub({}, {"--signing-key", old_key});
+  fleet.start_agent("node-a", AgentOptions{.args = agent_args});
+  ASSERT_EQ(fleet.apply(sleeper_manifest("web", "1")).exit_code, 0);
+  ASSERT_EQ(fleet.wait_converged({{"web", "1"}}, {"node-a"}, 30s), "");
+  const auto pids = fleet.workload_pids("node-a", "web");
+
+  // Step 2 of the rotation: the new key, endorsed by the old one.
+  fleet.kill9_hub();
+  fleet.start_hub({}, {"--signing-key", new_key, "--previous-signing-key", old_key});
+  const std::string agent_log_path = fleet.dir() / "agent-node-a.log";
+  EXPECT_TRUE(eventually(
+      [&] {
+        return slurp(agent_log_path).find("hub signing key rotated") != std::string::npos;
+      },
+      15s))
+      << slurp(agent_log_path);
+  ASSERT_EQ(fleet.apply_forced(sleeper_manifest("web", "2")).exit_code, 0);
+  ASSERT_EQ(fleet.wait_converged({{"web", "2"}}, {"node-a"}, 30s), "");
+
+  // Step 3: the new key alone; the agent restarts (kill -9) and still knows it.
+  fleet.kill9_hub();
+  fleet.start_hub({}, {"--signing-key", new_key});
+  fleet.kill9_agent("node-a");
+  fleet.start_agent("node-a", AgentOptions{.args = agent_args});
+  ASSERT_EQ(fleet.apply_forced(sleeper_manifest("web", "3")).exit_code, 0);
+  EXPECT_EQ(fleet.wait_converged({{"web", "3"}}, {"node-a"}, 30s), "") << fleet.dump_logs();
+  EXPECT_EQ(rejected(fleet, "node-a"), 0);
+
+  // The old key is retired: a message it signs (a leaked old key) is refused.
+  Attacker attacker(fleet.broker().uri());
+  const std::string topic = sync::down_topic("node-a", kShards, "desired");
+  auto old_signer = sync::Signer::from_files(old_key, "");
+  ASSERT_TRUE(old_signer.ok());
+  attacker.publish(topic, *old_signer->seal(topic, evil_desired("node-a", fleet.dir().path())));
+  EXPECT_TRUE(eventually([&] { return rejected(fleet, "node-a") == 1; }, 10s)) << fleet.dump_logs();
+  EXPECT_TRUE(fleet.workload_pids("node-a", "evil").empty());
+  EXPECT_NE(pids, fleet.workload_pids("node-a", "web"));  // web was updated twice meanwhile
+}
+
+}  // namespace
+}  // namespace flotilla::testing
