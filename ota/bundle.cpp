@@ -6,8 +6,11 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "common/fs.hpp"
+#include "ota/agent_archive.hpp"
 #include "ota/file_io.hpp"
 #include "ota/signing.hpp"
 
@@ -35,6 +38,27 @@ Status check_file(const std::string& path, const char* label, uint64_t size,
   return Ok();
 }
 
+bool is_dir(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec);
+}
+
+// An agent payload given as a folder is packed into `packed`; one given as a file that is a tar
+// archive must be a valid agent archive. Returns the file to use and whether it is an archive.
+Expected<std::pair<std::string, bool>> agent_payload(const std::string& path,
+                                                     const std::string& packed) {
+  if (is_dir(path)) {
+    if (auto st = write_agent_archive(path, packed); !st) return st.error();
+    return std::make_pair(packed, true);
+  }
+  auto file = MappedFile::open(path);
+  if (!file) return file.error();
+  if (!looks_like_tar(file->data())) return std::make_pair(path, false);
+  auto entries = read_agent_archive(file->data());
+  if (!entries) return entries.error().WithContext("'" + path + "'");
+  return std::make_pair(path, true);
+}
+
 }  // namespace
 
 Expected<Manifest> build_bundle(const BuildRequest& req) {
@@ -59,21 +83,45 @@ Expected<Manifest> build_bundle(const BuildRequest& req) {
 
   auto dirs = fs::make_dirs(req.out_dir);
   if (!dirs) return dirs.error().WithContext(what);
+  std::string payload_path = req.payload_path;
+  std::string base_path = req.base_path;
+  const std::string packed = join(req.out_dir, ".payload.tar");
+  const std::string packed_base = join(req.out_dir, ".base.tar");
+  struct Cleanup {
+    std::vector<std::string> paths;
+    ~Cleanup() {
+      for (const std::string& p : paths) ::unlink(p.c_str());
+    }
+  } cleanup{{packed, packed_base}};
+  if (m.target == "agent") {
+    auto payload = agent_payload(req.payload_path, packed);
+    if (!payload) return payload.error().WithContext(what);
+    payload_path = payload->first;
+    if (payload->second) m.format = kPayloadTar;
+    if (!base_path.empty()) {
+      auto base = agent_payload(req.base_path, packed_base);
+      if (!base) return base.error().WithContext(what);
+      base_path = base->first;
+    }
+  } else if (is_dir(req.payload_path)) {
+    return Error(what + ": the payload '" + req.payload_path +
+                 "' is a folder; only an agent payload (--target agent) may be one");
+  }
   for (const char* stale : {kSignatureFile, kManifestFile, kDeltaFile}) {
     const std::string path = join(req.out_dir, stale);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return Error(what + ": cannot remove the old '" + path + "': " + std::strerror(errno));
     }
   }
-  auto payload = copy_file_atomic(req.payload_path, join(req.out_dir, kPayloadFile));
+  auto payload = copy_file_atomic(payload_path, join(req.out_dir, kPayloadFile));
   if (!payload) return payload.error().WithContext(what);
   m.sha256 = payload->sha256;
   m.size = payload->size;
   if (m.delta) {
-    auto base = sha256_file(req.base_path);
+    auto base = sha256_file(base_path);
     if (!base) return base.error().WithContext(what);
-    auto delta = make_delta(req.base_path, req.payload_path, join(req.out_dir, kDeltaFile),
-                            req.delta_options);
+    auto delta =
+        make_delta(base_path, payload_path, join(req.out_dir, kDeltaFile), req.delta_options);
     if (!delta) return delta.error().WithContext(what);
     m.delta->base_sha256 = base->sha256;
     m.delta->sha256 = delta->sha256;
@@ -132,6 +180,12 @@ Expected<Bundle> load_bundle(const std::string& dir, std::optional<std::string_v
   b.payload_path = join(dir, kPayloadFile);
   auto payload = check_file(b.payload_path, kPayloadFile, b.manifest.size, b.manifest.sha256);
   if (!payload) return payload.error().WithContext(what);
+  if (b.manifest.format == kPayloadTar) {
+    auto file = MappedFile::open(b.payload_path);
+    if (!file) return file.error().WithContext(what);
+    auto entries = read_agent_archive(file->data());
+    if (!entries) return entries.error().WithContext(what + ": " + kPayloadFile);
+  }
   const std::string delta_path = join(dir, kDeltaFile);
   if (b.manifest.delta) {
     auto delta =

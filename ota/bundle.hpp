@@ -1,7 +1,8 @@
 // Update bundles: a directory holding
 //   manifest.json  the manifest's canonical text (ota/manifest.hpp)
 //   manifest.sig   the raw 64-byte Ed25519 signature of manifest.json's exact bytes
-//   payload        the full payload (an image or an agent binary)
+//   payload        the full payload (an image, an agent binary, or an archive of the agent and
+//                  its helpers: ota/agent_archive.hpp)
 //   delta          optional: the payload as a zstd patch against a base version (ota/delta.hpp)
 // made by `flotctl artifact build` and `sign`, checked by `verify` and `push`, and read by the
 // hub and the agent's updater. Everything written goes temp -> fsync -> rename; a failed build
@@ -33,8 +34,12 @@ struct BuildRequest {
   std::string name;
   std::string version;
   std::string target;  // "image" | "agent"
+  // Agent target: a folder is packed as an archive of flotilla-agent and its helpers (all
+  // required), and a file that is a tar archive must be a valid agent archive; either way the
+  // manifest says payload.format "tar". Else the file itself.
   std::string payload_path;
-  std::string base_path;     // with base_version: also make a delta against this payload
+  std::string base_path;     // with base_version: also make a delta against this payload (a
+                             // folder for the agent target is packed the same way)
   std::string base_version;  // the version the base payload is
   std::string out_dir;       // created if missing; an old manifest.sig there is removed
   DeltaOptions delta_options;

@@ -180,8 +180,18 @@ Expected<Manifest> parse_manifest(std::string_view text) {
   m.target = *target;
 
   const Json& payload = doc->at("payload");
-  auto payload_keys = check_keys(payload, "payload", {"sha256", "size"}, {"sha256", "size"});
+  auto payload_keys =
+      check_keys(payload, "payload", {"format", "sha256", "size"}, {"sha256", "size"});
   if (!payload_keys) return payload_keys.error();
+  if (payload.contains("format")) {
+    auto format = get_string(payload, "format", "payload.format");
+    if (!format) return format.error();
+    if (*format != kPayloadTar) {
+      return bad("'payload.format' is '" + *format + "', want '" + kPayloadTar + "'");
+    }
+    if (m.target != "agent") return bad("'payload.format' 'tar' is only for target 'agent'");
+    m.format = *format;
+  }
   auto sha = get_hex(payload, "sha256", "payload.sha256");
   if (!sha) return sha.error();
   m.sha256 = *sha;
@@ -203,6 +213,7 @@ std::string manifest_json(const Manifest& manifest) {
               {"version", manifest.version},
               {"target", manifest.target},
               {"payload", {{"sha256", manifest.sha256}, {"size", manifest.size}}}};
+  if (!manifest.format.empty()) doc["payload"]["format"] = manifest.format;
   if (manifest.delta) {
     const DeltaInfo& d = *manifest.delta;
     doc["delta"] = {{"algorithm", d.algorithm},

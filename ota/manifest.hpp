@@ -4,7 +4,7 @@
 // delta bundle, delta. The manifest names the update and pins every byte it brings:
 //
 //   {"name":"fw","version":"2.0","target":"image",
-//    "payload":{"sha256":"<64 hex>","size":67108864},
+//    "payload":{"sha256":"<64 hex>","size":67108864},     (agent target: optional "format":"tar")
 //    "delta":{"algorithm":"zstd-patch-from","baseVersion":"1.0","baseSha256":"<64 hex>",
 //             "sha256":"<64 hex>","size":712345}}
 //
@@ -24,6 +24,8 @@
 namespace flotilla::ota {
 
 inline constexpr size_t kMaxManifestBytes = 16 * 1024;
+// payload.format of an agent update carrying the agent and its helpers (ota/agent_archive.hpp).
+inline constexpr char kPayloadTar[] = "tar";
 
 struct DeltaInfo {
   std::string algorithm = "zstd-patch-from";
@@ -39,6 +41,8 @@ struct Manifest {
   std::string name;     // 1..63 of [a-z0-9.-_], starting with [a-z0-9]
   std::string version;  // 1..63 printable ASCII, no spaces or slashes, not "." or ".."
   std::string target;   // "agent" (the agent's own binary) | "image" (an A/B image slot pair)
+  std::string format;   // "": the payload is the file itself; "tar" (agent target only): an
+                        // archive of flotilla-agent and its helpers (ota/agent_archive.hpp)
   std::string sha256;   // of the full payload
   uint64_t size = 0;    // of the full payload
   std::optional<DeltaInfo> delta;

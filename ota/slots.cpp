@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -16,10 +19,28 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
+bool is_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 }  // namespace
+
+std::string binary_folder(const std::string& binary) {
+  char resolved[PATH_MAX];
+  std::string path = ::realpath(binary.c_str(), resolved) ? std::string(resolved) : binary;
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
 
 std::string SlotSet::slot_path(const std::string& slot) const {
   return file_name.empty() ? dir + "/" + slot : dir + "/" + slot + "/" + file_name;
+}
+
+std::string SlotSet::base_path(const std::string& slot) const {
+  if (file_name.empty()) return slot_path(slot);
+  const std::string archive = dir + "/" + slot + "/" + kAgentArchive;
+  return fs::exists(archive) ? archive : slot_path(slot);
 }
 
 std::string SlotSet::active_path() const {
@@ -82,8 +103,59 @@ Status SlotSet::prepare(const std::string& seed_binary) const {
     }
     auto copied = copy_file_atomic(seed_binary, slot_path(kSlotA), {.mode = 0755});
     if (!copied) return copied.error();
+    // A helper missing beside the seed is left out: complete() names it when it matters.
+    if (auto st = copy_helpers(kSlotA, {}, {binary_folder(seed_binary)}, true); !st) return st;
   }
   return point_to(kSlotA);
+}
+
+Status SlotSet::copy_helpers(const std::string& slot, const std::vector<std::string>& have,
+                             const std::vector<std::string>& sources, bool missing_ok) const {
+  const std::string to_dir = dir + "/" + slot;
+  for (const char* helper : kAgentHelpers) {
+    if (std::find(have.begin(), have.end(), helper) != have.end()) continue;
+    std::string from;
+    for (const std::string& source : sources) {
+      if (!source.empty() && is_file(source + "/" + helper)) {
+        from = source + "/" + helper;
+        break;
+      }
+    }
+    if (from.empty()) {
+      if (missing_ok) continue;
+      std::string where;
+      for (const std::string& source : sources)
+        where += (where.empty() ? "'" : " or '") + source + "'";
+      return Error("Failed to complete the agent slot '" + to_dir + "': " + helper +
+                   " is neither in the update nor in " + where +
+                   " (an agent update bundle can carry it: flotctl artifact build --payload DIR)");
+    }
+    struct stat st {};
+    if (::stat(from.c_str(), &st) != 0) {
+      return Error("Failed to copy '" + from + "': " + errno_text());
+    }
+    auto copied = copy_file_atomic(from, to_dir + "/" + helper, {.mode = st.st_mode & 07777});
+    if (!copied) return copied.error();
+  }
+  return Ok();
+}
+
+Status SlotSet::complete(const std::string& slot) const {
+  if (file_name.empty()) return Ok();
+  std::vector<std::string> missing;
+  std::vector<std::string> names = {kAgentBinary};
+  names.insert(names.end(), kAgentHelpers.begin(), kAgentHelpers.end());
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + slot + "/" + name;
+    if (!is_file(path) || ::access(path.c_str(), X_OK) != 0) missing.push_back(name);
+  }
+  if (missing.empty()) return Ok();
+  std::string list;
+  for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
+  return Error("Failed to use the agent slot '" + dir + "/" + slot + "': " + list +
+               (missing.size() == 1 ? " is" : " are") +
+               " missing or not executable there (the agent runs its helpers from its own slot; "
+               "without them no workload could start)");
 }
 
 }  // namespace flotilla::ota

@@ -24,7 +24,9 @@
 // Agent target: after the switch (and after a rollback) the updater sets reexec_path(); the
 // agent then stops and execv()s that binary with its own argv. The agent is meant to run as
 // <data>/ota/agent/active/flotilla-agent; the first agent update seeds slot-a from the running
-// binary when the agent was started from elsewhere.
+// binary (and the helpers beside it) when the agent was started from elsewhere. The new slot is
+// made complete before the switch: the helpers the update does not carry are copied from the
+// running slot, and a slot lacking one fails the update (ota/slots.hpp).
 //
 // Thread-safety: every method on one thread (the owner's loop), except what `wake` does.
 #pragma once
@@ -56,7 +58,7 @@ struct UpdaterOptions {
   std::string public_key_pem;   // the pinned Ed25519 key; empty: every update fails
   std::string image_slots_dir;  // empty: the "image" target is not configured
   std::string agent_slots_dir;  // empty: the "agent" target is not configured (<data>/ota/agent)
-  std::string self_exe = "/proc/self/exe";  // seeds the agent's slot-a
+  std::string self_exe = "/proc/self/exe";  // seeds the agent's slot-a (its folder: helpers)
   std::string switch_command;    // run (sh -c) after the image pointer moved; empty: none
   std::string health_command;    // run (sh -c) after reconnecting; exit 0 = healthy; empty: none
   Millis health_timeout{60000};  // to reconnect to the hub after the switch; also the command's

@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include "common/failpoint.hpp"
 #include "ota/file_io.hpp"
@@ -78,7 +80,7 @@ JobResult run_download(const DownloadJob& job) {
   bool delta = false;
   if (job.delta_allowed && job.manifest.delta) {
     if (active_sha.empty()) {
-      auto sha = sha256_file(job.slots.slot_path(job.active_slot));
+      auto sha = sha256_file(job.slots.base_path(job.active_slot));
       if (sha) active_sha = *sha;
     }
     delta = active_sha == job.manifest.delta->base_sha256;
@@ -95,7 +97,7 @@ JobResult run_verify(const SlotSet& slots, const std::string& active_slot, const
     const std::string out = payload_path + ".applying";
     ::unlink(out.c_str());
     Status st = apply_delta
-                    ? apply_delta(slots.slot_path(active_slot), delta_path, out, manifest.size)
+                    ? apply_delta(slots.base_path(active_slot), delta_path, out, manifest.size)
                     : Status(Error("no delta support"));
     if (st && ::rename(out.c_str(), payload_path.c_str()) != 0) {
       st = Error("Failed to store the patched payload '" + payload_path + "'");
@@ -124,17 +126,41 @@ JobResult run_verify(const SlotSet& slots, const std::string& active_slot, const
 }
 
 JobResult run_install(const SlotSet& slots, const std::string& slot, const Manifest& manifest,
-                      const std::string& payload_path) {
+                      const std::string& payload_path, const std::string& active_slot,
+                      const std::string& self_exe) {
+  const bool archive = manifest.format == kPayloadTar && slots.executable;
+  const std::string folder = slots.dir + "/" + slot;
+  const std::string archive_path = folder + "/" + kAgentArchive;
   CopyOptions copy{.mode = static_cast<mode_t>(slots.executable ? 0755 : 0644), .at_half = [] {
                      if (failpoint("ota.during_install")) ::raise(SIGKILL);
                    }};
-  auto written = copy_file_atomic(payload_path, slots.slot_path(slot), copy);
+  if (slots.executable && !archive && ::unlink(archive_path.c_str()) != 0 && errno != ENOENT) {
+    return failed(Job::kInstall,
+                  "Failed to remove '" + archive_path + "': " + std::strerror(errno));
+  }
+  auto written =
+      copy_file_atomic(payload_path, archive ? archive_path : slots.slot_path(slot), copy);
   if (!written) return failed(Job::kInstall, written.error().message());
   const std::string& sha = written->sha256;
   if (sha != manifest.sha256) {
     return failed(Job::kInstall, "Failed to install into " + slot + ": written digest mismatch" +
                                      " (want sha256:" + manifest.sha256 + ", got sha256:" + sha +
                                      ")");
+  }
+  if (slots.executable) {
+    std::vector<std::string> have = {kAgentBinary};
+    if (archive) {
+      auto extracted = extract_agent_archive(archive_path, folder);
+      if (!extracted) {
+        return failed(Job::kInstall,
+                      "Failed to install into " + slot + ": " + extracted.error().message());
+      }
+      have = std::move(*extracted);
+    }
+    auto st =
+        slots.copy_helpers(slot, have, {slots.dir + "/" + active_slot, binary_folder(self_exe)});
+    if (st) st = slots.complete(slot);
+    if (!st) return failed(Job::kInstall, st.error().message());
   }
   JobResult r;
   r.job = Job::kInstall;
@@ -145,6 +171,9 @@ JobResult run_install(const SlotSet& slots, const std::string& slot, const Manif
 JobResult run_switch(Job job, const SlotSet& slots, const std::string& slot,
                      const std::string& command, std::chrono::milliseconds timeout) {
   const bool forward = job == Job::kSwitch;
+  if (forward) {
+    if (auto st = slots.complete(slot); !st) return failed(job, st.error().message());
+  }
   // ota.during_switch: killed with the new link made but not yet renamed over `active`.
   auto st = slots.point_to(slot, [forward] {
     if (forward && failpoint("ota.during_switch")) ::raise(SIGKILL);

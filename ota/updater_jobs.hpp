@@ -60,10 +60,15 @@ JobResult run_verify(const SlotSet& slots, const std::string& active_slot, const
                      const DeltaApplier& apply_delta);
 
 // Writes the verified payload into `slot` (temp, fsync, rename) and checks what was written.
+// Agent target: an archive payload is kept as the slot's kAgentArchive and extracted there; the
+// helpers the update does not carry are copied from `active_slot`, else from the folder of
+// `self_exe` (the running binary); a slot still incomplete fails the install.
 JobResult run_install(const SlotSet& slots, const std::string& slot, const Manifest& manifest,
-                      const std::string& payload_path);
+                      const std::string& payload_path, const std::string& active_slot,
+                      const std::string& self_exe);
 
-// Points the set at `slot` and runs the switch command (when given).
+// Points the set at `slot` and runs the switch command (when given). A forward switch (kSwitch)
+// into an incomplete agent slot fails before the link moves.
 JobResult run_switch(Job job, const SlotSet& slots, const std::string& slot,
                      const std::string& command, std::chrono::milliseconds timeout);
 

@@ -156,8 +156,9 @@ void Updater::step() {
               });
       return;
     case Phase::kInstalling:
-      run_job(Job::kInstall, [s = *slots, to = state_.to_slot, m = *manifest_, p = payload_path()] {
-        return detail::run_install(s, to, m, p);
+      run_job(Job::kInstall, [s = *slots, to = state_.to_slot, m = *manifest_, p = payload_path(),
+                              from = state_.from_slot, exe = options_.self_exe] {
+        return detail::run_install(s, to, m, p, from, exe);
       });
       return;
     case Phase::kSwitching:

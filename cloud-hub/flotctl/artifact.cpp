@@ -152,7 +152,8 @@ class ArtifactRunner {
     auto m = ota::build_bundle(req);
     if (!m) return fail(m.error().message());
     out_ << "built " << m->name << " " << m->version << " (" << m->target << ") in " << req.out_dir
-         << ": payload " << m->size << " bytes";
+         << ": payload " << m->size << " bytes"
+         << (m->format.empty() ? "" : " (" + m->format + ")");
     if (m->delta) {
       const double percent =
           m->size == 0 ? 0.0
@@ -267,11 +268,14 @@ std::string artifact_usage() {
          "optional delta (zstd --patch-from against a base version).\n\n"
          "  keygen --out PREFIX         write PREFIX.key (Ed25519, private, mode 0600) and\n"
          "                              PREFIX.pub (for the agents)\n"
-         "  build --name N --version V --target image|agent --payload FILE\n"
-         "        [--base FILE --base-version V [--level L]] --out DIR\n"
+         "  build --name N --version V --target image|agent --payload FILE|DIR\n"
+         "        [--base FILE|DIR --base-version V [--level L]] --out DIR\n"
          "                              make a bundle; with a base, also a delta against it\n"
          "                              (zstd level L, default 19: smallest; 9 is ~20x faster\n"
-         "                              and ~3% bigger)\n"
+         "                              and ~3% bigger). Agent target: a DIR holding\n"
+         "                              flotilla-agent, flotilla-shim and flotilla-oci-monitor\n"
+         "                              ships all three (a tar payload); a FILE only the agent\n"
+         "                              (the node keeps its running helpers)\n"
          "  sign --key PREFIX.key DIR   sign the bundle's manifest\n"
          "  verify --pub PREFIX.pub DIR check signature, payload and delta\n"
          "  push DIR [--hub URL]        upload a signed bundle to the hub\n";

@@ -1,12 +1,14 @@
 // OTA end to end: real mosquitto, hub, agent and flotctl. A signed image bundle is pushed to the
 // hub's artifact store and rolled out; the agent downloads it, writes its inactive A/B slot,
 // switches and commits only after its post-switch health check; with a failing health check it
-// rolls back to the previous slot and the rollout counts the node as failed.
+// rolls back to the previous slot and the rollout counts the node as failed. An agent update
+// switches the agent's own slot, and workloads started after it run the new slot's helpers.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <thread>
 
 #include "test/integration/fleet.hpp"
@@ -32,9 +34,10 @@ std::string image(size_t bytes, char fill) {
   return s;
 }
 
-std::string rollout_yaml(const std::string& name, const std::string& version) {
+std::string rollout_yaml(const std::string& name, const std::string& version,
+                         const std::string& artifact = "fw") {
   return "apiVersion: flotilla/v1\nkind: Rollout\nmetadata:\n  name: " + name +
-         "\nspec:\n  artifact: {name: fw, version: \"" + version +
+         "\nspec:\n  artifact: {name: " + artifact + ", version: \"" + version +
          "\"}\n  selector: {matchLabels: {ring: canary}}\n  waves: [{percent: 100}]\n"
          "  soakSeconds: 0\n  failureThreshold: {percent: 20, minCount: 1}\n"
          "  progressTimeoutSeconds: 120\n";
@@ -55,11 +58,16 @@ class OtaEndToEnd : public ::testing::Test {
   // Builds, signs and pushes fw `version` with `payload`.
   void push(const std::string& version, const std::string& payload) {
     const std::string file = fleet_.dir() / ("v" + version + ".img");
-    const std::string bundle = fleet_.dir() / ("b" + version);
     write_file(file, payload);
+    push_bundle("fw", version, "image", file);
+  }
+  // Builds, signs and pushes `name` `version` for `target` from `payload` (a file or folder).
+  void push_bundle(const std::string& name, const std::string& version, const std::string& target,
+                   const std::string& payload) {
+    const std::string bundle = fleet_.dir() / ("b-" + name + "-" + version);
     for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"artifact", "build", "--name", "fw", "--version", version,
-                                   "--target", "image", "--payload", file, "--out", bundle},
+         {std::vector<std::string>{"artifact", "build", "--name", name, "--version", version,
+                                   "--target", target, "--payload", payload, "--out", bundle},
           {"artifact", "sign", "--key", fleet_.dir() / "k.key", bundle},
           {"artifact", "push", bundle}}) {
       auto r = fleet_.flotctl(args);
@@ -68,10 +76,11 @@ class OtaEndToEnd : public ::testing::Test {
   }
 
   void start_agent(const std::string& health_command) {
-    fleet_.start_agent(
-        "n1", AgentOptions{.labels = "ring=canary",
-                           .args = {"--ota-public-key", fleet_.dir() / "k.pub", "--ota-image-slots",
-                                    slots_, "--ota-health-command", health_command}});
+    start_agent_with({"--ota-public-key", fleet_.dir() / "k.pub", "--ota-image-slots", slots_,
+                      "--ota-health-command", health_command});
+  }
+  void start_agent_with(const std::vector<std::string>& args) {
+    fleet_.start_agent("n1", AgentOptions{.labels = "ring=canary", .args = args});
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     while (!fleet_.all_ready({"n1"}) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(100ms);
@@ -163,6 +172,61 @@ TEST_F(OtaEndToEnd, ACutDownloadAndAKilledAgentResumeWithoutFetchingTheDoneBytes
   EXPECT_LT(served_after, kPayload - kept + (16 << 10))
       << "served " << served_after << " bytes after the restart; the partial file held " << kept
       << " of " << kPayload;
+}
+
+// The agent updates itself twice: first with a bundle carrying only flotilla-agent (the node
+// copies its running helpers into the new slot), then with one carrying the agent and its
+// helpers. After each, a NEW process workload starts, under the shim of the slot now active.
+TEST_F(OtaEndToEnd, AfterAnAgentUpdateNewProcessWorkloadsRunUnderTheNewSlotsShim) {
+  const std::string built = fs::path(FLOTILLA_AGENT_BIN).parent_path().string();
+  // New versions: the built binaries with bytes appended (an ELF file runs with a tail).
+  auto release = [&](const std::string& version) {
+    const std::string dir = fleet_.dir() / ("agent-" + version);
+    fs::create_directories(dir);
+    for (const char* file : {"flotilla-agent", "flotilla-shim", "flotilla-oci-monitor"}) {
+      fs::copy_file(built + "/" + file, dir + "/" + file);
+      std::ofstream(dir + "/" + file, std::ios::binary | std::ios::app) << "release " << version;
+    }
+    return dir;
+  };
+  const std::string v2 = release("2.0");
+  const std::string v3 = release("3.0");
+  ASSERT_NO_FATAL_FAILURE(push_bundle("agent", "2.0", "agent", v2 + "/flotilla-agent"));
+  ASSERT_NO_FATAL_FAILURE(push_bundle("agent", "3.0", "agent", v3));
+  ASSERT_NO_FATAL_FAILURE(start_agent_with({"--ota-public-key", fleet_.dir() / "k.pub"}));
+  const std::string slots = fleet_.dir() / "agent-n1/ota/agent";
+
+  // Which binary the shim of `workload`'s new instance runs, once `want` all run.
+  auto shim_exe = [&](const std::string& workload, const std::map<std::string, std::string>& want) {
+    EXPECT_EQ(fleet_.apply(sleeper_manifest(workload), workload + ".yaml").exit_code, 0);
+    std::string err = fleet_.wait_converged(want, {"n1"}, 30s);
+    EXPECT_EQ(err, "") << fleet_.dump_logs();
+    auto shims = fleet_.shim_pids("n1", workload);
+    EXPECT_EQ(shims.size(), 1u);
+    return shims.empty() ? std::string()
+                         : fs::read_symlink("/proc/" + std::to_string(shims[0]) + "/exe").string();
+  };
+
+  ASSERT_EQ(fleet_.apply(rollout_yaml("agent-2", "2.0", "agent"), "agent-2.yaml").exit_code, 0);
+  json done = wait_phase("agent-2", "Completed");
+  EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
+  EXPECT_EQ(fs::read_symlink(slots + "/active").string(), "slot-b");
+  EXPECT_EQ(read_file(slots + "/slot-b/flotilla-agent"), read_file(v2 + "/flotilla-agent"));
+  // The helpers came from the running slot, seeded from the folder the agent was started in.
+  EXPECT_EQ(read_file(slots + "/slot-b/flotilla-shim"), read_file(built + "/flotilla-shim"));
+  EXPECT_EQ(shim_exe("s2", {{"s2", "1"}}), fs::canonical(slots + "/slot-b/flotilla-shim").string());
+
+  ASSERT_EQ(fleet_.apply(rollout_yaml("agent-3", "3.0", "agent"), "agent-3.yaml").exit_code, 0);
+  done = wait_phase("agent-3", "Completed");
+  EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
+  EXPECT_EQ(fs::read_symlink(slots + "/active").string(), "slot-a");
+  for (const char* file : {"flotilla-agent", "flotilla-shim", "flotilla-oci-monitor"}) {
+    EXPECT_EQ(read_file(slots + "/slot-a/" + file), read_file(v3 + "/" + file)) << file;
+  }
+  EXPECT_EQ(shim_exe("s3", {{"s2", "1"}, {"s3", "1"}}),
+            fs::canonical(slots + "/slot-a/flotilla-shim").string());
+  // The workload started before the update keeps running under its shim.
+  EXPECT_EQ(fleet_.wait_converged({{"s2", "1"}, {"s3", "1"}}, {"n1"}, 30s), "");
 }
 
 }  // namespace

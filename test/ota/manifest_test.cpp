@@ -52,6 +52,29 @@ TEST(Manifest, RoundTripsThroughCanonicalText) {
   }
 }
 
+// An agent update carrying the agent and its helpers says so, signed; an agent that does not know
+// the key refuses the update instead of installing an archive as its binary.
+TEST(Manifest, AnAgentPayloadMayBeATarArchiveAndNothingElse) {
+  Manifest m = full_manifest();
+  m.target = "agent";
+  m.format = "tar";
+  const std::string text = manifest_json(m);
+  EXPECT_EQ(text, R"({"name":"fw","payload":{"format":"tar","sha256":")" + kHexA +
+                      R"(","size":67108864},"target":"agent","version":"2.0"})");
+  auto parsed = parse_manifest(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  EXPECT_EQ(*parsed, m);
+  const std::string payload = R"("sha256":")" + kHexA + R"(","size":1}})";
+  EXPECT_NE(error_of(R"({"name":"fw","version":"2","target":"agent","payload":{"format":"zip",)" +
+                     payload)
+                .find("'payload.format' is 'zip', want 'tar'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"name":"fw","version":"2","target":"image","payload":{"format":"tar",)" +
+                     payload)
+                .find("only for target 'agent'"),
+            std::string::npos);
+}
+
 TEST(Manifest, AcceptsSpacedTextWithKeysInAnyOrder) {
   auto m = parse_manifest(R"( { "version": "1.2.3-rc1+b7", "target": "agent",
       "payload": { "size": 0, "sha256": ")" +

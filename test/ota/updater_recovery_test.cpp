@@ -1,8 +1,6 @@
 // The updater after a restart: each saved state is built in the store, a new Updater starts on
 // it, and the outcome is what a user needs (resumed download, rewritten slot, finished switch,
-// counted attempts). Also the agent target: seeding, re-exec after the switch, rollback.
-#include <sys/stat.h>
-
+// counted attempts). The agent target: updater_agent_test.cpp.
 #include "ota/updater.hpp"
 #include "test/ota/updater_fixture.hpp"
 
@@ -186,67 +184,6 @@ TEST_F(RecoveryTest, ReportSequenceNumbersKeepIncreasingAcrossRestarts) {
     }
   }
   EXPECT_EQ(last, 9u);
-}
-
-// The agent target: the running binary seeds slot-a, the new binary goes to slot-b, and the
-// updater asks for a re-exec through the `active` link after the switch and after a rollback.
-class AgentTargetTest : public UpdaterFixture {
- protected:
-  UpdaterOptions agent_options() {
-    UpdaterOptions o = options();
-    o.self_exe = dir_ / "old-agent";
-    EXPECT_TRUE(fs::write_atomic(o.self_exe, "old binary"));
-    return o;
-  }
-  std::string agent_active() {
-    auto a = SlotSet::agent(dir_ / "agent").active();
-    return a ? *a : "<none>";
-  }
-};
-
-TEST_F(AgentTargetTest, TheNewBinaryIsStartedAndCommittedAfterItsHealthCheck) {
-  std::string reexec;
-  {
-    auto u = make(agent_options());
-    u->assign(assignment(manifest("2.0", "agent")));
-    EXPECT_EQ(drive(*u), Phase::kHealthCheck) << u->state().message;
-    reexec = u->reexec_path();
-  }
-  EXPECT_EQ(reexec, dir_ / "agent/active/flotilla-agent");
-  EXPECT_EQ(*fs::read_file(reexec), payload_);
-  EXPECT_EQ(*fs::read_file(dir_ / "agent/slot-a/flotilla-agent"), "old binary");
-  struct stat st {};
-  ASSERT_EQ(::stat(reexec.c_str(), &st), 0);
-  EXPECT_TRUE(st.st_mode & S_IXUSR);
-  // The new process (execv'd through the link) finds the pending update.
-  auto u = make(agent_options());
-  EXPECT_EQ(u->state().attempts, 1u);
-  EXPECT_EQ(drive(*u), Phase::kCommitted);
-  EXPECT_EQ(agent_active(), "slot-b");
-  EXPECT_TRUE(u->reexec_path().empty());
-}
-
-TEST_F(AgentTargetTest, AnUnhealthyNewBinaryIsReplacedByTheOldOne) {
-  {
-    auto u = make(agent_options());
-    u->assign(assignment(manifest("2.0", "agent")));
-    EXPECT_EQ(drive(*u), Phase::kHealthCheck);
-  }
-  UpdaterOptions o = agent_options();
-  o.health_command = "exit 1";
-  std::string reexec;
-  {
-    auto u = make(o);
-    EXPECT_EQ(drive(*u), Phase::kRolledBack);
-    reexec = u->reexec_path();
-  }
-  EXPECT_EQ(agent_active(), "slot-a");
-  EXPECT_EQ(*fs::read_file(reexec), "old binary");
-  // The old binary starts again and keeps reporting the rollback.
-  auto u = make(agent_options());
-  EXPECT_EQ(u->state().phase, Phase::kRolledBack);
-  EXPECT_EQ(u->state().attempts, 1u);
-  EXPECT_TRUE(u->reexec_path().empty());
 }
 
 }  // namespace
