@@ -165,6 +165,13 @@ TEST_F(ImageStoreTest, GcUnderABudgetRemovesTheUnusedImageAndKeepsTheInUseOne) {
   ASSERT_EQ(wait_for(store, other, State::kReady).state, State::kReady);
   auto other_img = store.unpacked(other);
   ASSERT_TRUE(other_img);
+  // The store runs its own gc after each pull, after the pull already reports kReady. gc()
+  // waits for it (both hold the pull lock), so nothing is removed behind the test's back once
+  // this returns: over the budget, and still nothing to remove while both images are in use.
+  auto in_use_report = store.gc();
+  EXPECT_EQ(in_use_report.images_removed, 0);
+  EXPECT_GT(in_use_report.bytes_after, cfg.disk_budget_bytes);
+  EXPECT_TRUE(exists(other_img->rootfs + "/bin/busybox"));
   auto blobs_before = store.blobs().list();
 
   store.set_in_use({app});
