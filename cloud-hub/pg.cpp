@@ -75,13 +75,11 @@ Conn& Conn::operator=(Conn&& other) noexcept {
 }
 
 Expected<Conn> Conn::connect(const std::string& conninfo, const ConnectOptions& options) {
-  // dbname is expanded as a whole conninfo string or URI; the keywords after it override.
+  // dbname is expanded as a whole conninfo string or URI. It comes last: what the caller wrote
+  // there (a connect_timeout of its own) wins over these defaults.
   const std::string timeout = std::to_string(options.connect_timeout_s);
-  const std::string server_options =
-      "-c statement_timeout=" + std::to_string(options.statement_timeout.count());
-  const char* keys[] = {"dbname", "connect_timeout", "options", "application_name", nullptr};
-  const char* values[] = {conninfo.c_str(), timeout.c_str(), server_options.c_str(), "flotilla-hub",
-                          nullptr};
+  const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
+  const char* values[] = {timeout.c_str(), "flotilla-hub", conninfo.c_str(), nullptr};
   Conn conn;
   conn.c_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn.c_ == nullptr) return Error("Failed to connect to PostgreSQL: out of memory");
@@ -95,6 +93,12 @@ Expected<Conn> Conn::connect(const std::string& conninfo, const ConnectOptions& 
   // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stderr.
   PQsetNoticeProcessor(
       conn.c_, [](void*, const char*) {}, nullptr);
+  if (options.statement_timeout.count() > 0) {
+    // A session setting, so the caller's own `options=` in the conninfo stay as they were.
+    auto st = conn.query("SELECT set_config('statement_timeout', $1, false)",
+                         {std::to_string(options.statement_timeout.count())});
+    if (!st) return st.error();
+  }
   return conn;
 }
 

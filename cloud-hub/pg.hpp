@@ -60,7 +60,7 @@ class Result {
 };
 
 struct ConnectOptions {
-  int connect_timeout_s = 5;  // libpq connect_timeout
+  int connect_timeout_s = 5;  // libpq connect_timeout, unless the conninfo sets its own
   // Server-side statement_timeout: a statement that runs longer is cancelled and fails.
   // 0: none.
   Millis statement_timeout{0};

@@ -114,6 +114,20 @@ TEST_F(PgTest, LostServerBreaksTheConnectionAndConnectingAgainWorksOnceItIsBack)
   EXPECT_EQ(one->int64(0, 0), 1);
 }
 
+TEST_F(PgTest, StatementTimeoutCancelsALongStatement) {
+  ConnectOptions options;
+  options.statement_timeout = Millis(200);
+  auto conn = Conn::connect(server_.conninfo("pgtest"), options);
+  ASSERT_TRUE(conn) << conn.error().message();
+  auto slow = conn->query("SELECT pg_sleep(5)");
+  ASSERT_FALSE(slow);
+  EXPECT_NE(slow.error().message().find("statement timeout"), std::string::npos)
+      << slow.error().message();
+  // Without one, the same statement may take its time.
+  auto patient = conn_.query("SELECT pg_sleep(0.3)");
+  EXPECT_TRUE(patient) << patient.error().message();
+}
+
 TEST(PgConnect, UnreachableServerIsAClearError) {
   const int port = testing::free_port();
   auto conn = Conn::connect("postgresql://flotilla@127.0.0.1:" + std::to_string(port) + "/nothing");
