@@ -59,7 +59,7 @@ struct ShardLeaseOptions {
 
 struct Lease {
   uint32_t shard = 0;
-  int64_t epoch = 0;  // fencing token: grows at every change of owner
+  int64_t epoch = 0;  // fencing token: grows at every acquisition
   bool operator==(const Lease&) const = default;
 };
 

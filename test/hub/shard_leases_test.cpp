@@ -312,8 +312,9 @@ TEST_F(ShardLeasesTest, UnreachableDatabaseLeasesLapseLocallyAndComeBackAfterRec
 // Instances on their own threads, ticking concurrently at jittered intervals, each pausing once
 // for longer than a lease period (its shards move to the others, then it comes back). Each
 // thread records when it believed it owned what: from the return of the tick that gave it a shard
-// to the shard's valid_until as last seen, or the return of the tick that dropped it, whichever
-// comes first. No two instances' beliefs about one shard may overlap in time.
+// to the shard's valid_until as last seen, or the start of the tick that dropped it, whichever
+// comes first (both bounds err on the short side, so an overlap found is a real one). No two
+// instances' beliefs about one shard may overlap in time.
 TEST_F(ShardLeasesTest, ConcurrentInstancesWithPausesNeverOwnAShardTogether) {
   constexpr Millis kStressPeriod{500};
   constexpr int kInstances = 4;
@@ -347,13 +348,16 @@ TEST_F(ShardLeasesTest, ConcurrentInstancesWithPausesNeverOwnAShardTogether) {
       bool paused = false;
       unsigned jitter = 17u * static_cast<unsigned>(i) + 1;
       while (steady_clock::now() < stop) {
+        const auto before = steady_clock::now();
         (void)leases.tick();  // failures show as lapsed beliefs, which the check allows
         const auto now = steady_clock::now();
         const auto held = leases.owned();
         for (auto it = open.begin(); it != open.end();) {
           auto h = held.find(it->first);
           if (h == held.end() || h->second.epoch != it->second.first.epoch) {
-            it->second.first.end = std::min(it->second.second, now);
+            // Dropped somewhere in that tick (a graceful release lets another take the shard
+            // before this tick returns): counted as ended when the tick began.
+            it->second.first.end = std::min(it->second.second, before);
             beliefs[i].push_back(it->second.first);
             it = open.erase(it);
           } else {
