@@ -109,20 +109,32 @@ Status Postgres::start() {
     }
     initialised_ = true;
   }
-  proc_.start(
-      as_server_user({bin_dir_ + "/postgres", "-D", data, "-k", dir_, "-p", std::to_string(port_),
-                      "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
-                      "synchronous_commit=off", "-c", "full_page_writes=off"}),
-      dir_ + "/postgres.log");
-  pg::ConnectOptions quick;
-  quick.connect_timeout_s = 2;
-  const bool up = eventually(
-      [&] { return !proc_.running() || pg::Conn::connect(conninfo("postgres"), quick).ok(); },
-      std::chrono::seconds(30));
-  if (!up || !proc_.running()) {
+  // free_port() only says the port was free a moment ago: a first start (never a restart, which
+  // must keep its port) that lost the race tries another.
+  const int attempts = started_once_ ? 1 : 3;
+  for (int attempt = 1;; ++attempt) {
+    const size_t log_start = proc_.log().size();
+    proc_.start(
+        as_server_user({bin_dir_ + "/postgres", "-D", data, "-k", dir_, "-p", std::to_string(port_),
+                        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
+                        "synchronous_commit=off", "-c", "full_page_writes=off"}),
+        dir_ + "/postgres.log");
+    pg::ConnectOptions quick;
+    quick.connect_timeout_s = 2;
+    const bool up = eventually(
+        [&] { return !proc_.running() || pg::Conn::connect(conninfo("postgres"), quick).ok(); },
+        std::chrono::seconds(30));
+    if (up && proc_.running()) break;
+    const std::string log = proc_.log().substr(std::min(log_start, proc_.log().size()));
+    if (attempt < attempts && !proc_.running() && log.find("could not bind") != std::string::npos) {
+      port_ = free_port();
+      continue;
+    }
+    stop();
     return Error("Failed to start PostgreSQL on 127.0.0.1:" + std::to_string(port_) + ": " +
-                 tail(proc_.log()));
+                 tail(log));
   }
+  started_once_ = true;
   return Ok();
 }
 

@@ -29,7 +29,8 @@ class Postgres {
   static std::string unavailable_reason();
 
   // initdb (first time only), then the server; Error with the end of its log if it did not come
-  // up within 30 s.
+  // up within 30 s. The first start moves to another free port if its port was taken meanwhile;
+  // a restart keeps the port.
   Status start();
   void stop();   // SIGINT: fast shutdown (open sessions are cut)
   void kill9();  // a crash; start() again runs crash recovery
@@ -52,6 +53,7 @@ class Postgres {
   gid_t gid_ = 0;
   bool drop_root_ = false;
   bool initialised_ = false;
+  bool started_once_ = false;
   ChildProcess proc_;
 };
 
