@@ -1,0 +1,155 @@
+#include "cloud-hub/pg.hpp"
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
+
+namespace flotilla::pg {
+namespace {
+
+// The statement as an error names it: whitespace runs folded, long ones cut.
+std::string statement_name(const std::string& sql) {
+  std::string out;
+  bool space = false;
+  for (char ch : sql) {
+    if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += ch;
+  }
+  constexpr size_t kMax = 100;
+  if (out.size() > kMax) out = out.substr(0, kMax) + "...";
+  return out;
+}
+
+// libpq's messages end with a newline (and may hold several lines).
+std::string trimmed(const char* message) {
+  std::string out = message != nullptr ? message : "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out.empty() ? "unknown error" : out;
+}
+
+Error statement_error(const std::string& sql, const std::string& cause) {
+  return Error("Failed to run '" + statement_name(sql) + "': " + cause);
+}
+
+}  // namespace
+
+void Result::Free::operator()(pg_result* r) const { PQclear(r); }
+
+int Result::rows() const { return PQntuples(r_.get()); }
+int Result::cols() const { return PQnfields(r_.get()); }
+bool Result::is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+std::string Result::text(int row, int col) const {
+  return std::string(PQgetvalue(r_.get(), row, col),
+                     static_cast<size_t>(PQgetlength(r_.get(), row, col)));
+}
+int64_t Result::int64(int row, int col) const {
+  if (is_null(row, col)) return 0;
+  return std::strtoll(PQgetvalue(r_.get(), row, col), nullptr, 10);
+}
+int64_t Result::affected() const {
+  const char* n = PQcmdTuples(r_.get());
+  return n != nullptr && *n != '\0' ? std::strtoll(n, nullptr, 10) : 0;
+}
+
+std::string Result::command() const {
+  const char* tag = PQcmdStatus(r_.get());
+  return tag != nullptr ? tag : "";
+}
+
+Conn::~Conn() {
+  if (c_ != nullptr) PQfinish(c_);
+}
+Conn::Conn(Conn&& other) noexcept : c_(other.c_) { other.c_ = nullptr; }
+Conn& Conn::operator=(Conn&& other) noexcept {
+  if (this != &other) {
+    if (c_ != nullptr) PQfinish(c_);
+    c_ = other.c_;
+    other.c_ = nullptr;
+  }
+  return *this;
+}
+
+Expected<Conn> Conn::connect(const std::string& conninfo, const ConnectOptions& options) {
+  // dbname is expanded as a whole conninfo string or URI. It comes last: what the caller wrote
+  // there (a connect_timeout of its own) wins over these defaults.
+  const std::string timeout = std::to_string(options.connect_timeout_s);
+  const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
+  const char* values[] = {timeout.c_str(), "flotilla-hub", conninfo.c_str(), nullptr};
+  Conn conn;
+  conn.c_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn.c_ == nullptr) return Error("Failed to connect to PostgreSQL: out of memory");
+  if (PQstatus(conn.c_) != CONNECTION_OK) {
+    // The conninfo may hold a password: name only the server libpq tried.
+    const char* host = PQhost(conn.c_);
+    const char* port = PQport(conn.c_);
+    return Error("Failed to connect to PostgreSQL at '" + std::string(host ? host : "?") + ":" +
+                 std::string(port ? port : "?") + "': " + trimmed(PQerrorMessage(conn.c_)));
+  }
+  // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stderr.
+  PQsetNoticeProcessor(
+      conn.c_, [](void*, const char*) {}, nullptr);
+  if (options.statement_timeout.count() > 0) {
+    // A session setting, so the caller's own `options=` in the conninfo stay as they were.
+    auto st = conn.query("SELECT set_config('statement_timeout', $1, false)",
+                         {std::to_string(options.statement_timeout.count())});
+    if (!st) return st.error();
+  }
+  return conn;
+}
+
+Expected<Result> Conn::query(const std::string& sql, const std::vector<Param>& params) {
+  if (c_ == nullptr) return statement_error(sql, "not connected");
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.text ? p.text->c_str() : nullptr);
+  pg_result* raw = PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                values.data(), nullptr, nullptr, /*resultFormat=*/0);
+  Result result(raw);
+  if (raw == nullptr) return statement_error(sql, trimmed(PQerrorMessage(c_)));
+  const ExecStatusType status = PQresultStatus(raw);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    return statement_error(sql, trimmed(PQresultErrorMessage(raw)));
+  }
+  return result;
+}
+
+Status Conn::exec(const std::string& script) {
+  if (c_ == nullptr) return statement_error(script, "not connected");
+  Result result(PQexec(c_, script.c_str()));
+  if (!result.r_) return statement_error(script, trimmed(PQerrorMessage(c_)));
+  const ExecStatusType status = PQresultStatus(result.r_.get());
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    return statement_error(script, trimmed(PQresultErrorMessage(result.r_.get())));
+  }
+  return Ok();
+}
+
+bool Conn::broken() const { return c_ == nullptr || PQstatus(c_) != CONNECTION_OK; }
+
+Tx::Tx(Conn& conn, bool serializable) : conn_(conn) {
+  begun_ = conn_.exec(serializable ? "BEGIN ISOLATION LEVEL SERIALIZABLE" : "BEGIN");
+  done_ = !begun_;
+}
+
+Tx::~Tx() {
+  if (!done_) (void)conn_.exec("ROLLBACK");
+}
+
+Status Tx::commit() {
+  if (!begun_) return begun_;
+  done_ = true;
+  auto result = conn_.query("COMMIT");
+  if (!result) return result.error();
+  // PostgreSQL answers the COMMIT of a transaction that already failed with a ROLLBACK.
+  if (result->command() != "COMMIT") {
+    return Error("Failed to run 'COMMIT': the transaction had failed and was rolled back");
+  }
+  return Ok();
+}
+
+}  // namespace flotilla::pg
