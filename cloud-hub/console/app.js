@@ -242,14 +242,14 @@ function plot(values, unit) {
 
 function nodeRow(n) {
   return `<tr data-node="${esc(n.name)}"><td>${link('nodes', n.name)}</td><td class="state ${cls('state', n.state)}">${esc(n.state)}</td>
-    <td>${esc(n.arch)}</td><td>${labels(n.labels)}</td><td>${esc((n.instances ?? []).length ?? n.instances)}</td><td>${esc(n.lastSeenSecondsAgo)}</td></tr>`;
+    <td>${esc(n.arch)}</td><td>${labels(n.labels)}</td><td>${esc((n.workloads || []).join(', '))}</td><td>${esc(n.instances)}</td><td>${esc(n.lastSeenSecondsAgo)}</td></tr>`;
 }
 
 async function nodes() {
   const q = pagedQuery();
   const page = await api(listUrl('/api/v1/nodes', q.selector, q.cont));
   main.innerHTML = `<h1>Nodes</h1>${pagerHtml('nodes', q, page.continue)}
-    ${table(['Name', 'State', 'Arch', 'Labels', 'Instances', 'Last seen (s)'], page.items.map(nodeRow), 'id="node-table"')}`;
+    ${table(['Name', 'State', 'Arch', 'Labels', 'Workloads', 'Instances', 'Last seen (s)'], page.items.map(nodeRow), 'id="node-table"')}`;
   bindFilter('nodes');
   const shown = new Set(page.items.map((n) => n.name));
   watch('/api/v1/nodes' + (q.selector ? '?labelSelector=' + encodeURIComponent(q.selector) : ''), page.resourceVersion, (ev) => {
@@ -274,7 +274,8 @@ async function nodeDetail(name) {
       <h2>Labels</h2><p>${labels(n.labels) || '<span class="muted">none</span>'}</p>
       <h2>Taints</h2><p>${(n.taints || []).map((t) => esc(`${t.key}=${t.value}:${t.effect}`)).join(', ') || '<span class="muted">none</span>'}</p>
       <h2>Capacity</h2>${table(['Resource', 'Capacity'], Object.entries(n.capacity || {}).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`))}
-      <h2>Workloads and instances</h2>${table(['Workload', 'Instance', 'Phase', 'Ready', 'Restarts', 'Reason'], inst.map((i) =>
+      <h2>Workloads</h2><p id="node-workloads">${(n.workloads || []).map((w) => link('workloads', w)).join(', ') || '<span class="muted">none</span>'}</p>
+      <h2>Instances</h2>${table(['Workload', 'Instance', 'Phase', 'Ready', 'Restarts', 'Reason'], inst.map((i) =>
         `<tr><td>${link('workloads', i.workload)}</td><td>${esc(i.instanceId)}</td><td class="${cls('phase', i.phase)}">${esc(i.phase)}</td><td>${esc(i.ready)}</td><td>${esc(i.restarts)}</td><td>${esc(i.reason || i.message)}</td></tr>`))}
       <h2>Devices</h2>${table(['Device', 'Desired v', 'Reported v', 'Delta'], devices.items.map((d) =>
         `<tr><td>${link('devices', d.name)}</td><td>${esc(d.desiredVersion)}</td><td>${esc(d.reportedVersion)}</td><td>${esc(Object.keys(d.delta || {}).join(', '))}</td></tr>`))}
@@ -285,8 +286,8 @@ async function nodeDetail(name) {
 }
 
 function eventsTable(items) {
-  return table(['Time', 'Type', 'Reason', 'Object', 'Message'], (items || []).slice().reverse().map((e) =>
-    `<tr><td>${esc(e.time || e.timestamp)}</td><td>${esc(e.type)}</td><td>${esc(e.reason)}</td><td>${esc(e.node || '')} ${esc(e.workload || '')}</td><td>${esc(e.message)}</td></tr>`));
+  return table(['Time', 'Reason', 'Node', 'Object', 'Message'], (items || []).slice().reverse().map((e) =>
+    `<tr><td>${esc(e.time)}</td><td>${esc(e.reason)}</td><td>${esc(e.node)}</td><td>${esc(e.object)}</td><td>${esc(e.message)}</td></tr>`));
 }
 
 function workloadRow(w) {
@@ -339,7 +340,7 @@ function rolloutRow(r) {
   const done = (c.succeeded || 0) + (c.failed || 0) + (c.aborted || 0);
   const pct = c.nodes ? Math.round(100 * done / c.nodes) : 0;
   return `<tr data-rollout="${esc(r.metadata.name)}"><td>${link('rollouts', r.metadata.name)}</td><td>${esc(r.spec.artifact.name + ' ' + r.spec.artifact.version)}</td>
-    <td class="phase ${cls('phase', r.status.phase)}">${esc(r.status.phase)}</td><td>${esc(r.status.currentWave)}/${esc((r.status.waves || []).length)}</td>
+    <td class="phase ${cls('phase', r.status.phase)}">${esc(r.status.phase)}</td><td>${esc(r.status.currentWave)}/${esc(r.status.waves)}</td>
     <td><span class="bar" style="width:${pct}px"></span> ${done}/${esc(c.nodes)}</td><td>${esc(c.succeeded)}</td><td>${esc(c.failed)}</td><td>${esc(r.status.pausedReason || '')}</td></tr>`;
 }
 
@@ -359,16 +360,20 @@ async function rolloutDetail(name) {
   const render = async () => {
     const [r, events] = await Promise.all([api(path), api('/api/v1/events?limit=30&workload=' + encodeURIComponent('rollout/' + name))]);
     const s = r.status, c = s.counts || {};
-    const waves = (s.waves || []).map((w, i) => {
+    // status.waves is the count; nodes' wave and currentWave count from 1.
+    const waves = [];
+    for (let i = 1; i <= (s.waves || 0); i++) {
+      const spec = (r.spec.waves || [])[i - 1] || {percent: 100};
       const inWave = (s.nodes || []).filter((n) => n.wave === i);
       const ok = inWave.filter((n) => n.result === 'succeeded').length;
       const bad = inWave.filter((n) => n.result === 'failed').length;
-      return `<tr><td>${i + 1}${i + 1 === s.currentWave ? ' (open)' : ''}</td><td>${esc(JSON.stringify(w))}</td><td>${inWave.length}</td>
-        <td><span class="bar" style="width:${ok * 200 / Math.max(1, inWave.length)}px"></span><span class="bar fail" style="width:${bad * 200 / Math.max(1, inWave.length)}px"></span> ${ok} ok, ${bad} failed</td></tr>`;
-    });
+      const w = 200 / Math.max(1, inWave.length);
+      waves.push(`<tr><td>${i}${i === s.currentWave ? ' (current)' : ''}</td><td>${esc(JSON.stringify(spec))}</td><td>${inWave.length}</td>
+        <td><span class="bar" style="width:${ok * w}px"></span><span class="bar fail" style="width:${bad * w}px"></span> ${ok} ok, ${bad} failed, ${inWave.length - ok - bad} open</td></tr>`);
+    }
     const failures = (s.nodes || []).filter((n) => n.result === 'failed');
     main.innerHTML = `<h1>Rollout ${esc(name)} <span id="rollout-phase" class="${cls('phase', s.phase)}">${esc(s.phase)}</span></h1>
-      <p>artifact ${esc(r.spec.artifact.name)} ${esc(r.spec.artifact.version)} · wave ${esc(s.currentWave)}/${esc((s.waves || []).length)} ·
+      <p>artifact ${esc(r.spec.artifact.name)} ${esc(r.spec.artifact.version)} · wave ${esc(s.currentWave)}/${esc(s.waves)} ·
         nodes ${esc(c.nodes)}: ${esc(c.succeeded)} succeeded, ${esc(c.failed)} failed, ${esc(c.inProgress)} in progress, ${esc(c.pending)} pending
         ${s.pausedReason ? '· paused: ' + esc(s.pausedReason) : ''}</p>
       <div class="actions"><button id="pause">Pause</button><button id="resume">Resume</button><button id="abort">Abort</button>
@@ -377,7 +382,7 @@ async function rolloutDetail(name) {
       <h2>Failures</h2>${failures.length ? table(['Node', 'Phase', 'Message', 'Attempts'], failures.map((n) =>
         `<tr><td>${link('nodes', n.node)}</td><td>${esc(n.phase)}</td><td>${esc(n.message)}</td><td>${esc(n.attempts)}</td></tr>`)) : '<p class="muted">none</p>'}
       <h2>Nodes</h2>${table(['Node', 'Wave', 'Phase', 'Result', 'Message'], (s.nodes || []).map((n) =>
-        `<tr><td>${link('nodes', n.node)}</td><td>${esc(n.wave + 1)}</td><td>${esc(n.phase)}</td><td class="${cls('result', n.result)}">${esc(n.result)}</td><td>${esc(n.message)}</td></tr>`))}
+        `<tr><td>${link('nodes', n.node)}</td><td>${esc(n.wave)}</td><td>${esc(n.phase)}</td><td class="${cls('result', n.result)}">${esc(n.result)}</td><td>${esc(n.message)}</td></tr>`))}
       <h2>Events</h2>${eventsTable(events.items)}`;
     for (const action of ['pause', 'resume', 'abort']) {
       document.getElementById(action).addEventListener('click', async () => {

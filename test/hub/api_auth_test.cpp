@@ -315,6 +315,13 @@ TEST(ApiAuthTest, RouteTable) {
   EXPECT_EQ(route_rule("GET", "/api/v1/artifacts/fw/2.0/payload").role, Role::kOpen);
   EXPECT_EQ(route_rule("PUT", "/api/v1/artifacts/fw/2.0/payload").role, Role::kOperator);
   EXPECT_EQ(route_rule("HEAD", "/api/v1/nodes").role, Role::kViewer);
+  // The console's static files are open (a browser opening the page sends no token); the data
+  // its script reads is not.
+  EXPECT_EQ(route_rule("GET", "/").role, Role::kOpen);
+  EXPECT_EQ(route_rule("GET", "/console/app.js").role, Role::kOpen);
+  EXPECT_EQ(route_rule("GET", "/console/a/b").role, Role::kViewer);
+  EXPECT_EQ(route_rule("GET", "/metrics").role, Role::kViewer);
+  EXPECT_EQ(route_rule("POST", "/").role, Role::kAdmin);
   EXPECT_EQ(route_rule("GET", "/api/v1/audit").role, Role::kAdmin);
   EXPECT_EQ(route_rule("POST", "/api/v1/rollouts/r/abort").role, Role::kOperator);
   EXPECT_EQ(route_rule("DELETE", "/api/v1/nodes/n1").role, Role::kAdmin);
