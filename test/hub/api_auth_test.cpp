@@ -97,7 +97,8 @@ std::string error_of(const httplib::Result& r) {
 
 TEST(ApiAuthTest, NoTokenIs401WithBearerChallenge) {
   AuthApiServer s;
-  for (const std::string path : {"/api/v1/nodes", "/api/v1/workloads", "/metrics", "/"}) {
+  for (const std::string path : {"/api/v1/nodes", "/api/v1/workloads", "/metrics", "/api/v1/events",
+                                 "/api/v1/rollouts", "/api/v1/devices"}) {
     auto r = s.client().Get(path);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 401) << path;
@@ -110,6 +111,9 @@ TEST(ApiAuthTest, NoTokenIs401WithBearerChallenge) {
   // Probes stay open.
   EXPECT_EQ(s.client().Get("/healthz")->status, 200);
   EXPECT_EQ(s.client().Get("/readyz")->status, 200);
+  // So are the web console's files: they hold no fleet data (its API calls need a token).
+  EXPECT_EQ(s.client().Get("/")->status, 200);
+  EXPECT_EQ(s.client().Get("/console/app.js")->status, 200);
 }
 
 TEST(ApiAuthTest, UnknownOrMalformedTokenIs401) {
