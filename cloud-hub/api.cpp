@@ -8,6 +8,7 @@
 
 #include "cloud-hub/api_devices.hpp"
 #include "cloud-hub/api_ota.hpp"
+#include "cloud-hub/console_assets.hpp"
 #include "cloud-hub/manifest_doc.hpp"
 #include "cloud-hub/watch_stream.hpp"
 #include "common/flags.hpp"
@@ -18,55 +19,19 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
+// A console file with revalidation: the browser asks again each time (no-cache) and gets 304
+// while the hub binary, and so the file, is the same.
+void send_console_file(const httplib::Request& req, httplib::Response& res,
+                       const ConsoleAsset& file) {
+  const std::string etag = "\"" + std::to_string(std::hash<std::string_view>{}(file.body)) + "\"";
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("ETag", etag);
+  res.set_header("X-Content-Type-Options", "nosniff");
+  if (req.get_header_value("If-None-Match") == etag) {
+    res.status = 304;
+    return;
   }
-  return out;
-}
-
-// A deliberately tiny console: two tables, refreshed every 5 seconds.
-std::string console_html(const json& nodes, const json& workloads) {
-  std::string h =
-      "<!doctype html><html><head><meta charset=\"utf-8\"><title>Flotilla hub</title>"
-      "<meta http-equiv=\"refresh\" content=\"5\"><style>body{font-family:sans-serif}"
-      "td,th{padding:2px 10px;text-align:left}</style></head><body><h1>Flotilla hub</h1>"
-      "<h2>Nodes</h2><table><tr><th>Name</th><th>State</th><th>Arch</th><th>Workloads</th></tr>";
-  for (const auto& n : nodes["items"]) {
-    h += "<tr><td>" + html_escape(n.value("name", "")) + "</td><td>" +
-         html_escape(n.value("state", "")) + "</td><td>" + html_escape(n.value("arch", "")) +
-         "</td><td>" + std::to_string(n["workloads"].size()) + "</td></tr>";
-  }
-  h += "</table><h2>Workloads</h2><table><tr><th>Name</th><th>Type</th><th>Desired</th>"
-       "<th>Ready</th><th>Pending</th></tr>";
-  for (const auto& w : workloads["items"]) {
-    const json& st = w["status"];
-    h += "<tr><td>" + html_escape(w["metadata"].value("name", "")) + "</td><td>" +
-         html_escape(w["spec"].value("type", "")) + "</td><td>" + st["desiredInstances"].dump() +
-         "</td><td>" + st["readyInstances"].dump() + "</td><td>" + st["pending"].dump() +
-         "</td></tr>";
-  }
-  return h +
-         "</table><p>API: <a href=\"/api/v1/nodes\">/api/v1/nodes</a>, "
-         "<a href=\"/api/v1/workloads\">/api/v1/workloads</a>, "
-         "<a href=\"/api/v1/events\">/api/v1/events</a>, <a href=\"/metrics\">/metrics</a>"
-         "</p></body></html>\n";
+  res.set_content(std::string(file.body), std::string(console_content_type(file.name)));
 }
 
 // Sends a view, or the error that kept it from being built.
@@ -255,12 +220,15 @@ void Api::install(httplib::Server& server) {
     send_error(res, res.status, what);
   });
 
-  server.Get("/", [this](const httplib::Request&, httplib::Response& res) {
-    auto nodes = controller_.nodes_view();
-    auto workloads = controller_.workloads_view();
-    if (!nodes || !workloads) return send_error(res, 500, "Failed to read the store");
-    res.set_content(console_html(*nodes, *workloads), "text/html; charset=utf-8");
-  });
+  // The web console (docs/console.md): its files hold no fleet data, the API calls they make
+  // carry the user's token.
+  for (const ConsoleAsset& file : console_assets()) {
+    auto serve = [&file](const httplib::Request& req, httplib::Response& res) {
+      send_console_file(req, res, file);
+    };
+    if (file.name == "index.html") server.Get("/", serve);
+    server.Get("/console/" + std::string(file.name), serve);
+  }
   server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     std::string watches = "# TYPE flotilla_hub_watches_open gauge\nflotilla_hub_watches_open " +
                           std::to_string(open_watches_.load()) + "\n";

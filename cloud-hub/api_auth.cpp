@@ -40,6 +40,10 @@ struct Route {
 constexpr Route kRoutes[] = {
     {"GET", "/healthz", Role::kOpen, ""},
     {"GET", "/readyz", Role::kOpen, ""},
+    // The web console's static files (no fleet data): a browser cannot send a token when it
+    // opens a page; the console's API calls carry one.
+    {"GET", "/", Role::kOpen, ""},
+    {"GET", "/console/*", Role::kOpen, ""},
     {"GET", "/api/v1/artifacts/*/*/payload", Role::kOpen, ""},
     {"GET", "/api/v1/artifacts/*/*/delta", Role::kOpen, ""},
     {"GET", "/api/v1/audit", Role::kAdmin, ""},

@@ -12,7 +12,8 @@
 //
 // Roles are ordered viewer < operator < admin; a token may do what its role and every lower one
 // may. required_role() is the route table: /healthz, /readyz and artifact file downloads (agents
-// fetch those, and check their signature) are open; every other GET is viewer's; changes to
+// fetch those, and check their signature) and the web console's static files (/, /console/NAME)
+// are open; every other GET is viewer's; changes to
 // workloads, devices, twins, rollouts and artifacts are operator's; deleting a node, reading the
 // audit log and any method or path not in the table are admin's.
 //

@@ -97,7 +97,8 @@ std::string error_of(const httplib::Result& r) {
 
 TEST(ApiAuthTest, NoTokenIs401WithBearerChallenge) {
   AuthApiServer s;
-  for (const std::string path : {"/api/v1/nodes", "/api/v1/workloads", "/metrics", "/"}) {
+  for (const std::string path : {"/api/v1/nodes", "/api/v1/workloads", "/metrics", "/api/v1/events",
+                                 "/api/v1/rollouts", "/api/v1/devices"}) {
     auto r = s.client().Get(path);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 401) << path;
@@ -110,6 +111,9 @@ TEST(ApiAuthTest, NoTokenIs401WithBearerChallenge) {
   // Probes stay open.
   EXPECT_EQ(s.client().Get("/healthz")->status, 200);
   EXPECT_EQ(s.client().Get("/readyz")->status, 200);
+  // So are the web console's files: they hold no fleet data (its API calls need a token).
+  EXPECT_EQ(s.client().Get("/")->status, 200);
+  EXPECT_EQ(s.client().Get("/console/app.js")->status, 200);
 }
 
 TEST(ApiAuthTest, UnknownOrMalformedTokenIs401) {
@@ -315,6 +319,13 @@ TEST(ApiAuthTest, RouteTable) {
   EXPECT_EQ(route_rule("GET", "/api/v1/artifacts/fw/2.0/payload").role, Role::kOpen);
   EXPECT_EQ(route_rule("PUT", "/api/v1/artifacts/fw/2.0/payload").role, Role::kOperator);
   EXPECT_EQ(route_rule("HEAD", "/api/v1/nodes").role, Role::kViewer);
+  // The console's static files are open (a browser opening the page sends no token); the data
+  // its script reads is not.
+  EXPECT_EQ(route_rule("GET", "/").role, Role::kOpen);
+  EXPECT_EQ(route_rule("GET", "/console/app.js").role, Role::kOpen);
+  EXPECT_EQ(route_rule("GET", "/console/a/b").role, Role::kViewer);
+  EXPECT_EQ(route_rule("GET", "/metrics").role, Role::kViewer);
+  EXPECT_EQ(route_rule("POST", "/").role, Role::kAdmin);
   EXPECT_EQ(route_rule("GET", "/api/v1/audit").role, Role::kAdmin);
   EXPECT_EQ(route_rule("POST", "/api/v1/rollouts/r/abort").role, Role::kOperator);
   EXPECT_EQ(route_rule("DELETE", "/api/v1/nodes/n1").role, Role::kAdmin);

@@ -397,11 +397,34 @@ TEST_F(ApiTest, MetricsAndConsole) {
         "flotilla_hub_desired_sent_total{type=\"snapshot\"} 1"}) {
     EXPECT_NE(m->body.find(line), std::string::npos) << line << "\n" << m->body;
   }
+}
+
+// The web console's files (docs/console.md): the page at / loads the script, each file has its
+// content type, and a browser revalidating with the ETag gets 304.
+TEST_F(ApiTest, ServesTheWebConsoleFiles) {
   auto page = c_.Get("/");
   ASSERT_TRUE(page);
   EXPECT_EQ(page->status, 200);
-  EXPECT_NE(page->body.find("<td>web</td>"), std::string::npos);
-  EXPECT_NE(page->body.find("<td>n1</td>"), std::string::npos);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("<script src=\"/console/app.js\">"), std::string::npos) << page->body;
+  auto script = c_.Get("/console/app.js");
+  ASSERT_TRUE(script);
+  EXPECT_EQ(script->status, 200);
+  EXPECT_EQ(script->get_header_value("Content-Type"), "text/javascript; charset=utf-8");
+  EXPECT_NE(script->body.find("/api/v1/nodes"), std::string::npos);
+  EXPECT_EQ(script->get_header_value("Cache-Control"), "no-cache");
+  const std::string etag = script->get_header_value("ETag");
+  ASSERT_FALSE(etag.empty());
+  auto again = c_.Get("/console/app.js", {{"If-None-Match", etag}});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 304);
+  EXPECT_TRUE(again->body.empty());
+  auto css = c_.Get("/console/style.css");
+  ASSERT_TRUE(css);
+  EXPECT_EQ(css->get_header_value("Content-Type"), "text/css; charset=utf-8");
+  auto missing = c_.Get("/console/nope.js");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
 }
 
 TEST_F(ApiTest, ConcurrentAppliesAndAgentTrafficAreSerialised) {
