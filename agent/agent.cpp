@@ -52,6 +52,7 @@ Status Agent::start() {
     }
     log::get("agent")->info("hub messages must be signed; trusted keys={}",
                             verifier_->trusted_text());
+    sync_.set_hub_keys(verifier_->trusted_ids());
   }
   if (auto st = reconciler_.recover(); !st) return st;
   reconciler_.tick();  // converge at once, connected or not
@@ -142,6 +143,7 @@ bool Agent::open_hub_message(sync::Message& m) {
   if (opened->rotated) {
     ++sync_.counters().key_rotations;
     log::get("agent")->warn("hub signing key rotated; trusted keys={}", verifier_->trusted_text());
+    sync_.set_hub_keys(verifier_->trusted_ids());  // the next Hello tells the hub
     // Not stored: the next start trusts the old key again and takes the new one the same way
     // while the hub still sends the endorsement.
     if (auto st = store_.save_hub_keys(verifier_->state()); !st) {

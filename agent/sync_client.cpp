@@ -127,6 +127,7 @@ void SyncClient::send_hello() {
   for (const auto& runtime : runtimes_) hello.add_runtimes(runtime);
   hello.set_acked_revision(store_.meta().desired_revision);
   hello.set_boot_id(boot_id_);
+  for (const auto& id : hub_keys_) hello.add_hub_keys(id);
   ++counters_.hellos;
   (void)transport_.publish(topic("hello"), sync::encode(hello), 1);
 }

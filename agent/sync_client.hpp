@@ -64,6 +64,9 @@ class SyncClient {
   bool connected() const { return connected_; }
   const SyncCounters& counters() const { return counters_; }
   SyncCounters& counters() { return counters_; }
+  // Ids of the hub signing keys the agent trusts, told in every Hello (the hub shows them, so
+  // an operator sees when a key rotation reached every node).
+  void set_hub_keys(std::vector<std::string> ids) { hub_keys_ = std::move(ids); }
   // Drops a message from the hub: counts it (reported in heartbeats) and logs why.
   void reject(const std::string& topic, const std::string& why);
   // Publishes Offline (what the will would say) for a clean shutdown; `done` as in publish().
@@ -87,6 +90,7 @@ class SyncClient {
   size_t batch_limit() const;
 
   std::string node_;
+  std::vector<std::string> hub_keys_;
   SyncConfig config_;
   std::vector<std::string> runtimes_;
   Store& store_;

@@ -233,7 +233,8 @@ class Controller {
     // Hub messages the node's agent process dropped (forged, unsigned, malformed), as its last
     // heartbeat said (docs/security.md).
     uint64_t rejected_messages = 0;
-    std::string rejected_boot;  // the agent process that counted them
+    std::string rejected_boot;          // the agent process that counted them
+    std::vector<std::string> hub_keys;  // hub signing keys the agent trusts, as its Hello said
   };
   // Takes a heartbeat's count of dropped hub messages: new drops are counted and logged.
   void note_rejections_locked(const std::string& node, Live& live,

@@ -104,6 +104,7 @@ void Controller::on_hello(const pb::Hello& h) {
     }
     note_changed(Change::Kind::kNode, h.node());
     Live& live = shard.live[h.node()];
+    live.hub_keys.assign(h.hub_keys().begin(), h.hub_keys().end());
     live.last_seen = clock_.now();
     live.timed_out = false;
     live.not_ready_since.reset();

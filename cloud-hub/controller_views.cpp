@@ -276,6 +276,7 @@ json Controller::node_json_locked(Shard& shard, const NodeRecord& n, bool detail
     j["lastSeenSecondsAgo"] = nullptr;
   }
   j["rejectedMessages"] = live != shard.live.end() ? live->second.rejected_messages : 0;
+  j["hubKeys"] = live != shard.live.end() ? live->second.hub_keys : std::vector<std::string>{};
   // What the node is told to run (its desired state follows the placements).
   json workloads = json::array();
   if (auto rows = shard.store->desired_for_node(n.name); rows) {

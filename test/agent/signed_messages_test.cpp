@@ -74,6 +74,11 @@ TEST_F(SignedTest, ARotatedKeyIsRememberedAcrossARestartAndTheOldOneRefused) {
   agent_.reset();
   start_agent();
   EXPECT_EQ(agent_->trusted_hub_keys(), std::vector<std::string>{next.public_key().id()});
+  // Its Hello tells the hub which key it trusts.
+  auto hellos = got<v1::Hello>("hello");
+  ASSERT_FALSE(hellos.empty());
+  ASSERT_EQ(hellos.back().hub_keys_size(), 1);
+  EXPECT_EQ(hellos.back().hub_keys(0), next.public_key().id());
   send_sealed(hub_key_, snapshot(kNode, 4, {process_spec("old")}));
   EXPECT_EQ(store_->meta().desired_revision, 3u);
   EXPECT_EQ(rejected(), 1u);

@@ -87,6 +87,17 @@ int64_t rejected(Fleet& fleet, const std::string& node) {
   return n.is_object() ? n.value("rejectedMessages", int64_t{-1}) : -1;
 }
 
+json hub_keys(Fleet& fleet, const std::string& node) {
+  json n = fleet.get("node", node);
+  return n.is_object() ? n.value("hubKeys", json()) : json();
+}
+
+std::string key_id_of(const std::string& public_pem_path) {
+  auto key = ed25519::PublicKey::from_pem(slurp(public_pem_path));
+  EXPECT_TRUE(key.ok()) << public_pem_path;
+  return key ? key->id() : "";
+}
+
 TEST(SignedDesired, ForgedAndUnsignedDesiredStatesAreRejectedCountedAndRunNothing) {
   Fleet fleet;
   const std::string keys = fleet.dir() / "keys";
@@ -155,19 +166,23 @@ TEST(SignedDesired, KeyRotationReachesAgentsAndSurvivesAnAgentKill9) {
   ASSERT_EQ(fleet.apply(sleeper_manifest("web", "1")).exit_code, 0);
   ASSERT_EQ(fleet.wait_converged({{"web", "1"}}, {"node-a"}, 30s), "");
   const auto pids = fleet.workload_pids("node-a", "web");
+  const std::string old_id = key_id_of(keys + "/hub-signing.pub");
+  const std::string new_id = key_id_of(keys + "/hub-signing-2.pub");
+  EXPECT_EQ(hub_keys(fleet, "node-a"), json::array({old_id}));
 
   // Step 2 of the rotation: the new key, endorsed by the old one.
   fleet.kill9_hub();
   fleet.start_hub({}, {"--signing-key", new_key, "--previous-signing-key", old_key});
   const std::string agent_log_path = fleet.dir() / "agent-node-a.log";
   EXPECT_TRUE(eventually(
-      [&] {
-        return slurp(agent_log_path).find("hub signing key rotated") != std::string::npos;
-      },
+      [&] { return slurp(agent_log_path).find("hub signing key rotated") != std::string::npos; },
       15s))
       << slurp(agent_log_path);
   ASSERT_EQ(fleet.apply_forced(sleeper_manifest("web", "2")).exit_code, 0);
   ASSERT_EQ(fleet.wait_converged({{"web", "2"}}, {"node-a"}, 30s), "");
+  // The node tells the hub which key it trusts now (step 3 of the runbook waits for this).
+  EXPECT_TRUE(eventually([&] { return hub_keys(fleet, "node-a") == json::array({new_id}); }, 10s))
+      << hub_keys(fleet, "node-a").dump();
 
   // Step 3: the new key alone; the agent restarts (kill -9) and still knows it.
   fleet.kill9_hub();
