@@ -5,7 +5,6 @@
 #include "common/fs.hpp"
 #include "sync/codec.hpp"
 #include "sync/flotilla.pb.h"
-#include "sync/topics.hpp"
 
 namespace flotilla::sync {
 namespace {
@@ -43,12 +42,18 @@ Expected<ed25519::PrivateKey> read_private_key(const std::string& path, const ch
 }  // namespace
 
 bool is_hub_topic(std::string_view topic) {
-  if (auto t = parse_topic(topic)) return t->direction == Direction::kDown;
-  // flotilla/v1/s/{shard}/hub/online
+  // flotilla/v1/s/{shard}/n/{node}/down/{kind} or flotilla/v1/s/{shard}/hub/online. Node names
+  // hold no '/', so a prefix and the segment names decide without parsing the whole topic.
   static constexpr std::string_view kPrefix = "flotilla/v1/s/";
-  static constexpr std::string_view kSuffix = "/hub/online";
-  return topic.size() > kPrefix.size() + kSuffix.size() && topic.starts_with(kPrefix) &&
-         topic.ends_with(kSuffix);
+  static constexpr std::string_view kOnline = "/hub/online";
+  static constexpr std::string_view kDown = "/down/";
+  if (!topic.starts_with(kPrefix)) return false;
+  const std::string_view rest = topic.substr(kPrefix.size());
+  if (rest.ends_with(kOnline)) return rest.size() > kOnline.size();
+  const size_t down = rest.rfind(kDown);
+  const size_t node = rest.find("/n/");
+  return down != std::string_view::npos && down + kDown.size() < rest.size() && node > 0 &&
+         node != std::string_view::npos && node + 3 < down;
 }
 
 bool looks_signed(std::string_view payload) { return payload.starts_with(kSignedMagic); }
@@ -60,11 +65,11 @@ Expected<Signer> Signer::make(const ed25519::PrivateKey& current,
   if (previous != nullptr && previous->public_key().id() != current.public_key().id()) {
     auto sig = previous->sign(endorsement_to_sign(current.public_key().raw()));
     if (!sig) return sig.error();
-    v1::KeyEndorsement e;
-    e.set_public_key(current.public_key().raw());
-    e.set_signer_key_id(previous->public_key().id());
-    e.set_signature(*sig);
-    s.endorsement_ = encode(e);
+    auto e = std::make_shared<v1::KeyEndorsement>();
+    e->set_public_key(current.public_key().raw());
+    e->set_signer_key_id(previous->public_key().id());
+    e->set_signature(*sig);
+    s.endorsement_ = std::move(e);
   }
   return s;
 }
@@ -86,7 +91,7 @@ Expected<std::string> Signer::seal(std::string_view topic, std::string_view payl
   msg.set_key_id(key_id());
   msg.set_signature(std::move(*sig));
   msg.set_payload(std::string(payload));
-  if (!endorsement_.empty()) msg.mutable_endorsement()->ParseFromString(endorsement_);
+  if (endorsement_) *msg.mutable_endorsement() = *endorsement_;
   return std::string(kSignedMagic) + encode(msg);
 }
 

@@ -26,6 +26,10 @@
 #include "common/expected.hpp"
 #include "sync/transport.hpp"
 
+namespace flotilla::v1 {
+class KeyEndorsement;
+}
+
 namespace flotilla::sync {
 
 inline constexpr std::string_view kSignedMagic = "FSG1";
@@ -50,7 +54,7 @@ class Signer {
 
  private:
   ed25519::PrivateKey key_;
-  std::string endorsement_;  // an encoded KeyEndorsement; empty when none
+  std::shared_ptr<const v1::KeyEndorsement> endorsement_;  // null when none
 };
 
 // What an agent remembers about hub keys across restarts.

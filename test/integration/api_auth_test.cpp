@@ -9,17 +9,6 @@
 namespace flotilla::testing {
 namespace {
 
-// `flotctl token create NAME --role ROLE`: the token, and the line appended to `file`.
-std::string create_token(const std::string& name, const std::string& role,
-                         const std::string& file) {
-  RunResult r = run_command({FLOTCTL_BIN, "token", "create", name, "--role", role}, 10s);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  const std::string token = r.out.substr(7, r.out.find('\n') - 7);
-  const std::string line = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
-  std::ofstream(file, std::ios::app) << line;
-  return token;
-}
-
 TEST(ApiAuth, TokensRolesAndAuditEndToEnd) {
   Fleet fleet;
   const std::string tokens = fleet.dir() / "tokens.txt";

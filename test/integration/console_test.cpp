@@ -24,20 +24,6 @@ const std::string kScript = std::string(FLOTILLA_SOURCE_DIR) + "/test/console/ru
 const std::string kPlaywright =
     std::string(FLOTILLA_SOURCE_DIR) + "/test/console/node_modules/playwright-core";
 
-std::string create_token(const std::string& name, const std::string& role,
-                         const std::string& file) {
-  RunResult r = run_command({FLOTCTL_BIN, "token", "create", name, "--role", role}, 10s);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  const std::string token = r.out.substr(7, r.out.find('\n') - 7);
-  const std::string line = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
-  std::ofstream(file, std::ios::app) << line;
-  return token;
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
 // Sets an environment variable for this test's child processes (flotctl reads
 // FLOTILLA_TOKEN), and unsets it afterwards.
 class ScopedEnv {

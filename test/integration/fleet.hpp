@@ -137,6 +137,10 @@ class Fleet {
   std::map<std::string, std::vector<std::string>> agent_args_;
 };
 
+// `flotctl token create NAME --role ROLE`: returns the token and appends its line to `file` (a
+// hub's --api-tokens file).
+std::string create_token(const std::string& name, const std::string& role, const std::string& file);
+
 // A process workload that sleeps forever; env VERSION distinguishes spec versions.
 std::string sleeper_manifest(const std::string& name, const std::string& version = "1",
                              const std::string& placement = "placement:\n    everyNode: true");

@@ -19,15 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
 std::string image(size_t bytes, char fill) {
   std::string s(bytes, fill);
   for (size_t i = 0; i < bytes; i += 4096) s[i] = static_cast<char>(i / 4096);
@@ -115,8 +106,8 @@ TEST_F(OtaEndToEnd, AHealthyUpdateIsCommittedOnTheOtherSlotAndAFailingOneRollsBa
   json done = wait_phase("fw-2", "Completed");
   EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
   EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
-  EXPECT_EQ(read_file(slots_ + "/active"), v2);
-  EXPECT_EQ(read_file(slots_ + "/slot-a"), image(1 << 20, 'a'));  // the old slot is kept
+  EXPECT_EQ(slurp(slots_ + "/active"), v2);
+  EXPECT_EQ(slurp(slots_ + "/slot-a"), image(1 << 20, 'a'));  // the old slot is kept
 
   // The next update fails its health check after the switch: back to 2.0 on slot-b.
   fleet_.stop_agent("n1");
@@ -128,7 +119,7 @@ TEST_F(OtaEndToEnd, AHealthyUpdateIsCommittedOnTheOtherSlotAndAFailingOneRollsBa
   EXPECT_EQ(paused["status"]["counts"].value("succeeded", 0), 0) << paused.dump();
   EXPECT_NE(paused.dump().find("RolledBack"), std::string::npos) << paused.dump();
   EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
-  EXPECT_EQ(read_file(slots_ + "/active"), v2);
+  EXPECT_EQ(slurp(slots_ + "/active"), v2);
 }
 
 // The hub's connection is cut mid-download, then the agent is killed -9 while it waits to
@@ -164,7 +155,7 @@ TEST_F(OtaEndToEnd, ACutDownloadAndAKilledAgentResumeWithoutFetchingTheDoneBytes
   ASSERT_NO_FATAL_FAILURE(start_agent("true"));
   json done = wait_phase("fw-2", "Completed");
   EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
-  EXPECT_EQ(read_file(slots_ + "/active"), v2);
+  EXPECT_EQ(slurp(slots_ + "/active"), v2);
   EXPECT_GE(proxy_.accepted() - accepted_before, 2u);  // cut, then a new connection
   // After the restart: the missing bytes plus HTTP headers, not the whole payload again.
   const uint64_t served_after = proxy_.bytes_to_clients() - served_before_restart;
@@ -211,9 +202,9 @@ TEST_F(OtaEndToEnd, AfterAnAgentUpdateNewProcessWorkloadsRunUnderTheNewSlotsShim
   json done = wait_phase("agent-2", "Completed");
   EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
   EXPECT_EQ(fs::read_symlink(slots + "/active").string(), "slot-b");
-  EXPECT_EQ(read_file(slots + "/slot-b/flotilla-agent"), read_file(v2 + "/flotilla-agent"));
+  EXPECT_EQ(slurp(slots + "/slot-b/flotilla-agent"), slurp(v2 + "/flotilla-agent"));
   // The helpers came from the running slot, seeded from the folder the agent was started in.
-  EXPECT_EQ(read_file(slots + "/slot-b/flotilla-shim"), read_file(built + "/flotilla-shim"));
+  EXPECT_EQ(slurp(slots + "/slot-b/flotilla-shim"), slurp(built + "/flotilla-shim"));
   EXPECT_EQ(shim_exe("s2", {{"s2", "1"}}), fs::canonical(slots + "/slot-b/flotilla-shim").string());
 
   ASSERT_EQ(fleet_.apply(rollout_yaml("agent-3", "3.0", "agent"), "agent-3.yaml").exit_code, 0);
@@ -221,7 +212,7 @@ TEST_F(OtaEndToEnd, AfterAnAgentUpdateNewProcessWorkloadsRunUnderTheNewSlotsShim
   EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
   EXPECT_EQ(fs::read_symlink(slots + "/active").string(), "slot-a");
   for (const char* file : {"flotilla-agent", "flotilla-shim", "flotilla-oci-monitor"}) {
-    EXPECT_EQ(read_file(slots + "/slot-a/" + file), read_file(v3 + "/" + file)) << file;
+    EXPECT_EQ(slurp(slots + "/slot-a/" + file), slurp(v3 + "/" + file)) << file;
   }
   EXPECT_EQ(shim_exe("s3", {{"s2", "1"}, {"s3", "1"}}),
             fs::canonical(slots + "/slot-a/flotilla-shim").string());

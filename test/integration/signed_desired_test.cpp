@@ -13,6 +13,7 @@
 #include "sync/topics.hpp"
 #include "sync/transport.hpp"
 #include "test/integration/fleet.hpp"
+#include "test/integration/tls_broker.hpp"
 
 namespace flotilla::testing {
 namespace {
@@ -50,10 +51,17 @@ std::string evil_desired(const std::string& node, const std::string& fleet_dir) 
 // can do. It records what it receives on the filters it subscribed to.
 class Attacker {
  public:
-  explicit Attacker(const std::string& uri, const std::string& filter = "") {
+  // `tls`: the PKI folder and the name of the certificate to connect with (ssl:// URIs).
+  explicit Attacker(const std::string& uri, const std::string& filter = "",
+                    const std::string& pki_dir = "", const std::string& certificate = "") {
     sync::TransportOptions o;
     o.server_uri = uri;
     o.client_id = "attacker";
+    if (!pki_dir.empty()) {
+      o.tls_ca_file = pki_dir + "/ca.crt";
+      o.tls_cert_file = pki_dir + "/" + certificate + ".crt";
+      o.tls_key_file = pki_dir + "/" + certificate + ".key";
+    }
     transport_ = sync::make_mqtt_transport(o);
     transport_->set_handlers(
         [this](sync::Message m) {
@@ -70,6 +78,11 @@ class Attacker {
   ~Attacker() { transport_->stop(); }
   void publish(const std::string& topic, const std::string& payload) {
     EXPECT_TRUE(transport_->publish(topic, payload, 1).ok());
+  }
+  // Publishes at QoS 1 and waits for the broker's acknowledgement: the broker has then decided
+  // where the message goes (mosquitto acknowledges a publish its ACL drops, too).
+  bool publish_acked(const std::string& topic, const std::string& payload) {
+    return testing::publish_acked(*transport_, topic, payload);
   }
   std::vector<sync::Message> received() {
     std::lock_guard lock(mu_);
@@ -152,6 +165,71 @@ TEST(SignedDesired, ForgedAndUnsignedDesiredStatesAreRejectedCountedAndRunNothin
   // only the signature check stops it.
   attacker.publish(b_topic, evil_desired("node-b", fleet.dir().path()));
   EXPECT_TRUE(eventually([&] { return fleet.workload_pids("node-b", "evil").size() == 1; }, 15s));
+}
+
+// The same over the shipped TLS broker and its ACLs (deploy/mosquitto). node-a's own certificate
+// cannot publish on node-a's down topics at all: the broker drops that. The hub's certificate
+// can, so a stolen hub certificate (or a compromised broker) is what signing is for: the
+// attacker holding it, but not the signing key, makes node-a run nothing.
+TEST(SignedDesired, OverTlsNeitherTheNodesCertificateNorAStolenHubCertificateRunsAnything) {
+  if (find_executable("mosquitto").empty()) GTEST_SKIP() << "mosquitto is not installed";
+  Fleet fleet;
+  const std::string keys = fleet.dir() / "keys";
+  ASSERT_EQ(::mkdir(keys.c_str(), 0700), 0);
+  const std::string hub_key = make_signing_key(keys, "hub-signing");
+  const std::string attacker_key = make_signing_key(keys, "attacker");
+  const std::string pki_dir = fleet.dir() / "pki";
+  ASSERT_NO_FATAL_FAILURE(make_pki(pki_dir));
+  TlsMosquitto broker(fleet.dir().path(), pki_dir);
+  ASSERT_TRUE(broker.start()) << broker.log();
+  // A later --mqtt wins over the fleet's plain broker.
+  auto tls_flags = [&](const std::string& name) {
+    return std::vector<std::string>{"--mqtt",      broker.uri(),
+                                    "--mqtt-ca",   pki_dir + "/ca.crt",
+                                    "--mqtt-cert", pki_dir + "/" + name + ".crt",
+                                    "--mqtt-key",  pki_dir + "/" + name + ".key"};
+  };
+  std::vector<std::string> hub_args = tls_flags("hub");
+  hub_args.insert(hub_args.end(), {"--signing-key", hub_key});
+  fleet.start_hub({}, hub_args);
+  std::vector<std::string> agent_args = tls_flags("node-a");
+  agent_args.insert(agent_args.end(), {"--hub-public-key", keys + "/hub-signing.pub"});
+  fleet.start_agent("node-a", AgentOptions{.args = agent_args});
+  ASSERT_EQ(fleet.apply(sleeper_manifest("web", "1")).exit_code, 0);
+  ASSERT_EQ(fleet.wait_converged({{"web", "1"}}, {"node-a"}, 30s), "") << fleet.dump_logs();
+  const int64_t revision = fleet.agent_revision("node-a");
+  const std::string topic = sync::down_topic("node-a", kShards, "desired");
+
+  // node-a's own certificate, posing as the hub: acknowledged, and dropped by the broker.
+  {
+    Attacker own(broker.uri(), "", pki_dir, "node-a");
+    EXPECT_TRUE(own.publish_acked(topic, evil_desired("node-a", fleet.dir().path())));
+  }
+  // The hub's certificate: unsigned, then signed with the attacker's own key. Both reach the
+  // agent, which refuses them.
+  Attacker stolen(broker.uri(), "", pki_dir, "hub");
+  EXPECT_TRUE(stolen.publish_acked(topic, evil_desired("node-a", fleet.dir().path())));
+  auto signer = sync::Signer::from_files(attacker_key, "");
+  ASSERT_TRUE(signer.ok());
+  EXPECT_TRUE(stolen.publish_acked(
+      topic, *signer->seal(topic, evil_desired("node-a", fleet.dir().path()))));
+
+  EXPECT_TRUE(eventually([&] { return rejected(fleet, "node-a") == 2; }, 10s))
+      << "rejectedMessages=" << rejected(fleet, "node-a") << "\n"
+      << fleet.dump_logs();
+  const std::string agent_log = slurp(fleet.dir() / "agent-node-a.log");
+  EXPECT_NE(agent_log.find("reason='unsigned message'"), std::string::npos) << agent_log;
+  EXPECT_NE(agent_log.find("signed by unknown key"), std::string::npos) << agent_log;
+  EXPECT_TRUE(fleet.workload_pids("node-a", "evil").empty());
+  EXPECT_EQ(fleet.agent_revision("node-a"), revision);
+
+  // The hub's own changes still flow, signed, over TLS; the count stays 2 (node-a's own
+  // certificate's message never reached the agent).
+  RunResult r = fleet.apply_forced(sleeper_manifest("web", "2"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fleet.wait_converged({{"web", "2"}}, {"node-a"}, 30s), "") << fleet.dump_logs();
+  EXPECT_TRUE(fleet.workload_pids("node-a", "evil").empty());
+  EXPECT_EQ(rejected(fleet, "node-a"), 2);
 }
 
 TEST(SignedDesired, KeyRotationReachesAgentsAndSurvivesAnAgentKill9) {

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <future>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -18,73 +17,12 @@
 #include "sync/topics.hpp"
 #include "sync/transport.hpp"
 #include "test/integration/fleet.hpp"
+#include "test/integration/tls_broker.hpp"
 
 namespace flotilla::testing {
 namespace {
 
 constexpr uint32_t kShards = 16;  // the agents' and hub's default
-
-// `flotctl pki ...`; a failure is a test failure.
-void pki(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {FLOTCTL_BIN, "pki"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  RunResult r = run_command(argv);
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-}
-
-// A fleet CA in `dir` with the broker's, the hub's and two nodes' certificates.
-void make_pki(const std::string& dir) {
-  pki({"init", "--dir", dir});
-  pki({"issue", "--dir", dir, "--name", "broker", "--kind", "server", "--ip", "127.0.0.1", "--dns",
-       "localhost"});
-  pki({"issue", "--dir", dir, "--name", "hub", "--kind", "hub"});
-  pki({"issue", "--dir", dir, "--name", "node-a", "--kind", "node"});
-  pki({"issue", "--dir", dir, "--name", "node-b", "--kind", "node"});
-}
-
-// The shipped broker configuration with its paths pointed at `pki_dir` and the shipped ACL
-// file, listening on 127.0.0.1:port.
-std::string shipped_config(const std::string& pki_dir, int port) {
-  std::string conf =
-      slurp(std::string(FLOTILLA_SOURCE_DIR) + "/deploy/mosquitto/flotilla.conf");
-  EXPECT_NE(conf.find("listener 8883"), std::string::npos) << conf;
-  conf = std::regex_replace(conf, std::regex("/etc/flotilla/pki/"), pki_dir + "/");
-  conf = std::regex_replace(conf, std::regex("/etc/flotilla/mosquitto/"),
-                            std::string(FLOTILLA_SOURCE_DIR) + "/deploy/mosquitto/");
-  conf = std::regex_replace(conf, std::regex("listener 8883"),
-                            "listener " + std::to_string(port) + " 127.0.0.1");
-  conf += "log_dest stderr\n";
-  // Run as root, mosquitto drops to the `mosquitto` user, who cannot read the test's 0700
-  // temp folder or the 0600 broker key; a packaged broker has its key owned by that user.
-  if (::geteuid() == 0) conf += "user root\n";
-  return conf;
-}
-
-// mosquitto with the shipped TLS configuration on 127.0.0.1:port, in `dir`.
-class TlsMosquitto {
- public:
-  TlsMosquitto(std::string dir, std::string pki_dir)
-      : dir_(std::move(dir)), pki_(std::move(pki_dir)), port_(free_port()) {}
-  ~TlsMosquitto() { proc_.stop(3s); }
-  bool start() {
-    const std::string conf = dir_ + "/mosquitto-tls.conf";
-    std::ofstream(conf) << shipped_config(pki_, port_);
-    proc_.start({find_executable("mosquitto"), "-c", conf}, dir_ + "/mosquitto-tls.log");
-    return wait_for_port(port_, 10s);
-  }
-  bool restart() {
-    proc_.stop(3s);
-    return start();
-  }
-  std::string uri() const { return "ssl://127.0.0.1:" + std::to_string(port_); }
-  std::string log() const { return proc_.log(); }
-
- private:
-  std::string dir_;
-  std::string pki_;
-  int port_;
-  ChildProcess proc_;
-};
 
 // An MQTT client of the test with TLS options, recording what it receives.
 class Client {
@@ -114,13 +52,7 @@ class Client {
   }
   // Publishes at QoS 1 and waits for the broker's acknowledgement.
   bool publish(const std::string& topic, const std::string& payload) {
-    auto acked = std::make_shared<std::promise<bool>>();
-    auto done = acked->get_future();
-    if (!transport_->publish(topic, payload, 1,
-                             [acked](Status s) { acked->set_value(static_cast<bool>(s)); })) {
-      return false;
-    }
-    return done.wait_for(5s) == std::future_status::ready && done.get();
+    return publish_acked(*transport_, topic, payload);
   }
   bool has(const std::string& line) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -31,6 +31,10 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
 ChildProcess::~ChildProcess() {
   if (pid_ > 0 && !status_) {
     ::kill(pid_, SIGKILL);

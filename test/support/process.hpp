@@ -45,6 +45,8 @@ class ChildProcess {
 
 // The whole file, "" when it cannot be read.
 std::string slurp(const std::string& path);
+// Replaces the file with `bytes`.
+void write_file(const std::string& path, const std::string& bytes);
 
 struct RunResult {
   int exit_code = -1;

@@ -185,6 +185,26 @@ TEST(Signed, TheSigningTransportSealsHubTopicsOnly) {
   EXPECT_EQ(got[3].payload, "");  // clearing a retained message stays an empty publish
 }
 
+TEST(Signed, HubTopicsAreTheDownTopicsAndTheOnlineAnnouncementOnly) {
+  for (const char* kind : {"desired", "resync", "twin", "ota"}) {
+    EXPECT_TRUE(is_hub_topic(down_topic("node-a", 16, kind))) << kind;
+  }
+  EXPECT_TRUE(is_hub_topic(hub_online_topic(0)));
+  EXPECT_TRUE(is_hub_topic(hub_online_topic(15)));
+  for (const char* kind : {"hello", "ack", "status", "heartbeat", "twin"}) {
+    EXPECT_FALSE(is_hub_topic(up_topic("node-a", 16, kind))) << kind;
+  }
+  // A node named like a segment is still the node's up topic.
+  EXPECT_FALSE(is_hub_topic(up_topic("down", 16, "status")));
+  for (const char* topic :
+       {"", "flotilla/v1/s/", "flotilla/v1/s/hub/online", "flotilla/v1/s//hub/online",
+        "flotilla/v2/s/03/n/node-a/down/desired", "x/flotilla/v1/s/03/n/node-a/down/desired",
+        "flotilla/v1/s/03/n/node-a/down/", "flotilla/v1/s/03/n//down/desired",
+        "flotilla/v1/s/03/down/desired", "flotilla/v1/s/03/hub/offline"}) {
+    EXPECT_FALSE(is_hub_topic(topic)) << topic;
+  }
+}
+
 TEST(Signed, KeyFilesWithSeveralKeysAndBadOnesGiveClearAnswers) {
   auto a = ed25519::generate();
   auto b = ed25519::generate();
