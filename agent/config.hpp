@@ -58,7 +58,7 @@ struct DriverOptions {
   std::string vm_accel = "auto";              // auto | kvm | tcg
 };
 
-// OTA updates (ota/updater.hpp, docs/ota.md). The agent's own binary is updated in
+// OTA updates (ota/updater.hpp, docs/ota-updater.md). The agent's own binary is updated in
 // <data>/ota/agent (A/B slots); run the agent as <data>/ota/agent/active/flotilla-agent (systemd
 // ExecStart) so that a restart starts whichever binary is active.
 struct OtaConfig {

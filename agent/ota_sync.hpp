@@ -1,4 +1,4 @@
-// agent::OtaSync: the agent's side of OTA updates (docs/ota.md, docs/protocol.md).
+// agent::OtaSync: the agent's side of OTA updates (docs/ota-updater.md, docs/protocol.md).
 //
 // From the hub (down/ota, UpdateAssignment): decoded, checked to be addressed to this node
 // (garbage and misaddressed messages are dropped and counted) and handed to the ota::Updater,

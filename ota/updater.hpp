@@ -1,4 +1,4 @@
-// ota::Updater: the agent-side OTA state machine (docs/ota.md).
+// ota::Updater: the agent-side OTA state machine (docs/ota-updater.md).
 //
 //   idle -> downloading -> verifying -> installing -> switching -> health_check -> committed
 //                  \______________\____________\_____ failed | aborted    \____ rolled_back
