@@ -113,17 +113,13 @@ int audit_command(Client& client, const std::vector<std::string>& args, std::ost
   if (!output.empty() && output != "json") return usage_error(err, "-o wants json");
   std::string path = "/api/v1/audit?limit=" + url_escape(limit);
   if (!since.empty()) path += "&since=" + url_escape(since);
-  auto res = client.request("GET", path);
-  if (!res) {
-    err << "error: " << res.error().message() << "\n";
+  auto got = client.request_json("GET", path);
+  if (!got) {
+    err << "error: " << got.error().message() << "\n";
     return kFailed;
   }
-  if (res->status != 200) {
-    err << "error: " << hub_error(*res) << "\n";
-    return kFailed;
-  }
-  auto j = nlohmann::json::parse(res->body, nullptr, false);
-  if (!j.is_object() || !j.contains("items") || !j["items"].is_array()) {
+  const nlohmann::json& j = *got;
+  if (!j.contains("items") || !j["items"].is_array()) {
     err << "error: hub sent an unexpected answer\n";
     return kFailed;
   }

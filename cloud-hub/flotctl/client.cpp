@@ -88,6 +88,17 @@ Client::Client(std::string base_url, long timeout_ms, ClientAuth auth)
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
 
+Expected<nlohmann::json> Client::request_json(const std::string& method, const std::string& path,
+                                              const JsonRequest& req) {
+  auto res = request(method, path, req.body, req.content_type);
+  if (!res) return res.error();
+  if (res->status == 404 && !req.not_found.empty()) return Error(req.not_found + " not found");
+  if (res->status != 200) return Error(hub_error(*res));
+  auto j = nlohmann::json::parse(res->body, nullptr, false);
+  if (!j.is_object()) return Error("hub sent a response that is not JSON");
+  return j;
+}
+
 curl_slist* Client::apply_auth(void* curl, curl_slist* headers) const {
   if (!auth_.token.empty()) {
     headers = curl_slist_append(headers, ("Authorization: Bearer " + auth_.token).c_str());

@@ -10,6 +10,8 @@
 #include <functional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/expected.hpp"
 
 struct curl_slist;
@@ -41,6 +43,19 @@ class Client {
   Expected<HttpResponse> request(const std::string& method, const std::string& path,
                                  const std::string& body = "",
                                  const std::string& content_type = "");
+  // The JSON object of a 200 answer to `method path`; an Error worded for the user otherwise:
+  // the hub's own error, "<not_found> not found" for a 404 when `not_found` is given, or that
+  // the answer is not a JSON object.
+  struct JsonRequest {
+    std::string body;
+    std::string content_type;
+    std::string not_found;
+  };
+  Expected<nlohmann::json> request_json(const std::string& method, const std::string& path,
+                                        const JsonRequest& req);
+  Expected<nlohmann::json> request_json(const std::string& method, const std::string& path) {
+    return request_json(method, path, JsonRequest{});
+  }
   // GETs `path` and hands a 200 answer's body to `on_data` as it arrives, until the hub ends it,
   // on_data returns false, or `stop` returns true (asked about once a second). No data for
   // `idle_timeout_ms` (the hub sends keepalives) is a dead connection: an Error, as is losing it.

@@ -160,25 +160,12 @@ class Runner {
 
   // GETs `path` and parses the JSON answer; nullopt after printing why not.
   std::optional<json> get_json(const std::string& path, const std::string& what) {
-    auto res = client_.request("GET", path);
-    if (!res) {
-      fail(res.error().message());
+    auto j = client_.request_json("GET", path, {.not_found = what});
+    if (!j) {
+      fail(j.error().message());
       return std::nullopt;
     }
-    if (res->status == 404) {
-      fail(what + " not found");
-      return std::nullopt;
-    }
-    if (res->status != 200) {
-      fail(hub_error(*res));
-      return std::nullopt;
-    }
-    auto j = json::parse(res->body, nullptr, false);
-    if (j.is_discarded()) {
-      fail("hub sent a response that is not JSON");
-      return std::nullopt;
-    }
-    return j;
+    return std::move(*j);
   }
 
   int apply() {
@@ -199,13 +186,12 @@ class Runner {
     if (!manifests) return fail(manifests.error().message());
     auto first = text.find_first_not_of(" \t\r\n");
     bool is_json = first != std::string::npos && text[first] == '{';
-    auto res = client_.request("PUT", std::string("/api/v1/workloads") + force_query(), text,
-                               is_json ? "application/json" : "application/yaml");
-    if (!res) return fail(res.error().message());
-    if (res->status != 200) return fail(hub_error(*res));
-    auto j = json::parse(res->body, nullptr, false);
-    if (!j.is_object() || !j.contains("items")) return fail("hub sent an unexpected answer");
-    for (const auto& item : j["items"]) {
+    auto j = client_.request_json(
+        "PUT", std::string("/api/v1/workloads") + force_query(),
+        {.body = text, .content_type = is_json ? "application/json" : "application/yaml"});
+    if (!j) return fail(j.error().message());
+    if (!j->contains("items")) return fail("hub sent an unexpected answer");
+    for (const auto& item : (*j)["items"]) {
       std::string kind = item.value("kind", "Workload");
       kind[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(kind[0])));
       out_ << kind << "/" << item.value("name", "?") << " " << item.value("action", "?") << "\n";

@@ -101,21 +101,13 @@ int rollout_command(Client& client, const std::vector<std::string>& args, int64_
         << "abort)\n";
     return kUsage;
   }
-  auto res =
-      verb == "status" ? client.request("GET", path) : client.request("POST", path + "/" + verb);
-  if (!res) {
-    err << "error: " << res.error().message() << "\n";
+  auto got = verb == "status" ? client.request_json("GET", path)
+                              : client.request_json("POST", path + "/" + verb);
+  if (!got) {
+    err << "error: " << got.error().message() << "\n";
     return kFailed;
   }
-  if (res->status != 200) {
-    err << "error: " << hub_error(*res) << "\n";
-    return kFailed;
-  }
-  json r = json::parse(res->body, nullptr, false);
-  if (!r.is_object()) {
-    err << "error: hub sent a response that is not JSON\n";
-    return kFailed;
-  }
+  const json& r = *got;
   if (verb == "status") {
     out << describe_rollout(r, json(), now_ms);
   } else {

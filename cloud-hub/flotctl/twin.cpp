@@ -28,21 +28,13 @@ std::string device_text(const json& d) {
 // The device the hub answers a request with; nullopt after printing why not.
 std::optional<json> call(Client& client, const std::string& method, const std::string& path,
                          const std::string& body, std::ostream& err) {
-  auto res = client.request(method, path, body, body.empty() ? "" : "application/json");
-  if (!res) {
-    err << "error: " << res.error().message() << "\n";
+  auto d = client.request_json(
+      method, path, {.body = body, .content_type = body.empty() ? "" : "application/json"});
+  if (!d) {
+    err << "error: " << d.error().message() << "\n";
     return std::nullopt;
   }
-  if (res->status != 200) {
-    err << "error: " << hub_error(*res) << "\n";
-    return std::nullopt;
-  }
-  json d = json::parse(res->body, nullptr, false);
-  if (d.is_discarded() || !d.is_object()) {
-    err << "error: the hub answered something other than a device\n";
-    return std::nullopt;
-  }
-  return d;
+  return std::move(*d);
 }
 
 int twin_get(Client& client, const std::string& device, const std::string& output,

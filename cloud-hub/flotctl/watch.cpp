@@ -95,22 +95,13 @@ class Watcher {
     return p;
   }
 
-  Expected<json> get(const std::string& path) {
-    auto res = client_.request("GET", path);
-    if (!res) return res.error();
-    if (res->status != 200) return Error(hub_error(*res));
-    auto j = json::parse(res->body, nullptr, false);
-    if (!j.is_object()) return Error("hub sent a response that is not JSON");
-    return j;
-  }
-
   // Lists and prints: the first time all of it, later (after a 410) what changed meanwhile.
   Status list(bool first) {
     std::string version;
     json items = json::array();
     if (req_.name) {
       // The list's version first, then the object: a change in between comes again on the watch.
-      auto versioned = get("/api/v1/" + req_.kind + "?limit=1");
+      auto versioned = client_.request_json("GET", "/api/v1/" + req_.kind + "?limit=1");
       if (!versioned) return versioned.error();
       version = versioned->value("resourceVersion", "");
       auto res = client_.request("GET", "/api/v1/" + req_.kind + "/" + url_escape(*req_.name));
@@ -123,7 +114,7 @@ class Watcher {
     } else {
       std::string p = "/api/v1/" + req_.kind;
       if (!req_.selector.empty()) p += "?labelSelector=" + url_escape(req_.selector);
-      auto listed = get(p);
+      auto listed = client_.request_json("GET", p);
       if (!listed) return listed.error();
       version = listed->value("resourceVersion", "");
       if (listed->contains("items")) items = (*listed)["items"];
