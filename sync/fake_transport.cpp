@@ -111,7 +111,10 @@ void FakeTransport::stop() {
 bool FakeTransport::connected() const { return connected_; }
 
 Status FakeTransport::subscribe(const std::string& filter, int /*qos*/) {
-  filters_.push_back(filter);
+  {
+    std::lock_guard<std::recursive_mutex> lock(broker_->mu_);
+    filters_.push_back(filter);
+  }
   if (connected_) {
     for (auto m : broker_->retained_matching(filter)) {
       m.retained = true;
@@ -147,12 +150,16 @@ void FakeTransport::deliver(const Message& m) {
 }
 
 void FakeTransport::set_connected(bool c, bool send_will) {
-  if (connected_ == c) return;
-  connected_ = c;
+  if (connected_.exchange(c) == c) return;
   if (!c && send_will && will_) (void)broker_->route(nullptr, *will_);
   if (on_connection_) on_connection_(c);
   if (c) {
-    for (const auto& f : filters_) {
+    std::vector<std::string> filters;
+    {
+      std::lock_guard<std::recursive_mutex> lock(broker_->mu_);
+      filters = filters_;
+    }
+    for (const auto& f : filters) {
       for (auto m : broker_->retained_matching(f)) {
         m.retained = true;
         deliver(m);

@@ -3,6 +3,7 @@
 // agent logic be tested together in milliseconds, without a real broker.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,10 +77,10 @@ class FakeTransport final : public Transport {
   std::string client_id_;
   MessageHandler on_message_;
   ConnectionHandler on_connection_;
-  std::vector<std::string> filters_;
+  std::vector<std::string> filters_;  // guarded by the broker's mutex: route() reads them
   std::optional<Message> will_;
   bool started_ = false;
-  bool connected_ = false;
+  std::atomic<bool> connected_{false};  // route() reads it on the publisher's thread
   bool dropped_ = false;
 };
 
