@@ -38,7 +38,8 @@ bool wait_for_port(int port, std::chrono::milliseconds timeout) {
       timeout);
 }
 
-Mosquitto::Mosquitto(std::string dir, int port) : dir_(std::move(dir)), port_(port) {}
+Mosquitto::Mosquitto(std::string dir, int port, std::string extra)
+    : dir_(std::move(dir)), port_(port), extra_(std::move(extra)) {}
 
 bool Mosquitto::start() {
   std::string conf = dir_ + "/mosquitto.conf";
@@ -48,7 +49,7 @@ bool Mosquitto::start() {
       << "persistence false\n"
       << "max_queued_messages 100000\n"
       << "log_dest stderr\n"
-      << (std::getenv("FLOTILLA_MOSQUITTO_DEBUG") ? "log_type all\n" : "");
+      << (std::getenv("FLOTILLA_MOSQUITTO_DEBUG") ? "log_type all\n" : "") << extra_;
   out.close();
   std::string bin = find_executable("mosquitto");
   if (bin.empty()) return false;

@@ -16,7 +16,8 @@ bool wait_for_port(int port, std::chrono::milliseconds timeout);
 // mosquitto on 127.0.0.1:port, anonymous, no persistence. restart() keeps the port.
 class Mosquitto {
  public:
-  Mosquitto(std::string dir, int port);
+  // `extra`: configuration lines appended to the generated ones (e.g. a bridge section).
+  Mosquitto(std::string dir, int port, std::string extra = "");
   ~Mosquitto() { stop(); }
   bool start();  // false (with the log readable) if it did not come up
   void stop();   // SIGTERM: a clean broker shutdown
@@ -31,6 +32,7 @@ class Mosquitto {
  private:
   std::string dir_;
   int port_;
+  std::string extra_;
   ChildProcess proc_;
 };
 
