@@ -83,12 +83,12 @@ struct PahoClient::Waiter {
   Status result = Ok();
   const PahoApi* api = nullptr;
 
+  // Notifies under the lock: once `answered` is seen (under the lock), new_waiter() may free a
+  // waiter nobody waits for any more, so nothing here may touch it after the unlock.
   void answer(Status s) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      answered = true;
-      result = std::move(s);
-    }
+    std::lock_guard<std::mutex> lock(mu);
+    answered = true;
+    result = std::move(s);
     cv.notify_all();
   }
   // The answer, or nullopt when none came within `timeout`.
