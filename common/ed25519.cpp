@@ -1,10 +1,6 @@
 #include "common/ed25519.hpp"
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
+#include "common/libcrypto.hpp"
 #include "common/sha256.hpp"
 #include "common/x509.hpp"
 
@@ -13,34 +9,41 @@ namespace {
 
 using x509::openssl_error;
 
+// libcrypto's functions: reached only once libcrypto() has loaded (the entry points check, and a
+// key exists only once it has).
+const LibCrypto& crypto() { return **libcrypto(); }
+
 struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
+  void operator()(BIO* b) const { crypto().BIO_free(b); }
 };
 struct CtxFree {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
+  void operator()(EVP_PKEY_CTX* c) const { crypto().EVP_PKEY_CTX_free(c); }
 };
 struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  void operator()(EVP_MD_CTX* c) const { crypto().EVP_MD_CTX_free(c); }
 };
 using Bio = std::unique_ptr<BIO, BioFree>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
-std::shared_ptr<EVP_PKEY> own(EVP_PKEY* key) { return {key, EVP_PKEY_free}; }
+std::shared_ptr<EVP_PKEY> own(EVP_PKEY* key) {
+  return {key, [](EVP_PKEY* k) { crypto().EVP_PKEY_free(k); }};
+}
 
 Bio read_bio(std::string_view pem) {
-  return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return Bio(crypto().BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
 }
 
 std::string bio_text(BIO* bio) {
   char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
+  long len = crypto().BIO_ctrl(bio, BIO_CTRL_INFO, 0, &data);
   return std::string(data, static_cast<size_t>(len));
 }
 
 Expected<std::string> raw_public(EVP_PKEY* key) {
   std::string raw(kPublicKeyBytes, '\0');
   size_t len = raw.size();
-  if (EVP_PKEY_get_raw_public_key(key, reinterpret_cast<unsigned char*>(raw.data()), &len) != 1 ||
+  if (crypto().EVP_PKEY_get_raw_public_key(key, reinterpret_cast<unsigned char*>(raw.data()),
+                                           &len) != 1 ||
       len != kPublicKeyBytes) {
     return Error("Failed to read the Ed25519 public key: " + openssl_error());
   }
@@ -54,17 +57,21 @@ std::string key_id(std::string_view raw_public_key) {
 }
 
 Expected<KeyPair> generate() {
-  std::unique_ptr<EVP_PKEY_CTX, CtxFree> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
+  if (!libcrypto()) return libcrypto().error();
+  std::unique_ptr<EVP_PKEY_CTX, CtxFree> ctx(
+      crypto().EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
   EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) <= 0 || EVP_PKEY_keygen(ctx.get(), &raw) <= 0) {
+  if (!ctx || crypto().EVP_PKEY_keygen_init(ctx.get()) <= 0 ||
+      crypto().EVP_PKEY_keygen(ctx.get(), &raw) <= 0) {
     return Error("Failed to generate an Ed25519 key: " + openssl_error());
   }
   auto key = own(raw);
-  Bio priv(BIO_new(BIO_s_mem()));
-  Bio pub(BIO_new(BIO_s_mem()));
+  Bio priv(crypto().BIO_new(crypto().BIO_s_mem()));
+  Bio pub(crypto().BIO_new(crypto().BIO_s_mem()));
   if (!priv || !pub ||
-      PEM_write_bio_PrivateKey(priv.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
-      PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1) {
+      crypto().PEM_write_bio_PrivateKey(priv.get(), key.get(), nullptr, nullptr, 0, nullptr,
+                                        nullptr) != 1 ||
+      crypto().PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1) {
     return Error("Failed to write the Ed25519 key as PEM: " + openssl_error());
   }
   return KeyPair{bio_text(priv.get()), bio_text(pub.get())};
@@ -75,7 +82,8 @@ Expected<PublicKey> PublicKey::from_raw(std::string_view raw) {
     return Error("Failed to read an Ed25519 public key: it is " + std::to_string(raw.size()) +
                  " bytes, want " + std::to_string(kPublicKeyBytes));
   }
-  auto key = own(EVP_PKEY_new_raw_public_key(
+  if (!libcrypto()) return libcrypto().error();
+  auto key = own(crypto().EVP_PKEY_new_raw_public_key(
       EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw.data()), raw.size()));
   if (!key) return Error("Failed to read an Ed25519 public key: " + openssl_error());
   PublicKey out;
@@ -86,10 +94,13 @@ Expected<PublicKey> PublicKey::from_raw(std::string_view raw) {
 }
 
 Expected<PublicKey> PublicKey::from_pem(std::string_view pem) {
+  if (!libcrypto()) return libcrypto().error();
   Bio bio = read_bio(pem);
-  auto key = own(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  auto key =
+      own(bio ? crypto().PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!key) return Error("not a PEM public key (" + openssl_error() + ")");
-  if (EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) return Error("not an Ed25519 public key");
+  if (crypto().EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519)
+    return Error("not an Ed25519 public key");
   auto raw = raw_public(key.get());
   if (!raw) return raw.error();
   PublicKey out;
@@ -123,23 +134,27 @@ Status PublicKey::verify(std::string_view message, std::string_view signature) c
     return Error("the signature is " + std::to_string(signature.size()) + " bytes, want " +
                  std::to_string(kSignatureBytes));
   }
-  MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1) {
+  MdCtx ctx(crypto().EVP_MD_CTX_new());
+  if (!ctx ||
+      crypto().EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1) {
     return Error(openssl_error());
   }
-  const int rc = EVP_DigestVerify(
+  const int rc = crypto().EVP_DigestVerify(
       ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
       reinterpret_cast<const unsigned char*>(message.data()), message.size());
-  ERR_clear_error();
+  crypto().ERR_clear_error();
   if (rc != 1) return Error("the signature does not match key " + id_);
   return Ok();
 }
 
 Expected<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
+  if (!libcrypto()) return libcrypto().error();
   Bio bio = read_bio(pem);
-  auto key = own(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  auto key =
+      own(bio ? crypto().PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!key) return Error("not a PEM private key (" + openssl_error() + ")");
-  if (EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) return Error("not an Ed25519 private key");
+  if (crypto().EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519)
+    return Error("not an Ed25519 private key");
   auto raw = raw_public(key.get());
   if (!raw) return raw.error();
   auto pub = PublicKey::from_raw(*raw);
@@ -152,12 +167,13 @@ Expected<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
 
 Expected<std::string> PrivateKey::sign(std::string_view message) const {
   if (!key_) return Error("Failed to sign: no key");
-  MdCtx ctx(EVP_MD_CTX_new());
+  MdCtx ctx(crypto().EVP_MD_CTX_new());
   std::string sig(kSignatureBytes, '\0');
   size_t len = sig.size();
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
+  if (!ctx || crypto().EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
+      crypto().EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                              reinterpret_cast<const unsigned char*>(message.data()),
+                              message.size()) != 1) {
     return Error("Failed to sign: " + openssl_error());
   }
   sig.resize(len);

@@ -1,72 +1,79 @@
 #include "common/x509.hpp"
 
-#include <openssl/asn1.h>
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include <ctime>
 #include <memory>
 
 #include "common/fs.hpp"
+#include "common/libcrypto.hpp"
 
 namespace flotilla::x509 {
 namespace {
 
+// libcrypto's functions: reached only once libcrypto() has loaded (the entry points check).
+const LibCrypto& crypto() { return **libcrypto(); }
+
+// Frees what libcrypto made, for std::unique_ptr.
+struct Free {
+  void operator()(BIO* b) const { crypto().BIO_free(b); }
+  void operator()(X509* x) const { crypto().X509_free(x); }
+  void operator()(BIGNUM* n) const { crypto().BN_free(n); }
+  void operator()(EVP_PKEY* k) const { crypto().EVP_PKEY_free(k); }
+};
+template <typename T>
+using Owned = std::unique_ptr<T, Free>;
+
 Expected<int64_t> to_unix(const ASN1_TIME* t) {
   std::tm tm{};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return Error("bad validity time");
+  if (t == nullptr || crypto().ASN1_TIME_to_tm(t, &tm) != 1) return Error("bad validity time");
   return static_cast<int64_t>(::timegm(&tm));
 }
 
 std::string cn_of(const X509_NAME* name) {
   if (name == nullptr) return "";
-  int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  int idx = crypto().X509_NAME_get_index_by_NID(name, NID_commonName, -1);
   if (idx < 0) return "";
-  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+  const ASN1_STRING* data =
+      crypto().X509_NAME_ENTRY_get_data(crypto().X509_NAME_get_entry(name, idx));
   unsigned char* utf8 = nullptr;
-  int len = ASN1_STRING_to_UTF8(&utf8, data);
+  int len = crypto().ASN1_STRING_to_UTF8(&utf8, data);
   if (len < 0) return "";
   std::string out(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
-  OPENSSL_free(utf8);
+  crypto().CRYPTO_free(utf8, OPENSSL_FILE, OPENSSL_LINE);
   return out;
 }
 
 }  // namespace
 
 std::string openssl_error() {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
+  if (!libcrypto()) return libcrypto().error().message();
+  unsigned long code = crypto().ERR_get_error();
+  crypto().ERR_clear_error();
   if (code == 0) return "unknown OpenSSL error";
   char buf[256];
-  ERR_error_string_n(code, buf, sizeof(buf));
+  crypto().ERR_error_string_n(code, buf, sizeof(buf));
   return buf;
 }
 
 Expected<CertificateInfo> parse_certificate(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  if (!libcrypto()) return libcrypto().error();
+  Owned<BIO> bio(crypto().BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return Error("out of memory");
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  Owned<X509> cert(crypto().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) return Error("not a PEM certificate (" + openssl_error() + ")");
   CertificateInfo info;
-  info.subject_cn = cn_of(X509_get_subject_name(cert.get()));
-  info.issuer_cn = cn_of(X509_get_issuer_name(cert.get()));
-  auto before = to_unix(X509_get0_notBefore(cert.get()));
-  auto after = to_unix(X509_get0_notAfter(cert.get()));
+  info.subject_cn = cn_of(crypto().X509_get_subject_name(cert.get()));
+  info.issuer_cn = cn_of(crypto().X509_get_issuer_name(cert.get()));
+  auto before = to_unix(crypto().X509_get0_notBefore(cert.get()));
+  auto after = to_unix(crypto().X509_get0_notAfter(cert.get()));
   if (!before || !after) return Error("certificate has a bad validity period");
   info.not_before = *before;
   info.not_after = *after;
-  std::unique_ptr<BIGNUM, decltype(&BN_free)> serial(
-      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr), BN_free);
+  Owned<BIGNUM> serial(
+      crypto().ASN1_INTEGER_to_BN(crypto().X509_get0_serialNumber(cert.get()), nullptr));
   if (serial) {
-    char* hex = BN_bn2hex(serial.get());
+    char* hex = crypto().BN_bn2hex(serial.get());
     info.serial_hex = hex;
-    OPENSSL_free(hex);
+    crypto().CRYPTO_free(hex, OPENSSL_FILE, OPENSSL_LINE);
   }
   return info;
 }
@@ -107,21 +114,19 @@ Status check_key_matches(const std::string& cert_path, const std::string& key_pa
   }
   auto key_pem = fs::read_file(key_path);
   if (!key_pem) return Error("Failed to read key '" + key_path + "': " + key_pem.error().message());
-  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
-      BIO_new_mem_buf(cert_pem->data(), static_cast<int>(cert_pem->size())), BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!libcrypto()) return libcrypto().error();
+  Owned<BIO> cert_bio(
+      crypto().BIO_new_mem_buf(cert_pem->data(), static_cast<int>(cert_pem->size())));
+  Owned<X509> cert(crypto().PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
   if (!cert) return Error("Failed to read certificate '" + cert_path + "': " + openssl_error());
-  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
-      BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())), BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  Owned<BIO> key_bio(crypto().BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
+  Owned<EVP_PKEY> key(crypto().PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (!key) {
     return Error("Failed to read key '" + key_path + "': not a PEM private key (" +
                  openssl_error() + ")");
   }
-  if (X509_check_private_key(cert.get(), key.get()) != 1) {
-    ERR_clear_error();
+  if (crypto().X509_check_private_key(cert.get(), key.get()) != 1) {
+    crypto().ERR_clear_error();
     return Error("key '" + key_path + "' does not belong to certificate '" + cert_path + "'");
   }
   return Ok();

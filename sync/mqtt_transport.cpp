@@ -1,9 +1,8 @@
-// Transport over Eclipse Paho MQTT C++ (async client).
+// Transport over Eclipse Paho MQTT's C asynchronous API (sync/paho_client.hpp).
 //
 // Paho's own automatic reconnect only starts after a first successful connect, and an agent must
 // start while the broker is down, so this adapter runs its own connect loop: one thread that
 // (re)connects with exponential backoff, renews subscriptions, and waits for the next loss.
-// Paho throws: every call is wrapped and converted to Status here.
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -15,52 +14,17 @@
 #include <deque>
 #include <mutex>
 #include <random>
-#include <stdexcept>
 #include <thread>
 #include <vector>
-
-#include <MQTTAsync.h>
-#include <mqtt/async_client.h>
 
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/x509.hpp"
+#include "sync/paho_client.hpp"
 #include "sync/transport.hpp"
 
 namespace flotilla::sync {
 namespace {
-
-// Completion listener for one publish: reports once and frees itself.
-class PublishListener final : public mqtt::iaction_listener {
- public:
-  explicit PublishListener(Transport::DoneHandler done) : done_(std::move(done)) {}
-  void on_success(const mqtt::token&) override {
-    if (done_) done_(Ok());
-    delete this;
-  }
-  void on_failure(const mqtt::token& tok) override {
-    fail(Error("publish failed (code " + std::to_string(tok.get_return_code()) + ")"));
-  }
-  void fail(const Status& why) {
-    if (done_) done_(why);
-    delete this;
-  }
-
- private:
-  Transport::DoneHandler done_;
-};
-
-// Paho's own OpenSSL initialisation loads every algorithm and error string up front: about
-// 2 MiB of libcrypto resident in an idle agent that may never use TLS. OpenSSL 1.1 and later
-// initialise themselves on first use, so Paho is told to leave it (once, before any client).
-void init_paho_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    MQTTAsync_init_options init = MQTTAsync_init_options_initializer;
-    init.do_openssl_init = 0;
-    MQTTAsync_global_init(&init);
-  });
-}
 
 // True when something accepts TCP connections at the URI's host:port (within one second).
 // Paho C notices a new socket only on its network thread's next cycle (up to a second), so a
@@ -211,13 +175,7 @@ class MqttTransport final : public Transport {
     }
     send_cv_.notify_all();
     if (sender_.joinable()) sender_.join();
-    if (auto c = client()) {
-      try {
-        if (c->is_connected()) c->disconnect()->wait_for(std::chrono::seconds(2));
-      } catch (const std::exception& e) {
-        log_->debug("mqtt disconnect error='{}'", e.what());
-      }
-    }
+    if (auto c = client(); c && c->connected()) c->disconnect(std::chrono::seconds(2));
     connected_ = false;
     std::lock_guard<std::mutex> lock(send_mu_);
     ++generation_;  // stopped: what waits is not sent, and nobody waits for its outcome
@@ -243,21 +201,21 @@ class MqttTransport final : public Transport {
       subscriptions_.emplace_back(filter, qos);
     }
     if (!connected_) return Ok();  // renewed on connect
-    try {
-      if (auto c = client()) c->subscribe(filter, qos);
-    } catch (const std::exception& e) {
-      return Error("Failed to subscribe to '" + filter + "': " + e.what());
+    if (auto c = client()) {
+      if (auto st = c->subscribe(filter, qos, std::chrono::seconds(0)); !st) {
+        return Error("Failed to subscribe to '" + filter + "': " + st.error().message());
+      }
     }
     return Ok();
   }
 
   Status publish_retained(const std::string& topic, std::string payload) override {
-    return send(mqtt::make_message(topic, std::move(payload), 1, true), {});
+    return send({topic, std::move(payload), 1, true, {}});
   }
 
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done) override {
-    return send(mqtt::make_message(topic, std::move(payload), qos, false), std::move(done));
+    return send({topic, std::move(payload), qos, false, std::move(done)});
   }
 
  private:
@@ -267,31 +225,24 @@ class MqttTransport final : public Transport {
   // malformed, which it then resent on every reconnect (the hub never got back). Dropping it is
   // safe: what was unacknowledged is resent by the protocol, and the broker-side session (our
   // subscriptions' queued messages) stays, as it is keyed by client id.
-  Expected<std::shared_ptr<mqtt::async_client>> make_client() {
-    init_paho_once();
-    std::shared_ptr<mqtt::async_client> c;
-    try {
-      // Paho queues publishes until the network thread writes them; its default cap (100)
-      // would refuse bursts, so the cap follows max_inflight. We never send while disconnected:
-      // the caller's own outbox keeps what has not been acknowledged.
-      mqtt::create_options create(MQTTVERSION_3_1_1, std::max(opts_.max_inflight, 100) * 16);
-      c = std::make_shared<mqtt::async_client>(opts_.server_uri, opts_.client_id, create);
-    } catch (const std::exception& e) {
-      return Error("Failed to create MQTT client for '" + opts_.server_uri + "': " + e.what());
-    }
-    c->set_message_callback([this](mqtt::const_message_ptr m) {
-      if (on_message_) {
-        on_message_(Message{m->get_topic(), m->get_payload_str(), m->is_retained()});
-      }
-    });
-    c->set_connection_lost_handler([this](const std::string& cause) {
-      log_->warn("mqtt connection lost server={} cause='{}'", opts_.server_uri, cause);
-      mark_disconnected();
-    });
-    return c;
+  Expected<std::shared_ptr<PahoClient>> make_client() {
+    // Paho queues publishes until the network thread writes them; its default cap (100) would
+    // refuse bursts, so the cap follows max_inflight. We never send while disconnected: the
+    // caller's own outbox keeps what has not been acknowledged.
+    auto c = PahoClient::create(
+        opts_.server_uri, opts_.client_id, std::max(opts_.max_inflight, 100) * 16,
+        [this](Message m) {
+          if (on_message_) on_message_(std::move(m));
+        },
+        [this](const std::string& cause) {
+          log_->warn("mqtt connection lost server={} cause='{}'", opts_.server_uri, cause);
+          mark_disconnected();
+        });
+    if (!c) return c.error();
+    return std::shared_ptr<PahoClient>(std::move(*c));
   }
 
-  std::shared_ptr<mqtt::async_client> client() const {
+  std::shared_ptr<PahoClient> client() const {
     std::lock_guard<std::mutex> lock(client_mu_);
     return client_;
   }
@@ -302,15 +253,17 @@ class MqttTransport final : public Transport {
   // and go as earlier ones complete.
   static constexpr size_t kPahoWindow = 512;
   struct Waiting {
-    mqtt::message_ptr msg;
+    std::string topic;
+    std::string payload;
+    int qos = 1;
+    bool retained = false;
     DoneHandler done;
   };
 
-  Status send(mqtt::message_ptr msg, DoneHandler done) {
-    const std::string& topic = msg->get_topic();
+  Status send(Waiting msg) {
     if (!connected_ || !client()) {
-      Status st = Error("Failed to publish to '" + topic + "': not connected");
-      if (done) done(st);
+      Status st = Error("Failed to publish to '" + msg.topic + "': not connected");
+      if (msg.done) msg.done(st);
       return st;
     }
     uint64_t generation = 0;
@@ -319,31 +272,28 @@ class MqttTransport final : public Transport {
       // While the sender thread hands a batch over (outside the lock), a direct hand-off here
       // would overtake it: publishes must reach Paho in the order they were made.
       if (with_paho_ >= kPahoWindow || !waiting_.empty() || handing_) {
-        waiting_.push_back({std::move(msg), std::move(done)});
+        waiting_.push_back(std::move(msg));
         send_cv_.notify_all();
         return Ok();
       }
       ++with_paho_;
       generation = generation_;
     }
-    return hand_to_paho(std::move(msg), std::move(done), generation);
+    return hand_to_paho(std::move(msg), generation);
   }
 
-  Status hand_to_paho(mqtt::message_ptr msg, DoneHandler done, uint64_t generation) {
-    auto* listener = new PublishListener([this, done = std::move(done), generation](Status s) {
+  Status hand_to_paho(Waiting msg, uint64_t generation) {
+    auto done = [this, done = std::move(msg.done), generation](Status s) {
       if (done) done(s);
       completed(generation);
-    });
+    };
     auto c = client();
-    try {
-      if (!c) throw std::runtime_error("no client");
-      c->publish(msg, nullptr, *listener);
-    } catch (const std::exception& e) {
-      Status st = Error("Failed to publish to '" + msg->get_topic() + "': " + e.what());
-      listener->fail(st);
+    if (!c) {
+      Status st = Error("Failed to publish to '" + msg.topic + "': no client");
+      done(st);
       return st;
     }
-    return Ok();
+    return c->publish(msg.topic, msg.payload, msg.qos, msg.retained, std::move(done));
   }
 
   // A publish handed to Paho finished (on Paho's thread). The next ones are handed over by
@@ -373,7 +323,7 @@ class MqttTransport final : public Transport {
       const uint64_t generation = generation_;
       handing_ = true;
       lock.unlock();
-      for (auto& w : next) (void)hand_to_paho(std::move(w.msg), std::move(w.done), generation);
+      for (auto& w : next) (void)hand_to_paho(std::move(w), generation);
       lock.lock();
       handing_ = false;
     }
@@ -390,7 +340,7 @@ class MqttTransport final : public Transport {
       failed.swap(waiting_);
     }
     for (auto& w : failed) {
-      if (w.done) w.done(Error("Failed to publish to '" + w.msg->get_topic() + "': disconnected"));
+      if (w.done) w.done(Error("Failed to publish to '" + w.topic + "': disconnected"));
     }
   }
 
@@ -441,23 +391,10 @@ class MqttTransport final : public Transport {
     return pem;
   }
 
-  mqtt::ssl_options make_ssl_options() {
-    auto ssl = mqtt::ssl_options_builder()
-                   .enable_server_cert_auth(true)
-                   .verify(true)  // the broker's certificate must name the URI's host
-                   .error_handler([this](const std::string& text) {
-                     std::lock_guard<std::mutex> lock(error_mu_);
-                     if (tls_errors_.size() < 1024) {
-                       tls_errors_ += (tls_errors_.empty() ? "" : "; ") + text;
-                     }
-                   })
-                   .finalize();
-    if (!opts_.tls_ca_file.empty()) ssl.set_trust_store(opts_.tls_ca_file);
-    if (!opts_.tls_cert_file.empty()) {
-      ssl.set_key_store(opts_.tls_cert_file);
-      ssl.set_private_key(opts_.tls_key_file);
-    }
-    return ssl;
+  // OpenSSL's errors as Paho reports them during a connect attempt.
+  void add_tls_error(const std::string& text) {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (tls_errors_.size() < 1024) tls_errors_ += (tls_errors_.empty() ? "" : "; ") + text;
   }
 
   std::string take_tls_errors() {
@@ -482,18 +419,21 @@ class MqttTransport final : public Transport {
       connect_failed("nothing accepts connections there", false);
       return false;
     }
-    auto builder = mqtt::connect_options_builder()
-                       .clean_session(opts_.clean_session)
-                       .keep_alive_interval(opts_.keepalive)
-                       .connect_timeout(std::chrono::seconds(5))
-                       .max_inflight(opts_.max_inflight)
-                       .automatic_reconnect(false);
-    if (opts_.will) {
-      builder.will(mqtt::message(opts_.will->topic, opts_.will->payload, 1, false));
+    PahoConnect connect;
+    connect.clean_session = opts_.clean_session;
+    connect.keepalive_s = static_cast<int>(opts_.keepalive.count());
+    connect.connect_timeout_s = 5;
+    connect.max_inflight = opts_.max_inflight;
+    connect.will = opts_.will;
+    if (tls) {
+      connect.tls = true;
+      connect.ca_file = opts_.tls_ca_file;
+      connect.cert_file = opts_.tls_cert_file;
+      connect.key_file = opts_.tls_key_file;
+      connect.on_tls_error = [this](const std::string& text) { add_tls_error(text); };
     }
-    if (tls) builder.ssl(make_ssl_options());
     (void)take_tls_errors();
-    std::shared_ptr<mqtt::async_client> c;
+    std::shared_ptr<PahoClient> c;
     {
       std::lock_guard<std::mutex> lock(client_mu_);
       if (client_used_) {
@@ -508,34 +448,29 @@ class MqttTransport final : public Transport {
       client_used_ = true;
       c = client_;
     }
-    try {
-      auto tok = c->connect(builder.finalize());
-      if (!tok->wait_for(std::chrono::seconds(6)) || !c->is_connected()) {
-        connect_failed(describe_connect_failure("no answer within 6 s", take_tls_errors(), opts_),
+    if (auto st = c->connect(connect, std::chrono::seconds(6)); !st || !c->connected()) {
+      const std::string why = st ? "no answer within 6 s" : st.error().message();
+      connect_failed(describe_connect_failure(why, take_tls_errors(), opts_), tls);
+      return false;
+    }
+    std::vector<std::pair<std::string, int>> subs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      subs = subscriptions_;
+    }
+    for (const auto& [filter, qos] : subs) {
+      // A broker with topic ACLs refuses a filter beyond the client's rights (SUBACK 0x80):
+      // that one subscription is lost, not the connection.
+      auto st = c->subscribe(filter, qos, std::chrono::seconds(5));
+      if (st) continue;
+      if (!c->connected()) {
+        connect_failed(describe_connect_failure(st.error().message(), take_tls_errors(), opts_),
                        tls);
         return false;
       }
-      std::vector<std::pair<std::string, int>> subs;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        subs = subscriptions_;
-      }
-      for (const auto& [filter, qos] : subs) {
-        // A broker with topic ACLs refuses a filter beyond the client's rights (SUBACK 0x80):
-        // that one subscription is lost, not the connection.
-        try {
-          c->subscribe(filter, qos)->wait_for(std::chrono::seconds(5));
-        } catch (const mqtt::exception& e) {
-          if (!c->is_connected()) throw;
-          log_->warn(
-              "mqtt subscription refused filter='{}' error='{}' (not allowed by the "
-              "broker's ACL?)",
-              filter, e.what());
-        }
-      }
-    } catch (const std::exception& e) {
-      connect_failed(describe_connect_failure(e.what(), take_tls_errors(), opts_), tls);
-      return false;
+      log_->warn(
+          "mqtt subscription refused filter='{}' error='{}' (not allowed by the broker's ACL?)",
+          filter, st.error().message());
     }
     {
       std::lock_guard<std::mutex> lock(error_mu_);
@@ -566,13 +501,7 @@ class MqttTransport final : public Transport {
   // Drops the connection so that the next connect uses the renewed certificate.
   void reconnect_for_renewal() {
     log_->info("mqtt client certificate '{}' renewed: reconnecting with it", opts_.tls_cert_file);
-    if (auto c = client()) {
-      try {
-        c->disconnect()->wait_for(std::chrono::seconds(2));
-      } catch (const std::exception& e) {
-        log_->debug("mqtt disconnect error='{}'", e.what());
-      }
-    }
+    if (auto c = client()) c->disconnect(std::chrono::seconds(2));
     mark_disconnected();
   }
 
@@ -616,7 +545,7 @@ class MqttTransport final : public Transport {
   TransportOptions opts_;
   std::shared_ptr<spdlog::logger> log_;
   mutable std::mutex client_mu_;  // guards the two below
-  std::shared_ptr<mqtt::async_client> client_;
+  std::shared_ptr<PahoClient> client_;
   bool client_used_ = false;  // a connect was tried with client_: the next gets a new one
   MessageHandler on_message_;
   ConnectionHandler on_connection_;

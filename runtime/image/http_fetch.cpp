@@ -1,7 +1,6 @@
 #include "runtime/image/http_fetch.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,23 +15,8 @@
 namespace flotilla::runtime::image {
 namespace {
 
-using EvpCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
-
-EvpCtx new_sha256() {
-  EvpCtx ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  return ctx;
-}
-
-std::string hex_digest(EVP_MD_CTX* ctx) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  return hex_encode(md, len);
-}
-
-// Hashes what is already in `fd` (a partial download being resumed) into `ctx`.
-bool hash_fd(int fd, EVP_MD_CTX* ctx, uint64_t& size) {
+// Hashes what is already in `fd` (a partial download being resumed) into `hash`.
+bool hash_fd(int fd, Sha256& hash, uint64_t& size) {
   char buf[1 << 16];
   size = 0;
   if (lseek(fd, 0, SEEK_SET) < 0) return false;
@@ -41,7 +25,7 @@ bool hash_fd(int fd, EVP_MD_CTX* ctx, uint64_t& size) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return false;
     if (n == 0) return true;
-    EVP_DigestUpdate(ctx, buf, static_cast<size_t>(n));
+    hash.update(std::string_view(buf, static_cast<size_t>(n)));
     size += static_cast<uint64_t>(n);
   }
 }
@@ -71,8 +55,7 @@ void fsync_dir_of(const std::string& path) {
 struct Transfer {
   const FetchRequest* req = nullptr;
   int fd = -1;
-  EVP_MD_CTX* ctx = nullptr;
-  EvpCtx* owner = nullptr;
+  std::unique_ptr<Sha256> hash = std::make_unique<Sha256>();
   uint64_t offset = 0;  // bytes of the partial file being resumed
   uint64_t size = 0;    // bytes in the file now
   uint64_t fetched = 0;
@@ -126,8 +109,7 @@ bool decide(Transfer* t) {
     t->abort_reason = std::string("cannot truncate the partial file: ") + std::strerror(errno);
     return false;
   }
-  *t->owner = new_sha256();
-  t->ctx = t->owner->get();
+  t->hash = std::make_unique<Sha256>();
   t->offset = 0;
   t->size = 0;
   return true;
@@ -150,7 +132,7 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
     t->abort_retryable = true;
     return 0;
   }
-  EVP_DigestUpdate(t->ctx, data, len);
+  t->hash->update(std::string_view(data, len));
   t->size += len;
   t->fetched += len;
   if (t->req->on_progress) t->req->on_progress(t->size, t->fetched);
@@ -186,14 +168,11 @@ FetchOutcome fetch_to_file(const FetchRequest& req) {
     ~FdCloser() { close(fd); }
   } closer{fd};
 
-  EvpCtx ctx = new_sha256();
   Transfer t;
   t.req = &req;
   t.fd = fd;
-  t.owner = &ctx;
-  t.ctx = ctx.get();
   t.is_file = req.url.rfind("file://", 0) == 0;
-  if (!hash_fd(fd, t.ctx, t.offset)) {
+  if (!hash_fd(fd, *t.hash, t.offset)) {
     return fail(req, "cannot read '" + partial + "': " + std::strerror(errno), false);
   }
   t.size = t.offset;
@@ -254,7 +233,7 @@ FetchOutcome fetch_to_file(const FetchRequest& req) {
   }
 
   FetchResult result;
-  result.sha256 = hex_digest(t.ctx);
+  result.sha256 = t.hash->hex_final();
   result.size = t.size;
   result.bytes_fetched = t.fetched;
   result.resumed = t.resumed;
