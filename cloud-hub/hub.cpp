@@ -48,7 +48,8 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   }
   StoreOptions store_options;
   store_options.tombstone_retention = o.tombstone_retention;
-  auto stores = open_hub_stores(o.data_dir, o.shards, store_options);
+  auto stores = o.store.empty() ? open_hub_stores(o.data_dir, o.shards, store_options)
+                                : open_postgres_hub_stores(o.store, o.shards, store_options);
   if (!stores) return stores.error();
   hub->stores_ = std::move(*stores);
   if (!transport) {

@@ -49,6 +49,9 @@ struct HubOptions {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;  // 0: any free port (see Hub::port())
   std::string data_dir;    // holds control.db and shard-NN.db
+  // --store: a PostgreSQL database (postgres:// URI or libpq key=value pairs) holding the
+  // control and shard stores instead of data_dir's files; empty: the files.
+  std::string store;
   uint32_t shards = sync::kDefaultShards;
   Millis node_timeout{15000};
   Millis resend_interval{5000};

@@ -6,6 +6,9 @@
 
 #include "common/fs.hpp"
 #include "common/log.hpp"
+#ifdef FLOTILLA_HUB_PG
+#include "cloud-hub/store_pg.hpp"
+#endif
 
 namespace flotilla::hub {
 namespace {
@@ -93,6 +96,64 @@ Expected<HubStores> open_hub_stores(const std::string& dir, uint32_t shards,
               out.rebuilt.size(), shards);
   }
   return out;
+}
+
+std::string shard_schema(uint32_t shard) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "shard_%02u", shard);
+  return name;
+}
+
+Expected<HubStores> open_postgres_hub_stores(const std::string& conninfo, uint32_t shards,
+                                             const StoreOptions& options) {
+#ifdef FLOTILLA_HUB_PG
+  auto log = log::get("hub");
+  const std::string what = "Failed to open the hub's stores in PostgreSQL";
+  auto schemas = db::postgres_store_schemas(conninfo);
+  if (!schemas) return schemas.error().WithContext(what);
+  const bool had_control = schemas->count("control") > 0;
+  std::set<uint32_t> existing;
+  for (const auto& name : *schemas) {
+    unsigned n = 0;
+    if (std::sscanf(name.c_str(), "shard_%u", &n) == 1 && name == shard_schema(n)) {
+      existing.insert(n);
+    }
+  }
+  if (!existing.empty() && *existing.rbegin() >= shards) {
+    return Error(what + ": the database holds schema " + shard_schema(*existing.rbegin()) +
+                 ", made with more than --shards " + std::to_string(shards) +
+                 "; start with the shard count the agents use");
+  }
+  auto open = [&](const std::string& schema) -> Expected<std::unique_ptr<Store>> {
+    auto conn = db::open_postgres(conninfo, schema);
+    if (!conn) return conn.error().WithContext(what);
+    return Store::open(std::move(*conn), options);
+  };
+  HubStores out;
+  auto control = open("control");
+  if (!control) return control.error();
+  out.control = std::move(*control);
+  for (uint32_t i = 0; i < shards; ++i) {
+    auto store = open(shard_schema(i));
+    if (!store) return store.error();
+    out.shards.push_back(std::move(*store));
+    if (had_control && existing.count(i) == 0) out.rebuilt.insert(i);
+  }
+  if (!out.rebuilt.empty()) {
+    log->warn("{} of {} shard schemas were missing and start empty: their nodes resync",
+              out.rebuilt.size(), shards);
+  }
+  log->info("stores in PostgreSQL schemas=control,shard_00..{} new={}", shard_schema(shards - 1),
+            had_control ? "no" : "yes");
+  return out;
+#else
+  (void)conninfo;
+  (void)shards;
+  (void)options;
+  return Error(
+      "Failed to open the hub's stores in PostgreSQL: this flotilla-hub was built "
+      "without PostgreSQL (libpq)");
+#endif
 }
 
 }  // namespace flotilla::hub

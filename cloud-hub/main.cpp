@@ -34,7 +34,14 @@ int main(int argc, char** argv) {
             "during a key rotation: PEM file of the key --signing-key replaces; agents that "
             "trust only this one take the new one");
   flags.add("listen", "HTTP address HOST:PORT for the REST API and console", "127.0.0.1:8080");
-  flags.add("data", "folder for the hub's databases (control.db, shard-NN.db)", "", true);
+  flags.add("data",
+            "folder for the hub's databases (control.db, shard-NN.db unless --store; rollouts.db, "
+            "audit.db) and OTA artifacts",
+            "", true);
+  flags.add("store",
+            "PostgreSQL database for the control and shard stores instead of --data's files: "
+            "postgres://USER@HOST:PORT/DB or libpq key=value pairs (docs/multi-hub.md)",
+            "");
   flags.add("shards",
             "number of shards (must match the agents'): each has its own database, ingest "
             "thread and MQTT subscription",
@@ -83,6 +90,15 @@ int main(int argc, char** argv) {
   flotilla::hub::HubOptions options;
   options.mqtt_uri = flags.get("mqtt");
   options.data_dir = flags.get("data");
+  options.store = flags.get("store");
+  if (!options.store.empty() && options.store.rfind("postgres://", 0) != 0 &&
+      options.store.rfind("postgresql://", 0) != 0 &&
+      options.store.find('=') == std::string::npos) {
+    return usage_error(flags,
+                       "flag '--store' wants postgres://USER@HOST:PORT/DB or libpq key=value "
+                       "pairs (host=... dbname=...), got '" +
+                           options.store + "'");
+  }
   if (auto st = flotilla::hub::parse_listen(flags.get("listen"), &options.listen_host,
                                             &options.listen_port);
       !st) {

@@ -51,6 +51,31 @@ int64_t Result::int64(int row, int col) const {
   if (is_null(row, col)) return 0;
   return std::strtoll(PQgetvalue(r_.get(), row, col), nullptr, 10);
 }
+std::string Result::bytes(int row, int col) const {
+  constexpr Oid kByteaOid = 17;
+  if (PQftype(r_.get(), col) != kByteaOid) return text(row, col);
+  const char* v = PQgetvalue(r_.get(), row, col);
+  const auto n = static_cast<size_t>(PQgetlength(r_.get(), row, col));
+  if (n >= 2 && v[0] == '\\' && v[1] == 'x') {  // hex format, PostgreSQL's default since 9.0
+    auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return c - 'A' + 10;
+    };
+    std::string out((n - 2) / 2, '\0');
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i] = static_cast<char>(nibble(v[2 + 2 * i]) << 4 | nibble(v[3 + 2 * i]));
+    }
+    return out;
+  }
+  size_t len = 0;  // the old escape format (bytea_output = escape)
+  unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(v), &len);
+  if (raw == nullptr) return std::string();
+  std::string out(reinterpret_cast<const char*>(raw), len);
+  PQfreemem(raw);
+  return out;
+}
+
 int64_t Result::affected() const {
   const char* n = PQcmdTuples(r_.get());
   return n != nullptr && *n != '\0' ? std::strtoll(n, nullptr, 10) : 0;
@@ -85,10 +110,10 @@ Expected<Conn> Conn::connect(const std::string& conninfo, const ConnectOptions& 
   if (conn.c_ == nullptr) return Error("Failed to connect to PostgreSQL: out of memory");
   if (PQstatus(conn.c_) != CONNECTION_OK) {
     // The conninfo may hold a password: name only the server libpq tried.
-    const char* host = PQhost(conn.c_);
-    const char* port = PQport(conn.c_);
-    return Error("Failed to connect to PostgreSQL at '" + std::string(host ? host : "?") + ":" +
-                 std::string(port ? port : "?") + "': " + trimmed(PQerrorMessage(conn.c_)));
+    const std::string host = PQhost(conn.c_) != nullptr ? PQhost(conn.c_) : "";
+    const std::string port = PQport(conn.c_) != nullptr ? PQport(conn.c_) : "";
+    const std::string at = host.empty() && port.empty() ? "" : " at '" + host + ":" + port + "'";
+    return Error("Failed to connect to PostgreSQL" + at + ": " + trimmed(PQerrorMessage(conn.c_)));
   }
   // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stderr.
   PQsetNoticeProcessor(
@@ -109,6 +134,10 @@ Expected<Result> Conn::query(const std::string& sql, const std::vector<Param>& p
   for (const auto& p : params) values.push_back(p.text ? p.text->c_str() : nullptr);
   pg_result* raw = PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr,
                                 values.data(), nullptr, nullptr, /*resultFormat=*/0);
+  return checked(raw, sql);
+}
+
+Expected<Result> Conn::checked(pg_result* raw, const std::string& sql) {
   Result result(raw);
   if (raw == nullptr) return statement_error(sql, trimmed(PQerrorMessage(c_)));
   const ExecStatusType status = PQresultStatus(raw);
@@ -116,6 +145,38 @@ Expected<Result> Conn::query(const std::string& sql, const std::vector<Param>& p
     return statement_error(sql, trimmed(PQresultErrorMessage(raw)));
   }
   return result;
+}
+
+Status Conn::prepare(const std::string& name, const std::string& sql) {
+  if (c_ == nullptr) return statement_error(sql, "not connected");
+  auto result = checked(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr), sql);
+  if (!result) return result.error();
+  return Ok();
+}
+
+Expected<Result> Conn::run_prepared(const std::string& name, const std::string& sql,
+                                    const std::vector<Param>& params) {
+  if (c_ == nullptr) return statement_error(sql, "not connected");
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+  values.reserve(params.size());
+  lengths.reserve(params.size());
+  formats.reserve(params.size());
+  for (const auto& p : params) {
+    values.push_back(p.text ? p.text->data() : nullptr);
+    lengths.push_back(p.text ? static_cast<int>(p.text->size()) : 0);
+    formats.push_back(p.binary ? 1 : 0);
+  }
+  return checked(PQexecPrepared(c_, name.c_str(), static_cast<int>(values.size()), values.data(),
+                                lengths.data(), formats.data(), /*resultFormat=*/0),
+                 sql);
+}
+
+bool Conn::in_transaction() const {
+  if (c_ == nullptr) return false;
+  const PGTransactionStatusType t = PQtransactionStatus(c_);
+  return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
 Status Conn::exec(const std::string& script) {

@@ -1,5 +1,5 @@
 // pg: a thin RAII layer over libpq, PostgreSQL's C client, for the hub's shared-database parts
-// (shard_leases.hpp; the PostgreSQL store backend of issue 11 will build on it).
+// (shard_leases.hpp, and the store backend store_pg.hpp).
 //
 // Conn owns one connection. query() runs one statement with text parameters ($1, $2, ...; no SQL
 // is ever built by pasting values in) and returns its rows as a Result; exec() runs a script of
@@ -7,7 +7,8 @@
 // carries PostgreSQL's own message: "Failed to run 'UPDATE shard_leases SET ...': ERROR: ...".
 // A broken connection (server restarted, network cut) stays broken: broken() tells, and the owner
 // connects again. Tx is a scope-bound transaction: commit() or it rolls back when it goes out of
-// scope.
+// scope. prepare() and run_prepared() are for statements run many times (the store's): parsed and
+// planned once per connection.
 //
 // Thread-safety: a Conn is used by one thread at a time (callers serialise).
 #pragma once
@@ -34,7 +35,14 @@ struct Param {
   Param(int v) : text(std::to_string(v)) {}       // NOLINT(google-explicit-constructor)
   Param(uint32_t v) : text(std::to_string(v)) {}  // NOLINT(google-explicit-constructor)
   Param(std::nullopt_t) {}                        // NOLINT(google-explicit-constructor)
+  // Raw bytes sent in binary format, for a BYTEA parameter (no escaping, no text form).
+  static Param bytes(std::string v) {
+    Param p(std::move(v));
+    p.binary = true;
+    return p;
+  }
   std::optional<std::string> text;
+  bool binary = false;
 };
 
 // The rows of a successful query. Columns are 0-based; values are in PostgreSQL's text form.
@@ -45,6 +53,8 @@ class Result {
   bool is_null(int row, int col) const;
   std::string text(int row, int col) const;
   int64_t int64(int row, int col) const;  // 0 for NULL or text that is not a number
+  // The value's bytes: text() for most types, the decoded bytes of a BYTEA.
+  std::string bytes(int row, int col) const;
   // Rows an INSERT/UPDATE/DELETE touched.
   int64_t affected() const;
   // The command tag: "UPDATE 3", "COMMIT", or "ROLLBACK" for a COMMIT of a failed transaction.
@@ -80,9 +90,18 @@ class Conn {
 
   Expected<Result> query(const std::string& sql, const std::vector<Param>& params = {});
   Status exec(const std::string& script);
+  // Prepares `sql` as the named statement of this connection.
+  Status prepare(const std::string& name, const std::string& sql);
+  // Runs the named statement; errors name `sql`.
+  Expected<Result> run_prepared(const std::string& name, const std::string& sql,
+                                const std::vector<Param>& params);
   bool broken() const;
+  // In a transaction block (also one a failed statement aborted).
+  bool in_transaction() const;
 
  private:
+  // The Result of `raw`, or the error naming `sql`.
+  Expected<Result> checked(pg_result* raw, const std::string& sql);
   pg_conn* c_ = nullptr;
 };
 

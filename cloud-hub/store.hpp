@@ -1,4 +1,6 @@
-// store::Store: the hub's durable state in SQLite (WAL): <data>/control.db and shard-NN.db.
+// store::Store: the hub's durable state, in SQLite (WAL: <data>/control.db and shard-NN.db) or in
+// PostgreSQL (one database, schemas "control" and "shard_NN"), through store_db.hpp's connection:
+// each query is written once for both, the schema steps once per backend.
 //
 // One schema serves both kinds of database the hub keeps: the control database (workloads and
 // their placements, fleet-wide events) and one database per shard (the rest: node-scoped state).
@@ -10,7 +12,9 @@
 // oldest are dropped), devices (device twins, in their node's shard: store_devices.cpp).
 //
 // The store holds no policy: callers group calls into one transaction per state change with
-// transaction(), so a kill -9 at any point leaves either the old or the new state.
+// transaction(), so a kill -9 at any point leaves either the old or the new state. A commit check
+// (set_commit_check) runs before every outermost COMMIT: the hook for fencing shard writes by
+// their lease epoch when several hubs share PostgreSQL (docs/multi-hub.md).
 //
 // Thread-safety: none; the hub serialises all access behind one mutex.
 #pragma once
@@ -24,9 +28,9 @@
 #include <string>
 #include <vector>
 
+#include "cloud-hub/store_db.hpp"
 #include "cloud-hub/taints.hpp"
 #include "common/expected.hpp"
-#include "common/sqlite.hpp"
 #include "sync/flotilla.pb.h"
 
 namespace flotilla::hub {
@@ -124,11 +128,19 @@ std::map<std::string, std::string> labels_from_text(const std::string& text);
 
 class Store {
  public:
-  // Opens (creating and migrating) the database at `path`; ":memory:" for tests.
+  // Opens (creating and migrating) the SQLite database at `path`; ":memory:" for tests.
   static Expected<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
+  // The same over any connection (db::open_postgres for PostgreSQL), migrated with its backend's
+  // schema steps.
+  static Expected<std::unique_ptr<Store>> open(std::unique_ptr<db::Conn> conn,
+                                               StoreOptions options = {});
 
-  // Runs `fn` in one transaction: committed if it returns Ok, rolled back otherwise.
+  // Runs `fn` in one transaction: committed if it returns Ok, rolled back otherwise. Inside
+  // another transaction it is a savepoint: rolled back alone, committed with the outer one.
   Status transaction(const std::function<Status()>& fn);
+  // Called inside every outermost transaction() just before its COMMIT; an error rolls the
+  // transaction back and is returned. Empty: no check.
+  void set_commit_check(std::function<Status()> check) { commit_check_ = std::move(check); }
 
   // Nodes.
   Expected<std::optional<NodeRecord>> get_node(const std::string& name);
@@ -213,18 +225,20 @@ class Store {
   Status add_event(const EventRecord& e);
   Expected<std::vector<EventRecord>> list_events(const EventFilter& filter);
 
-  sql::Db& db() { return db_; }
+  db::Conn& db() { return *db_; }
 
  private:
   // Sets the phase column of rows written before it existed (schema step 2).
   Status fill_instance_phases();
   // Deletes all but the newest kRemovedInstancesKept removed instances of the node.
   Status prune_removed(const std::string& node);
-  Store(sql::Db db, StoreOptions options) : db_(std::move(db)), options_(options) {}
+  Store(std::unique_ptr<db::Conn> db, StoreOptions options)
+      : db_(std::move(db)), options_(options) {}
   Status compact(const std::string& node, uint64_t revision);
 
-  sql::Db db_;
+  std::unique_ptr<db::Conn> db_;
   StoreOptions options_;
+  std::function<Status()> commit_check_;
 };
 
 }  // namespace flotilla::hub

@@ -8,7 +8,7 @@ constexpr const char* kDeviceColumns =
     "name, node, desired, desired_version, reported, reported_version, observed_desired, "
     "updated_ms, labels";
 
-DeviceRecord read_device(const sql::Stmt& s) {
+DeviceRecord read_device(const db::Stmt& s) {
   DeviceRecord d;
   d.name = s.col_text(0);
   d.node = s.col_text(1);
@@ -25,7 +25,7 @@ DeviceRecord read_device(const sql::Stmt& s) {
 }  // namespace
 
 Expected<std::optional<DeviceRecord>> Store::get_device(const std::string& name) {
-  auto s = db_.prepare(std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE name = ?");
+  auto s = db_->prepare(std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE name = ?");
   if (!s) return s.error();
   s->bind(1, name);
   auto row = s->step();
@@ -37,18 +37,18 @@ Expected<std::optional<DeviceRecord>> Store::get_device(const std::string& name)
 Expected<std::vector<DeviceRecord>> Store::list_devices(const std::string& node) {
   std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices";
   sql += node.empty() ? " ORDER BY name" : " WHERE node = ? ORDER BY name";
-  auto s = db_.prepare(sql);
+  auto s = db_->prepare(sql);
   if (!s) return s.error();
   if (!node.empty()) s->bind(1, node);
   std::vector<DeviceRecord> out;
   auto on_row = [&] { out.push_back(read_device(*s)); };
-  if (auto st = sql::for_each_row(*s, on_row); !st) return st.error();
+  if (auto st = db::for_each_row(*s, on_row); !st) return st.error();
   return out;
 }
 
 Status Store::put_device(const DeviceRecord& d) {
-  auto s = db_.prepare(std::string("INSERT OR REPLACE INTO devices (") + kDeviceColumns +
-                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  static const std::string kUpsert = db::upsert_sql("devices", kDeviceColumns, 1);
+  auto s = db_->prepare(kUpsert);
   if (!s) return s.error();
   s->bind(1, d.name)
       .bind(2, d.node)
@@ -63,7 +63,7 @@ Status Store::put_device(const DeviceRecord& d) {
 }
 
 Status Store::delete_device(const std::string& name) {
-  auto s = db_.prepare("DELETE FROM devices WHERE name = ?");
+  auto s = db_->prepare("DELETE FROM devices WHERE name = ?");
   if (!s) return s.error();
   s->bind(1, name);
   return s->run();

@@ -1,9 +1,20 @@
+// The store's tests, each on SQLite and on PostgreSQL (one server for the whole binary, a database
+// per test; skipped, saying why, only where no PostgreSQL is installed).
 #include "cloud-hub/store.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "common/sqlite.hpp"
 #include "test/support/temp_dir.hpp"
+#ifdef FLOTILLA_TEST_PG
+#include "cloud-hub/hub_stores.hpp"
+#include "cloud-hub/pg.hpp"
+#include "cloud-hub/store_pg.hpp"
+#include "test/support/peers.hpp"
+#include "test/support/postgres.hpp"
+#endif
 
 namespace flotilla::hub {
 namespace {
@@ -24,12 +35,69 @@ std::vector<std::string> names(const pb::DesiredState& d) {
   return out;
 }
 
-class HubStoreTest : public ::testing::Test {
+#ifdef FLOTILLA_TEST_PG
+// The binary's PostgreSQL server, started at first use (initdb takes seconds: one for all tests)
+// and stopped at exit. Null with `why` when none can run here; a server that is installed but
+// does not start is a failure, not a skip.
+testing::Postgres* shared_postgres(std::string* why) {
+  static std::unique_ptr<testing::Postgres> server;
+  static std::string unavailable = testing::Postgres::unavailable_reason();
+  static Status started = [] {
+    if (!unavailable.empty()) return Status(Ok());
+    server = std::make_unique<testing::Postgres>();
+    return server->start();
+  }();
+  *why = unavailable;
+  if (!unavailable.empty()) return nullptr;
+  if (!started) {
+    *why = started.error().message();
+    return nullptr;
+  }
+  return server.get();
+}
+
+// A fresh database on the shared server: its connection string, or a skip/failure reason.
+Expected<std::string> fresh_database(bool* skip) {
+  static int count = 0;
+  std::string why;
+  testing::Postgres* server = shared_postgres(&why);
+  *skip = server == nullptr && !testing::Postgres::unavailable_reason().empty();
+  if (server == nullptr) return Error(why);
+  return server->create_database("store_test_" + std::to_string(++count));
+}
+#endif
+
+// GetParam(): "sqlite" or "postgres".
+class HubStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { open(); }
+  void SetUp() override {
+    if (GetParam() == "postgres") {
+#ifdef FLOTILLA_TEST_PG
+      bool skip = false;
+      auto conninfo = fresh_database(&skip);
+      if (skip) GTEST_SKIP() << "PostgreSQL: " << conninfo.error().message();
+      ASSERT_TRUE(conninfo.ok()) << conninfo.error().message();
+      conninfo_ = *conninfo;
+#else
+      GTEST_SKIP() << "built without PostgreSQL (libpq)";
+#endif
+    }
+    open();
+  }
+  // The test's store on its backend, opened again (as after a restart).
+  Expected<std::unique_ptr<Store>> open_store(StoreOptions options = {}) {
+#ifdef FLOTILLA_TEST_PG
+    if (!conninfo_.empty()) {
+      auto conn = db::open_postgres(conninfo_, "shard_03");
+      if (!conn) return conn.error();
+      return Store::open(std::move(*conn), options);
+    }
+#endif
+    return Store::open(dir_ / "hub.db", options);
+  }
   void open(StoreOptions options = {}) {
     store_.reset();
-    auto s = Store::open(dir_ / "hub.db", options);
+    auto s = open_store(options);
     ASSERT_TRUE(s.ok()) << s.error().message();
     store_ = std::move(*s);
   }
@@ -43,10 +111,14 @@ class HubStoreTest : public ::testing::Test {
   NodeRecord node(const std::string& name) { return **store_->get_node(name); }
 
   testing::TempDir dir_;
+  std::string conninfo_;  // PostgreSQL's, empty on SQLite
   std::unique_ptr<Store> store_;
 };
 
-TEST_F(HubStoreTest, NodesAndWorkloadsSurviveReopen) {
+INSTANTIATE_TEST_SUITE_P(Backends, HubStoreTest, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& p) { return p.param; });
+
+TEST_P(HubStoreTest, NodesAndWorkloadsSurviveReopen) {
   add_node("n1");
   WorkloadRecord w{"web", "{}", "hash", 2, 10, 20, 1, "0/1 nodes"};
   ASSERT_TRUE(store_->put_workload(w).ok());
@@ -61,7 +133,7 @@ TEST_F(HubStoreTest, NodesAndWorkloadsSurviveReopen) {
   EXPECT_FALSE(store_->get_workload("nope")->has_value());
 }
 
-TEST_F(HubStoreTest, NodeTaintsSurviveReopenAndOldRowsHaveNone) {
+TEST_P(HubStoreTest, NodeTaintsSurviveReopenAndOldRowsHaveNone) {
   add_node("n1");
   add_node("n2");
   NodeRecord n = node("n1");
@@ -72,7 +144,7 @@ TEST_F(HubStoreTest, NodeTaintsSurviveReopenAndOldRowsHaveNone) {
   EXPECT_TRUE(node("n2").taints.empty());
 }
 
-TEST_F(HubStoreTest, NodeProgressWritesOnlyTheProtocolsFieldsOfAnExistingNode) {
+TEST_P(HubStoreTest, NodeProgressWritesOnlyTheProtocolsFieldsOfAnExistingNode) {
   add_node("n1");
   NodeRecord n = node("n1");
   n.ready = true;
@@ -102,7 +174,7 @@ TEST_F(HubStoreTest, NodeProgressWritesOnlyTheProtocolsFieldsOfAnExistingNode) {
   EXPECT_FALSE(store_->get_node("ghost")->has_value());
 }
 
-TEST_F(HubStoreTest, FailedTransactionLeavesNothing) {
+TEST_P(HubStoreTest, FailedTransactionLeavesNothing) {
   add_node("n1");
   Status st = store_->transaction([&]() -> Status {
     EXPECT_TRUE(store_->put_workload({"web", "{}", "h", 1, 0, 0, 0, ""}).ok());
@@ -116,7 +188,7 @@ TEST_F(HubStoreTest, FailedTransactionLeavesNothing) {
   EXPECT_TRUE(store_->desired_for_node("n1")->empty());
 }
 
-TEST_F(HubStoreTest, EachChangeSetBumpsTheRevisionOnce) {
+TEST_P(HubStoreTest, EachChangeSetBumpsTheRevisionOnce) {
   add_node("n1");
   EXPECT_EQ(*store_->update_node_desired("n1", {{"a", spec("a")}, {"b", spec("b")}}, {}), 1u);
   EXPECT_EQ(*store_->update_node_desired("n1", {}, {}), 1u);  // nothing to do
@@ -128,7 +200,7 @@ TEST_F(HubStoreTest, EachChangeSetBumpsTheRevisionOnce) {
   EXPECT_FALSE(store_->update_node_desired("ghost", {{"a", spec("a")}}, {}).ok());
 }
 
-TEST_F(HubStoreTest, DeltaHoldsOnlyWhatChangedSinceAcked) {
+TEST_P(HubStoreTest, DeltaHoldsOnlyWhatChangedSinceAcked) {
   add_node("n1");
   ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}, {"b", spec("b")}}, {}).ok());
   ASSERT_TRUE(store_->update_node_desired("n1", {{"c", spec("c")}}, {"a"}).ok());
@@ -149,7 +221,7 @@ TEST_F(HubStoreTest, DeltaHoldsOnlyWhatChangedSinceAcked) {
   EXPECT_EQ(d->deletes_size(), 0);
 }
 
-TEST_F(HubStoreTest, ReAddingRemovesTheTombstone) {
+TEST_P(HubStoreTest, ReAddingRemovesTheTombstone) {
   add_node("n1");
   ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}}, {}).ok());
   ASSERT_TRUE(store_->update_node_desired("n1", {}, {"a"}).ok());
@@ -161,7 +233,7 @@ TEST_F(HubStoreTest, ReAddingRemovesTheTombstone) {
   EXPECT_EQ(d->deletes_size(), 0);
 }
 
-TEST_F(HubStoreTest, SnapshotForNewAgentsAndUnknownRevisions) {
+TEST_P(HubStoreTest, SnapshotForNewAgentsAndUnknownRevisions) {
   add_node("n1");
   ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}}, {}).ok());
   ASSERT_TRUE(store_->update_node_desired("n1", {{"b", spec("b")}}, {}).ok());
@@ -182,13 +254,14 @@ TEST_F(HubStoreTest, SnapshotForNewAgentsAndUnknownRevisions) {
   EXPECT_EQ(d->to_revision(), 10u);
 }
 
-TEST_F(HubStoreTest, CompactedTombstonesForceSnapshotsBelowTheFloor) {
+TEST_P(HubStoreTest, CompactedTombstonesForceSnapshotsBelowTheFloor) {
   StoreOptions options;
   options.tombstone_retention = 2;
   open(options);
   add_node("n1");
   ASSERT_TRUE(store_->update_node_desired("n1", {{"a", spec("a")}, {"b", spec("b")}}, {}).ok());
-  ASSERT_TRUE(store_->update_node_desired("n1", {}, {"a"}).ok());  // rev 2: tombstone a
+  auto del = store_->update_node_desired("n1", {}, {"a"});  // rev 2: tombstone a
+  ASSERT_TRUE(del.ok()) << del.error().message();
   ASSERT_TRUE(store_->update_node_desired("n1", {{"c", spec("c")}}, {}).ok());  // rev 3
   EXPECT_EQ(node("n1").compacted_floor, 0u);
   ASSERT_TRUE(store_->update_node_desired("n1", {{"d", spec("d")}}, {}).ok());  // rev 4
@@ -205,7 +278,7 @@ TEST_F(HubStoreTest, CompactedTombstonesForceSnapshotsBelowTheFloor) {
   EXPECT_EQ(names(*d), (std::vector<std::string>{"c", "d"}));
 }
 
-TEST_F(HubStoreTest, CountsByPhaseIncludingRowsWrittenBeforeThePhaseColumn) {
+TEST_P(HubStoreTest, CountsByPhaseIncludingRowsWrittenBeforeThePhaseColumn) {
   add_node("n1");
   add_node("n2");
   NodeRecord ready = *store_->get_node("n2").value();
@@ -222,12 +295,7 @@ TEST_F(HubStoreTest, CountsByPhaseIncludingRowsWrittenBeforeThePhaseColumn) {
     ASSERT_TRUE(store_->put_instance(rec).ok());
   }
   // As a store from before schema step 2 would have them: no phase column value.
-  store_.reset();
-  {
-    auto db = sql::Db::open(dir_ / "hub.db");
-    ASSERT_TRUE(db.ok());
-    ASSERT_TRUE(db->exec("UPDATE instances SET phase = NULL").ok());
-  }
+  ASSERT_TRUE(store_->db().exec("UPDATE instances SET phase = NULL").ok());
   open();
   auto c = store_->counts();
   ASSERT_TRUE(c.ok()) << c.error().message();
@@ -238,7 +306,7 @@ TEST_F(HubStoreTest, CountsByPhaseIncludingRowsWrittenBeforeThePhaseColumn) {
   EXPECT_EQ(c->instances_by_phase.count(0), 0u);
 }
 
-TEST_F(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {
+TEST_P(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {
   InstanceRecord rec;
   rec.node = "n1";
   rec.status.set_workload("web");
@@ -288,7 +356,7 @@ TEST_F(HubStoreTest, InstancesKeepTheLatestRecordAndCanBeRetained) {
   EXPECT_TRUE(store_->list_instances()->empty());
 }
 
-TEST_F(HubStoreTest, EventsAreBoundedAndFiltered) {
+TEST_P(HubStoreTest, EventsAreBoundedAndFiltered) {
   StoreOptions options;
   options.max_events = 5;
   open(options);
@@ -323,6 +391,169 @@ TEST_F(HubStoreTest, EventsAreBoundedAndFiltered) {
   EXPECT_EQ((*last)[1].reason, "R7");
   EXPECT_EQ(last->back().object, "web/web-abc");
 }
+
+// A hub killed (-9) inside a transaction leaves the old state; killed right after the commit, the
+// new one. The writes happen in a child process that kills itself.
+TEST_P(HubStoreTest, Kill9InsideATransactionLeavesTheOldStateAndAfterItTheNew) {
+  add_node("n1");
+  store_.reset();
+  for (bool commit : {false, true}) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto s = open_store();
+      if (!s) ::_exit(2);
+      Store& store = **s;
+      (void)store.transaction([&]() -> Status {
+        if (!store.put_workload({"web", "{}", "h", 1, 0, 0, 0, ""})) ::_exit(3);
+        if (!store.update_node_desired("n1", {{"web", spec("web")}}, {})) ::_exit(3);
+        if (!commit) ::raise(SIGKILL);
+        return Ok();
+      });
+      ::raise(SIGKILL);
+      ::_exit(4);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+    open();
+    EXPECT_EQ(store_->get_workload("web")->has_value(), commit) << "commit " << commit;
+    EXPECT_EQ(node("n1").revision, commit ? 1u : 0u);
+    EXPECT_EQ(store_->desired_for_node("n1")->size(), commit ? 1u : 0u);
+    store_.reset();
+  }
+  open();
+}
+
+// The commit check (the hook for fencing by lease epoch) runs once per outermost transaction; a
+// refusal rolls all of it back. A failed savepoint rolls back only its own part.
+TEST_P(HubStoreTest, CommitCheckRefusesTheTransactionAndSavepointsRollBackAlone) {
+  add_node("n1");
+  int checks = 0;
+  bool allow = false;
+  store_->set_commit_check([&]() -> Status {
+    ++checks;
+    return allow ? Ok() : Error("the lease epoch moved on");
+  });
+  auto change = [&]() -> Status {
+    if (auto st = store_->put_workload({"web", "{}", "h", 1, 0, 0, 0, ""}); !st) return st;
+    Status inner = store_->transaction([&]() -> Status {
+      if (auto st = store_->put_workload({"db", "{}", "h", 1, 0, 0, 0, ""}); !st) return st;
+      return Error("the inner change fails");
+    });
+    EXPECT_FALSE(inner.ok());
+    Status kept = store_->transaction([&]() -> Status {
+      auto rev = store_->update_node_desired("n1", {{"web", spec("web")}}, {});
+      return rev ? Ok() : Status(rev.error());
+    });
+    EXPECT_TRUE(kept.ok()) << kept.error().message();
+    return Ok();
+  };
+  Status refused = store_->transaction(change);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("the lease epoch moved on"), std::string::npos);
+  EXPECT_EQ(checks, 1);  // savepoints do not check
+  EXPECT_FALSE(store_->get_workload("web")->has_value());
+  EXPECT_EQ(node("n1").revision, 0u);
+  // The store goes on working after a refusal.
+  allow = true;
+  ASSERT_TRUE(store_->transaction(change).ok());
+  EXPECT_EQ(checks, 2);
+  open();
+  EXPECT_TRUE(store_->get_workload("web")->has_value());
+  EXPECT_FALSE(store_->get_workload("db")->has_value());
+  EXPECT_EQ(node("n1").revision, 1u);
+}
+
+#ifdef FLOTILLA_TEST_PG
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bool skip = false;
+    auto conninfo = fresh_database(&skip);
+    if (skip) GTEST_SKIP() << "PostgreSQL: " << conninfo.error().message();
+    ASSERT_TRUE(conninfo.ok()) << conninfo.error().message();
+    conninfo_ = *conninfo;
+  }
+  std::string conninfo_;
+};
+
+TEST(PostgresPlaceholders, BecomeDollarParamsOutsideQuotes) {
+  auto [sql, n] = db::to_dollar_params("a = ? AND b = '?''?' AND \"c?\" = ? OR d = ?1");
+  EXPECT_EQ(sql, "a = $1 AND b = '?''?' AND \"c?\" = $2 OR d = $1");
+  EXPECT_EQ(n, 2);
+}
+
+TEST_F(PostgresStoreTest, ErrorsNameTheStatementAndTheServer) {
+  auto conn = db::open_postgres(conninfo_, "control");
+  ASSERT_TRUE(conn.ok()) << conn.error().message();
+  auto bad = (*conn)->prepare("SELECT no_such_column FROM no_such_table WHERE x = ?");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("SELECT no_such_column FROM no_such_table WHERE x = $1"),
+            std::string::npos)
+      << bad.error().message();
+  EXPECT_NE(bad.error().message().find("no_such_table"), std::string::npos);
+  const int port = testing::free_port();
+  auto down = db::open_postgres(
+      "host=127.0.0.1 port=" + std::to_string(port) + " user=flotilla dbname=x connect_timeout=2",
+      "control");
+  ASSERT_FALSE(down.ok());
+  EXPECT_NE(down.error().message().find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << down.error().message();
+  EXPECT_FALSE(db::open_postgres(conninfo_, "Robert'); DROP TABLE x").ok());
+}
+
+TEST_F(PostgresStoreTest, AConnectionCutOutsideATransactionIsOpenedAgain) {
+  auto conn = db::open_postgres(conninfo_, "shard_00");
+  ASSERT_TRUE(conn.ok()) << conn.error().message();
+  auto store = Store::open(std::move(*conn));
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  NodeRecord n;
+  n.name = "n1";
+  ASSERT_TRUE((*store)->put_node(n).ok());
+  auto admin = pg::Conn::connect(conninfo_);
+  ASSERT_TRUE(admin.ok());
+  auto killed = admin->query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+      "AND pid <> pg_backend_pid()");
+  ASSERT_TRUE(killed.ok()) << killed.error().message();
+  ASSERT_EQ(killed->rows(), 1);
+  // The first statement finds the connection cut; the next ones run on a new one.
+  (void)(*store)->get_node("n1");
+  auto got = (*store)->get_node("n1");
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  EXPECT_TRUE(got->has_value());
+  EXPECT_TRUE((*store)->transaction([&] { return (*store)->put_node(n); }).ok());
+}
+
+TEST_F(PostgresStoreTest, HubStoresAreSchemasALostOneIsRebuiltAndMoreShardsAreRefused) {
+  {
+    auto stores = open_postgres_hub_stores(conninfo_, 4, {});
+    ASSERT_TRUE(stores.ok()) << stores.error().message();
+    EXPECT_TRUE(stores->rebuilt.empty());  // a new database: nothing was lost
+    ASSERT_EQ(stores->shards.size(), 4u);
+    NodeRecord n;
+    n.name = "n2";
+    ASSERT_TRUE(stores->shards[2]->put_node(n).ok());
+    ASSERT_TRUE(stores->control->put_workload({"web", "{}", "h", 1, 0, 0, 0, ""}).ok());
+  }
+  auto admin = pg::Conn::connect(conninfo_);
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE(admin->exec("DROP SCHEMA shard_01 CASCADE").ok());
+  {
+    auto stores = open_postgres_hub_stores(conninfo_, 4, {});
+    ASSERT_TRUE(stores.ok()) << stores.error().message();
+    EXPECT_EQ(stores->rebuilt, std::set<uint32_t>{1});
+    EXPECT_TRUE(stores->shards[2]->get_node("n2")->has_value());
+    EXPECT_FALSE(stores->shards[1]->get_node("n2")->has_value());
+    EXPECT_TRUE(stores->control->get_workload("web")->has_value());
+  }
+  auto fewer = open_postgres_hub_stores(conninfo_, 2, {});
+  ASSERT_FALSE(fewer.ok());
+  EXPECT_NE(fewer.error().message().find("shard_03"), std::string::npos) << fewer.error().message();
+  EXPECT_NE(fewer.error().message().find("--shards 2"), std::string::npos);
+}
+#endif
 
 }  // namespace
 }  // namespace flotilla::hub
