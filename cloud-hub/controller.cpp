@@ -90,6 +90,7 @@ Controller::Controller(Store& control, const std::vector<Store*>& shards, const 
       metrics_(metrics),
       options_(options),
       log_(log::get("hub")) {
+  metrics_.declare_histogram(kStartupMetric, startup_buckets());  // 0 startups, from the start
   if (shards.empty()) {
     // Everything in the control store: one shard behind the control lock.
     auto shard = std::make_unique<Shard>();

@@ -259,6 +259,8 @@ class Controller {
     // leaves the node or the node is deleted, after kStartupForget; at most kMaxStartups.
     std::map<std::pair<std::string, std::string>, Startup> startups;
   };
+  static constexpr const char* kStartupMetric = "flotilla_hub_instance_startup_seconds";
+  static const std::vector<double>& startup_buckets();     // its bucket bounds
   static constexpr size_t kMaxStartups = 100000;           // per shard
   static constexpr Millis kStartupForget{60 * 60 * 1000};  // an hour
   // Takes the Running records of a status batch for the startups awaited on its node.

@@ -19,10 +19,6 @@ std::map<std::string, std::string> to_map(
 
 std::string seconds_text(Millis d) { return std::to_string(d.count() / 1000) + "s"; }
 
-// Bucket bounds of flotilla_hub_instance_startup_seconds: a process starts in well under a
-// second, a container or VM whose image is pulled first takes minutes.
-const std::vector<double> kStartupBuckets = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
-
 }  // namespace
 
 Status Controller::accept_claimed_revision_locked(Shard& shard, NodeRecord& node,
@@ -325,6 +321,13 @@ void Controller::on_status(const pb::StatusBatch& batch) {
   if (!in_batch()) reschedule_if_wanted();
 }
 
+const std::vector<double>& Controller::startup_buckets() {
+  // A process starts in well under a second, a container or VM whose image is pulled first
+  // takes minutes.
+  static const std::vector<double> buckets = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+  return buckets;
+}
+
 void Controller::observe_startups_locked(Shard& shard, const pb::StatusBatch& batch) {
   if (shard.startups.empty()) return;
   const TimePoint now = clock_.now();
@@ -334,7 +337,7 @@ void Controller::observe_startups_locked(Shard& shard, const pb::StatusBatch& ba
     // An instance of the spec it replaces may still report Running: not the one awaited.
     if (it == shard.startups.end() || it->second.spec_hash != inst.spec_hash()) continue;
     const double seconds = std::chrono::duration<double>(now - it->second.issued).count();
-    metrics_.observe_histogram("flotilla_hub_instance_startup_seconds", seconds, kStartupBuckets);
+    metrics_.observe_histogram(kStartupMetric, seconds, startup_buckets());
     shard.startups.erase(it);
   }
 }

@@ -67,6 +67,16 @@ void Metrics::observe_histogram(const std::string& name, double value,
   h.count += 1;
 }
 
+void Metrics::declare_histogram(const std::string& name, const std::vector<double>& bounds,
+                                const MetricLabels& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Histogram& h = histograms_[name][render_labels(labels)];
+  if (h.counts.empty()) {
+    h.bounds = bounds;
+    h.counts.assign(bounds.size() + 1, 0);
+  }
+}
+
 Metrics::Histogram Metrics::histogram(const std::string& name, const MetricLabels& labels) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = histograms_.find(name);

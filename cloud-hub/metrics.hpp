@@ -45,6 +45,9 @@ class Metrics {
   void observe_histogram(const std::string& name, double value, const std::vector<double>& bounds,
                          const MetricLabels& labels = {});
   Histogram histogram(const std::string& name, const MetricLabels& labels = {}) const;
+  // Renders the histogram with zero counts until its first observation (unless it exists).
+  void declare_histogram(const std::string& name, const std::vector<double>& bounds,
+                         const MetricLabels& labels = {});
   // Text in the exposition format computed at scrape time (gauges of another component).
   // Sources are called by render(), outside the lock.
   void add_source(std::function<std::string()> source);
