@@ -23,9 +23,10 @@ int main(int argc, char** argv) {
   flotilla::Flags flags(
       "flotilla-fleetsim",
       "Simulates a fleet of Flotilla agents over real MQTT and measures the hub.");
-  flags.add("mode",
-            "ready | startup | catchup | ingest | list | twin | ota | blast-size | twin-size", "",
-            true);
+  flags.add(
+      "mode",
+      "ready | startup | catchup | ingest | list | twin | ota | console | blast-size | twin-size",
+      "", true);
   flags.add("broker-port", "mosquitto port on 127.0.0.1", "1883");
   flags.add("hub-port", "hub REST port on 127.0.0.1", "8080");
   flags.add("hub-pid", "hub process id, for CPU and memory (0: not reported)", "0");
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
   flags.add("ota-fail-permille", "ota: nodes whose simulated post-switch health check fails", "0");
   flags.add("ota-threshold-percent", "ota: the rollout's failure threshold (minCount 1)", "5");
   flags.add("ota-download-threads", "ota: concurrent payload downloads of the simulator", "8");
+  flags.add("control-file", "console: the file of commands (offline NAME, stop) to follow", "");
   if (auto st = flags.parse(argc, argv); !st) return usage_error(flags, st.error().message());
   if (flags.help_requested()) {
     std::cout << flags.usage();
@@ -189,6 +191,7 @@ int main(int argc, char** argv) {
     *out = v == "true";
   }
 
+  o.control_file = flags.get("control-file");
   const std::string mode = flags.get("mode");
   if (mode == "ready") return flotilla::bench::run_ready(o, std::cout);
   if (mode == "startup") return flotilla::bench::run_startup(o, std::cout);
@@ -197,6 +200,7 @@ int main(int argc, char** argv) {
   if (mode == "list") return flotilla::bench::run_list(o, std::cout);
   if (mode == "twin") return flotilla::bench::run_twin(o, std::cout);
   if (mode == "ota") return flotilla::bench::run_ota(o, std::cout);
+  if (mode == "console") return flotilla::bench::run_console(o, std::cout);
   if (mode == "blast-size") {
     flotilla::bench::EventLoop loop;
     flotilla::bench::VirtualFleet fleet(loop, o.fleet);

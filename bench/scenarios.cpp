@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <numeric>
@@ -77,6 +78,65 @@ int run_startup(const ScenarioOptions& o, std::ostream& out) {
   out << "| sim-side: Running status PUBACK p50 / p99 / max (" << sim_times.size()
       << " instances) | " << fmt(percentile(sim_times, 50)) << " / "
       << fmt(percentile(sim_times, 99)) << " / " << fmt(percentile(sim_times, 100)) << " s |\n";
+  h.usage_rows(out);
+  return 0;
+}
+
+int run_console(const ScenarioOptions& o, std::ostream& out) {
+  if (o.control_file.empty()) {
+    std::cerr << "fleetsim: --mode console needs --control-file\n";
+    return 2;
+  }
+  Harness h(o);
+  if (connect_and_report_ready(h, o, out) < 0) return 1;
+  const uint32_t n = o.fleet.nodes;
+  const Clock::time_point t0 = Clock::now();
+  if (auto st = h.hub_.apply("console", every_node_manifest("console", "v1")); !st) {
+    out << "| apply | FAILED: " << st.error().message() << " |\n";
+    return 1;
+  }
+  double running = 0;
+  while (seconds_since(t0) < o.timeout_s && running < n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.poll_ms));
+    if (auto v = h.hub_.metric(kRunning)) running = *v;
+  }
+  out << "| everyNode workload applied → instances Running | " << fmt(running, 0) << " / " << n
+      << " after " << fmt(seconds_since(t0), 1) << " s |\n";
+  if (running < n) return 1;
+  std::ofstream(o.control_file + ".ready") << "ready\n";
+  std::cerr << "fleetsim: console: fleet ready, following " << o.control_file << "\n";
+  size_t done = 0;  // control lines handled
+  int offline = 0;
+  for (bool stop = false; !stop;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::stringstream text;
+    text << std::ifstream(o.control_file).rdbuf();
+    // Only whole lines: a read may see part of one the writer is appending.
+    std::vector<std::string> lines;
+    const std::string all = text.str();
+    for (size_t at = 0, end; (end = all.find('\n', at)) != std::string::npos; at = end + 1) {
+      lines.push_back(all.substr(at, end - at));
+    }
+    for (; done < lines.size(); ++done) {
+      const std::string& line = lines[done];
+      if (line == "stop") {
+        stop = true;
+        break;
+      }
+      if (line.rfind("offline ", 0) != 0) {
+        std::cerr << "fleetsim: console: ignored control line '" << line << "'\n";
+        continue;
+      }
+      const std::string name = line.substr(8);
+      const bool sent = call_on_loop(h.loop_, [&] {
+        auto i = h.fleet_.index_of(name);
+        return i && h.fleet_.go_offline(*i);
+      });
+      std::cerr << "fleetsim: console: offline " << name << (sent ? "" : " FAILED") << "\n";
+      offline += sent ? 1 : 0;
+    }
+  }
+  out << "| nodes taken offline by the console benchmark | " << offline << " |\n";
   h.usage_rows(out);
   return 0;
 }

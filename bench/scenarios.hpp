@@ -43,9 +43,10 @@ struct ScenarioOptions {
   uint32_t ota_payload_kib = 1024;  // ota: size of the artifact's payload
   std::vector<uint32_t> ota_waves{10, 50, 100};  // ota: cumulative percent of nodes per wave
   uint32_t ota_soak_s = 0;                       // ota: soak after each wave
-  uint32_t ota_fail_permille = 0;       // ota: nodes whose simulated health check fails
-  uint32_t ota_threshold_percent = 5;   // ota: the rollout's failure threshold
-  uint32_t ota_download_threads = 8;    // ota: concurrent payload downloads of the simulator
+  uint32_t ota_fail_permille = 0;                // ota: nodes whose simulated health check fails
+  uint32_t ota_threshold_percent = 5;            // ota: the rollout's failure threshold
+  uint32_t ota_download_threads = 8;  // ota: concurrent payload downloads of the simulator
+  std::string control_file;           // console: commands from the browser benchmark
 };
 
 // a: connect every node; time until the hub counts all of them Ready.
@@ -69,5 +70,10 @@ int run_twin(const ScenarioOptions& options, std::ostream& out);
 // waves; wall time until it completes (or pauses at its failure threshold), when each wave
 // opened, what the hub and the virtual updaters counted.
 int run_ota(const ScenarioOptions& options, std::ostream& out);
+// h: a fleet for the web console benchmark (test/console/bench.mjs, driven by bench/run
+// console): all Ready, one everyNode workload Running everywhere, then it holds the fleet and
+// follows `control_file`: each new line "offline NAME" makes that node's agent die (its will,
+// then silence), "stop" ends the run. Writes "ready" to control_file + ".ready" once all run.
+int run_console(const ScenarioOptions& options, std::ostream& out);
 
 }  // namespace flotilla::bench

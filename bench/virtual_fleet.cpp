@@ -147,6 +147,23 @@ void VirtualFleet::drop_connection_of(uint32_t node) {
   conn.mqtt->close_abruptly();
 }
 
+bool VirtualFleet::go_offline(uint32_t node) {
+  Node& n = nodes_[node];
+  if (!conn_of(n).up()) return false;
+  pb::Offline will;
+  will.set_node(n.name);
+  will.set_boot_id(n.boot_id);
+  conn_of(n).publish(topic(n, "will"), sync::encode(will), 1);
+  n.offline = true;
+  return true;
+}
+
+std::optional<uint32_t> VirtualFleet::index_of(const std::string& name) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return std::nullopt;
+  return it->second;
+}
+
 void VirtualFleet::reconnect_connection_of(uint32_t node) {
   Conn& conn = conns_[nodes_[node].conn];
   conn.wanted = true;
@@ -272,7 +289,7 @@ void VirtualFleet::mark_dirty(Node& node) {
 }
 
 void VirtualFleet::send_hello(Node& node) {
-  if (!conn_of(node).up()) return;
+  if (!conn_of(node).up() || node.offline) return;
   pb::Hello h;
   h.set_node(node.name);
   h.set_protocol_version(sync::kProtocolVersion);
@@ -294,7 +311,7 @@ void VirtualFleet::queue_full_status(Node& node) {
 }
 
 void VirtualFleet::send_ack(Node& node, uint64_t revision) {
-  if (!conn_of(node).up()) return;
+  if (!conn_of(node).up() || node.offline) return;
   pb::Ack a;
   a.set_node(node.name);
   a.set_revision(revision);
@@ -308,6 +325,7 @@ void VirtualFleet::send_ack(Node& node, uint64_t revision) {
 }
 
 void VirtualFleet::send_heartbeat(Node& node) {
+  if (node.offline) return;
   pb::Heartbeat hb;
   hb.set_node(node.name);
   hb.set_acked_revision(node.revision);
@@ -320,7 +338,7 @@ void VirtualFleet::send_heartbeat(Node& node) {
 
 void VirtualFleet::flush_status(Node& node) {
   node.dirty = false;
-  if (!conn_of(node).up()) return;  // re-sent in full on the next connect
+  if (!conn_of(node).up() || node.offline) return;  // re-sent in full on the next connect
   pb::StatusBatch batch;
   batch.set_node(node.name);
   if (node.full_pending) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -85,6 +86,12 @@ class VirtualFleet {
   // Drops (no DISCONNECT: the broker sends the will) / re-opens the connection of a node.
   void drop_connection_of(uint32_t node);
   void reconnect_connection_of(uint32_t node);
+  // The node's agent "dies" while its connection (shared with others) stays up: its will
+  // (Offline) is published for it, and it sends nothing more (no heartbeat, hello or status).
+  // False when its connection is down (nothing sent).
+  bool go_offline(uint32_t node);
+  // The index of a node by name (nullopt: not in this fleet).
+  std::optional<uint32_t> index_of(const std::string& name) const;
 
   // Per-node view for the catch-up benchmark.
   struct NodeProbe {
@@ -148,6 +155,7 @@ class VirtualFleet {
     uint64_t acked_revision = 0;
     SteadyTime acked_at{};
     uint32_t blast_cursor = 0;
+    bool offline = false;  // go_offline(): silent from then on
   };
   struct Conn {
     std::unique_ptr<MqttConn> mqtt;

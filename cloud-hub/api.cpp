@@ -72,6 +72,23 @@ bool selector_param(const httplib::Request& req, httplib::Response& res, Labels*
   return true;
 }
 
+// ?state=Ready|NotReady (nodes only) into `state`; false after answering 400.
+bool state_param(const httplib::Request& req, httplib::Response& res, Change::Kind kind,
+                 std::string* state) {
+  if (!req.has_param("state")) return true;
+  const std::string v = req.get_param_value("state");
+  if (kind != Change::Kind::kNode) {
+    send_error(res, 400, "state: only the node list takes a state filter");
+    return false;
+  }
+  if (v != "Ready" && v != "NotReady") {
+    send_error(res, 400, "state: want Ready or NotReady, got '" + v + "'");
+    return false;
+  }
+  *state = v;
+  return true;
+}
+
 // ?labelSelector=k=v,k2=v2&limit=N&continue=TOKEN; nullopt after answering 400.
 std::optional<ListOptions> list_options(const httplib::Request& req, httplib::Response& res) {
   ListOptions o;
@@ -305,7 +322,39 @@ void Api::install(httplib::Server& server) {
 
   guard_->install_audit_route(server);
   install_device_routes(server, controller_);
-  if (ota) return install_ota_routes(server, *artifacts_, *rollouts_);
+  if (ota) {
+    // Rollouts are read here, where watches are served; install_ota_routes has the rest.
+    server.Get("/api/v1/rollouts", [this](const httplib::Request& req, httplib::Response& res) {
+      auto watching = bool_param(req, res, "watch");
+      if (!watching) return;
+      if (*watching) {
+        WatchFilter filter;
+        filter.kind = Change::Kind::kRollout;
+        if (!selector_param(req, res, &filter.selector)) return;
+        return watch(req, res, std::move(filter));
+      }
+      const uint64_t version = watch_.version();  // read first, as for the other lists
+      json list = rollouts_->list_view();
+      list["resourceVersion"] = std::to_string(version);
+      send_json(res, 200, list);
+    });
+    server.Get(R"(/api/v1/rollouts/([^/]+))",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 const std::string name = req.matches[1];
+                 auto watching = bool_param(req, res, "watch");
+                 if (!watching) return;
+                 if (*watching) {
+                   WatchFilter filter;
+                   filter.kind = Change::Kind::kRollout;
+                   filter.name = name;
+                   return watch(req, res, std::move(filter));
+                 }
+                 auto view = rollouts_->view(name);
+                 if (!view) return send_error(res, 404, "rollout '" + name + "' not found");
+                 send_json(res, 200, *view);
+               });
+    return install_ota_routes(server, *artifacts_, *rollouts_);
+  }
   for (const char* kind : {"rollouts", "artifacts"}) {
     std::string pattern = std::string("/api/v1/") + kind + "(/.*)?";
     std::string message = std::string(kind) + " are not supported yet";
@@ -348,10 +397,14 @@ void Api::list(const httplib::Request& req, httplib::Response& res, Change::Kind
     filter.kind = kind;
     filter.node = node;
     if (!selector_param(req, res, &filter.selector)) return;
+    if (!state_param(req, res, kind, &filter.state)) return;
     return watch(req, res, std::move(filter));
   }
   auto options = list_options(req, res);
   if (!options) return;
+  std::string state;
+  if (!state_param(req, res, kind, &state)) return;
+  if (!state.empty()) options->ready = state == "Ready";
   // Read first: whatever changes while the list is built has a later version, so a watch from
   // this version misses nothing.
   const uint64_t version = watch_.version();

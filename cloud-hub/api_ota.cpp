@@ -213,17 +213,6 @@ void install_ota_routes(httplib::Server& server, ArtifactStore& artifacts,
               {{"name", req.matches[1]}, {"version", req.matches[2]}, {"action", "deleted"}});
   });
 
-  server.Get("/api/v1/rollouts", [&rollouts](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, rollouts.list_view());
-  });
-  server.Get(R"(/api/v1/rollouts/([^/]+))", [&rollouts](const httplib::Request& req,
-                                                        httplib::Response& res) {
-    auto view = rollouts.view(req.matches[1]);
-    if (!view) {
-      return send_error(res, 404, "rollout '" + std::string(req.matches[1]) + "' not found");
-    }
-    send_json(res, 200, *view);
-  });
   auto put = [&rollouts](const httplib::Request& req, httplib::Response& res) {
     const std::string name = req.matches[1];
     auto all = parse_all_manifests(req.body, "request body");

@@ -11,7 +11,8 @@
 //   GET    /api/v1/artifacts/NAME/VERSION/payload  the file; Range: bytes=N- or bytes=N-M gives
 //   GET    /api/v1/artifacts/NAME/VERSION/delta    206 with Content-Range, 416 when past the end
 //   DELETE /api/v1/artifacts/NAME/VERSION          409 while an unfinished rollout uses it
-//   GET    /api/v1/rollouts[/NAME]                 rollouts with status
+//   GET    /api/v1/rollouts[/NAME]                 rollouts with status (served by Api, which also
+//                                                  serves their ?watch=true)
 //   PUT|POST /api/v1/rollouts/NAME                 create from a kind Rollout document (YAML or
 //                                                  JSON): 201, 200 unchanged, 400, 409
 //   POST   /api/v1/rollouts/NAME/pause|resume|abort   200 (also when already so), 404, 409

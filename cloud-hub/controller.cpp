@@ -90,6 +90,7 @@ Controller::Controller(Store& control, const std::vector<Store*>& shards, const 
       metrics_(metrics),
       options_(options),
       log_(log::get("hub")) {
+  metrics_.declare_histogram(kStartupMetric, startup_buckets());  // 0 startups, from the start
   if (shards.empty()) {
     // Everything in the control store: one shard behind the control lock.
     auto shard = std::make_unique<Shard>();
@@ -478,9 +479,16 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
     for (const auto& node : placement.nodes) placed[node].push_back(workload);
   }
   Status failed = Ok();
+  const TimePoint issued = clock_.now();
   for (size_t i = 0; i < shards_.size(); ++i) {
     Shard& shard = *shards_[i];
+    // Startup clocks of this shard's new instances, and (node, workload) pairs that no longer
+    // start anything: taken into shard.startups once the transaction committed.
+    std::vector<std::pair<std::pair<std::string, std::string>, std::string>> starting;
+    std::vector<std::pair<std::string, std::string>> not_starting;
     Status st = shard.store->transaction([&]() -> Status {
+      starting.clear();
+      not_starting.clear();
       for (const auto& node : plan.nodes_by_shard[i]) {
         if (!specs_changed && moved.count(node) == 0) continue;
         auto rows = shard.store->desired_for_node(node);
@@ -520,9 +528,16 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
         changed.insert(node);
         note_changed(Change::Kind::kNode, node);
         for (const auto& workload : deletes) note_changed(Change::Kind::kWorkload, workload);
+        for (const auto& workload : deletes) not_starting.push_back({node, workload});
         for (const auto& [workload, spec] : upserts) {
           note_changed(Change::Kind::kWorkload, workload);
           bool fresh = have.count(workload) == 0;
+          // A new instance starts when the workload is new here or its spec hash changed (a
+          // label change alone restarts nothing).
+          const std::string& hash = plan.specs.at(workload).spec_hash();
+          if (fresh || spec_hash_of(have[workload]) != hash) {
+            starting.push_back({{node, workload}, hash});
+          }
           if (auto ev = event_locked(node, "workload/" + workload, fresh ? "Scheduled" : "Updated",
                                      (fresh ? "placed on node " : "new spec for node ") + node +
                                          " at revision " + std::to_string(*rev));
@@ -541,6 +556,16 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
       }
       return Ok();
     });
+    if (st) {
+      for (const auto& key : not_starting) shard.startups.erase(key);
+      for (auto& [key, hash] : starting) {
+        if (shard.startups.size() >= kMaxStartups && shard.startups.count(key) == 0) {
+          metrics_.count("flotilla_hub_instance_startups_untracked_total");
+          continue;
+        }
+        shard.startups[key] = Startup{std::move(hash), issued};
+      }
+    }
     // One shard's failure does not keep the others from their desired state.
     if (!st && failed) failed = st;
   }

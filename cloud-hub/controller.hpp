@@ -107,17 +107,19 @@ struct DeleteOutcome {
 };
 
 // A page of a list view: items whose labels match `selector`, names after `after`, at most
-// `limit` of them (0: all).
+// `limit` of them (0: all). Nodes only: `ready` true lists Ready nodes, false NotReady ones.
 struct ListOptions {
   std::map<std::string, std::string> selector;
   std::string after;
   int64_t limit = 0;
+  std::optional<bool> ready;
 };
 
 // An object whose view changed, for watchers (GET ...?watch=true): they read its view again,
-// and a view that is gone means the object was deleted.
+// and a view that is gone means the object was deleted. Rollouts (OTA) are noted by
+// UpdateRollouts, the other kinds by the Controller.
 struct Change {
-  enum class Kind { kNode, kWorkload, kDevice };
+  enum class Kind { kNode, kWorkload, kDevice, kRollout };
   Kind kind;
   std::string name;
   bool operator<(const Change& o) const { return std::tie(kind, name) < std::tie(o.kind, o.name); }
@@ -239,13 +241,32 @@ class Controller {
   // Takes a heartbeat's count of dropped hub messages: new drops are counted and logged.
   void note_rejections_locked(const std::string& node, Live& live,
                               const flotilla::v1::Heartbeat& hb);
+  // Instance startup latency (flotilla_hub_instance_startup_seconds): a desired revision that
+  // adds a workload to a node or gives it a new spec hash was issued at `issued`; the first
+  // status record of that instance Running with that hash observes the time since.
+  struct Startup {
+    std::string spec_hash;
+    TimePoint issued;
+  };
   // One shard's node-scoped state: its store and what is known of its nodes in memory.
   struct Shard {
     std::recursive_mutex own_mu;
     std::recursive_mutex* mu = &own_mu;  // the control lock when the store is shared with it
     Store* store = nullptr;
     std::map<std::string, Live> live;
+    // Startups awaited, by (node, workload). Memory only (an instance already Running when
+    // the hub starts is never counted) and bounded: dropped when observed, when the workload
+    // leaves the node or the node is deleted, after kStartupForget; at most kMaxStartups.
+    std::map<std::pair<std::string, std::string>, Startup> startups;
   };
+  static constexpr const char* kStartupMetric = "flotilla_hub_instance_startup_seconds";
+  static const std::vector<double>& startup_buckets();     // its bucket bounds
+  static constexpr size_t kMaxStartups = 100000;           // per shard
+  static constexpr Millis kStartupForget{60 * 60 * 1000};  // an hour
+  // Takes the Running records of a status batch for the startups awaited on its node.
+  void observe_startups_locked(Shard& shard, const flotilla::v1::StatusBatch& batch);
+  // Drops the startups awaited longer than kStartupForget.
+  void forget_stale_startups_locked(Shard& shard);
   using Outbox = std::vector<sync::Message>;
   using Locks = std::vector<std::unique_lock<std::recursive_mutex>>;
   using Placements = std::map<std::string, std::set<std::string>>;

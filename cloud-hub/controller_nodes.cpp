@@ -1,5 +1,7 @@
 // Controller: the hub side of the sync protocol (docs/protocol.md) and node liveness.
 #include <algorithm>
+#include <chrono>
+#include <vector>
 
 #include "cloud-hub/controller.hpp"
 #include "common/log.hpp"
@@ -300,6 +302,7 @@ void Controller::on_status(const pb::StatusBatch& batch) {
         return shard.store->put_node_progress(node);
       });
       if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
+      observe_startups_locked(shard, batch);
       if (batch.instances_size() > 0) note_changed(Change::Kind::kNode, node.name);
       bool rolling = false;
       for (const auto& inst : batch.instances()) {
@@ -316,6 +319,39 @@ void Controller::on_status(const pb::StatusBatch& batch) {
   }
   flush(out);
   if (!in_batch()) reschedule_if_wanted();
+}
+
+const std::vector<double>& Controller::startup_buckets() {
+  // A process starts in well under a second, a container or VM whose image is pulled first
+  // takes minutes.
+  static const std::vector<double> buckets = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+  return buckets;
+}
+
+void Controller::observe_startups_locked(Shard& shard, const pb::StatusBatch& batch) {
+  if (shard.startups.empty()) return;
+  const TimePoint now = clock_.now();
+  for (const auto& inst : batch.instances()) {
+    if (inst.removed() || inst.phase() != pb::PHASE_RUNNING) continue;
+    auto it = shard.startups.find({batch.node(), inst.workload()});
+    // An instance of the spec it replaces may still report Running: not the one awaited.
+    if (it == shard.startups.end() || it->second.spec_hash != inst.spec_hash()) continue;
+    const double seconds = std::chrono::duration<double>(now - it->second.issued).count();
+    metrics_.observe_histogram(kStartupMetric, seconds, startup_buckets());
+    shard.startups.erase(it);
+  }
+}
+
+void Controller::forget_stale_startups_locked(Shard& shard) {
+  const TimePoint now = clock_.now();
+  for (auto it = shard.startups.begin(); it != shard.startups.end();) {
+    if (now - it->second.issued > kStartupForget) {
+      metrics_.count("flotilla_hub_instance_startups_untracked_total");
+      it = shard.startups.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void Controller::set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why) {
@@ -356,6 +392,7 @@ void Controller::tick() {
   for (auto& shard : shards_) {
     std::lock_guard lock(*shard->mu);
     mark_silent_not_ready(*shard);
+    forget_stale_startups_locked(*shard);
   }
   Outbox out;
   {
@@ -443,6 +480,10 @@ Expected<bool> Controller::delete_node(const std::string& name) {
     if (found) {
       note_changed(Change::Kind::kNode, name);
       shard.live.erase(name);
+      for (auto it = shard.startups.lower_bound({name, ""});
+           it != shard.startups.end() && it->first.first == name;) {
+        it = shard.startups.erase(it);
+      }
       log_->info("node deleted node={}", name);
     }
     queue_desired_for_locked(changed, out);

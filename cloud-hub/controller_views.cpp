@@ -188,7 +188,7 @@ Expected<json> Controller::nodes_view(const ListOptions& options) {
       want > 0 && shard_count > 1 ? want / shard_count + want / (4 * shard_count) + 8 : want;
   auto refill = [&](Cursor& c) -> Status {
     std::lock_guard lock(*c.shard->mu);
-    auto nodes = c.shard->store->list_nodes_page(c.after, options.selector, chunk);
+    auto nodes = c.shard->store->list_nodes_page(c.after, options.selector, chunk, options.ready);
     if (!nodes) return nodes.error();
     c.more = chunk > 0 && static_cast<int64_t>(nodes->size()) == chunk;
     if (!nodes->empty()) c.after = nodes->back().name;

@@ -110,6 +110,8 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->watch_feeder_ =
       std::make_unique<WatchFeeder>(*hub->watch_, *hub->controller_, hub->metrics_);
   hub->controller_->set_change_listener(hub->watch_feeder_->listener());
+  hub->watch_feeder_->set_rollouts(hub->rollouts_.get());
+  hub->rollouts_->set_change_listener(hub->watch_feeder_->listener());
   if (!o.api_tokens_file.empty()) {
     auto tokens = TokenTable::load(o.api_tokens_file);
     if (!tokens) return tokens.error();
@@ -154,7 +156,7 @@ Status Hub::start() {
   auto log = log::get("hub");
   if (auto st = controller_->start(stores_.rebuilt); !st) return st;
   // What exists now, so that the first change of an existing object is MODIFIED, not ADDED.
-  if (auto st = seed_watch_log(*watch_, *controller_); !st) {
+  if (auto st = seed_watch_log(*watch_, *controller_, rollouts_.get()); !st) {
     metrics_.count("flotilla_hub_store_errors_total");
     log->warn("watchers may see existing objects as ADDED error='{}'", st.error().message());
   }

@@ -457,11 +457,13 @@ Status Store::delete_workload(const std::string& name) {
 }
 
 Expected<std::vector<NodeRecord>> Store::list_nodes_page(
-    const std::string& after, const std::map<std::string, std::string>& selector, int64_t limit) {
-  auto s = db_->prepare(std::string("SELECT ") + kNodeColumns +
-                        " FROM nodes WHERE name > ? ORDER BY name");
+    const std::string& after, const std::map<std::string, std::string>& selector, int64_t limit,
+    std::optional<bool> ready) {
+  auto s = db_->prepare(std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE name > ?" +
+                        (ready ? " AND ready = ?" : "") + " ORDER BY name");
   if (!s) return s.error();
   s->bind(1, after);
+  if (ready) s->bind(2, static_cast<int64_t>(*ready ? 1 : 0));
   std::vector<NodeRecord> out;
   while (limit <= 0 || static_cast<int64_t>(out.size()) < limit) {
     auto row = s->step();

@@ -146,9 +146,10 @@ class Store {
   Expected<std::optional<NodeRecord>> get_node(const std::string& name);
   Expected<std::vector<NodeRecord>> list_nodes();
   // Up to `limit` nodes (0: all) named after `after`, in name order, whose labels match
-  // `selector`; reads only as far as it needs to.
+  // `selector` (and whose readiness is `ready`, when set); reads only as far as it needs to.
   Expected<std::vector<NodeRecord>> list_nodes_page(
-      const std::string& after, const std::map<std::string, std::string>& selector, int64_t limit);
+      const std::string& after, const std::map<std::string, std::string>& selector, int64_t limit,
+      std::optional<bool> ready = std::nullopt);
   Status put_node(const NodeRecord& node);
   // Writes only what the protocol's hot paths change (ready, last_seen_ms, revision,
   // acked_revision, compacted_floor, status_seq) of a node that exists: an update in place,

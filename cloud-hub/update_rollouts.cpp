@@ -461,6 +461,7 @@ RolloutOutcome UpdateRollouts::remove(const std::string& name) {
     }
     event_locked("", r, "RolloutDeleted", "deleted");
     rollouts_.erase(it);
+    note_changed_locked(name);
   }
   flush(out, true);
   RolloutOutcome done;

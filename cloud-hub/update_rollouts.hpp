@@ -86,9 +86,14 @@ class UpdateRollouts {
   // Deletes an artifact unless an unfinished rollout uses it (kConflict).
   ArtifactOutcome delete_artifact(const std::string& name, const std::string& version);
 
-  // {"items": [rollout...]} by name, and one rollout (nullopt: none).
-  nlohmann::json list_view();
-  std::optional<nlohmann::json> view(const std::string& name);
+  // {"items": [rollout...]} by name, and one rollout (nullopt: none). `summary` leaves out
+  // status.nodes (one entry per node): what watch events carry, small however large the fleet.
+  nlohmann::json list_view(bool summary = false);
+  std::optional<nlohmann::json> view(const std::string& name, bool summary = false);
+  // Told the name of each rollout whose view changed (created, a node's state, phase, wave,
+  // deleted), for watchers; called with this object's lock held, so it must only take note.
+  // Set before the first change.
+  void set_change_listener(ChangeListener listener) { listener_ = std::move(listener); }
 
   void on_hello(const std::string& node);
   void on_report(const flotilla::v1::UpdateReport& report);
@@ -125,6 +130,7 @@ class UpdateRollouts {
     std::vector<NodeState> nodes;  // by name
     std::map<std::string, size_t> index;
     std::set<size_t> dirty;  // nodes changed since the last save
+    std::string noted;       // what the listener was last told of (see save_locked)
   };
   struct Event {
     std::string node, object, reason, message;
@@ -145,7 +151,8 @@ class UpdateRollouts {
   // state (and drops `out`: nothing is sent about a change that was not kept).
   Status save_locked(Rollout& r, Outbox& out);
   Status load_locked();
-  nlohmann::json view_locked(const Rollout& r) const;
+  nlohmann::json view_locked(const Rollout& r, bool summary = false) const;
+  void note_changed_locked(const std::string& name);
   RolloutOutcome change(const std::string& name, const std::string& verb);
   // Publishes and writes the queued events; call with mu_ not held.
   void flush(Outbox& out, bool with_events);
@@ -162,6 +169,7 @@ class UpdateRollouts {
   std::map<std::string, Rollout> rollouts_;
   std::map<std::string, uint64_t> generations_;  // node -> its latest generation
   std::vector<Event> events_;                    // not yet in the event log
+  ChangeListener listener_;
 };
 
 }  // namespace flotilla::hub

@@ -173,8 +173,20 @@ Status UpdateRollouts::save_locked(Rollout& r, Outbox& out) {
     return tx.commit();
   };
   Status st = write();
+  const bool nodes_changed = !r.dirty.empty();
   r.dirty.clear();
-  if (st) return st;
+  if (st) {
+    // Watchers hear of what a view shows, not of every save (tick() saves each second): a
+    // node's change, or the rollout's phase, reason, wave, soak or accepted failures.
+    std::string noted = r.phase + '\n' + r.paused_reason + '\n' + std::to_string(r.current_wave) +
+                        '\n' + std::to_string(r.soak_until_ms.value_or(-1)) + '\n' +
+                        std::to_string(r.accepted_failed) + '\n' + std::to_string(r.updated_ms);
+    if (nodes_changed || noted != r.noted) {
+      r.noted = std::move(noted);
+      note_changed_locked(r.spec.name);
+    }
+    return st;
+  }
   // Memory goes back to what is stored; nothing is sent about what was not kept.
   out.clear();
   const std::string name = r.spec.name;
@@ -184,7 +196,11 @@ Status UpdateRollouts::save_locked(Rollout& r, Outbox& out) {
   return st.error().WithContext("Failed to save rollout '" + name + "'");
 }
 
-json UpdateRollouts::view_locked(const Rollout& r) const {
+void UpdateRollouts::note_changed_locked(const std::string& name) {
+  if (listener_) listener_({Change{Change::Kind::kRollout, name}});
+}
+
+json UpdateRollouts::view_locked(const Rollout& r, bool summary) const {
   const int64_t now = clock_.wall_ms();
   int64_t pending = 0, in_progress = 0, succeeded = 0, failed = 0, aborted = 0;
   json nodes = json::array();
@@ -200,6 +216,7 @@ json UpdateRollouts::view_locked(const Rollout& r) const {
     } else {
       ++aborted;
     }
+    if (summary) continue;
     nodes.push_back({{"node", n.node},
                      {"wave", n.wave + 1},
                      {"phase", n.phase},
@@ -224,8 +241,8 @@ json UpdateRollouts::view_locked(const Rollout& r) const {
         {"succeeded", succeeded},
         {"failed", failed},
         {"aborted", aborted}}},
-      {"updatedAt", format_time(r.updated_ms)},
-      {"nodes", nodes}};
+      {"updatedAt", format_time(r.updated_ms)}};
+  if (!summary) status["nodes"] = std::move(nodes);
   json doc = json::parse(r.spec_json, nullptr, false);
   if (!doc.is_object()) doc = to_json(r.spec);
   doc["metadata"]["creationTimestamp"] = format_time(r.created_ms);
@@ -233,18 +250,18 @@ json UpdateRollouts::view_locked(const Rollout& r) const {
   return doc;
 }
 
-json UpdateRollouts::list_view() {
+json UpdateRollouts::list_view(bool summary) {
   std::lock_guard lock(mu_);
   json items = json::array();
-  for (const auto& [name, r] : rollouts_) items.push_back(view_locked(r));
+  for (const auto& [name, r] : rollouts_) items.push_back(view_locked(r, summary));
   return json{{"items", items}};
 }
 
-std::optional<json> UpdateRollouts::view(const std::string& name) {
+std::optional<json> UpdateRollouts::view(const std::string& name, bool summary) {
   std::lock_guard lock(mu_);
   auto it = rollouts_.find(name);
   if (it == rollouts_.end()) return std::nullopt;
-  return view_locked(it->second);
+  return view_locked(it->second, summary);
 }
 
 }  // namespace flotilla::hub

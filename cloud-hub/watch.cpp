@@ -5,11 +5,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// A node's or device's labels, or a workload's metadata.labels.
+// A node's or device's labels, or a workload's or rollout's metadata.labels.
 std::shared_ptr<const Labels> labels_of(Change::Kind kind, const json& view) {
   auto out = std::make_shared<Labels>();
   const json* labels = nullptr;
-  if (kind != Change::Kind::kWorkload) {
+  if (kind == Change::Kind::kNode || kind == Change::Kind::kDevice) {
     if (view.is_object() && view.contains("labels")) labels = &view["labels"];
   } else if (view.is_object() && view.contains("metadata") && view["metadata"].is_object() &&
              view["metadata"].contains("labels")) {
@@ -25,10 +25,12 @@ std::shared_ptr<const Labels> labels_of(Change::Kind kind, const json& view) {
 
 // What a DELETED record carries for an object the log never saw.
 std::shared_ptr<const std::string> bare_object(Change::Kind kind, const std::string& name) {
-  json j = kind != Change::Kind::kWorkload ? json{{"name", name}}
-                                           : json{{"apiVersion", "flotilla/v1"},
-                                                  {"kind", "Workload"},
-                                                  {"metadata", {{"name", name}}}};
+  if (kind == Change::Kind::kNode || kind == Change::Kind::kDevice) {
+    return std::make_shared<const std::string>(json{{"name", name}}.dump());
+  }
+  json j = {{"apiVersion", "flotilla/v1"},
+            {"kind", kind == Change::Kind::kWorkload ? "Workload" : "Rollout"},
+            {"metadata", {{"name", name}}}};
   return std::make_shared<const std::string>(j.dump());
 }
 
@@ -36,6 +38,13 @@ std::shared_ptr<const std::string> bare_object(Change::Kind kind, const std::str
 std::string node_of(Change::Kind kind, const json& view) {
   if (kind != Change::Kind::kDevice || !view.is_object()) return "";
   auto it = view.find("node");
+  return it != view.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// A node's state ("" for other kinds, or unknown).
+std::string state_of(Change::Kind kind, const json& view) {
+  if (kind != Change::Kind::kNode || !view.is_object()) return "";
+  auto it = view.find("state");
   return it != view.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
@@ -58,6 +67,8 @@ const char* kind_path(Change::Kind kind) {
       return "workloads";
     case Change::Kind::kDevice:
       return "devices";
+    case Change::Kind::kRollout:
+      return "rollouts";
   }
   return "nodes";
 }
@@ -80,17 +91,21 @@ std::optional<WatchType> WatchFilter::type_for(const WatchEvent& e) const {
   if (!node.empty() && e.node != node && !(e.type == WatchType::kDeleted && e.node.empty())) {
     return std::nullopt;
   }
-  if (selector.empty()) return e.type;
+  if (selector.empty() && state.empty()) return e.type;
+  auto selects = [&](const std::shared_ptr<const Labels>& labels, const std::string& s) {
+    return (selector.empty() || matches(selector, labels)) && (state.empty() || s == state);
+  };
   switch (e.type) {
     case WatchType::kAdded:
-      if (matches(selector, e.labels)) return WatchType::kAdded;
+      if (selects(e.labels, e.state)) return WatchType::kAdded;
       return std::nullopt;
     case WatchType::kDeleted:
-      if (!e.labels || matches(selector, e.labels)) return WatchType::kDeleted;
+      // An object the log never saw (labels and state unknown) goes to every watcher.
+      if (!e.labels || selects(e.labels, e.state)) return WatchType::kDeleted;
       return std::nullopt;
     case WatchType::kModified: {
-      const bool now = matches(selector, e.labels);
-      const bool before = matches(selector, e.labels_before);
+      const bool now = selects(e.labels, e.state);
+      const bool before = selects(e.labels_before, e.state_before);
       if (now) return before ? WatchType::kModified : WatchType::kAdded;
       if (before) return WatchType::kDeleted;  // it left the selection
       return std::nullopt;
@@ -107,6 +122,7 @@ uint64_t WatchLog::record(const std::vector<Update>& updates) {
     std::shared_ptr<const Labels> labels;
     std::shared_ptr<const std::string> object;
     std::string node;
+    std::string state;
   };
   std::vector<Prepared> prepared;
   prepared.reserve(updates.size());
@@ -114,7 +130,7 @@ uint64_t WatchLog::record(const std::vector<Update>& updates) {
     if (u.view) {
       prepared.push_back({labels_of(u.kind, *u.view),
                           std::make_shared<const std::string>(u.view->dump()),
-                          node_of(u.kind, *u.view)});
+                          node_of(u.kind, *u.view), state_of(u.kind, *u.view)});
     } else {
       prepared.push_back({});
     }
@@ -137,18 +153,21 @@ uint64_t WatchLog::record(const std::vector<Update>& updates) {
         } else {
           e->type = WatchType::kModified;
           e->labels_before = known->second.labels;
+          e->state_before = known->second.state;
           if (*p.labels == *known->second.labels) p.labels = known->second.labels;  // share
         }
         e->labels = p.labels;
         e->object = p.object;
         e->node = p.node;
-        known->second = {p.labels, p.object, std::move(p.node)};
+        e->state = p.state;
+        known->second = {p.labels, p.object, std::move(p.node), std::move(p.state)};
       } else {
         e->type = WatchType::kDeleted;
         if (known != known_.end()) {
           e->labels = e->labels_before = known->second.labels;
           e->object = known->second.object;
           e->node = known->second.node;
+          e->state = e->state_before = known->second.state;
           known_.erase(known);
         } else {
           e->object = bare_object(u.kind, u.name);
@@ -168,8 +187,10 @@ void WatchLog::seed(Change::Kind kind, const std::string& name, const nlohmann::
   auto labels = labels_of(kind, view);
   auto object = std::make_shared<const std::string>(view.dump());
   std::string node = node_of(kind, view);
+  std::string state = state_of(kind, view);
   std::lock_guard lock(mu_);
-  known_.emplace(Key{kind, name}, Known{std::move(labels), std::move(object), std::move(node)});
+  known_.emplace(Key{kind, name},
+                 Known{std::move(labels), std::move(object), std::move(node), std::move(state)});
 }
 
 void WatchLog::trim_locked() {

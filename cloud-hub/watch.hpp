@@ -1,4 +1,4 @@
-// WatchLog: the hub's recent changes of nodes, workloads and devices, kept for watchers
+// WatchLog: the hub's recent changes of nodes, workloads, devices and rollouts, kept for watchers
 // (GET /api/v1/nodes?watch=true, docs/hub.md).
 //
 // A bounded ring of change records (by default the last 10,000, or fewer once their views pass
@@ -21,7 +21,9 @@
 // each state in between, and a quick delete and re-create may show as one MODIFIED.
 //
 // Selectors: a watch with a label selector sees an object as ADDED when it comes to match and as
-// DELETED when it stops matching, as a list with that selector would gain or lose it. The delete
+// DELETED when it stops matching, as a list with that selector would gain or lose it. A watch of
+// nodes may also ask for one state (Ready or NotReady), with the same ADDED and DELETED when a
+// node comes to it or leaves it. The delete
 // of an object the log never saw (its labels unknown) is sent to every watcher of its kind. A
 // watch of devices may also name a node: it sees the devices attached to that node (a device
 // never moves to another node), and the delete of a device the log never saw.
@@ -52,7 +54,8 @@ namespace flotilla::hub {
 enum class WatchType { kAdded, kModified, kDeleted };
 // "ADDED", "MODIFIED", "DELETED".
 const char* watch_type_name(WatchType type);
-// "nodes", "workloads", "devices": the kind's REST path (and its name in logs and metrics).
+// "nodes", "workloads", "devices", "rollouts": the kind's REST path (and its name in logs and
+// metrics).
 const char* kind_path(Change::Kind kind);
 
 using Labels = std::map<std::string, std::string>;
@@ -69,14 +72,19 @@ struct WatchEvent {
   std::shared_ptr<const Labels> labels_before;
   std::shared_ptr<const std::string> object;  // the view as one line of JSON
   std::string node;                           // a device's node ("" for other kinds, or unknown)
+  // A node's state ("Ready", "NotReady") after the change and before it ("" when unknown, and
+  // for other kinds). DELETED: both are the last state seen.
+  std::string state;
+  std::string state_before;
 };
 
 // What a watcher follows: one kind, optionally one object and a label selector.
 struct WatchFilter {
   Change::Kind kind = Change::Kind::kNode;
-  std::string name;  // empty: every object of the kind
-  Labels selector;   // every k=v must be among the object's labels
-  std::string node;  // devices: only those attached to this node (empty: any)
+  std::string name;   // empty: every object of the kind
+  Labels selector;    // every k=v must be among the object's labels
+  std::string node;   // devices: only those attached to this node (empty: any)
+  std::string state;  // nodes: only those in this state (empty: any)
   // The type this watcher sees the event as (see Selectors above); nullopt: not for it.
   std::optional<WatchType> type_for(const WatchEvent& event) const;
 };
@@ -143,6 +151,7 @@ class WatchLog {
     std::shared_ptr<const Labels> labels;
     std::shared_ptr<const std::string> object;
     std::string node;
+    std::string state;
   };
   using Key = std::pair<Change::Kind, std::string>;
 

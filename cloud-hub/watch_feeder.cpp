@@ -82,6 +82,11 @@ void WatchFeeder::record(const std::set<Change>& changes) {
   std::vector<WatchLog::Update> updates;
   updates.reserve(changes.size());
   for (const auto& c : changes) {
+    if (c.kind == Change::Kind::kRollout) {
+      // Summaries: a rollout's view lists each of its nodes.
+      if (rollouts_ != nullptr) updates.push_back({c.kind, c.name, rollouts_->view(c.name, true)});
+      continue;
+    }
     auto view = c.kind == Change::Kind::kNode ? controller_.node_view(c.name)
                 : c.kind == Change::Kind::kWorkload
                     ? controller_.workload_view(c.name, Controller::Detail::kSummary)
@@ -97,7 +102,7 @@ void WatchFeeder::record(const std::set<Change>& changes) {
   if (!updates.empty()) log_.record(updates);
 }
 
-Status seed_watch_log(WatchLog& log, Controller& controller) {
+Status seed_watch_log(WatchLog& log, Controller& controller, UpdateRollouts* rollouts) {
   auto nodes = controller.nodes_view();
   if (!nodes) return nodes.error().WithContext("Failed to read the nodes for watchers");
   for (const auto& n : (*nodes)["items"]) {
@@ -112,6 +117,10 @@ Status seed_watch_log(WatchLog& log, Controller& controller) {
   if (!devices) return devices.error().WithContext("Failed to read the devices for watchers");
   for (const auto& d : (*devices)["items"]) {
     log.seed(Change::Kind::kDevice, d.value("name", ""), d);
+  }
+  if (rollouts == nullptr) return Ok();
+  for (const auto& r : rollouts->list_view(true)["items"]) {
+    log.seed(Change::Kind::kRollout, r["metadata"].value("name", ""), r);
   }
   return Ok();
 }

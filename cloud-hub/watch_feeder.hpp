@@ -25,6 +25,7 @@
 
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/metrics.hpp"
+#include "cloud-hub/update_rollouts.hpp"
 #include "cloud-hub/watch.hpp"
 #include "common/clock.hpp"
 
@@ -43,8 +44,11 @@ class WatchFeeder {
   WatchFeeder(const WatchFeeder&) = delete;
   WatchFeeder& operator=(const WatchFeeder&) = delete;
 
-  // For Controller::set_change_listener.
+  // For Controller::set_change_listener (and UpdateRollouts::set_change_listener).
   ChangeListener listener();
+  // Where rollouts' views are read (rollout changes are ignored without one). Set before the
+  // first change.
+  void set_rollouts(UpdateRollouts* rollouts) { rollouts_ = rollouts; }
   // Returns once every change noted before the call is in the log.
   void settle();
   // Records what is still noted, then ends the thread. Also done by the destructor.
@@ -66,13 +70,15 @@ class WatchFeeder {
 
   WatchLog& log_;
   Controller& controller_;
+  UpdateRollouts* rollouts_ = nullptr;
   Metrics& metrics_;
   const WatchFeederOptions options_;
   std::shared_ptr<Queue> queue_;
   std::thread thread_;
 };
 
-// Tells `log` of every node, workload and device that exists (see WatchLog::seed).
-Status seed_watch_log(WatchLog& log, Controller& controller);
+// Tells `log` of every node, workload, device and (with `rollouts`) rollout that exists (see
+// WatchLog::seed).
+Status seed_watch_log(WatchLog& log, Controller& controller, UpdateRollouts* rollouts = nullptr);
 
 }  // namespace flotilla::hub

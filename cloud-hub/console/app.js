@@ -137,25 +137,34 @@ function parseMetrics(text) {
 function metricSum(ms, name) { return (ms[name] || []).reduce((s, x) => s + x.value, 0); }
 
 // A paged list: `query` of the current page; prev/next via the continue tokens seen so far.
+// `state` (nodes only): Ready or NotReady, filtered by the hub.
 function pagedQuery() {
   const q = new URLSearchParams(location.hash.split('?')[1] || '');
-  return {selector: q.get('labelSelector') || '', cont: q.get('continue') || ''};
+  return {selector: q.get('labelSelector') || '', state: q.get('state') || '', cont: q.get('continue') || ''};
 }
-function listUrl(base, selector, cont) {
-  const p = new URLSearchParams({limit: String(PAGE)});
-  if (selector) p.set('labelSelector', selector);
-  if (cont) p.set('continue', cont);
+// The list's filter parameters (labelSelector, state) as a query string, '' when none.
+function filterParams(q) {
+  const p = new URLSearchParams();
+  if (q.selector) p.set('labelSelector', q.selector);
+  if (q.state) p.set('state', q.state);
+  return p.toString();
+}
+function listUrl(base, q) {
+  const p = new URLSearchParams(filterParams(q));
+  p.set('limit', String(PAGE));
+  if (q.cont) p.set('continue', q.cont);
   return base + (base.includes('?') ? '&' : '?') + p.toString();
 }
 function pagerHtml(kind, q, next) {
   const to = (cont) => {
-    const p = new URLSearchParams();
-    if (q.selector) p.set('labelSelector', q.selector);
+    const p = new URLSearchParams(filterParams(q));
     if (cont) p.set('continue', cont);
     return `#/${kind}?${p.toString()}`;
   };
+  const states = kind === 'nodes' ? ` state <select id="state">${['', 'Ready', 'NotReady'].map((s) =>
+    `<option value="${s}"${s === q.state ? ' selected' : ''}>${s || 'any'}</option>`).join('')}</select>` : '';
   return `<div class="pager">
-    <form id="filter">labelSelector <input type="text" id="selector" value="${esc(q.selector)}" placeholder="k=v,k2=v2">
+    <form id="filter">labelSelector <input type="text" id="selector" value="${esc(q.selector)}" placeholder="k=v,k2=v2">${states}
     <button type="submit">Filter</button></form>
     ${q.cont ? `<a href="${to('')}" id="first">◀ first page</a>` : ''}
     ${next ? `<a href="${to(next)}" id="next">next ▶</a>` : ''}
@@ -166,18 +175,56 @@ function bindFilter(kind) {
   if (!f) return;
   f.addEventListener('submit', (e) => {
     e.preventDefault();
-    const s = document.getElementById('selector').value.trim();
-    location.hash = `#/${kind}` + (s ? '?labelSelector=' + encodeURIComponent(s) : '');
+    const state = document.getElementById('state');
+    const p = filterParams({selector: document.getElementById('selector').value.trim(), state: state ? state.value : ''});
+    location.hash = `#/${kind}` + (p ? '?' + p : '');
   });
+}
+// Runs fn at most once per `ms` however often it is asked for (a burst of watch events).
+function throttled(ms, fn) {
+  let pending = null;
+  return () => {
+    if (!pending) pending = setTimeout(() => { pending = null; fn(); }, ms);
+  };
 }
 
 // ---- pages ----------------------------------------------------------------------------------
 
-const ingest = [];  // [{t, handled, startups}] samples of /metrics while the overview is open
+const ingest = [];  // [{t, handled, startup}] samples of /metrics while the overview is open
+const STARTUP = 'flotilla_hub_instance_startup_seconds';
+const WINDOW = 30;  // samples (2 s apart) over which the startup-latency quantiles are taken
+
+// A Prometheus histogram's cumulative buckets, [{le, count}] by le (Infinity last).
+function histogram(ms, name) {
+  const byLe = {};
+  for (const x of ms[name + '_bucket'] || []) {
+    const le = x.labels.le === '+Inf' ? Infinity : Number(x.labels.le);
+    byLe[le] = (byLe[le] || 0) + x.value;
+  }
+  return Object.keys(byLe).map(Number).sort((a, b) => a - b).map((le) => ({le, count: byLe[le]}));
+}
+// The q-quantile of the observations between two samples of a histogram (later minus earlier),
+// interpolated within its bucket as Prometheus' histogram_quantile does; null when none.
+function quantile(q, now, before) {
+  const counts = now.map((b, i) => b.count - ((before && before[i]) ? before[i].count : 0));
+  const total = counts.length ? counts[counts.length - 1] : 0;
+  if (total <= 0) return null;
+  const rank = q * total;
+  for (let i = 0; i < counts.length; i++) {
+    if (counts[i] >= rank) {
+      const lo = i ? now[i - 1].le : 0, prev = i ? counts[i - 1] : 0;
+      if (now[i].le === Infinity) return lo;  // above every bound: the largest bound
+      return lo + (now[i].le - lo) * (rank - prev) / Math.max(1, counts[i] - prev);
+    }
+  }
+  return null;
+}
+function seconds(v) { return v === null ? '–' : v < 10 ? v.toFixed(2) + ' s' : v.toFixed(0) + ' s'; }
 
 async function overview() {
-  const [metricsText, sample, rollouts] = await Promise.all([
-    api('/metrics'), api('/api/v1/nodes?limit=1000'), api('/api/v1/rollouts').catch(() => ({items: []}))]);
+  const [metricsText, sample, notReadyPage, rollouts] = await Promise.all([
+    api('/metrics'), api('/api/v1/nodes?limit=1000'), api('/api/v1/nodes?state=NotReady&limit=100'),
+    api('/api/v1/rollouts').catch(() => ({items: []}))]);
   const ms = parseMetrics(metricsText);
   const byState = {};
   for (const x of ms.flotilla_hub_nodes || []) byState[x.labels.state] = x.value;
@@ -189,7 +236,9 @@ async function overview() {
     if (s) site[s] = (site[s] || 0) + 1;
   }
   const sampled = sample.continue ? ` (of the first ${sample.items.length} nodes by name)` : '';
-  const notReady = sample.items.filter((n) => n.state !== 'Ready');
+  // NotReady nodes of the whole fleet, filtered by the hub: the first 100 by name, then a count.
+  const notReady = notReadyPage.items;
+  const moreNotReady = notReadyPage.continue ? Math.max(0, (byState.NotReady || 0) - notReady.length) : 0;
   const badRollouts = (rollouts.items || []).filter((r) => ['Paused', 'Aborted'].includes(r.status.phase) || r.status.counts.failed > 0);
   const card = (title, n, c = '') => `<div class="card"><div class="muted">${esc(title)}</div><div class="n ${c}">${esc(n)}</div></div>`;
   main.innerHTML = `<h1>Fleet overview</h1>
@@ -201,44 +250,75 @@ async function overview() {
     </div>
     <h2>Alerts</h2><div id="alerts">
       ${notReady.map((n) => `<div class="alert">Node ${link('nodes', n.name)} is <span class="state-NotReady">NotReady</span> (last seen ${esc(n.lastSeenSecondsAgo)} s ago)</div>`).join('')}
-      ${byState.NotReady > notReady.length ? `<div class="alert">${byState.NotReady - notReady.length} more NotReady nodes beyond the first ${sample.items.length}</div>` : ''}
+      ${notReadyPage.continue ? `<div class="alert"><a href="#/nodes?state=NotReady" id="more-not-ready">${moreNotReady || 'more'} more NotReady nodes</a></div>` : ''}
       ${badRollouts.map((r) => `<div class="alert">Rollout ${link('rollouts', r.metadata.name)} is <span class="${cls('phase', r.status.phase)}">${esc(r.status.phase)}</span>${r.status.pausedReason ? ': ' + esc(r.status.pausedReason) : ''} (${r.status.counts.failed} failed)</div>`).join('')}
-      ${!notReady.length && !badRollouts.length && !byState.NotReady ? '<p class="muted">none</p>' : ''}
+      ${!notReady.length && !badRollouts.length ? '<p class="muted">none</p>' : ''}
     </div>
     <h2>Instances by phase</h2>${table(['Phase', 'Instances'], phases.map((x) => `<tr><td class="${cls('phase', x.labels.phase)}">${esc(x.labels.phase)}</td><td>${x.value}</td></tr>`))}
     <h2>Nodes by arch${esc(sampled)}</h2>${table(['Arch', 'Nodes'], Object.entries(arch).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`))}
     <h2>Nodes by site label${esc(sampled)}</h2>${Object.keys(site).length ? table(['Site', 'Nodes'], Object.entries(site).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`)) : '<p class="muted">no node has a site label</p>'}
-    <h2>Ingest rate (messages handled per second)</h2><div id="plot-ingest"></div>`;
+    <h2>Ingest rate (messages handled per second)</h2><div id="plot-ingest"></div>
+    <h2>Instance startup latency (apply accepted → instance Running)</h2>
+    <p id="startup-total" class="muted"></p><div id="plot-startup"></div>`;
   const sampleMetrics = async () => {
     const m = parseMetrics(await api('/metrics'));
-    ingest.push({t: Date.now() / 1000, handled: metricSum(m, 'flotilla_hub_messages_handled_total')});
+    ingest.push({t: Date.now() / 1000, handled: metricSum(m, 'flotilla_hub_messages_handled_total'), startup: histogram(m, STARTUP)});
     while (ingest.length > 120) ingest.shift();
-    const rates = [];
+    const rates = [], p50 = [], p99 = [];
     for (let i = 1; i < ingest.length; i++) {
       rates.push((ingest[i].handled - ingest[i - 1].handled) / Math.max(0.001, ingest[i].t - ingest[i - 1].t));
+      // Startups of the last WINDOW samples (about a minute): none, no point.
+      const before = ingest[Math.max(0, i - WINDOW)].startup;
+      p50.push(quantile(0.5, ingest[i].startup, before));
+      p99.push(quantile(0.99, ingest[i].startup, before));
     }
     const el = document.getElementById('plot-ingest');
-    if (el) el.innerHTML = plot(rates, 'msg/s');
+    if (el) el.innerHTML = plot([{values: rates, color: '#2f7ed8', name: ''}], 'msg/s');
+    const last = ingest[ingest.length - 1].startup;
+    const total = last.length ? last[last.length - 1].count : 0;
+    const t = document.getElementById('startup-total');
+    if (t) {
+      t.textContent = `since the hub started: ${total} instance startups` +
+        (total ? `, p50 ${seconds(quantile(0.5, last, null))}, p99 ${seconds(quantile(0.99, last, null))}` : '') +
+        `. The plot: p50 and p99 of the startups in the last minute.`;
+    }
+    const sp = document.getElementById('plot-startup');
+    if (sp) sp.innerHTML = plot([{values: p50, color: '#17803d', name: 'p50'}, {values: p99, color: '#c62828', name: 'p99'}], 's');
   };
   await sampleMetrics();
   every(2000, () => sampleMetrics().catch(() => {}));
-  // Node changes redraw the counts (at most every 3 s: a redraw reads /metrics and a page of
-  // 1,000 nodes): a node going NotReady shows without a reload.
-  let pending = null;
-  watch('/api/v1/nodes', sample.resourceVersion, () => {
-    if (!pending) pending = setTimeout(() => { pending = null; if (location.hash.startsWith('#/overview') || !location.hash) route(); }, 3000);
-  });
+  // Node and rollout changes redraw the page (at most every 3 s: a redraw reads /metrics and a
+  // page of 1,000 nodes): a node going NotReady shows without a reload.
+  const redraw = throttled(3000, () => { if (location.hash.startsWith('#/overview') || !location.hash) route(); });
+  watch('/api/v1/nodes', sample.resourceVersion, redraw);
+  if (rollouts.resourceVersion) watch('/api/v1/rollouts', rollouts.resourceVersion, redraw);
 }
 
-// A line plot of `values` as inline SVG.
-function plot(values, unit) {
-  if (values.length < 2) return '<p class="muted">collecting samples…</p>';
-  const w = 480, h = 120, max = Math.max(1, ...values);
-  const pts = values.map((v, i) => `${(i * w / (values.length - 1)).toFixed(1)},${(h - v * h / max).toFixed(1)}`).join(' ');
-  return `<svg class="plot" width="${w}" height="${h + 20}" viewBox="0 -10 ${w} ${h + 20}">
-    <polyline fill="none" stroke="#2f7ed8" stroke-width="2" points="${pts}"/>
-    <text x="4" y="4" font-size="11">${max.toFixed(1)} ${esc(unit)}</text>
-    <text x="4" y="${h + 8}" font-size="11">now ${values[values.length - 1].toFixed(1)} ${esc(unit)}</text></svg>`;
+// A line plot of `series` ([{values, color, name}], values may hold nulls: gaps) as inline SVG.
+function plot(series, unit) {
+  const n = Math.max(0, ...series.map((s) => s.values.length));
+  const all = series.flatMap((s) => s.values).filter((v) => v !== null);
+  if (n < 2 || !all.length) return '<p class="muted">collecting samples…</p>';
+  const w = 480, h = 120, max = Math.max(unit === 's' ? 0.001 : 1, ...all);
+  const x = (i) => (i * w / (n - 1)).toFixed(1), y = (v) => (h - v * h / max).toFixed(1);
+  const lines = series.map((s) => {
+    // One polyline per run of values without a gap; a lone point is a dot.
+    const runs = [];
+    let run = [];
+    s.values.forEach((v, i) => {
+      if (v === null) { if (run.length) runs.push(run); run = []; } else run.push(`${x(i)},${y(v)}`);
+    });
+    if (run.length) runs.push(run);
+    return runs.map((r) => r.length > 1 ? `<polyline class="series" data-series="${esc(s.name)}" fill="none" stroke="${s.color}" stroke-width="2" points="${r.join(' ')}"/>`
+      : `<circle class="series" data-series="${esc(s.name)}" r="2.5" fill="${s.color}" cx="${r[0].split(',')[0]}" cy="${r[0].split(',')[1]}"/>`).join('');
+  }).join('');
+  const now = series.map((s) => {
+    const v = s.values[s.values.length - 1];
+    return `${esc(s.name)} ${v === null ? '–' : v.toFixed(v < 10 ? 2 : 1)}`;
+  }).join(' · ');
+  return `<svg class="plot" width="${w}" height="${h + 20}" viewBox="0 -10 ${w} ${h + 20}">${lines}
+    <text x="4" y="4" font-size="11">${max.toFixed(max < 10 ? 2 : 1)} ${esc(unit)}</text>
+    <text x="4" y="${h + 8}" font-size="11">now ${now} ${esc(unit)}</text></svg>`;
 }
 
 function nodeRow(n) {
@@ -248,17 +328,25 @@ function nodeRow(n) {
 
 async function nodes() {
   const q = pagedQuery();
-  const page = await api(listUrl('/api/v1/nodes', q.selector, q.cont));
+  const page = await api(listUrl('/api/v1/nodes', q));
   main.innerHTML = `<h1>Nodes</h1>${pagerHtml('nodes', q, page.continue)}
     ${table(['Name', 'State', 'Arch', 'Labels', 'Workloads', 'Instances', 'Last seen (s)'], page.items.map(nodeRow), 'id="node-table"')}`;
   bindFilter('nodes');
   const shown = new Set(page.items.map((n) => n.name));
-  watch('/api/v1/nodes' + (q.selector ? '?labelSelector=' + encodeURIComponent(q.selector) : ''), page.resourceVersion, (ev) => {
+  // With a state filter a node that comes to the state (ADDED) may belong on this page: the page
+  // is read again (at most once a second). One that leaves it (DELETED) goes at once.
+  const relist = throttled(1000, () => { if (location.hash.startsWith('#/nodes')) route(); });
+  const filter = filterParams(q);
+  watch('/api/v1/nodes' + (filter ? '?' + filter : ''), page.resourceVersion, (ev) => {
     const n = ev.object;
-    if (!shown.has(n.name)) return;  // another page's node
+    if (!shown.has(n.name)) {
+      // Another page's node, unless a filtered page's range takes it.
+      if (q.state && ev.type === 'ADDED' && (!page.continue || n.name < page.items[page.items.length - 1].name)) relist();
+      return;
+    }
     const row = main.querySelector(`tr[data-node="${CSS.escape(n.name)}"]`);
     if (!row) return;
-    if (ev.type === 'DELETED') { row.remove(); return; }
+    if (ev.type === 'DELETED') { row.remove(); shown.delete(n.name); return; }
     row.outerHTML = nodeRow(n);
   }, route);
 }
@@ -301,12 +389,12 @@ function workloadRow(w) {
 
 async function workloads() {
   const q = pagedQuery();
-  const page = await api(listUrl('/api/v1/workloads', q.selector, q.cont));
+  const page = await api(listUrl('/api/v1/workloads', q));
   main.innerHTML = `<h1>Workloads</h1>${pagerHtml('workloads', q, page.continue)}
     ${table(['Name', 'Type', 'Replicas', 'Desired', 'Ready', 'Pending', 'Instances by phase', 'Update'], page.items.map(workloadRow), 'id="workload-table"')}`;
   bindFilter('workloads');
   const shown = new Set(page.items.map((w) => w.metadata.name));
-  watch('/api/v1/workloads' + (q.selector ? '?labelSelector=' + encodeURIComponent(q.selector) : ''), page.resourceVersion, (ev) => {
+  watch('/api/v1/workloads' + (filterParams(q) ? '?' + filterParams(q) : ''), page.resourceVersion, (ev) => {
     const w = ev.object;
     const row = main.querySelector(`tr[data-workload="${CSS.escape(w.metadata.name)}"]`);
     if (!shown.has(w.metadata.name) || !row) return;
@@ -346,13 +434,16 @@ function rolloutRow(r) {
 }
 
 async function rollouts() {
-  const render = async () => {
-    const list = await api('/api/v1/rollouts');
-    main.innerHTML = `<h1>Rollouts</h1>${table(['Name', 'Artifact', 'Phase', 'Wave', 'Progress', 'Succeeded', 'Failed', 'Paused reason'], list.items.map(rolloutRow), 'id="rollout-table"')}
-      <p class="muted">refreshed every 2 s (rollouts have no watch stream)</p>`;
-  };
-  await render();
-  every(2000, () => render().catch(() => {}));
+  const list = await api('/api/v1/rollouts');
+  main.innerHTML = `<h1>Rollouts</h1>${table(['Name', 'Artifact', 'Phase', 'Wave', 'Progress', 'Succeeded', 'Failed', 'Paused reason'], list.items.map(rolloutRow), 'id="rollout-table"')}`;
+  // The rollout watch's events carry summaries (no per-node list), enough for a row; a rollout
+  // created or deleted lists the page again.
+  const relist = throttled(1000, () => { if (location.hash.startsWith('#/rollouts')) route(); });
+  watch('/api/v1/rollouts', list.resourceVersion, (ev) => {
+    const row = main.querySelector(`tr[data-rollout="${CSS.escape(ev.object.metadata.name)}"]`);
+    if (ev.type === 'MODIFIED' && row) row.outerHTML = rolloutRow(ev.object);
+    else relist();
+  }, route);
 }
 
 async function rolloutDetail(name) {
@@ -399,12 +490,13 @@ async function rolloutDetail(name) {
     }
   };
   await render();
-  every(2000, () => render().catch(() => {}));
+  // Each change of the rollout (its watch) reads the whole view again, at most every 300 ms.
+  watch(path, '', throttled(300, () => render().catch(() => {})));
 }
 
 async function devices() {
   const q = pagedQuery();
-  const page = await api(listUrl('/api/v1/devices', q.selector, q.cont));
+  const page = await api(listUrl('/api/v1/devices', q));
   main.innerHTML = `<h1>Devices</h1>${pagerHtml('devices', q, page.continue)}
     ${table(['Name', 'Node', 'Desired v', 'Reported v', 'Observed', 'Delta'], page.items.map((d) =>
       `<tr><td>${link('devices', d.name)}</td><td>${link('nodes', d.node)}</td><td>${esc(d.desiredVersion)}</td><td>${esc(d.reportedVersion)}</td><td>${esc(d.observedDesired)}</td><td>${esc(Object.keys(d.delta || {}).join(', '))}</td></tr>`), 'id="device-table"')}`;

@@ -529,6 +529,57 @@ TEST_F(ApiTest, AWatchSeesNodesRegisterAndGoAndHonoursSelectors) {
   EXPECT_EQ(lab.events()[1].data["object"]["state"], "NotReady");
 }
 
+TEST_F(ApiTest, TheNodeListAndWatchFilterByState) {
+  SseWatch down(s_.port, "/api/v1/nodes?watch=true&state=NotReady&labelSelector=site=lab");
+  ASSERT_TRUE(down.wait_status());
+  ASSERT_TRUE(eventually([&] { return s_.api.open_watches() == 1; }, std::chrono::seconds(10)));
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (const char* n : {"n1", "n2", "n3", "n4", "n5"}) {
+    agents.push_back(std::make_unique<FakeAgent>(s_.harness.broker, n));
+    agents.back()->hello(0, {{"site", n[1] % 2 ? "lab" : "field"}});
+    s_.settle();
+  }
+  agents[0]->will();  // n1, lab
+  s_.settle();
+  agents[1]->will();  // n2, field
+  s_.settle();
+  agents[2]->will();  // n3, lab
+  s_.settle();
+  auto names = [](const json& list) {
+    Strings out;
+    for (const auto& i : list["items"]) out.push_back(i["name"]);
+    return out;
+  };
+  EXPECT_EQ(names(body_of(c_.Get("/api/v1/nodes?state=NotReady"))), (Strings{"n1", "n2", "n3"}));
+  EXPECT_EQ(names(body_of(c_.Get("/api/v1/nodes?state=Ready"))), (Strings{"n4", "n5"}));
+  EXPECT_EQ(names(body_of(c_.Get("/api/v1/nodes?state=NotReady&labelSelector=site%3Dlab"))),
+            (Strings{"n1", "n3"}));
+  // Paged: one a page, the filter kept with the token.
+  json first = body_of(c_.Get("/api/v1/nodes?state=NotReady&limit=2"));
+  EXPECT_EQ(names(first), (Strings{"n1", "n2"}));
+  json second = body_of(c_.Get("/api/v1/nodes?state=NotReady&limit=2&continue=" +
+                               first["continue"].get<std::string>()));
+  EXPECT_EQ(names(second), Strings{"n3"});
+  EXPECT_EQ(second["continue"], "");
+
+  // The watch: lab nodes as they come to NotReady (ADDED) and leave it (DELETED).
+  agents[0]->hello(0, {{"site", "lab"}}, "boot-2");  // n1 is back
+  s_.settle();
+  ASSERT_TRUE(down.wait_events(3)) << down.raw();
+  EXPECT_EQ(down.summary(), (Strings{"ADDED n1", "ADDED n3", "DELETED n1"}));
+  EXPECT_EQ(down.events()[1].data["object"]["state"], "NotReady");
+  EXPECT_EQ(down.events()[2].data["object"]["state"], "Ready");
+
+  auto r = c_.Get("/api/v1/nodes?state=Sleepy");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"], "state: want Ready or NotReady, got 'Sleepy'");
+  r = c_.Get("/api/v1/workloads?state=Ready");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"], "state: only the node list takes a state filter");
+  r = c_.Get("/api/v1/nodes?watch=true&state=ready");
+  EXPECT_EQ(r->status, 400);
+}
+
 TEST_F(ApiTest, AWatchResumesAfterTheLastIdItSaw) {
   FakeAgent agent(s_.harness.broker, "n1");
   std::string last_id;

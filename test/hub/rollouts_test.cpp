@@ -7,6 +7,8 @@
 #include <set>
 #include <thread>
 
+#include "cloud-hub/watch.hpp"
+#include "cloud-hub/watch_feeder.hpp"
 #include "test/hub/ota_harness.hpp"
 
 namespace flotilla::hub::testing {
@@ -399,6 +401,47 @@ TEST_F(RolloutsTest, DeletingAnUnfinishedRolloutAbortsIt) {
   EXPECT_FALSE(ota.rollouts->view("fw-2").has_value());
   EXPECT_EQ(ota.rollouts->remove("fw-2").code, Code::kNotFound);
   EXPECT_EQ(ota.rollouts->delete_artifact("fw", "2.0").code, ArtifactOutcome::Code::kOk);
+}
+
+TEST_F(RolloutsTest, WatchersSeeRolloutChangesAsSummariesButNotIdleTicks) {
+  WatchLog log;
+  WatchFeeder feeder(log, *ota.hub.controller, ota.hub.metrics);
+  feeder.set_rollouts(ota.rollouts.get());
+  ota.rollouts->set_change_listener(feeder.listener());
+  WatchFilter filter;
+  filter.kind = Change::Kind::kRollout;
+  uint64_t seen = log.version();
+  // The rollout events after `seen`, as "TYPE name phase".
+  auto events = [&] {
+    feeder.settle();
+    std::vector<std::string> out;
+    WatchBatch b = log.wait(filter, seen, Millis(0));
+    for (const auto& d : b.events) {
+      json j = json::parse(*d.event->object);
+      EXPECT_FALSE(j["status"].contains("nodes")) << "watch events carry summaries";
+      out.push_back(std::string(watch_type_name(d.type)) + " " + d.event->name + " " +
+                    j["status"].value("phase", ""));
+    }
+    seen = b.cursor;
+    return out;
+  };
+  ASSERT_EQ(ota.rollouts->apply(rollout("  selector: {matchLabels: {ring: canary}}\n")).code,
+            Code::kCreated);
+  EXPECT_EQ(events(), std::vector<std::string>{"ADDED fw-2 Progressing"});
+  advance(1);
+  advance(1);
+  EXPECT_EQ(events(), std::vector<std::string>{}) << "a tick that changes nothing is not news";
+  ASSERT_EQ(ota.rollouts->pause("fw-2").action, "paused");
+  EXPECT_EQ(events(), std::vector<std::string>{"MODIFIED fw-2 Paused"});
+  ASSERT_EQ(ota.rollouts->resume("fw-2").action, "resumed");
+  agent(1).update_report(pb::UPDATE_DOWNLOADING);
+  std::vector<std::string> got = events();
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back(), "MODIFIED fw-2 Progressing");
+  ASSERT_EQ(ota.rollouts->remove("fw-2").action, "deleted");
+  got = events();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].rfind("DELETED fw-2 ", 0), 0u) << got[0];
 }
 
 // Reports arrive on the shards' ingest threads while the timer ticks and an operator pauses and

@@ -245,6 +245,65 @@ TEST(ShardedControllerTest, PagesOverUnevenShardsListEveryNodeOnceInNameOrder) {
   EXPECT_EQ((*whole)["continue"], "");
 }
 
+TEST(ShardedControllerTest, AStateFilterPagesAcrossShardsWithASelector) {
+  // 40 nodes over 4 shards, half of them site=a; every third goes NotReady (its will).
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  ShardedHub hub(dir.path(), broker, clock);
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  std::map<std::string, FakeAgent*> by_name;
+  std::vector<std::string> want_not_ready, want_not_ready_a, want_ready_a;
+  int i = 0;
+  for (const auto& shard : names_by_shard(10)) {
+    for (const auto& n : shard) {
+      const bool a = i % 2 == 0;
+      const bool down = i % 3 == 0;
+      ++i;
+      agents.push_back(std::make_unique<FakeAgent>(broker, n, kShards));
+      by_name[n] = agents.back().get();
+      agents.back()->hello(0, {{"site", a ? "a" : "b"}});
+      if (down) agents.back()->will();
+      if (down) want_not_ready.push_back(n);
+      if (down && a) want_not_ready_a.push_back(n);
+      if (!down && a) want_ready_a.push_back(n);
+    }
+  }
+  for (auto* v : {&want_not_ready, &want_not_ready_a, &want_ready_a})
+    std::sort(v->begin(), v->end());
+  ASSERT_GE(want_not_ready_a.size(), 5u);
+  auto pages = [&](std::optional<bool> ready, std::map<std::string, std::string> selector,
+                   int64_t limit) {
+    std::vector<std::string> seen;
+    ListOptions page;
+    page.limit = limit;
+    page.ready = ready;
+    page.selector = std::move(selector);
+    for (int k = 0; k < 50; ++k) {
+      auto view = hub.controller->nodes_view(page);
+      EXPECT_TRUE(view.ok());
+      if (!view.ok()) break;
+      EXPECT_LE((*view)["items"].size(), static_cast<size_t>(limit));
+      for (const auto& n : (*view)["items"]) {
+        seen.push_back(n["name"]);
+        EXPECT_EQ(n["state"], ready ? (*ready ? "Ready" : "NotReady") : n["state"]);
+      }
+      std::string next = (*view)["continue"];
+      if (next.empty()) break;
+      page.after = *list_token_decode(next);
+    }
+    return seen;
+  };
+  EXPECT_EQ(pages(false, {}, 4), want_not_ready);
+  EXPECT_EQ(pages(false, {{"site", "a"}}, 2), want_not_ready_a);
+  EXPECT_EQ(pages(true, {{"site", "a"}}, 3), want_ready_a);
+  EXPECT_EQ(pages(std::nullopt, {}, 7).size(), 40u);
+  // A node that comes back leaves the NotReady list.
+  by_name[want_not_ready_a[0]]->hello(0, {{"site", "a"}}, "boot-2");
+  std::vector<std::string> rest(want_not_ready_a.begin() + 1, want_not_ready_a.end());
+  EXPECT_EQ(pages(false, {{"site", "a"}}, 2), rest);
+}
+
 TEST(ShardedControllerTest, ACrashBetweenTheControlCommitAndTheShardsIsRepairedAtStart) {
   flotilla::testing::TempDir dir;
   sync::FakeBroker broker;

@@ -1,8 +1,9 @@
 // The web console in a real browser: a fleet (mosquitto, a hub with API tokens, three agents, two
 // workloads, a device twin and an OTA rollout held in its health check), then Debian's chromium,
 // headless, driven by playwright-core (test/console/run.mjs) through every page of the console.
-// The script asks this test, by writing a file, to kill -9 one agent while it watches the node
-// list. Screenshots go to <fleet dir>/console-screenshots, copied to
+// The script applies one more workload (its startups must reach the latency plot), pauses and
+// resumes the rollout, and asks this test, by writing a file, to kill -9 one agent while it
+// watches the node list. Screenshots go to <fleet dir>/console-screenshots, copied to
 // $TMPDIR/flotilla-console-screenshots when the test ends (the path is printed).
 #include <gtest/gtest.h>
 
@@ -117,6 +118,8 @@ TEST(Console, EveryPageShowsTheFleetAndFollowsItLive) {
   // The browser script writes kill_file when it watches the node list; then n2 dies.
   const std::string shots = fleet.dir() / "console-screenshots";
   const std::string kill_file = fleet.dir() / "kill-n2";
+  // Applied by the browser while it watches the overview's startup-latency plot.
+  const std::string probe = fleet.manifest_file(sleeper_manifest("probe"), "probe.yaml");
   std::atomic<bool> done{false};
   std::atomic<bool> killed{false};
   std::thread killer([&] {
@@ -126,8 +129,8 @@ TEST(Console, EveryPageShowsTheFleetAndFollowsItLive) {
     killed = true;
   });
   const auto started = std::chrono::steady_clock::now();
-  RunResult r =
-      run_command({"/usr/bin/env", "node", kScript, fleet.hub_url(), op, shots, kill_file}, 180s);
+  RunResult r = run_command(
+      {"/usr/bin/env", "node", kScript, fleet.hub_url(), op, shots, kill_file, probe}, 180s);
   done = true;
   killer.join();
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -141,6 +144,13 @@ TEST(Console, EveryPageShowsTheFleetAndFollowsItLive) {
   EXPECT_NE(described.out.find("RolloutResumed"), std::string::npos) << described.out;
   EXPECT_EQ(fleet.get("rollouts", "fw-2")["status"].value("phase", ""), "Progressing");
   EXPECT_EQ(fleet.node_state("n2"), "NotReady");
+  // The probe the browser applied runs on the nodes alive (n2's last report stays as it was).
+  for (const std::string node : {"n1", "n3"}) {
+    auto insts = fleet.instances("probe");
+    EXPECT_TRUE(insts.count(node) == 1 && insts.find(node)->second.value("phase", "") == "Running")
+        << node << ": " << fleet.get("workloads", "probe").dump();
+    EXPECT_EQ(fleet.workload_pids(node, "probe").size(), 1u) << node;
+  }
   // The fleet's folder goes with the test: the screenshots are copied where they stay.
   const fs::path kept = fs::temp_directory_path() / "flotilla-console-screenshots";
   std::error_code ec;
