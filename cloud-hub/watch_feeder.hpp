@@ -5,9 +5,10 @@
 // ingest down and, with several shards, serialise them. The feeder thread then reads each noted
 // object's view once per round and records the round's changes together. A round starts at once
 // after an idle spell; otherwise no sooner than `min_interval` after the last one began and late
-// enough that reading views takes at most `max_duty` of the time (a workload's view costs one
-// entry per instance). Changes that arrive meanwhile coalesce: a burst of status reports for one
-// workload costs one view of it, and watchers see its latest state.
+// enough that reading views uses at most `max_duty` of a core (the round's thread CPU time: a
+// round waiting for shard locks or for a core does not push the next one back; a workload's view
+// costs one entry per instance). Changes that arrive meanwhile coalesce: a burst of status reports
+// for one workload costs one view of it, and watchers see its latest state.
 //
 // A view that cannot be read is skipped (watchers miss that change), logged and counted in
 // flotilla_hub_watch_view_errors_total.

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 
 namespace flotilla {
 
@@ -41,5 +42,13 @@ class FakeClock final : public Clock {
  private:
   std::atomic<int64_t> mono_ms_{1'000'000};
 };
+
+// CPU time the calling thread has used (not injectable: it paces work by what the work cost, as a
+// duty cycle does, and never decides a timeout).
+inline std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
 
 }  // namespace flotilla

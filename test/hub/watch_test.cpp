@@ -280,6 +280,42 @@ TEST(WatchFeederTest, ABurstOfChangesToOneObjectCostsOneView) {
   EXPECT_EQ(json::parse(*b.events[0].event->object)["labels"]["round"], "9");
 }
 
+TEST(WatchFeederTest, ARoundThatWaitedForALockDoesNotHoldTheNextOneBack) {
+  // At 100k nodes a round mostly waits for shard locks that ingest holds; pausing 1/max_duty
+  // times its wall time afterwards held fresh changes back for minutes. The pause follows the
+  // CPU the round used.
+  testing::HubHarness h;
+  testing::FakeAgent agent(h.broker, "n1");
+  agent.hello(0);
+  WatchLog log;
+  WatchFeeder feeder(log, *h.controller, h.metrics);  // max_duty 0.25
+  ChangeListener noted = feeder.listener();
+
+  constexpr auto kHeld = std::chrono::milliseconds(400);
+  std::atomic<bool> holding = false;
+  std::thread ingest([&] {
+    h.controller->batch(0, [&] {
+      holding = true;
+      std::this_thread::sleep_for(kHeld);
+    });
+  });
+  while (!holding) std::this_thread::yield();
+  const auto began = std::chrono::steady_clock::now();
+  noted({{Kind::kNode, "n1"}});
+  feeder.settle();  // the round read n1's view once the lock was free
+  const auto round = std::chrono::steady_clock::now() - began;
+  ingest.join();
+  ASSERT_GE(round, kHeld / 2);  // the round did wait for the lock
+
+  const auto noted_at = std::chrono::steady_clock::now();
+  noted({{Kind::kNode, "n1"}});
+  feeder.settle();
+  const auto lag = std::chrono::steady_clock::now() - noted_at;
+  // By wall time the next round would start 4 x 400 ms after the last began (1.2 s from here).
+  EXPECT_LT(lag, kHeld * 3 / 2) << std::chrono::duration_cast<Millis>(lag).count() << " ms";
+  EXPECT_EQ(log.version(), 2u);
+}
+
 TEST(WatchFeederTest, AListenerOutlivingItsFeederDoesNothing) {
   testing::HubHarness h;
   WatchLog log;
