@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
   flags.add("broker-port", "mosquitto port on 127.0.0.1", "1883");
   flags.add("hub-port", "hub REST port on 127.0.0.1", "8080");
   flags.add("hub-pid", "hub process id, for CPU and memory (0: not reported)", "0");
+  flags.add("extra-hubs",
+            "ingest: further hub instances sharing the shards, PORT:PID,...; their ingest and CPU "
+            "are added to the first hub's",
+            "");
   flags.add("broker-pid", "ingest: mosquitto's process id, for its CPU time (0: not reported)",
             "0");
   flags.add("nodes", "virtual nodes", "10");
@@ -182,6 +186,17 @@ int main(int argc, char** argv) {
     o.list_limits.push_back(static_cast<int>(v));
   }
   if (o.list_limits.empty()) return usage_error(flags, "--list-limits: empty");
+  std::stringstream extra(flags.get("extra-hubs"));
+  for (std::string item; std::getline(extra, item, ',');) {
+    char* end = nullptr;
+    const long port = std::strtol(item.c_str(), &end, 10);
+    const long pid = *end == ':' ? std::strtol(end + 1, &end, 10) : -1;
+    if (port < 1 || port > 65535 || pid < 0 || *end != '\0') {
+      return usage_error(flags, "--extra-hubs: want PORT:PID, got '" + item + "'");
+    }
+    o.extra_hub_ports.push_back(static_cast<int>(port));
+    o.extra_hub_pids.push_back(static_cast<pid_t>(pid));
+  }
   for (auto [name, out] :
        {std::pair{"list-apply", &o.list_apply}, std::pair{"http-keep-alive", &o.http_keep_alive}}) {
     const std::string v = flags.get(name);

@@ -57,9 +57,12 @@ std::string busiest_threads(const std::map<pid_t, ThreadCpu>& before,
 }
 
 CpuSample sample_cpu(const ScenarioOptions& o) {
-  return {read_proc_usage(o.hub_pid), read_thread_cpu(o.hub_pid),
-          read_proc_usage(o.broker_pid).cpu_seconds, read_proc_usage(::getpid()).cpu_seconds,
-          read_machine_cpu()};
+  CpuSample s{read_proc_usage(o.hub_pid), read_thread_cpu(o.hub_pid),
+              read_proc_usage(o.broker_pid).cpu_seconds, read_proc_usage(::getpid()).cpu_seconds,
+              read_machine_cpu()};
+  // Further hub instances count as the hub (their threads are not listed).
+  for (pid_t pid : o.extra_hub_pids) s.hub.cpu_seconds += read_proc_usage(pid).cpu_seconds;
+  return s;
 }
 
 std::string cpu_shares(const ScenarioOptions& o, const CpuSample& a, const CpuSample& b,

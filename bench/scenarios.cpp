@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <numeric>
 #include <sstream>
 #include <thread>
@@ -227,9 +228,24 @@ int run_ingest(const ScenarioOptions& o, std::ostream& out) {
     }
     return v;
   };
+  // Every hub instance's /metrics (one unless --extra-hubs): the shards are split among them.
+  std::vector<std::unique_ptr<HubProbe>> extra;
+  for (int port : o.extra_hub_ports) extra.push_back(std::make_unique<HubProbe>(port));
+  auto metrics_texts = [&] {
+    std::vector<std::string> texts;
+    if (auto text = h.hub_.get("/metrics")) texts.push_back(std::move(*text));
+    for (auto& probe : extra) {
+      if (auto text = probe->get("/metrics")) texts.push_back(std::move(*text));
+    }
+    return texts;
+  };
+  auto status_in = [&](const std::vector<std::string>& texts) {
+    double sum = 0;
+    for (const auto& text : texts) sum += HubProbe::metric(text, kStatusIn);
+    return sum;
+  };
   const auto bursts0 = bursts();
-  auto base_metric = h.hub_.metric(kStatusIn);
-  const double base = base_metric ? *base_metric : 0;
+  const double base = status_in(metrics_texts());
   const size_t payload =
       call_on_loop(h.loop_, [&] { return h.fleet_.blast_payload_size(o.records); });
   const CpuSample cpu0 = sample_cpu(o);
@@ -238,13 +254,15 @@ int run_ingest(const ScenarioOptions& o, std::ostream& out) {
   double done_s = -1, acked_s = -1, processed = 0, peak_lag = 0, peak_queue = 0;
   std::vector<double> per_shard;
   while (seconds_since(t0) < o.timeout_s) {
-    if (auto text = h.hub_.get("/metrics")) {
-      processed = HubProbe::metric(*text, kStatusIn) - base;
-      for (double v : HubProbe::metric_values(*text, kShardLag)) peak_lag = std::max(peak_lag, v);
-      for (double v : HubProbe::metric_values(*text, kShardQueue)) {
+    const auto texts = metrics_texts();
+    processed = status_in(texts) - base;
+    if (!texts.empty()) {
+      const std::string& text = texts.front();  // the first hub's shards
+      for (double v : HubProbe::metric_values(text, kShardLag)) peak_lag = std::max(peak_lag, v);
+      for (double v : HubProbe::metric_values(text, kShardQueue)) {
         peak_queue = std::max(peak_queue, v);
       }
-      per_shard = HubProbe::metric_values(*text, kShardMessages);
+      per_shard = HubProbe::metric_values(text, kShardMessages);
     }
     if (acked_s < 0 && h.fleet_.counters().blast_acked >= o.batches) acked_s = seconds_since(t0);
     if (processed >= static_cast<double>(o.batches)) {
@@ -267,6 +285,11 @@ int run_ingest(const ScenarioOptions& o, std::ostream& out) {
       << " batches/s = " << fmt(msgs_per_s * o.records, 0) << " records/s |\n";
   flood_cpu_rows(o, cpu0, cpu1, elapsed, out);
   out << "| hub shards / ingest threads | " << o.fleet.shards << " |\n";
+  if (!extra.empty()) {
+    out << "| hub instances (shards split by leases; CPU above summed, the rows below are the "
+           "first instance's) | "
+        << 1 + extra.size() << " |\n";
+  }
   const auto bursts1 = bursts();
   const double commits = bursts1[0] - bursts0[0], batched = bursts1[1] - bursts0[1];
   out << "| ingest bursts (one commit each) / messages per burst / status batches merged away | "

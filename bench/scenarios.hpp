@@ -18,6 +18,10 @@ struct ScenarioOptions {
   FleetOptions fleet;
   int hub_port = 8080;
   pid_t hub_pid = 0;
+  // ingest: further hub instances sharing the shards (--store with leases): REST ports and pids,
+  // summed with the first hub's.
+  std::vector<int> extra_hub_ports;
+  std::vector<pid_t> extra_hub_pids;
   pid_t broker_pid = 0;       // ingest: mosquitto, for its CPU time (0: not reported)
   int timeout_s = 120;        // per wait
   int poll_ms = 200;          // /metrics polling period

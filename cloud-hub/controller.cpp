@@ -113,8 +113,14 @@ Controller::Shard& Controller::shard_of(const std::string& node) {
 
 Controller::Locks Controller::lock_all() {
   Locks locks;
-  locks.emplace_back(control_mu_);
-  for (auto& shard : shards_) locks.emplace_back(*shard->mu);
+  locks.mutexes.emplace_back(control_mu_);
+  for (auto& shard : shards_) locks.mutexes.emplace_back(*shard->mu);
+  if (auto st = control_.lock_fleet(); !st) {
+    // Goes on alone: the per-store transaction locks still keep each commit whole.
+    store_failed("take the fleet lock", st.error());
+  } else {
+    locks.fleet = &control_;
+  }
   return locks;
 }
 
@@ -124,6 +130,16 @@ std::vector<Store*> Controller::all_stores() {
     if (shard->store != &control_) out.push_back(shard->store);
   }
   return out;
+}
+
+void Controller::start_liveness_locked(Shard& shard, const std::vector<NodeRecord>& nodes,
+                                       TimePoint now) {
+  for (const auto& n : nodes) {
+    Live& live = shard.live[n.name];
+    live.last_seen = now;
+    // The time a node has been NotReady is not stored: its eviction clock restarts here.
+    if (!n.ready) live.not_ready_since = now;
+  }
 }
 
 size_t Controller::awaited_nodes() {
@@ -141,12 +157,8 @@ Status Controller::start(const std::set<uint32_t>& rebuilt_shards) {
     for (auto& shard : shards_) {
       auto nodes = shard->store->list_nodes();
       if (!nodes) return nodes.error().WithContext("Failed to load nodes");
-      for (const auto& n : *nodes) {
-        shard->live[n.name].last_seen = now;
-        // The time a node has been NotReady is not stored: its eviction clock restarts here.
-        if (!n.ready) shard->live[n.name].not_ready_since = now;
-        known.insert(n.name);
-      }
+      start_liveness_locked(*shard, *nodes, now);
+      for (const auto& n : *nodes) known.insert(n.name);
       count += nodes->size();
     }
     if (!rebuilt_shards.empty()) {

@@ -47,6 +47,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -208,6 +209,12 @@ class Controller {
   // Periodic: marks silent nodes NotReady, and places elsewhere the instances of workloads
   // whose evictAfterSeconds a NotReady node has passed. Call about once a second.
   void tick();
+  // Several hub instances over one database (docs/multi-hub.md): whether this instance owns
+  // shard `shard`, i.e. ingests its nodes' messages and judges their liveness (tick() leaves the
+  // others alone). Every shard is owned until told otherwise. Taking a shard reloads its nodes
+  // from the store with their liveness clocks started now (as start() does), so none turns
+  // NotReady before it had node_timeout to be heard; letting it go forgets them.
+  void set_shard_owned(uint32_t shard, bool owned);
   // Forgets a node: its placements go at once (placed anew elsewhere), its record, desired
   // state and instances are deleted. An agent that comes back registers anew. False when there
   // is no such node.
@@ -253,6 +260,7 @@ class Controller {
     std::recursive_mutex own_mu;
     std::recursive_mutex* mu = &own_mu;  // the control lock when the store is shared with it
     Store* store = nullptr;
+    bool owned = true;  // set_shard_owned
     std::map<std::string, Live> live;
     // Startups awaited, by (node, workload). Memory only (an instance already Running when
     // the hub starts is never counted) and bounded: dropped when observed, when the workload
@@ -268,7 +276,19 @@ class Controller {
   // Drops the startups awaited longer than kStartupForget.
   void forget_stale_startups_locked(Shard& shard);
   using Outbox = std::vector<sync::Message>;
-  using Locks = std::vector<std::unique_lock<std::recursive_mutex>>;
+  // The control lock, every shard's, and the control store's fleet lock (other hub instances
+  // sharing the database wait for it: Store::lock_fleet), let go of in the reverse order.
+  struct Locks {
+    Locks() = default;
+    Locks(Locks&& o) noexcept
+        : mutexes(std::move(o.mutexes)), fleet(std::exchange(o.fleet, nullptr)) {}
+    Locks& operator=(Locks&&) = delete;
+    ~Locks() {
+      if (fleet != nullptr) fleet->unlock_fleet();
+    }
+    std::vector<std::unique_lock<std::recursive_mutex>> mutexes;
+    Store* fleet = nullptr;  // whose fleet lock is held
+  };
   using Placements = std::map<std::string, std::set<std::string>>;
   // What a scheduling pass decided, before anything is written.
   struct Plan {
@@ -280,6 +300,8 @@ class Controller {
   };
 
   Shard& shard_of(const std::string& node);
+  // Gives each of `nodes` a Live entry heard from `now` (start, a shard taken).
+  void start_liveness_locked(Shard& shard, const std::vector<NodeRecord>& nodes, TimePoint now);
   // The control lock, then every shard's, in order.
   Locks lock_all();
   // Distinct stores: control first, then the shards' (one when they share it).

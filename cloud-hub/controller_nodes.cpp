@@ -388,10 +388,24 @@ void Controller::on_will(const pb::Offline& will) {
   flush(none);  // hands the change to the listener
 }
 
+void Controller::set_shard_owned(uint32_t shard_number, bool owned) {
+  Shard& shard = *shards_[shards_.size() == 1 ? 0 : shard_number % shards_.size()];
+  std::lock_guard lock(*shard.mu);
+  shard.live.clear();
+  shard.startups.clear();
+  shard.owned = owned;
+  if (!owned) return;
+  auto nodes = shard.store->list_nodes();
+  if (!nodes)
+    return store_failed("load the nodes of shard " + std::to_string(shard_number), nodes.error());
+  start_liveness_locked(shard, *nodes, clock_.now());
+  log_->info("shard {} taken nodes={}", shard_number, nodes->size());
+}
+
 void Controller::tick() {
   for (auto& shard : shards_) {
     std::lock_guard lock(*shard->mu);
-    mark_silent_not_ready(*shard);
+    if (shard->owned) mark_silent_not_ready(*shard);
     forget_stale_startups_locked(*shard);
   }
   Outbox out;

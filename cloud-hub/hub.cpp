@@ -1,5 +1,7 @@
 #include "cloud-hub/hub.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include "common/fs.hpp"
@@ -52,6 +54,24 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
                                 : open_postgres_hub_stores(o.store, o.shards, store_options);
   if (!stores) return stores.error();
   hub->stores_ = std::move(*stores);
+  std::string instance = o.instance_id;
+  if (!o.store.empty()) {
+    if (instance.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "hub");
+      instance = std::string(host) + "-" + std::to_string(getpid());
+    }
+    ShardLeaseOptions l;
+    l.conninfo = o.store;
+    l.instance_id = instance;
+    l.shards = o.shards;
+    l.lease_period = o.lease_period;
+    Hub* self = hub.get();
+    l.before_release = [self](uint32_t shard) { self->let_go_shard(shard); };
+    auto leases = ShardLeases::create(std::move(l), hub->clock_);
+    if (!leases) return leases.error();
+    hub->leases_ = std::move(*leases);
+  }
   if (!transport) {
     sync::TransportOptions t;
     t.server_uri = o.mqtt_uri;
@@ -60,6 +80,13 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
     t.tls_key_file = o.mqtt_key_file;
     t.client_id = "flotilla-hub";
     t.clean_session = false;  // the broker queues agents' QoS 1 messages while the hub restarts
+    if (hub->leases_) {
+      // One of several instances: a client of its own, and no session for the broker to keep
+      // queueing into after this process is gone (its shards move to the others, whose
+      // announcement makes the agents send their state again).
+      t.client_id = "flotilla-hub-" + instance;
+      t.clean_session = true;
+    }
     // One client: retrying four times a second costs nothing and keeps the hub deaf for at
     // most a quarter second after the broker returns.
     t.max_backoff = std::chrono::milliseconds(250);
@@ -88,6 +115,9 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
                                                   *hub->transport_, hub->metrics_, c);
   hub->sync_ =
       std::make_unique<SyncServer>(*hub->transport_, *hub->controller_, hub->metrics_, o.shards);
+  if (hub->leases_) {
+    for (uint32_t s = 0; s < o.shards; ++s) hub->sync_->set_owned(s, false);  // until leased
+  }
   auto artifacts = ArtifactStore::open(o.data_dir + "/artifacts", o.ota_public_key_pem);
   if (!artifacts) return artifacts.error();
   hub->artifacts_ = std::move(*artifacts);
@@ -101,6 +131,12 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->sync_->set_rollouts(hub->rollouts_.get());
   SyncServer* sync_server = hub->sync_.get();  // outlives every scrape: stopped after HTTP
   hub->metrics_.add_source([sync_server] { return sync_server->gauges_text(); });
+  if (ShardLeases* leases = hub->leases_.get()) {
+    hub->metrics_.add_source([leases] {
+      return "# TYPE flotilla_hub_shards_owned gauge\nflotilla_hub_shards_owned " +
+             std::to_string(leases->owned().size()) + "\n";
+    });
+  }
   // Watch versions start at the wall clock in microseconds, so a version handed out by an
   // earlier hub process is older than any of this one's and a watch resuming from it is told to
   // list again.
@@ -175,8 +211,31 @@ Status Hub::start() {
     rollouts_->set_public_url((options_.api_tls_cert.empty() ? "http://" : "https://") + host +
                               ":" + std::to_string(port_));
   }
+  if (leases_) {
+    for (uint32_t s = 0; s < options_.shards; ++s) controller_->set_shard_owned(s, false);
+  }
   if (auto st = sync_->start(); !st) return st;
   started_ = true;
+  if (leases_) {
+    // The first tick now: alone, this instance takes every free shard before serving.
+    apply_lease_changes(leases_->tick());
+    lease_thread_ = std::thread([this] {
+      set_thread_name("hub-leases");
+      std::unique_lock<std::mutex> lock(timer_mu_);
+      while (!stopping_) {
+        timer_cv_.wait_for(lock, options_.lease_period / 3);
+        if (stopping_) break;
+        lock.unlock();
+        apply_lease_changes(leases_->tick());
+        lock.lock();
+      }
+      lock.unlock();
+      // Hands the shards over at once (each through let_go_shard) instead of after an expiry.
+      if (auto left = leases_->leave(); !left) {
+        log::get("hub")->warn("leaving the shard leases failed error='{}'", left.error().message());
+      }
+    });
+  }
   http_thread_ = std::thread([this] {
     set_thread_name("hub-http");
     http_->listen_after_bind();
@@ -206,6 +265,35 @@ Status Hub::start() {
   return Ok();
 }
 
+void Hub::take_shard(uint32_t shard) {
+  controller_->set_shard_owned(shard, true);  // its nodes, heard from now
+  sync_->set_owned(shard, true);              // subscribe, then announce: the agents say hello
+}
+
+void Hub::let_go_shard(uint32_t shard) {
+  if (!sync_->owned(shard)) return;
+  sync_->set_owned(shard, false);  // unsubscribe, drop what was queued
+  controller_->set_shard_owned(shard, false);
+}
+
+void Hub::apply_lease_changes(const LeaseChanges& changes) {
+  auto log = log::get("hub");
+  if (!changes.status) {
+    log->warn("shard lease tick failed error='{}'", changes.status.error().message());
+  }
+  for (uint32_t shard : changes.lost) let_go_shard(shard);
+  for (const auto& lease : changes.acquired) {
+    log->info("shard lease acquired shard={} epoch={}", lease.shard, lease.epoch);
+    take_shard(lease.shard);
+  }
+  if (!changes.acquired.empty()) {
+    metrics_.count("flotilla_hub_shard_leases_acquired_total", {}, changes.acquired.size());
+  }
+  if (!changes.lost.empty()) {
+    metrics_.count("flotilla_hub_shard_leases_lost_total", {}, changes.lost.size());
+  }
+}
+
 void Hub::stop() {
   if (!started_) return;
   started_ = false;
@@ -218,6 +306,7 @@ void Hub::stop() {
   watch_->close();  // ends the open watches now; httplib waits for its threads
   if (http_thread_.joinable()) http_thread_.join();
   if (timer_thread_.joinable()) timer_thread_.join();
+  if (lease_thread_.joinable()) lease_thread_.join();
   transport_->stop();
   sync_->stop();  // after the transport: nothing more can be queued
   watch_feeder_->stop();

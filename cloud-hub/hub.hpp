@@ -26,6 +26,7 @@
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/hub_stores.hpp"
 #include "cloud-hub/metrics.hpp"
+#include "cloud-hub/shard_leases.hpp"
 #include "cloud-hub/store.hpp"
 #include "cloud-hub/sync_server.hpp"
 #include "cloud-hub/update_rollouts.hpp"
@@ -52,6 +53,10 @@ struct HubOptions {
   // --store: a PostgreSQL database (postgres:// URI or libpq key=value pairs) holding the
   // control and shard stores instead of data_dir's files; empty: the files.
   std::string store;
+  // With `store`: several instances share its shards by leases (shard_leases.hpp,
+  // docs/multi-hub.md). `instance_id` empty: host name and process id.
+  std::string instance_id;
+  Millis lease_period{10000};
   uint32_t shards = sync::kDefaultShards;
   Millis node_timeout{15000};
   Millis resend_interval{5000};
@@ -110,6 +115,12 @@ class Hub {
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<httplib::Server> http_;  // an httplib::SSLServer with api_tls_cert
+  // With --store: the shard leases and the thread that ticks them (lease_period / 3).
+  std::unique_ptr<ShardLeases> leases_;
+  std::thread lease_thread_;
+  void take_shard(uint32_t shard);
+  void let_go_shard(uint32_t shard);
+  void apply_lease_changes(const LeaseChanges& changes);
   int port_ = 0;
   std::thread http_thread_;
   std::thread timer_thread_;

@@ -42,6 +42,14 @@ int main(int argc, char** argv) {
             "PostgreSQL database for the control and shard stores instead of --data's files: "
             "postgres://USER@HOST:PORT/DB or libpq key=value pairs (docs/multi-hub.md)",
             "");
+  flags.add("instance-id",
+            "with --store: this instance's name among the hubs sharing the database, unique "
+            "among running ones (default: host name and process id)",
+            "");
+  flags.add("lease-period-ms",
+            "with --store: how long a shard lease lasts unrenewed; a dead instance's shards move "
+            "to the others within two periods",
+            "10000");
   flags.add("shards",
             "number of shards (must match the agents'): each has its own database, ingest "
             "thread and MQTT subscription",
@@ -111,6 +119,10 @@ int main(int argc, char** argv) {
   if (!timeout) return usage_error(flags, timeout.error().message());
   options.node_timeout = flotilla::Millis(*timeout);
   options.resend_interval = std::min(options.resend_interval, options.node_timeout / 3);
+  auto lease = flags.get_int("lease-period-ms", 300, 3600LL * 1000);
+  if (!lease) return usage_error(flags, lease.error().message());
+  options.lease_period = flotilla::Millis(*lease);
+  options.instance_id = flags.get("instance-id");
   auto grace = flags.get_int("recovery-grace-ms", 0, 24LL * 3600 * 1000);
   if (!grace) return usage_error(flags, grace.error().message());
   options.recovery_grace = flotilla::Millis(*grace);

@@ -1,5 +1,5 @@
 // ShardLeases: which shards this hub instance owns, when several instances share one PostgreSQL
-// database (docs/multi-hub.md). Not wired into the hub yet.
+// database (docs/multi-hub.md); the hub ticks it on its thread hub-leases (hub.cpp).
 //
 // Each shard has one row in flotilla_shard_leases: its owner, the expiry of the owner's lease and
 // an epoch (the fencing token) that grows by one at every acquisition. Each instance keeps a

@@ -141,6 +141,9 @@ class Store {
   // Called inside every outermost transaction() just before its COMMIT; an error rolls the
   // transaction back and is returned. Empty: no check.
   void set_commit_check(std::function<Status()> check) { commit_check_ = std::move(check); }
+  // The fleet lock across hub instances sharing a database (db::Conn::lock_fleet).
+  Status lock_fleet() { return db_->lock_fleet(); }
+  void unlock_fleet() { db_->unlock_fleet(); }
 
   // Nodes.
   Expected<std::optional<NodeRecord>> get_node(const std::string& name);

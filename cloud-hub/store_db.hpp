@@ -110,6 +110,11 @@ class Conn {
   virtual Status rollback() = 0;
   // Applies steps[i] for every i >= the stored version, each in one transaction.
   virtual Status migrate(const std::vector<std::string>& steps) = 0;
+  // The fleet lock: held by one connection (one hub instance) at a time, across every store of
+  // the database, while it does fleet-wide work (scheduling) over several transactions; it
+  // nests. SQLite: nothing to do (one hub process per data folder).
+  virtual Status lock_fleet() { return Ok(); }
+  virtual void unlock_fleet() {}
 };
 
 // A scope-bound transaction, or a savepoint inside one.

@@ -11,6 +11,15 @@ namespace {
 
 // Held (per transaction) by schema creation and migrations: one at a time across instances.
 constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7310033592018468210)";
+// The advisory lock namespace (first key) of a schema's transactions (second key: the schema's
+// hash) and of the fleet lock (second key 0).
+constexpr int32_t kLockSpace = 1718382700;
+
+int32_t schema_key(const std::string& schema) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : schema) h = (h ^ c) * 16777619u;
+  return static_cast<int32_t>(h | 1u);  // never 0, the fleet lock's
+}
 
 bool plain_name(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
@@ -54,7 +63,14 @@ class PgCursor final : public Cursor {
 class PgConn final : public Conn {
  public:
   PgConn(std::string conninfo, std::string schema, pg::Conn conn)
-      : conninfo_(std::move(conninfo)), schema_(std::move(schema)), conn_(std::move(conn)) {}
+      : conninfo_(std::move(conninfo)),
+        schema_(std::move(schema)),
+        // Every write transaction of a schema holds its lock, taken first: hub instances sharing
+        // the database take turns, as threads of one hub do under the shard's mutex (reads in the
+        // transaction see every commit before it, never a write racing theirs).
+        begin_sql_("BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kLockSpace) + ", " +
+                   std::to_string(schema_key(schema_)) + ")"),
+        conn_(std::move(conn)) {}
   Backend backend() const override { return Backend::kPostgres; }
   std::string name() const override { return "PostgreSQL schema '" + schema_ + "'"; }
 
@@ -86,9 +102,19 @@ class PgConn final : public Conn {
 
   Status begin() override {
     if (auto st = ensure_connected(); !st) return st;
-    if (auto st = conn_.exec("BEGIN"); !st) return st;
+    if (auto st = conn_.exec(begin_sql_); !st) return st;
     in_tx_ = true;
     return Ok();
+  }
+
+  Status lock_fleet() override {
+    if (auto st = ensure_connected(); !st) return st;
+    return conn_.exec("SELECT pg_advisory_lock(" + std::to_string(kLockSpace) + ", 0)");
+  }
+
+  void unlock_fleet() override {
+    // A broken connection released it with the session.
+    (void)conn_.exec("SELECT pg_advisory_unlock(" + std::to_string(kLockSpace) + ", 0)");
   }
 
   Status commit() override {
@@ -169,6 +195,7 @@ class PgConn final : public Conn {
 
   std::string conninfo_;
   std::string schema_;
+  std::string begin_sql_;
   pg::Conn conn_;
   // By the store's SQL text. Node-based, so the cursors' pointers stay valid as it grows.
   std::unordered_map<std::string, Prepared> prepared_;

@@ -21,6 +21,17 @@ namespace {
 
 namespace pb = flotilla::v1;
 
+// A HubOnline with a fresh random epoch: agents that see a new epoch say hello again.
+std::string new_announcement() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char epoch[17];
+  std::snprintf(epoch, sizeof(epoch), "%016llx", static_cast<unsigned long long>(rng()));
+  pb::HubOnline online;
+  online.set_epoch(epoch);
+  online.set_protocol_version(sync::kProtocolVersion);
+  return sync::encode(online);
+}
+
 }  // namespace
 
 SyncServer::SyncServer(sync::Transport& transport, Controller& controller, Metrics& metrics,
@@ -109,11 +120,33 @@ void SyncServer::ingest_loop(uint32_t shard) {
 }
 
 void SyncServer::wait_idle() {
+  for (auto& lane : lanes_) wait_idle(*lane);
+}
+
+void SyncServer::wait_idle(Lane& lane) {
   if (!ingest_thread_) return;
-  for (auto& lane : lanes_) {
-    std::unique_lock lock(lane->mu);
-    lane->cv.wait(lock, [&] { return stopping_ || (lane->queue.empty() && !lane->busy); });
+  std::unique_lock lock(lane.mu);
+  lane.cv.wait(lock, [&] { return stopping_ || (lane.queue.empty() && !lane.busy); });
+}
+
+void SyncServer::set_owned(uint32_t shard, bool owned) {
+  Lane& lane = *lanes_.at(shard);
+  if (lane.owned.exchange(owned) == owned) return;
+  const std::string filter = sync::shard_up_filter(shard);
+  if (!owned) {
+    if (auto st = transport_.unsubscribe(filter); !st) {
+      log_->warn("unsubscribe failed shard={} error='{}'", shard, st.error().message());
+    }
+    wait_idle(lane);
+    log_->info("shard {} let go", shard);
+    return;
   }
+  if (auto st = transport_.subscribe(filter, 1); !st) {
+    log_->warn("subscribe failed shard={} error='{}'", shard, st.error().message());
+  }
+  // Not connected: the announcement on connect covers this shard (owned is set).
+  if (transport_.connected()) announce(shard, new_announcement());
+  log_->info("shard {} taken", shard);
 }
 
 std::string SyncServer::gauges_text() {
@@ -161,6 +194,7 @@ Status SyncServer::start() {
         }
       });
   for (uint32_t shard = 0; shard < shards_; ++shard) {
+    if (!lanes_[shard]->owned) continue;
     if (auto st = transport_.subscribe(sync::shard_up_filter(shard), 1); !st) {
       return st.error().WithContext("Failed to subscribe to shard " + std::to_string(shard));
     }
@@ -169,19 +203,20 @@ Status SyncServer::start() {
 }
 
 void SyncServer::announce() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char epoch[17];
-  std::snprintf(epoch, sizeof(epoch), "%016llx", static_cast<unsigned long long>(rng()));
-  pb::HubOnline online;
-  online.set_epoch(epoch);
-  online.set_protocol_version(sync::kProtocolVersion);
-  std::string payload = sync::encode(online);
+  const std::string payload = new_announcement();
+  uint32_t owned = 0;
   for (uint32_t shard = 0; shard < shards_; ++shard) {
-    if (auto st = transport_.publish_retained(sync::hub_online_topic(shard), payload); !st) {
-      log_->warn("hub announcement failed shard={} error='{}'", shard, st.error().message());
-    }
+    if (!lanes_[shard]->owned) continue;
+    announce(shard, payload);
+    ++owned;
   }
-  log_->info("hub announced epoch={} shards={}", epoch, shards_);
+  log_->info("hub announced shards={} of {}", owned, shards_);
+}
+
+void SyncServer::announce(uint32_t shard, const std::string& payload) {
+  if (auto st = transport_.publish_retained(sync::hub_online_topic(shard), payload); !st) {
+    log_->warn("hub announcement failed shard={} error='{}'", shard, st.error().message());
+  }
 }
 
 void SyncServer::drop(const std::string& kind, const std::string& reason,
@@ -223,6 +258,10 @@ std::optional<UpMessage> SyncServer::decode(const sync::Message& m) {
   }
   if (topic->shard != sync::shard_of(topic->node, shards_)) {
     drop(kind, "wrong_shard", m.topic);
+    return std::nullopt;
+  }
+  if (!lanes_[topic->shard]->owned) {
+    drop(kind, "not_owned", m.topic);
     return std::nullopt;
   }
   metrics_.count("flotilla_hub_messages_received_total", {{"kind", kind}});

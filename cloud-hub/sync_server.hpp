@@ -55,8 +55,16 @@ class SyncServer {
   // OTA rollouts: given UpdateReports (up/ota) and told of every Hello. Set before start();
   // unset: up/ota messages are dropped after decoding.
   void set_rollouts(UpdateRollouts* rollouts) { rollouts_ = rollouts; }
-  // Installs the handlers, subscribes to every shard's up/* filter, and starts the transport.
+  // Installs the handlers, subscribes to every owned shard's up/* filter, and starts the
+  // transport.
   Status start();
+  // Several hub instances (docs/multi-hub.md): every shard is owned until told otherwise. A shard
+  // taken is subscribed to and announced with a fresh epoch on its hub/online topic, so its
+  // agents say hello and send their full status to this instance. A shard let go is
+  // unsubscribed from, and returns once what was queued for it has been dropped (messages of a
+  // shard not owned are dropped, reason not_owned).
+  void set_owned(uint32_t shard, bool owned);
+  bool owned(uint32_t shard) const { return lanes_[shard]->owned.load(); }
   // Stops the ingest thread after it has handled what is queued. Call after the transport
   // stopped delivering.
   void stop();
@@ -83,6 +91,7 @@ class SyncServer {
     std::deque<std::pair<sync::Message, std::chrono::steady_clock::time_point>> queue;
     size_t bytes = 0;
     bool busy = false;  // the thread is handling a batch it took off the queue
+    std::atomic<bool> owned{true};
     std::thread thread;
   };
   void enqueue(const sync::Message& message);
@@ -99,8 +108,11 @@ class SyncServer {
   std::vector<std::unique_ptr<Lane>> lanes_;  // by shard
   std::atomic<bool> stopping_{false};
 
-  // Announces this hub (a fresh epoch per connection) on every shard's retained hub/online.
+  // Announces this hub (a fresh epoch per connection) on every owned shard's retained hub/online.
   void announce();
+  void announce(uint32_t shard, const std::string& payload);
+  // Blocks until the shard's queue is empty and its thread idle.
+  void wait_idle(Lane& lane);
 };
 
 }  // namespace flotilla::hub

@@ -110,6 +110,12 @@ void FakeTransport::stop() {
 
 bool FakeTransport::connected() const { return connected_; }
 
+Status FakeTransport::unsubscribe(const std::string& filter) {
+  std::lock_guard<std::recursive_mutex> lock(broker_->mu_);
+  std::erase(filters_, filter);
+  return Ok();
+}
+
 Status FakeTransport::subscribe(const std::string& filter, int /*qos*/) {
   {
     std::lock_guard<std::recursive_mutex> lock(broker_->mu_);

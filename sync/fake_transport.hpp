@@ -58,6 +58,7 @@ class FakeTransport final : public Transport {
   // Pretends this many publishes wait to be sent (a busy MQTT client).
   void set_backlog(size_t n) { backlog_ = n; }
   Status subscribe(const std::string& filter, int qos) override;
+  Status unsubscribe(const std::string& filter) override;
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done = {}) override;
   Status publish_retained(const std::string& topic, std::string payload) override;

@@ -209,6 +209,20 @@ class MqttTransport final : public Transport {
     return Ok();
   }
 
+  Status unsubscribe(const std::string& filter) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::erase_if(subscriptions_, [&](const auto& s) { return s.first == filter; });
+    }
+    if (!connected_) return Ok();  // not renewed on connect
+    if (auto c = client()) {
+      if (auto st = c->unsubscribe(filter); !st) {
+        return Error("Failed to unsubscribe from '" + filter + "': " + st.error().message());
+      }
+    }
+    return Ok();
+  }
+
   Status publish_retained(const std::string& topic, std::string payload) override {
     return send({topic, std::move(payload), 1, true, {}});
   }

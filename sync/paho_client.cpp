@@ -17,6 +17,7 @@ namespace flotilla::sync {
   X(MQTTAsync_disconnect)          \
   X(MQTTAsync_isConnected)         \
   X(MQTTAsync_subscribe)           \
+  X(MQTTAsync_unsubscribe)         \
   X(MQTTAsync_sendMessage)         \
   X(MQTTAsync_freeMessage)         \
   X(MQTTAsync_free)                \
@@ -243,6 +244,14 @@ Status PahoClient::subscribe(const std::string& filter, int qos, std::chrono::se
     return w->error(rc, nullptr);
   }
   return w->wait(timeout).value_or(Ok());
+}
+
+Status PahoClient::unsubscribe(const std::string& filter) {
+  MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+  if (int rc = api_.MQTTAsync_unsubscribe(handle_, filter.c_str(), &r); rc != MQTTASYNC_SUCCESS) {
+    return Error("MQTT error [" + std::to_string(rc) + "]: " + api_.MQTTAsync_strerror(rc));
+  }
+  return Ok();
 }
 
 void PahoClient::disconnect(std::chrono::seconds timeout) {

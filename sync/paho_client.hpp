@@ -60,6 +60,8 @@ class PahoClient {
   // A refused subscription (SUBACK 0x80) is an error; no answer within `timeout` is not (0: do
   // not wait; only a request Paho refuses at once is an error then).
   Status subscribe(const std::string& filter, int qos, std::chrono::seconds timeout);
+  // Asks the broker to drop a subscription; does not wait for its answer.
+  Status unsubscribe(const std::string& filter);
   void disconnect(std::chrono::seconds timeout);
   bool connected() const;
   // Hands one message to Paho. On Ok, `done` runs once Paho knows the outcome; on an error it

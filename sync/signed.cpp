@@ -205,6 +205,7 @@ class SigningTransport final : public Transport {
   Status subscribe(const std::string& filter, int qos) override {
     return inner_->subscribe(filter, qos);
   }
+  Status unsubscribe(const std::string& filter) override { return inner_->unsubscribe(filter); }
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done) override {
     if (auto st = seal(topic, payload); !st) return st;

@@ -64,6 +64,9 @@ class Transport {
   virtual bool connected() const = 0;
   // Remembered and renewed after every reconnect.
   virtual Status subscribe(const std::string& filter, int qos) = 0;
+  // Forgets a subscription (every one with this filter) and, when connected, asks the broker to
+  // drop it; messages already on their way may still arrive.
+  virtual Status unsubscribe(const std::string& filter) = 0;
   virtual Status publish(const std::string& topic, std::string payload, int qos,
                          DoneHandler done = {}) = 0;
   // Publishes at QoS 1 with the retain flag: the broker keeps the last one per topic and hands

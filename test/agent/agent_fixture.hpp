@@ -33,6 +33,7 @@ class HoldingTransport final : public sync::Transport {
   void stop() override { inner_->stop(); }
   bool connected() const override { return inner_->connected(); }
   Status subscribe(const std::string& f, int qos) override { return inner_->subscribe(f, qos); }
+  Status unsubscribe(const std::string& f) override { return inner_->unsubscribe(f); }
   Status publish(const std::string& topic, std::string payload, int qos,
                  DoneHandler done) override {
     if (!hold || topic.find(held_kind) == std::string::npos) {

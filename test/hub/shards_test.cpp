@@ -32,6 +32,19 @@ std::vector<std::vector<std::string>> names_by_shard(size_t per_shard) {
   return out;
 }
 
+// A FakeAgent per name, each having said hello.
+std::vector<std::unique_ptr<FakeAgent>> hello_all(
+    sync::FakeBroker& broker, const std::vector<std::vector<std::string>>& names) {
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (const auto& shard : names) {
+    for (const auto& n : shard) {
+      agents.push_back(std::make_unique<FakeAgent>(broker, n, kShards));
+      agents.back()->hello(0);
+    }
+  }
+  return agents;
+}
+
 // A controller and sync server over the stores in `dir`, as the hub wires them.
 struct ShardedHub {
   ShardedHub(const std::string& dir, sync::FakeBroker& broker, FakeClock& clock,
@@ -143,13 +156,7 @@ TEST(ShardedControllerTest, EachNodeLivesInItsShardsStoreOnly) {
   FakeClock clock;
   ShardedHub hub(dir.path(), broker, clock);
   auto names = names_by_shard(2);
-  std::vector<std::unique_ptr<FakeAgent>> agents;
-  for (const auto& shard : names) {
-    for (const auto& n : shard) {
-      agents.push_back(std::make_unique<FakeAgent>(broker, n, kShards));
-      agents.back()->hello(0);
-    }
-  }
+  auto agents = hello_all(broker, names);
   for (uint32_t s = 0; s < kShards; ++s) {
     auto nodes = hub.stores.shards[s]->list_nodes();
     ASSERT_TRUE(nodes.ok());
@@ -463,6 +470,69 @@ TEST(ShardedControllerTest, ShardsIngestInParallelAndLoseNothing) {
             std::string::npos);
   transport->stop();
   server.stop();
+}
+
+// Several hub instances (docs/multi-hub.md): a shard this instance does not own is neither
+// ingested nor judged; taking it subscribes, announces a new epoch to its agents and starts its
+// nodes' liveness clocks anew.
+TEST(ShardedControllerTest, OnlyOwnedShardsAreIngestedAndJudgedAndATakenShardStartsItsClocksAnew) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  ShardedHub hub(dir.path(), broker, clock);
+  auto names = names_by_shard(1);
+  auto agents = hello_all(broker, names);  // agents[i] on shard i
+  auto ready = [&](uint32_t shard) {
+    auto n = hub.stores.shards[shard]->get_node(names[shard][0]);
+    return n && *n && (*n)->ready;
+  };
+  auto announcements = [&](uint32_t shard) {
+    size_t n = 0;
+    for (const auto& m : broker.log()) n += m.topic == sync::hub_online_topic(shard) ? 1 : 0;
+    return n;
+  };
+  auto dropped_not_owned = [&] {
+    return hub.metrics.value("flotilla_hub_messages_dropped_total",
+                             {{"kind", "heartbeat"}, {"reason", "not_owned"}});
+  };
+
+  hub.sync_server->set_owned(1, false);
+  hub.controller->set_shard_owned(1, false);
+  EXPECT_FALSE(hub.sync_server->owned(1));
+  EXPECT_TRUE(hub.sync_server->owned(0));
+  // Unsubscribed: shard 1's heartbeat no longer reaches this hub; handed to it anyway, dropped.
+  agents[1]->heartbeat(0);
+  EXPECT_EQ(dropped_not_owned(), 0u);
+  pb::Heartbeat hb;
+  hb.set_node(names[1][0]);
+  hub.sync_server->handle({sync::up_topic(names[1][0], kShards, "heartbeat"), sync::encode(hb)});
+  EXPECT_EQ(dropped_not_owned(), 1u);
+
+  // 16 s of silence from shards 0 and 1 (shards 2 and 3 keep beating): only the owned one is
+  // judged.
+  clock.advance(Millis(16000));
+  agents[2]->heartbeat(0);
+  agents[3]->heartbeat(0);
+  hub.controller->tick();
+  EXPECT_FALSE(ready(0));
+  EXPECT_TRUE(ready(1)) << "a shard another instance owns was judged here";
+  EXPECT_TRUE(ready(2));
+
+  // Taken: subscribed again, a new epoch announced on its hub/online, its node heard from now.
+  const size_t before = announcements(1);
+  hub.controller->set_shard_owned(1, true);
+  hub.sync_server->set_owned(1, true);
+  EXPECT_EQ(announcements(1), before + 1);
+  EXPECT_EQ(announcements(2), 1u);  // the others were announced once, at start
+  clock.advance(Millis(10000));
+  hub.controller->tick();
+  EXPECT_TRUE(ready(1)) << "judged by the silence from before it was taken";
+  clock.advance(Millis(6000));
+  hub.controller->tick();
+  EXPECT_FALSE(ready(1));  // 16 s since it was taken
+  agents[1]->heartbeat(0);
+  EXPECT_TRUE(ready(1));  // ingested again
+  EXPECT_EQ(dropped_not_owned(), 1u);
 }
 
 }  // namespace
