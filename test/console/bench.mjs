@@ -53,6 +53,9 @@ try {
   row('overview: navigation → cards, tables and alerts drawn', `${ms(t0)} ms`);
   await page.waitForFunction((n) => new RegExp(`Nodes Ready\\s*${n}`).test(document.getElementById('node-cards')?.innerText || ''),
                              nodes, {timeout: 60000});
+  // The line follows the plots' first sample of /metrics, after the cards.
+  await page.waitForFunction(() => (document.getElementById('startup-total')?.innerText || '').trim() !== '',
+                             null, {timeout: 30000}).catch(() => {});
   const startup = await page.locator('#startup-total').innerText();
   row('overview: startup latency line', startup.replace(/\. The plot.*/, ''));
   row('overview: JS heap', await heapMiB());
