@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -197,10 +198,12 @@ class MqttTransport final : public Transport {
 
   Status subscribe(const std::string& filter, int qos) override {
     {
+      // Decided under the lock connect_loop() marks the connection up under: a subscription
+      // made while connecting is either in what that connect renewed or made up by it.
       std::lock_guard<std::mutex> lock(mu_);
       subscriptions_.emplace_back(filter, qos);
+      if (!connected_) return Ok();  // renewed on connect
     }
-    if (!connected_) return Ok();  // renewed on connect
     if (auto c = client()) {
       if (auto st = c->subscribe(filter, qos, std::chrono::seconds(0)); !st) {
         return Error("Failed to subscribe to '" + filter + "': " + st.error().message());
@@ -213,8 +216,8 @@ class MqttTransport final : public Transport {
     {
       std::lock_guard<std::mutex> lock(mu_);
       std::erase_if(subscriptions_, [&](const auto& s) { return s.first == filter; });
+      if (!connected_) return Ok();  // not renewed on connect
     }
-    if (!connected_) return Ok();  // not renewed on connect
     if (auto c = client()) {
       if (auto st = c->unsubscribe(filter); !st) {
         return Error("Failed to unsubscribe from '" + filter + "': " + st.error().message());
@@ -471,6 +474,7 @@ class MqttTransport final : public Transport {
     {
       std::lock_guard<std::mutex> lock(mu_);
       subs = subscriptions_;
+      renewed_ = subs;
     }
     for (const auto& [filter, qos] : subs) {
       // A broker with topic ACLs refuses a filter beyond the client's rights (SUBACK 0x80):
@@ -541,8 +545,24 @@ class MqttTransport final : public Transport {
       if (ok) {
         backoff = opts_.min_backoff;
         connected_ = true;
+        // What subscribe() and unsubscribe() changed after try_connect() renewed the
+        // subscriptions and before the line above: they left it to this connect.
+        std::vector<std::pair<std::string, int>> added, removed;
+        for (const auto& s : subscriptions_) {
+          if (std::find(renewed_.begin(), renewed_.end(), s) == renewed_.end()) added.push_back(s);
+        }
+        for (const auto& s : renewed_) {
+          if (std::find(subscriptions_.begin(), subscriptions_.end(), s) == subscriptions_.end()) {
+            removed.push_back(s);
+          }
+        }
         log_->info("mqtt connected server={} client={}", opts_.server_uri, opts_.client_id);
         lock.unlock();
+        if (auto c = client()) {
+          for (const auto& [filter, qos] : added)
+            (void)c->subscribe(filter, qos, std::chrono::seconds(0));
+          for (const auto& s : removed) (void)c->unsubscribe(s.first);
+        }
         if (on_connection_) on_connection_(true);
         lock.lock();
         continue;
@@ -566,7 +586,8 @@ class MqttTransport final : public Transport {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> subscriptions_;
-  mutable std::mutex send_mu_;  // guards sending_ .. handing_ below
+  std::vector<std::pair<std::string, int>> renewed_;  // what the last connect subscribed to
+  mutable std::mutex send_mu_;                        // guards sending_ .. handing_ below
   std::condition_variable send_cv_;
   bool sending_ = false;  // send_loop() runs
   std::deque<Waiting> waiting_;
