@@ -248,8 +248,10 @@ Status PahoClient::subscribe(const std::string& filter, int qos, std::chrono::se
 
 Status PahoClient::unsubscribe(const std::string& filter) {
   MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+  auto w = new_waiter();
+  w->set(r);
   if (int rc = api_.MQTTAsync_unsubscribe(handle_, filter.c_str(), &r); rc != MQTTASYNC_SUCCESS) {
-    return Error("MQTT error [" + std::to_string(rc) + "]: " + api_.MQTTAsync_strerror(rc));
+    return w->error(rc, nullptr);
   }
   return Ok();
 }

@@ -62,21 +62,25 @@ void Fleet::release_host_state() {
 void Fleet::start_hub(const std::map<std::string, std::string>& env,
                       const std::vector<std::string>& args) {
   if (!args.empty()) hub_args_ = args;
-  std::vector<std::string> argv = {FLOTILLA_HUB_BIN,
-                                   "--mqtt",
-                                   broker_->uri(),
-                                   "--listen",
-                                   "127.0.0.1:" + std::to_string(http_port_),
-                                   "--data",
-                                   dir_ / "hub",
-                                   "--node-timeout-ms",
-                                   std::to_string(node_timeout_.count()),
-                                   "--log-level",
-                                   "debug"};
+  std::vector<std::string> argv = hub_command(http_port_, "hub");
   argv.insert(argv.end(), hub_args_.begin(), hub_args_.end());
   hub_ = std::make_unique<ChildProcess>();
   hub_->start(argv, dir_ / "hub.log", env);
   ASSERT_TRUE(wait_for_port(http_port_, 10s)) << hub_->log();
+}
+
+std::vector<std::string> Fleet::hub_command(int http_port, const std::string& data) const {
+  return {FLOTILLA_HUB_BIN,
+          "--mqtt",
+          broker_->uri(),
+          "--listen",
+          "127.0.0.1:" + std::to_string(http_port),
+          "--data",
+          dir_ / data,
+          "--node-timeout-ms",
+          std::to_string(node_timeout_.count()),
+          "--log-level",
+          "debug"};
 }
 
 void Fleet::kill9_hub() { hub_->kill9(); }

@@ -55,6 +55,9 @@ class Fleet {
   void start_hub(const std::map<std::string, std::string>& env = {},
                  const std::vector<std::string>& args = {});
   int http_port() const { return http_port_; }
+  // The command line start_hub() runs (without the remembered extra flags), for a hub listening
+  // on `http_port` with its data in the fleet's folder under `data` (further hub instances).
+  std::vector<std::string> hub_command(int http_port, const std::string& data) const;
   void kill9_hub();
   // Waits for the hub process to end: its exit code, or 128+signal.
   std::optional<int> wait_hub_exit(std::chrono::milliseconds timeout);

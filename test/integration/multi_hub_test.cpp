@@ -62,17 +62,7 @@ TEST(MultiHub, ThreeHubsShareTheShardsAndAKilledOnesMoveWithinTwoLeasePeriodsLos
   auto start_extra = [&](const std::string& id, ExtraHub& hub) {
     if (hub.port == 0) hub.port = free_port();
     hub.process = std::make_unique<ChildProcess>();
-    std::vector<std::string> argv = {FLOTILLA_HUB_BIN,
-                                     "--mqtt",
-                                     fleet.broker().uri(),
-                                     "--listen",
-                                     "127.0.0.1:" + std::to_string(hub.port),
-                                     "--data",
-                                     fleet.dir() / id,
-                                     "--node-timeout-ms",
-                                     std::to_string(kNodeTimeout.count()),
-                                     "--log-level",
-                                     "debug"};
+    std::vector<std::string> argv = fleet.hub_command(hub.port, id);
     auto more = hub_args(id);
     argv.insert(argv.end(), more.begin(), more.end());
     hub.process->start(argv, fleet.dir() / (id + ".log"));
