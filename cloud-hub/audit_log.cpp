@@ -7,7 +7,7 @@ namespace {
 
 using json = nlohmann::json;
 
-const std::vector<std::string> kMigrations = {R"(
+const std::vector<std::string> kSqliteMigrations = {R"(
 CREATE TABLE audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   time TEXT NOT NULL,      -- UTC ISO 8601
@@ -27,7 +27,32 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )"};
 
-void bind_json(sql::Stmt& stmt, int idx, const json& j) {
+// The same in PostgreSQL (schema "audit"). Appends take the schema's transaction lock
+// (db::Conn::begin), so ids grow in commit order across hub instances and a reader going on
+// from an id misses none.
+const std::vector<std::string> kPostgresMigrations = {R"(
+CREATE TABLE audit (
+  id BIGSERIAL PRIMARY KEY,
+  time TEXT NOT NULL,
+  who TEXT NOT NULL,
+  role TEXT NOT NULL,
+  method TEXT NOT NULL,
+  target TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  before TEXT,
+  after TEXT
+);
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+  FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+)"};
+
+void bind_json(db::Stmt& stmt, int idx, const json& j) {
   if (j.is_null()) {
     stmt.bind_null(idx);
   } else {
@@ -35,7 +60,7 @@ void bind_json(sql::Stmt& stmt, int idx, const json& j) {
   }
 }
 
-json col_json(const sql::Stmt& stmt, int idx) {
+json col_json(const db::Stmt& stmt, int idx) {
   if (stmt.col_null(idx)) return nullptr;
   json j = json::parse(stmt.col_text(idx), nullptr, false);
   return j.is_discarded() ? json(stmt.col_text(idx)) : j;
@@ -61,31 +86,38 @@ json audit_json(const AuditRecord& r) {
 }
 
 Expected<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
-  auto db = sql::Db::open(path, /*full_sync=*/true);
+  auto db = db::open_sqlite(path, /*full_sync=*/true);
   if (!db) return db.error().WithContext("Failed to open audit log '" + path + "'");
-  if (auto st = db->migrate(kMigrations); !st) {
-    return st.error().WithContext("Failed to open audit log '" + path + "'");
+  return open(std::move(*db));
+}
+
+Expected<std::unique_ptr<AuditLog>> AuditLog::open(std::unique_ptr<db::Conn> db) {
+  const bool sqlite = db->backend() == db::Backend::kSqlite;
+  if (auto st = db->migrate(sqlite ? kSqliteMigrations : kPostgresMigrations); !st) {
+    return st.error().WithContext("Failed to open audit log " + db->name());
   }
   std::unique_ptr<AuditLog> log(new AuditLog());
-  log->db_ = std::move(*db);
+  log->db_ = std::move(db);
   return log;
 }
 
 Status AuditLog::append(std::vector<AuditRecord>& records) {
   std::lock_guard<std::mutex> lock(mu_);
-  sql::Tx tx(db_);
+  db::Tx tx(*db_);
   if (!tx.begun()) return tx.begun().error().WithContext("Failed to write the audit log");
   for (auto& r : records) {
-    auto stmt = db_.prepare(
+    auto stmt = db_->prepare(
         "INSERT INTO audit (time, who, role, method, target, kind, name, status, before, after) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
     if (!stmt) return stmt.error().WithContext("Failed to write the audit log");
     stmt->bind(1, r.time).bind(2, r.who).bind(3, r.role).bind(4, r.method).bind(5, r.target);
     stmt->bind(6, r.kind).bind(7, r.name).bind(8, static_cast<int64_t>(r.status));
     bind_json(*stmt, 9, r.before);
     bind_json(*stmt, 10, r.after);
-    if (auto st = stmt->run(); !st) return st.error().WithContext("Failed to write the audit log");
-    r.id = db_.last_insert_rowid();
+    auto row = stmt->step();
+    if (!row) return row.error().WithContext("Failed to write the audit log");
+    if (!*row) return Error("Failed to write the audit log: no id came back");
+    r.id = stmt->col_int(0);
   }
   if (auto st = tx.commit(); !st) return st.error().WithContext("Failed to write the audit log");
   return Ok();
@@ -95,13 +127,14 @@ Expected<std::vector<AuditRecord>> AuditLog::list(int64_t since, int limit) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string columns =
       "SELECT id, time, who, role, method, target, kind, name, status, before, after FROM audit ";
-  auto stmt = since > 0 ? db_.prepare(columns + "WHERE id > ? ORDER BY id LIMIT ?")
-                        : db_.prepare("SELECT * FROM (" + columns +
-                                      "WHERE id > ? ORDER BY id DESC LIMIT ?) ORDER BY id");
+  auto stmt = since > 0
+                  ? db_->prepare(columns + "WHERE id > ? ORDER BY id LIMIT ?")
+                  : db_->prepare("SELECT * FROM (" + columns +
+                                 "WHERE id > ? ORDER BY id DESC LIMIT ?) AS last ORDER BY id");
   if (!stmt) return stmt.error().WithContext("Failed to read the audit log");
   stmt->bind(1, since).bind(2, static_cast<int64_t>(limit));
   std::vector<AuditRecord> out;
-  auto st = sql::for_each_row(*stmt, [&] {
+  auto st = db::for_each_row(*stmt, [&] {
     AuditRecord r;
     r.id = stmt->col_int(0);
     r.time = stmt->col_text(1);

@@ -1,8 +1,10 @@
 // AuditLog: the append-only record of every change made through the REST API, in SQLite
-// (<data>/audit.db). Each record says who (the token's name, or "anonymous" when API
+// (<data>/audit.db) or, for hub instances sharing PostgreSQL (--store), in its schema "audit",
+// one log for all of them. Each record says who (the token's name, or "anonymous" when API
 // authentication is off), with which role, what (method, request target, the object's kind and
 // name), when (UTC), the HTTP status it got, and the object's JSON before and after (null where
-// it did not exist). Triggers refuse UPDATE and DELETE on the table.
+// it did not exist). Triggers refuse UPDATE and DELETE on the table (and TRUNCATE in
+// PostgreSQL).
 //
 // Thread-safety: all methods may be called from any thread (one mutex).
 #pragma once
@@ -14,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "cloud-hub/store_db.hpp"
 #include "common/expected.hpp"
-#include "common/sqlite.hpp"
 
 namespace flotilla::hub {
 
@@ -39,7 +41,10 @@ nlohmann::json audit_json(const AuditRecord& r);
 
 class AuditLog {
  public:
+  // A SQLite file, synced at every commit.
   static Expected<std::unique_ptr<AuditLog>> open(const std::string& path);
+  // Either backend (db::open_postgres(conninfo, "audit") for several instances).
+  static Expected<std::unique_ptr<AuditLog>> open(std::unique_ptr<db::Conn> db);
 
   // Appends `records` in one transaction and sets their ids.
   Status append(std::vector<AuditRecord>& records);
@@ -49,7 +54,7 @@ class AuditLog {
 
  private:
   std::mutex mu_;
-  sql::Db db_;
+  std::unique_ptr<db::Conn> db_;
 };
 
 }  // namespace flotilla::hub

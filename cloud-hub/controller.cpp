@@ -101,6 +101,7 @@ Controller::Controller(Store& control, const std::vector<Store*>& shards, const 
     for (Store* store : shards) {
       auto shard = std::make_unique<Shard>();
       shard->store = store;
+      shard->number = static_cast<uint32_t>(shards_.size());
       shards_.push_back(std::move(shard));
     }
   }
@@ -801,7 +802,7 @@ void Controller::batch(uint32_t shard_number, const std::function<void()>& handl
     t_batch_outbox = &out;
     Status st = shard.store->transaction([&]() -> Status {
       handle_all();
-      return Ok();
+      return fence_locked(shard);
     });
     t_batch_outbox = nullptr;
     if (!st) {
@@ -811,6 +812,16 @@ void Controller::batch(uint32_t shard_number, const std::function<void()>& handl
   }
   flush(out);
   reschedule_if_wanted();
+}
+
+Status Controller::fence_locked(Shard& shard) {
+  if (!fence_) return Ok();
+  if (auto st = fence_(shard.number, *shard.store); !st) {
+    metrics_.count("flotilla_hub_fenced_writes_total");
+    return st.error().WithContext("shard " + std::to_string(shard.number) +
+                                  " is no longer this instance's");
+  }
+  return Ok();
 }
 
 void Controller::note_changed(Change::Kind kind, const std::string& name) {

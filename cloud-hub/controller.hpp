@@ -53,6 +53,7 @@
 #include <spdlog/logger.h>
 #include <nlohmann/json.hpp>
 
+#include "cloud-hub/change.hpp"
 #include "cloud-hub/manifest.hpp"
 #include "cloud-hub/metrics.hpp"
 #include "cloud-hub/scheduler.hpp"
@@ -115,17 +116,6 @@ struct ListOptions {
   int64_t limit = 0;
   std::optional<bool> ready;
 };
-
-// An object whose view changed, for watchers (GET ...?watch=true): they read its view again,
-// and a view that is gone means the object was deleted. Rollouts (OTA) are noted by
-// UpdateRollouts, the other kinds by the Controller.
-struct Change {
-  enum class Kind { kNode, kWorkload, kDevice, kRollout };
-  Kind kind;
-  std::string name;
-  bool operator<(const Change& o) const { return std::tie(kind, name) < std::tie(o.kind, o.name); }
-};
-using ChangeListener = std::function<void(const std::set<Change>&)>;
 
 class Controller {
  public:
@@ -215,6 +205,13 @@ class Controller {
   // from the store with their liveness clocks started now (as start() does), so none turns
   // NotReady before it had node_timeout to be heard; letting it go forgets them.
   void set_shard_owned(uint32_t shard, bool owned);
+  // Fencing, with several instances: `fence` runs inside every transaction of an owner's write to
+  // a shard (a batch of its nodes' messages, a node turned NotReady) just before it commits, and
+  // an error rolls the write back (flotilla_hub_fenced_writes_total): the hub checks there that
+  // its lease of the shard is still the database's (Store::check_lease), so an owner that lost
+  // its lease unawares (a pause) cannot overwrite what the new owner wrote. Set before start().
+  using ShardFence = std::function<Status(uint32_t shard, Store& store)>;
+  void set_shard_fence(ShardFence fence) { fence_ = std::move(fence); }
   // Forgets a node: its placements go at once (placed anew elsewhere), its record, desired
   // state and instances are deleted. An agent that comes back registers anew. False when there
   // is no such node.
@@ -260,6 +257,7 @@ class Controller {
     std::recursive_mutex own_mu;
     std::recursive_mutex* mu = &own_mu;  // the control lock when the store is shared with it
     Store* store = nullptr;
+    uint32_t number = 0;
     bool owned = true;  // set_shard_owned
     std::map<std::string, Live> live;
     // Startups awaited, by (node, workload). Memory only (an instance already Running when
@@ -275,6 +273,8 @@ class Controller {
   void observe_startups_locked(Shard& shard, const flotilla::v1::StatusBatch& batch);
   // Drops the startups awaited longer than kStartupForget.
   void forget_stale_startups_locked(Shard& shard);
+  // fence_ for a write to `shard` (Ok without one).
+  Status fence_locked(Shard& shard);
   using Outbox = std::vector<sync::Message>;
   // The control lock, every shard's, and the control store's fleet lock (other hub instances
   // sharing the database wait for it: Store::lock_fleet), let go of in the reverse order.
@@ -392,6 +392,7 @@ class Controller {
   std::shared_ptr<spdlog::logger> log_;
 
   ChangeListener listener_;
+  ShardFence fence_;
   std::mutex changes_mu_;
   std::set<Change> changes_;  // noted, not yet handed to the listener
 

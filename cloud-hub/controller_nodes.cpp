@@ -358,7 +358,8 @@ void Controller::set_not_ready_locked(Shard& shard, NodeRecord& node, const std:
   Status st = shard.store->transaction([&]() -> Status {
     node.ready = false;
     if (auto put = shard.store->put_node(node); !put) return put;
-    return event_locked(node.name, "node/" + node.name, "NotReady", why);
+    if (auto ev = event_locked(node.name, "node/" + node.name, "NotReady", why); !ev) return ev;
+    return fence_locked(shard);
   });
   if (!st) return store_failed("mark node '" + node.name + "' NotReady", st.error());
   note_changed(Change::Kind::kNode, node.name);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "cloud-hub/store_pg.hpp"
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/thread_name.hpp"
@@ -146,7 +147,47 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->watch_ = std::make_unique<WatchLog>(w);
   hub->watch_feeder_ =
       std::make_unique<WatchFeeder>(*hub->watch_, *hub->controller_, hub->metrics_);
-  hub->controller_->set_change_listener(hub->watch_feeder_->listener());
+  ChangeListener to_watchers = hub->watch_feeder_->listener();
+  if (ShardLeases* leases = hub->leases_.get()) {
+    // A write to a shard this instance owns commits only while its lease is still the
+    // database's (fencing: docs/multi-hub.md).
+    hub->controller_->set_shard_fence([leases, instance](uint32_t shard, Store& store) -> Status {
+      const auto owned = leases->owned();
+      auto held = owned.find(shard);
+      if (held == owned.end()) {
+        return Error("this instance holds no lease of shard " + std::to_string(shard));
+      }
+      return store.check_lease(shard, instance, held->second.epoch);
+    });
+    // Our changes to the other instances' watchers and theirs to ours. After a gap in what they
+    // told us, our watchers list again (HTTP 410, as for a version too old).
+    ChangeFeedOptions f;
+    f.conninfo = o.store;
+    WatchLog* watch = hub->watch_.get();
+    auto feed = ChangeFeed::start(f, to_watchers, [watch] { watch->lose_history(); });
+    if (!feed) return feed.error();
+    hub->changes_ = std::move(*feed);
+    ChangeFeed* changes = hub->changes_.get();
+    hub->controller_->set_change_listener([to_watchers, changes](const std::set<Change>& noted) {
+      to_watchers(noted);
+      changes->publish(noted);
+    });
+    hub->metrics_.add_source([changes] {
+      const ChangeFeedStats s = changes->stats();
+      std::string text;
+      auto counter = [&text](const char* name, uint64_t v) {
+        text +=
+            std::string("# TYPE ") + name + " counter\n" + name + " " + std::to_string(v) + "\n";
+      };
+      counter("flotilla_hub_change_feed_published_total", s.published);
+      counter("flotilla_hub_change_feed_received_total", s.received);
+      counter("flotilla_hub_change_feed_rejected_total", s.rejected);
+      counter("flotilla_hub_change_feed_gaps_total", s.gaps);
+      return text;
+    });
+  } else {
+    hub->controller_->set_change_listener(to_watchers);
+  }
   hub->watch_feeder_->set_rollouts(hub->rollouts_.get());
   hub->rollouts_->set_change_listener(hub->watch_feeder_->listener());
   if (!o.api_tokens_file.empty()) {
@@ -154,7 +195,13 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
     if (!tokens) return tokens.error();
     hub->tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
   }
-  auto audit = AuditLog::open(o.data_dir + "/audit.db");
+  // One audit log for every instance sharing the database.
+  auto audit = o.store.empty() ? AuditLog::open(o.data_dir + "/audit.db") : [&] {
+    auto conn = db::open_postgres(o.store, "audit");
+    return conn ? AuditLog::open(std::move(*conn))
+                : Expected<std::unique_ptr<AuditLog>>(
+                      conn.error().WithContext("Failed to open the audit log"));
+  }();
   if (!audit) return audit.error();
   hub->audit_ = std::move(*audit);
   if (o.api_tls_cert.empty() != o.api_tls_key.empty()) {
@@ -309,7 +356,8 @@ void Hub::stop() {
   if (timer_thread_.joinable()) timer_thread_.join();
   if (lease_thread_.joinable()) lease_thread_.join();
   transport_->stop();
-  sync_->stop();  // after the transport: nothing more can be queued
+  sync_->stop();                   // after the transport: nothing more can be queued
+  if (changes_) changes_->stop();  // sends what is still queued
   watch_feeder_->stop();
   log::get("hub")->info("hub stopped");
 }

@@ -23,6 +23,7 @@
 #include "cloud-hub/api_auth.hpp"
 #include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/audit_log.hpp"
+#include "cloud-hub/change_feed.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/hub_stores.hpp"
 #include "cloud-hub/metrics.hpp"
@@ -111,6 +112,8 @@ class Hub {
   std::unique_ptr<UpdateRollouts> rollouts_;
   std::unique_ptr<WatchLog> watch_;
   std::unique_ptr<WatchFeeder> watch_feeder_;
+  // With --store: the other instances' changes for our watchers, and ours for theirs.
+  std::unique_ptr<ChangeFeed> changes_;
   std::unique_ptr<TokenTable> tokens_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Api> api_;

@@ -192,6 +192,24 @@ Status Conn::exec(const std::string& script) {
 
 bool Conn::broken() const { return c_ == nullptr || PQstatus(c_) != CONNECTION_OK; }
 
+int Conn::socket() const { return c_ == nullptr ? -1 : PQsocket(c_); }
+
+int Conn::backend_pid() const { return c_ == nullptr ? 0 : PQbackendPID(c_); }
+
+Expected<std::vector<Notification>> Conn::notifications() {
+  if (c_ == nullptr) return Error("Failed to read notifications: not connected");
+  if (PQconsumeInput(c_) == 0) {
+    return Error("Failed to read notifications: " + trimmed(PQerrorMessage(c_)));
+  }
+  std::vector<Notification> out;
+  while (PGnotify* n = PQnotifies(c_)) {
+    out.push_back(
+        {n->relname != nullptr ? n->relname : "", n->extra != nullptr ? n->extra : "", n->be_pid});
+    PQfreemem(n);
+  }
+  return out;
+}
+
 Tx::Tx(Conn& conn, bool serializable) : conn_(conn) {
   begun_ = conn_.exec(serializable ? "BEGIN ISOLATION LEVEL SERIALIZABLE" : "BEGIN");
   done_ = !begun_;

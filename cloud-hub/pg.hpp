@@ -69,6 +69,13 @@ class Result {
   std::unique_ptr<pg_result, Free> r_;
 };
 
+// A NOTIFY received on a channel this connection LISTENs to.
+struct Notification {
+  std::string channel;
+  std::string payload;
+  int sender_pid = 0;  // the sending session's backend process (see Conn::backend_pid)
+};
+
 struct ConnectOptions {
   int connect_timeout_s = 5;  // libpq connect_timeout, unless the conninfo sets its own
   // Server-side statement_timeout: a statement that runs longer is cancelled and fails.
@@ -96,6 +103,13 @@ class Conn {
   Expected<Result> run_prepared(const std::string& name, const std::string& sql,
                                 const std::vector<Param>& params);
   bool broken() const;
+  // The connection's socket, to wait on with poll() for notifications; -1 when not connected.
+  int socket() const;
+  // The server process of this session: the sender_pid of the notifications it sends itself.
+  int backend_pid() const;
+  // Reads what the server has sent, without waiting, and returns the notifications received since
+  // the last call (also those that arrived while a query ran). An error means the connection broke.
+  Expected<std::vector<Notification>> notifications();
   // In a transaction block (also one a failed statement aborted).
   bool in_transaction() const;
 

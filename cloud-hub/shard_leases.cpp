@@ -94,6 +94,9 @@ Status ShardLeases::connect() {
   co.statement_timeout = options_.lease_period;
   auto conn = pg::Conn::connect(options_.conninfo, co);
   if (!conn) return conn.error();
+  // The lease tables live in "public", where the stores' fencing check looks for them
+  // (Store::check_lease), whatever schemas the role's default search path would name first.
+  if (auto st = conn->exec("SET search_path TO public"); !st) return st;
   conn_ = std::move(*conn);
   return Ok();
 }

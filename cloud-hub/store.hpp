@@ -141,6 +141,11 @@ class Store {
   // Called inside every outermost transaction() just before its COMMIT; an error rolls the
   // transaction back and is returned. Empty: no check.
   void set_commit_check(std::function<Status()> check) { commit_check_ = std::move(check); }
+  // Several instances (PostgreSQL, docs/multi-hub.md): inside the current transaction, whether
+  // `owner` still holds the lease of `shard` under `epoch`, unexpired by the database's clock.
+  // The lease row stays share-locked until the transaction ends, so no other instance can take
+  // the shard over before this transaction committed or rolled back. An error: it does not.
+  Status check_lease(uint32_t shard, const std::string& owner, int64_t epoch);
   // The fleet lock across hub instances sharing a database (db::Conn::lock_fleet).
   Status lock_fleet() { return db_->lock_fleet(); }
   void unlock_fleet() { db_->unlock_fleet(); }

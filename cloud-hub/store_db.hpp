@@ -153,6 +153,7 @@ class Tx {
 std::string upsert_sql(const std::string& table, const std::string& columns, int keys);
 
 // A SQLite database file (created if missing); ":memory:" for tests.
-Expected<std::unique_ptr<Conn>> open_sqlite(const std::string& path);
+// `full_sync`: every commit is synced to disk before it returns (sql::Db::open).
+Expected<std::unique_ptr<Conn>> open_sqlite(const std::string& path, bool full_sync = false);
 
 }  // namespace flotilla::hub::db

@@ -72,8 +72,8 @@ std::string upsert_sql(const std::string& table, const std::string& columns, int
          ") DO UPDATE SET " + set;
 }
 
-Expected<std::unique_ptr<Conn>> open_sqlite(const std::string& path) {
-  auto db = sql::Db::open(path);
+Expected<std::unique_ptr<Conn>> open_sqlite(const std::string& path, bool full_sync) {
+  auto db = sql::Db::open(path, full_sync);
   if (!db) return db.error();
   return std::unique_ptr<Conn>(std::make_unique<SqliteConn>(std::move(*db)));
 }

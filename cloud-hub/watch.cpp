@@ -261,6 +261,16 @@ WatchBatch WatchLog::wait(const WatchFilter& filter, uint64_t after, Millis time
   }
 }
 
+void WatchLog::lose_history() {
+  {
+    std::lock_guard lock(mu_);
+    ring_.clear();
+    ring_bytes_ = 0;
+    version_ += 1;
+  }
+  cv_.notify_all();
+}
+
 void WatchLog::close() {
   {
     std::lock_guard lock(mu_);

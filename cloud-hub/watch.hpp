@@ -143,6 +143,11 @@ class WatchLog {
   // first. Returns at once with kGone when `after` is not in the log, kClosed after close().
   WatchBatch wait(const WatchFilter& filter, uint64_t after, Millis timeout);
 
+  // Forgets the recorded changes and moves the version on by one: every watcher, also one that
+  // had seen the last version, is told kGone and must list again. For when changes may have
+  // been missed (the other hub instances' feed had a gap, change_feed.hpp).
+  void lose_history();
+
   // Wakes every watcher and makes every wait() answer kClosed from now on.
   void close();
 

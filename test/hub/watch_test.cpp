@@ -137,6 +137,29 @@ TEST(WatchLogTest, TheRingKeepsTheLastRecordsAndTooOldIsGone) {
   EXPECT_EQ(log.wait(nodes(), 16, kNow).result, Result::kGone);
 }
 
+// After a gap in what the log was told (lose_history), every watcher lists again: one that had
+// seen the last version as well, and one waiting at it is woken to be told so. Later changes
+// are recorded after the new version as usual.
+TEST(WatchLogTest, LosingHistoryTellsEveryWatcherToListAgain) {
+  WatchLog log(WatchLogOptions{.first_version = 10});
+  log.record({put("a"), put("b")});
+  ASSERT_EQ(log.version(), 12u);
+  WatchBatch waiting;
+  std::thread watcher([&] { waiting = log.wait(nodes(), 12, kLong); });
+  std::this_thread::sleep_for(Millis(50));
+  log.lose_history();
+  watcher.join();
+  EXPECT_EQ(waiting.result, Result::kGone);
+  EXPECT_EQ(log.version(), 13u);
+  EXPECT_EQ(log.size(), 0u);
+  EXPECT_EQ(log.wait(nodes(), 11, kNow).result, Result::kGone);
+  EXPECT_EQ(log.wait(nodes(), 12, kNow).result, Result::kGone);
+  // A watcher that listed after the gap (version 13) goes on.
+  EXPECT_EQ(log.wait(nodes(), 13, kNow).result, Result::kTimeout);
+  log.record({put("c")});
+  EXPECT_EQ(seen(log.wait(nodes(), 13, kNow)), std::vector<std::string>{"ADDED c"});
+}
+
 TEST(WatchLogTest, TheRingIsBoundedInBytes) {
   WatchLog log(WatchLogOptions{.max_bytes = 1000});
   const std::string big(300, 'x');
