@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "cloud-hub/labels.hpp"
 #include "runtime/image/reference.hpp"
 
 namespace flotilla::hub {
@@ -22,11 +23,7 @@ bool matches(const AdmissionRule& r, const WorkloadManifest& w) {
       std::find(r.match_names.begin(), r.match_names.end(), w.name) == r.match_names.end()) {
     return false;
   }
-  for (const auto& [k, v] : r.match_labels) {
-    auto it = w.labels.find(k);
-    if (it == w.labels.end() || it->second != v) return false;
-  }
-  return true;
+  return labels_match(r.match_labels, w.labels);
 }
 
 bool starts_with(const std::string& s, std::string_view prefix) {

@@ -576,6 +576,7 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
           metrics_.count("flotilla_hub_instance_startups_untracked_total");
           continue;
         }
+        if (shard.startups.empty() || issued < shard.oldest_startup) shard.oldest_startup = issued;
         shard.startups[key] = Startup{std::move(hash), issued};
       }
     }

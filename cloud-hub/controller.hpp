@@ -264,6 +264,9 @@ class Controller {
     // the hub starts is never counted) and bounded: dropped when observed, when the workload
     // leaves the node or the node is deleted, after kStartupForget; at most kMaxStartups.
     std::map<std::pair<std::string, std::string>, Startup> startups;
+    // No startup was issued before this (an entry observed since may have been older): ticks
+    // skip the scan for stale startups until it is kStartupForget old.
+    TimePoint oldest_startup{};
   };
   static constexpr const char* kStartupMetric = "flotilla_hub_instance_startup_seconds";
   static const std::vector<double>& startup_buckets();     // its bucket bounds

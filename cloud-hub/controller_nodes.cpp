@@ -344,14 +344,20 @@ void Controller::observe_startups_locked(Shard& shard, const pb::StatusBatch& ba
 
 void Controller::forget_stale_startups_locked(Shard& shard) {
   const TimePoint now = clock_.now();
+  // Once a second per shard: most ticks have nothing that old, and 100,000 startups awaited
+  // after a fleet-wide apply are not walked each time.
+  if (shard.startups.empty() || now - shard.oldest_startup <= kStartupForget) return;
+  TimePoint oldest = TimePoint::max();
   for (auto it = shard.startups.begin(); it != shard.startups.end();) {
     if (now - it->second.issued > kStartupForget) {
       metrics_.count("flotilla_hub_instance_startups_untracked_total");
       it = shard.startups.erase(it);
     } else {
+      oldest = std::min(oldest, it->second.issued);
       ++it;
     }
   }
+  shard.oldest_startup = oldest;
 }
 
 void Controller::set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why) {

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "cloud-hub/controller.hpp"
+#include "cloud-hub/labels.hpp"
 #include "cloud-hub/quantity.hpp"
 #include "sync/topics.hpp"
 
@@ -62,15 +63,6 @@ json workload_json(const WorkloadRecord& w, const std::set<std::string>& placed,
     j["status"]["instances"] = std::move(list);
   }
   return j;
-}
-
-bool labels_match(const std::map<std::string, std::string>& selector,
-                  const std::map<std::string, std::string>& labels) {
-  for (const auto& [k, v] : selector) {
-    auto it = labels.find(k);
-    if (it == labels.end() || it->second != v) return false;
-  }
-  return true;
 }
 
 // Pages `records` (sorted by name) by `options`: the ones to show, and the continue token.

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cloud-hub/labels.hpp"
+
 namespace flotilla::hub {
 namespace {
 
@@ -487,12 +489,7 @@ Expected<std::vector<NodeRecord>> Store::list_nodes_page(
     if (!row) return row.error();
     if (!*row) break;
     NodeRecord n = read_node(*s);
-    bool match = true;
-    for (const auto& [k, v] : selector) {
-      auto it = n.labels.find(k);
-      if (it == n.labels.end() || it->second != v) match = false;
-    }
-    if (match) out.push_back(std::move(n));
+    if (labels_match(selector, n.labels)) out.push_back(std::move(n));
   }
   return out;
 }

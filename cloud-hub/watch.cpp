@@ -1,5 +1,7 @@
 #include "cloud-hub/watch.hpp"
 
+#include "cloud-hub/labels.hpp"
+
 namespace flotilla::hub {
 namespace {
 
@@ -49,12 +51,7 @@ std::string state_of(Change::Kind kind, const json& view) {
 }
 
 bool matches(const Labels& selector, const std::shared_ptr<const Labels>& labels) {
-  if (!labels) return false;
-  for (const auto& [k, v] : selector) {
-    auto it = labels->find(k);
-    if (it == labels->end() || it->second != v) return false;
-  }
-  return true;
+  return labels && labels_match(selector, *labels);
 }
 
 }  // namespace

@@ -156,5 +156,31 @@ TEST(StartupLatency, AStartupNeverReportedIsForgottenAfterAnHour) {
   EXPECT_EQ(hub.metrics.histogram(kName).count, 0u);
 }
 
+// Startups issued at different times are each forgotten an hour after their own issue, not
+// when the oldest goes (ticks skip the scan until the oldest startup is an hour old).
+TEST(StartupLatency, EachStartupIsForgottenAnHourAfterItsOwnIssue) {
+  HubHarness hub;
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  hub.apply(process_workload("web", "placement: {everyNode: true}"));
+  hub.clock.advance(Millis(40 * 60 * 1000));
+  agent.heartbeat(1);
+  hub.controller->tick();
+  hub.apply(process_workload("db", "placement: {everyNode: true}"));
+  const std::string db = last_hash(agent, "db");
+  hub.clock.advance(Millis(21 * 60 * 1000));  // web 61 min old, db 21 min
+  agent.heartbeat(2);
+  hub.controller->tick();
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_instance_startups_untracked_total"), 1u);
+  hub.controller->tick();  // nothing more is stale
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_instance_startups_untracked_total"), 1u);
+  hub.clock.advance(Millis(40 * 60 * 1000));  // db 61 min old
+  agent.heartbeat(2);
+  hub.controller->tick();
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_instance_startups_untracked_total"), 2u);
+  agent.status({running("db", "db-1", db, 2)});
+  EXPECT_EQ(hub.metrics.histogram(kName).count, 0u);
+}
+
 }  // namespace
 }  // namespace flotilla::hub
