@@ -351,7 +351,8 @@ class Controller {
   // Accepts a revision the agent claims: raises acked, or resets the node's history when the
   // claim is beyond anything issued. Call inside a transaction of the node's shard.
   Status accept_claimed_revision_locked(Shard& shard, NodeRecord& node, uint64_t claimed);
-  void set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why);
+  // False when the write failed (logged; the node stays as stored).
+  bool set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why);
   // Reschedules when a NotReady node has just passed some workload's evictAfterSeconds.
   void evict_due_locked(Outbox& out);
   void mark_silent_not_ready(Shard& shard);

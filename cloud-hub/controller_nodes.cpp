@@ -360,19 +360,23 @@ void Controller::forget_stale_startups_locked(Shard& shard) {
   shard.oldest_startup = oldest;
 }
 
-void Controller::set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why) {
+bool Controller::set_not_ready_locked(Shard& shard, NodeRecord& node, const std::string& why) {
   Status st = shard.store->transaction([&]() -> Status {
     node.ready = false;
     if (auto put = shard.store->put_node(node); !put) return put;
     if (auto ev = event_locked(node.name, "node/" + node.name, "NotReady", why); !ev) return ev;
     return fence_locked(shard);
   });
-  if (!st) return store_failed("mark node '" + node.name + "' NotReady", st.error());
+  if (!st) {
+    store_failed("mark node '" + node.name + "' NotReady", st.error());
+    return false;
+  }
   note_changed(Change::Kind::kNode, node.name);
   Live& live = shard.live[node.name];
   live.not_ready_since = clock_.now();
   live.evict_checked = Millis(0);
   log_->warn("node not ready node={} reason='{}'", node.name, why);
+  return true;
 }
 
 void Controller::on_will(const pb::Offline& will) {
@@ -389,7 +393,7 @@ void Controller::on_will(const pb::Offline& will) {
                  node.boot_id);
       return;
     }
-    set_not_ready_locked(shard, node, "connection lost (last will)");
+    (void)set_not_ready_locked(shard, node, "connection lost (last will)");  // else by timeout
   }
   Outbox none;
   flush(none);  // hands the change to the listener
@@ -434,10 +438,13 @@ void Controller::mark_silent_not_ready(Shard& shard) {
     auto node = shard.store->get_node(name);
     if (!node) {
       store_failed("read node '" + name + "'", node.error());
+      live.timed_out = false;  // read again at the next tick
       continue;
     }
     if (*node && (*node)->ready) {
-      set_not_ready_locked(shard, **node, "no message for " + seconds_text(options_.node_timeout));
+      const std::string why = "no message for " + seconds_text(options_.node_timeout);
+      // Not written (a store error, or the lease fence): tried again at the next tick.
+      if (!set_not_ready_locked(shard, **node, why)) live.timed_out = false;
     }
   }
 }

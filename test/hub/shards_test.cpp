@@ -535,5 +535,53 @@ TEST(ShardedControllerTest, OnlyOwnedShardsAreIngestedAndJudgedAndATakenShardSta
   EXPECT_EQ(dropped_not_owned(), 1u);
 }
 
+// Several instances fence an owner's writes to a shard by its lease (set_shard_fence): a batch
+// the fence refuses is rolled back whole and counted, and a NotReady it refused is tried again at
+// the next tick.
+TEST(ShardedControllerTest, AFencedWriteIsRolledBackAndARefusedNotReadyIsTriedAgain) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  ShardedHub hub(dir.path(), broker, clock);
+  auto names = names_by_shard(1);
+  auto agents = hello_all(broker, names);
+  bool refuse = true;
+  std::vector<uint32_t> asked;
+  hub.controller->set_shard_fence([&](uint32_t shard, Store&) -> Status {
+    asked.push_back(shard);
+    return refuse ? Status(Error("the lease moved on")) : Ok();
+  });
+  const std::string node = names[2][0];
+  auto events = [&](const std::string& reason) {
+    size_t n = 0;
+    for (const auto& e : *hub.stores.shards[2]->list_events({node, "", 100})) {
+      n += e.reason == reason ? 1 : 0;
+    }
+    return n;
+  };
+  auto ready = [&] { return (*hub.stores.shards[2]->get_node(node))->ready; };
+
+  hub.controller->batch(2, [&] { (void)hub.controller->record_event(node, "x", "Probe", "m"); });
+  EXPECT_EQ(asked, std::vector<uint32_t>{2});
+  EXPECT_EQ(events("Probe"), 0u) << "a refused batch left a write behind";
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_fenced_writes_total"), 1u);
+
+  // Silent for longer than the timeout; the other shards' nodes keep beating.
+  clock.advance(Millis(16000));
+  for (size_t s = 0; s < agents.size(); ++s) {
+    if (s != 2) agents[s]->heartbeat(0);
+  }
+  asked.clear();
+  hub.controller->tick();
+  EXPECT_TRUE(ready()) << "written though the fence refused";
+  EXPECT_NE(std::find(asked.begin(), asked.end(), 2u), asked.end());
+  refuse = false;
+  hub.controller->tick();
+  EXPECT_FALSE(ready()) << "the refused NotReady was not tried again";
+  EXPECT_EQ(events("NotReady"), 1u);
+  hub.controller->batch(2, [&] { (void)hub.controller->record_event(node, "x", "Probe", "m"); });
+  EXPECT_EQ(events("Probe"), 1u);
+}
+
 }  // namespace
 }  // namespace flotilla::hub
