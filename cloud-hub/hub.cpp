@@ -129,14 +129,27 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   r.shards = o.shards;
   hub->rollouts_ = std::make_unique<UpdateRollouts>(hub->clock_, *hub->transport_, *hub->artifacts_,
                                                     *hub->controller_, r);
+  if (hub->leases_) {
+    // With several instances, this one hears every node's hellos and update reports while its
+    // rollouts need them (docs/multi-hub.md).
+    SyncServer* sync = hub->sync_.get();
+    hub->rollouts_->set_reach_listener([sync](bool on) { sync->set_fleet_updates(on); });
+  }
   if (auto st = hub->rollouts_->open(); !st) return st.error();
   hub->sync_->set_rollouts(hub->rollouts_.get());
   SyncServer* sync_server = hub->sync_.get();  // outlives every scrape: stopped after HTTP
   hub->metrics_.add_source([sync_server] { return sync_server->gauges_text(); });
   if (ShardLeases* leases = hub->leases_.get()) {
-    hub->metrics_.add_source([leases] {
-      return "# TYPE flotilla_hub_shards_owned gauge\nflotilla_hub_shards_owned " +
-             std::to_string(leases->owned().size()) + "\n";
+    const uint32_t shards = o.shards;
+    hub->metrics_.add_source([leases, shards] {
+      const auto owned = leases->owned();
+      std::string text = "# TYPE flotilla_hub_shards_owned gauge\nflotilla_hub_shards_owned " +
+                         std::to_string(owned.size()) + "\n# TYPE flotilla_hub_shard_owned gauge\n";
+      for (uint32_t s = 0; s < shards; ++s) {
+        text += "flotilla_hub_shard_owned{shard=\"" + std::to_string(s) + "\"} " +
+                (owned.count(s) != 0 ? "1\n" : "0\n");
+      }
+      return text;
     });
   }
   // Watch versions start at the wall clock in microseconds, so a version handed out by an

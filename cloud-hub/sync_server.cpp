@@ -103,9 +103,13 @@ void SyncServer::ingest_loop(uint32_t shard) {
     size_t merged = 0;
     const auto coalesced = coalesce_status(std::move(decoded), merged);
     if (merged > 0) metrics_.count("flotilla_hub_status_batches_coalesced_total", {}, merged);
-    controller_.batch(shard, [&] {
-      for (const auto& d : coalesced) dispatch(d);
-    });
+    if (lane.owned) {
+      controller_.batch(shard, [&] {
+        for (const auto& d : coalesced) dispatch(d);
+      });
+    } else {
+      for (const auto& d : coalesced) dispatch_update(d);
+    }
     count_handled(handled);
     metrics_.count("flotilla_hub_ingest_batches_total");
     metrics_.count("flotilla_hub_ingest_batched_messages_total", {}, batch.size());
@@ -134,6 +138,10 @@ void SyncServer::set_owned(uint32_t shard, bool owned) {
   if (lane.owned.exchange(owned) == owned) return;
   const std::string filter = sync::shard_up_filter(shard);
   if (!owned) {
+    {
+      std::lock_guard lock(fleet_mu_);
+      sync_fleet_updates_locked(shard);  // before the shard's whole filter goes
+    }
     if (auto st = transport_.unsubscribe(filter); !st) {
       log_->warn("unsubscribe failed shard={} error='{}'", shard, st.error().message());
     }
@@ -144,9 +152,36 @@ void SyncServer::set_owned(uint32_t shard, bool owned) {
   if (auto st = transport_.subscribe(filter, 1); !st) {
     log_->warn("subscribe failed shard={} error='{}'", shard, st.error().message());
   }
+  {
+    std::lock_guard lock(fleet_mu_);
+    sync_fleet_updates_locked(shard);  // after the whole filter came
+  }
   // Not connected: the announcement on connect covers this shard (owned is set).
   if (transport_.connected()) announce(shard, new_announcement());
   log_->info("shard {} taken", shard);
+}
+
+void SyncServer::set_fleet_updates(bool on) {
+  std::lock_guard lock(fleet_mu_);
+  if (fleet_updates_.exchange(on) == on) return;
+  log_->info("{} the hellos and update reports of shards owned by other instances",
+             on ? "hearing" : "no longer hearing");
+  for (uint32_t shard = 0; shard < shards_; ++shard) sync_fleet_updates_locked(shard);
+}
+
+void SyncServer::sync_fleet_updates_locked(uint32_t shard) {
+  Lane& lane = *lanes_[shard];
+  const bool want = fleet_updates_ && !lane.owned;
+  if (lane.fleet_updates == want) return;
+  lane.fleet_updates = want;
+  const std::string base = "flotilla/v1/s/" + std::to_string(shard) + "/n/+/up/";
+  for (const char* kind : {"hello", "ota"}) {
+    auto st = want ? transport_.subscribe(base + kind, 1) : transport_.unsubscribe(base + kind);
+    if (!st) {
+      log_->warn("{} failed topic={} error='{}'", want ? "subscribe" : "unsubscribe", base + kind,
+                 st.error().message());
+    }
+  }
 }
 
 std::string SyncServer::gauges_text() {
@@ -227,7 +262,12 @@ void SyncServer::drop(const std::string& kind, const std::string& reason,
 
 void SyncServer::handle(const sync::Message& m) {
   if (auto d = decode(m)) {
-    dispatch(*d);
+    auto topic = sync::parse_topic(m.topic);  // decode() checked it
+    if (lanes_[topic->shard]->owned) {
+      dispatch(*d);
+    } else {
+      dispatch_update(*d);
+    }
     KindCounts handled{};
     ++handled[d->index()];
     count_handled(handled);
@@ -260,7 +300,9 @@ std::optional<UpMessage> SyncServer::decode(const sync::Message& m) {
     drop(kind, "wrong_shard", m.topic);
     return std::nullopt;
   }
-  if (!lanes_[topic->shard]->owned) {
+  // Of another instance's shard, only what set_fleet_updates asked for.
+  if (!lanes_[topic->shard]->owned &&
+      !(fleet_updates_ && rollouts_ != nullptr && (kind == "hello" || kind == "ota"))) {
     drop(kind, "not_owned", m.topic);
     return std::nullopt;
   }
@@ -342,6 +384,12 @@ void SyncServer::dispatch(const UpMessage& d) {
         }
       },
       d);
+}
+
+void SyncServer::dispatch_update(const UpMessage& d) {
+  if (rollouts_ == nullptr) return;
+  if (const auto* hello = std::get_if<pb::Hello>(&d)) rollouts_->on_hello(hello->node());
+  if (const auto* report = std::get_if<pb::UpdateReport>(&d)) rollouts_->on_report(*report);
 }
 
 }  // namespace flotilla::hub

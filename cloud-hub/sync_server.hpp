@@ -65,6 +65,12 @@ class SyncServer {
   // shard not owned are dropped, reason not_owned).
   void set_owned(uint32_t shard, bool owned);
   bool owned(uint32_t shard) const { return lanes_[shard]->owned.load(); }
+  // Several instances, and OTA rollouts under way on this one (the hub turns it on while
+  // UpdateRollouts::awaiting_reports()): also hear the hellos and update reports of the shards
+  // this instance does not own (flotilla/v1/s/NN/n/+/up/hello and .../up/ota; their owners hear
+  // them too) and hand them to the rollouts only, so a rollout progresses on nodes whichever
+  // instance owns their shards. Off: those subscriptions go.
+  void set_fleet_updates(bool on);
   // Stops the ingest thread after it has handled what is queued. Call after the transport
   // stopped delivering.
   void stop();
@@ -80,6 +86,11 @@ class SyncServer {
   // The checked message, or nullopt after dropping it (logged and counted).
   std::optional<UpMessage> decode(const sync::Message& message);
   void dispatch(const UpMessage& message);
+  // A message of a shard this instance does not own: hellos and update reports to the rollouts.
+  void dispatch_update(const UpMessage& message);
+  // Subscribes to or unsubscribes from `shard`'s hello and ota topics as set_fleet_updates and
+  // ownership want. fleet_mu_ held.
+  void sync_fleet_updates_locked(uint32_t shard);
   // Handled messages by UpMessage alternative, for flotilla_hub_messages_handled_total{kind}
   // (counted once their batch committed: what a benchmark of ingest should read).
   using KindCounts = std::array<uint64_t, std::variant_size_v<UpMessage>>;
@@ -92,6 +103,7 @@ class SyncServer {
     size_t bytes = 0;
     bool busy = false;  // the thread is handling a batch it took off the queue
     std::atomic<bool> owned{true};
+    bool fleet_updates = false;  // subscribed to its hello and ota topics (fleet_mu_)
     std::thread thread;
   };
   void enqueue(const sync::Message& message);
@@ -106,6 +118,8 @@ class SyncServer {
   UpdateRollouts* rollouts_ = nullptr;
 
   std::vector<std::unique_ptr<Lane>> lanes_;  // by shard
+  std::mutex fleet_mu_;
+  std::atomic<bool> fleet_updates_{false};
   std::atomic<bool> stopping_{false};
 
   // Announces this hub (a fresh epoch per connection) on every owned shard's retained hub/online.

@@ -361,6 +361,17 @@ void UpdateRollouts::on_hello(const std::string& node) {
   flush(out, false);
 }
 
+bool UpdateRollouts::awaiting_reports_locked() const {
+  for (const auto& [name, r] : rollouts_) {
+    if (r.phase == "Completed") continue;
+    if (r.phase != "Aborted") return true;
+    for (const auto& n : r.nodes) {
+      if (n.first_generation != 0 && n.result.empty()) return true;
+    }
+  }
+  return false;
+}
+
 void UpdateRollouts::on_report(const pb::UpdateReport& report) {
   Outbox out;
   {
@@ -424,6 +435,7 @@ void UpdateRollouts::tick() {
       advance_locked(it->second, out);
       if (auto st = save_locked(it->second, out); !st) log_->error("{}", st.error().message());
     }
+    if (reach_ && out.empty()) reach_(awaiting_reports_locked());
   }
   flush(out, true);
 }
@@ -483,6 +495,10 @@ ArtifactOutcome UpdateRollouts::delete_artifact(const std::string& name,
 }
 
 void UpdateRollouts::flush(Outbox& out, bool with_events) {
+  if (reach_ && !out.empty()) {
+    std::lock_guard lock(mu_);
+    reach_(true);  // before the nodes can answer
+  }
   for (auto& m : out) {
     if (auto st = transport_.publish(m.topic, std::move(m.payload), 1); !st) {
       // The node gets it again after its next hello.

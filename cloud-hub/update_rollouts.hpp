@@ -97,6 +97,12 @@ class UpdateRollouts {
 
   void on_hello(const std::string& node);
   void on_report(const flotilla::v1::UpdateReport& report);
+  // Told whether the rollouts need the nodes' hellos and update reports: true before any
+  // assignment is sent, false at a tick() when no rollout awaits them (all Completed, or
+  // Aborted with every node answered). Called under the rollouts' lock, so a tick's false can
+  // never land after an assignment's true. Several hub instances use it to hear the nodes of
+  // shards they do not own (SyncServer::set_fleet_updates). Set before open().
+  void set_reach_listener(std::function<void(bool)> listener) { reach_ = std::move(listener); }
   // Timeouts, soaks and waves. Call about once a second.
   void tick();
 
@@ -139,6 +145,7 @@ class UpdateRollouts {
 
   std::vector<std::string> names_locked() const;
   bool finished(const Rollout& r) const { return r.phase == "Completed" || r.phase == "Aborted"; }
+  bool awaiting_reports_locked() const;
   // Fails the assigned, unfinished nodes past the progress timeout.
   void expire_locked(Rollout& r);
   // Timeouts, threshold, assignments, soak and waves of a Progressing rollout.
@@ -169,6 +176,7 @@ class UpdateRollouts {
   std::map<std::string, Rollout> rollouts_;
   std::map<std::string, uint64_t> generations_;  // node -> its latest generation
   std::vector<Event> events_;                    // not yet in the event log
+  std::function<void(bool)> reach_;
   ChangeListener listener_;
 };
 

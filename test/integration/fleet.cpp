@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -386,6 +388,14 @@ std::string Fleet::dump_logs() {
   };
   tail("mosquitto", dir_ / "mosquitto.log");
   tail("hub", dir_ / "hub.log");
+  // Other hub instances a test started beside this one (hub-b.log, ...).
+  std::vector<std::filesystem::path> instances;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("hub-") && name.ends_with(".log")) instances.push_back(entry.path());
+  }
+  std::sort(instances.begin(), instances.end());
+  for (const auto& path : instances) tail(path.stem().string(), path.string());
   for (const auto& [node, agent] : agents_) tail("agent " + node, agent->log_path());
   return out.str();
 }
@@ -439,6 +449,22 @@ std::map<std::string, std::string> many_versions(const std::string& prefix, int 
                                                  const std::string& version) {
   std::map<std::string, std::string> out;
   for (int i = 0; i < count; ++i) out[prefix + std::to_string(i)] = version;
+  return out;
+}
+
+std::optional<std::set<uint32_t>> owned_shards(int port) {
+  RunResult r = run_command({"/usr/bin/curl", "-sf", "--max-time", "2",
+                             "http://127.0.0.1:" + std::to_string(port) + "/metrics"},
+                            5s);
+  if (r.exit_code != 0) return std::nullopt;
+  std::set<uint32_t> out;
+  std::istringstream in(r.out);
+  std::string line;
+  const std::string prefix = "flotilla_hub_shard_owned{shard=\"";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0 || !line.ends_with("} 1")) continue;
+    out.insert(static_cast<uint32_t>(std::stoul(line.substr(prefix.size()))));
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -143,6 +144,10 @@ class Fleet {
 // `flotctl token create NAME --role ROLE`: returns the token and appends its line to `file` (a
 // hub's --api-tokens file).
 std::string create_token(const std::string& name, const std::string& role, const std::string& file);
+
+// Several hub instances (docs/multi-hub.md): the shards the hub on `port` owns, from its
+// flotilla_hub_shard_owned gauges; nullopt when it does not answer.
+std::optional<std::set<uint32_t>> owned_shards(int port);
 
 // A process workload that sleeps forever; env VERSION distinguishes spec versions.
 std::string sleeper_manifest(const std::string& name, const std::string& version = "1",

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "sync/topics.hpp"
@@ -41,18 +40,10 @@ void start_instance(Fleet& fleet, const std::string& store, const std::string& i
   ASSERT_TRUE(wait_for_port(hub.port, 10s)) << hub.process->log();
 }
 
-// flotilla_hub_shards_owned from the hub's /metrics; -1 when the hub does not answer.
+// How many shards the hub on `port` owns; -1 when it does not answer.
 int shards_owned(int port) {
-  RunResult r = run_command({"/usr/bin/curl", "-sf", "--max-time", "2",
-                             "http://127.0.0.1:" + std::to_string(port) + "/metrics"},
-                            5s);
-  if (r.exit_code != 0) return -1;
-  std::istringstream in(r.out);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flotilla_hub_shards_owned ", 0) == 0) return std::stoi(line.substr(26));
-  }
-  return -1;
+  auto owned = owned_shards(port);
+  return owned ? static_cast<int>(owned->size()) : -1;
 }
 
 // GET of `path` from the hub on `port`, as JSON (null when it does not answer).

@@ -2,7 +2,8 @@
 // hub's artifact store and rolled out; the agent downloads it, writes its inactive A/B slot,
 // switches and commits only after its post-switch health check; with a failing health check it
 // rolls back to the previous slot and the rollout counts the node as failed. An agent update
-// switches the agent's own slot, and workloads started after it run the new slot's helpers.
+// switches the agent's own slot, and workloads started after it run the new slot's helpers. With
+// two hub instances, a rollout made through one updates a node whose shard the other owns.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,7 +12,9 @@
 #include <map>
 #include <thread>
 
+#include "sync/topics.hpp"
 #include "test/integration/fleet.hpp"
+#include "test/support/postgres.hpp"
 #include "test/support/tcp_proxy.hpp"
 
 namespace flotilla::testing {
@@ -37,13 +40,17 @@ std::string rollout_yaml(const std::string& name, const std::string& version,
 class OtaEndToEnd : public ::testing::Test {
  protected:
   void SetUp() override {
-    // The hub hands out artifact URLs through this proxy, so a test can cut downloads.
-    fleet_.start_hub({}, {"--public-url", "http://127.0.0.1:" + std::to_string(proxy_.port())});
+    fleet_.start_hub({}, hub_args());
     ASSERT_EQ(fleet_.flotctl({"artifact", "keygen", "--out", fleet_.dir() / "k"}).exit_code, 0);
     slots_ = fleet_.dir() / "slots";
     fs::create_directories(slots_);
     write_file(slots_ + "/slot-a", image(1 << 20, 'a'));
     fs::create_symlink("slot-a", slots_ + "/active");
+  }
+
+  // The hub hands out artifact URLs through this proxy, so a test can cut downloads.
+  virtual std::vector<std::string> hub_args() {
+    return {"--public-url", "http://127.0.0.1:" + std::to_string(proxy_.port())};
   }
 
   // Builds, signs and pushes fw `version` with `payload`.
@@ -71,12 +78,24 @@ class OtaEndToEnd : public ::testing::Test {
                       "--ota-health-command", health_command});
   }
   void start_agent_with(const std::vector<std::string>& args) {
-    fleet_.start_agent("n1", AgentOptions{.labels = "ring=canary", .args = args});
+    fleet_.start_agent(node_, AgentOptions{.labels = "ring=canary", .args = args});
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!fleet_.all_ready({"n1"}) && std::chrono::steady_clock::now() < deadline) {
+    while (!fleet_.all_ready({node_}) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(100ms);
     }
-    ASSERT_TRUE(fleet_.all_ready({"n1"})) << fleet_.dump_logs();
+    ASSERT_TRUE(fleet_.all_ready({node_})) << fleet_.dump_logs();
+  }
+
+  // fw 2.0 rolled out to an agent whose health check passes: Completed, on the other slot.
+  void roll_out_healthy_update() {
+    const std::string v2 = image(1 << 20, 'b');
+    ASSERT_NO_FATAL_FAILURE(push("2.0", v2));
+    ASSERT_NO_FATAL_FAILURE(start_agent("true"));
+    ASSERT_EQ(fleet_.apply(rollout_yaml("fw-2", "2.0"), "fw-2.yaml").exit_code, 0);
+    json done = wait_phase("fw-2", "Completed");
+    EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
+    EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
+    EXPECT_EQ(slurp(slots_ + "/active"), v2);
   }
 
   // Polls the rollout until its phase is `want`; returns its last JSON.
@@ -93,20 +112,16 @@ class OtaEndToEnd : public ::testing::Test {
     return r;
   }
 
+  std::unique_ptr<Postgres> pg_;  // OtaAcrossInstances: outlives the fleet's hubs
   Fleet fleet_;
   TcpProxy proxy_{fleet_.http_port()};
   std::string slots_;
+  std::string node_ = "n1";
 };
 
 TEST_F(OtaEndToEnd, AHealthyUpdateIsCommittedOnTheOtherSlotAndAFailingOneRollsBack) {
+  ASSERT_NO_FATAL_FAILURE(roll_out_healthy_update());
   const std::string v2 = image(1 << 20, 'b');
-  ASSERT_NO_FATAL_FAILURE(push("2.0", v2));
-  ASSERT_NO_FATAL_FAILURE(start_agent("true"));
-  ASSERT_EQ(fleet_.apply(rollout_yaml("fw-2", "2.0"), "fw-2.yaml").exit_code, 0);
-  json done = wait_phase("fw-2", "Completed");
-  EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
-  EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
-  EXPECT_EQ(slurp(slots_ + "/active"), v2);
   EXPECT_EQ(slurp(slots_ + "/slot-a"), image(1 << 20, 'a'));  // the old slot is kept
 
   // The next update fails its health check after the switch: back to 2.0 on slot-b.
@@ -120,6 +135,61 @@ TEST_F(OtaEndToEnd, AHealthyUpdateIsCommittedOnTheOtherSlotAndAFailingOneRollsBa
   EXPECT_NE(paused.dump().find("RolledBack"), std::string::npos) << paused.dump();
   EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
   EXPECT_EQ(slurp(slots_ + "/active"), v2);
+}
+
+// Two hub instances on PostgreSQL: the fleet's hub ("hub-a") holds the artifact and makes the
+// rollout; the node's shard is owned by hub-b, which alone gets its messages unless hub-a asks
+// for the update topics of the shards it does not own (SyncServer::set_fleet_updates).
+class OtaAcrossInstances : public OtaEndToEnd {
+ protected:
+  void SetUp() override {
+    if (auto why = Postgres::unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+    pg_ = std::make_unique<Postgres>();
+    ASSERT_TRUE(pg_->start().ok());
+    ASSERT_TRUE(pg_->create_database("hub").ok());
+    store_ = "postgres://flotilla@127.0.0.1:" + std::to_string(pg_->port()) + "/hub";
+    ASSERT_NO_FATAL_FAILURE(OtaEndToEnd::SetUp());
+    b_port_ = free_port();
+    std::vector<std::string> argv = fleet_.hub_command(b_port_, "hub-b");
+    for (const auto& arg : instance_args("hub-b")) argv.push_back(arg);
+    hub_b_.start(argv, fleet_.dir() / "hub-b.log");
+    ASSERT_TRUE(wait_for_port(b_port_, 10s)) << hub_b_.log();
+    std::optional<std::set<uint32_t>> a, b;
+    ASSERT_TRUE(eventually(
+        [&] {
+          a = owned_shards(fleet_.http_port());
+          b = owned_shards(b_port_);
+          return a && b && a->size() == 8 && b->size() == 8;
+        },
+        15s))
+        << fleet_.dump_logs() << hub_b_.log();
+    for (int i = 0;; ++i) {
+      node_ = "n" + std::to_string(i);
+      if (b->count(sync::shard_of(node_, sync::kDefaultShards)) != 0) break;
+    }
+    b_shards_ = *b;
+  }
+
+  std::vector<std::string> instance_args(const std::string& id) {
+    return {"--store", store_, "--instance-id", id, "--lease-period-ms", "2000"};
+  }
+  std::vector<std::string> hub_args() override {
+    auto args = OtaEndToEnd::hub_args();
+    for (const auto& arg : instance_args("hub-a")) args.push_back(arg);
+    return args;
+  }
+
+  std::string store_;
+  int b_port_ = 0;
+  ChildProcess hub_b_;
+  std::set<uint32_t> b_shards_;
+};
+
+TEST_F(OtaAcrossInstances, ARolloutMadeThroughOneInstanceUpdatesANodeOfAnotherInstancesShard) {
+  ASSERT_NO_FATAL_FAILURE(roll_out_healthy_update());
+  // hub-b owned the node's shard all along: hub-a heard the node through its update topics.
+  EXPECT_EQ(owned_shards(b_port_), std::optional<std::set<uint32_t>>(b_shards_));
+  EXPECT_EQ(b_shards_.count(sync::shard_of(node_, sync::kDefaultShards)), 1u);
 }
 
 // The hub's connection is cut mid-download, then the agent is killed -9 while it waits to
