@@ -7,32 +7,9 @@ namespace {
 
 using json = nlohmann::json;
 
-const std::vector<std::string> kSqliteMigrations = {R"(
-CREATE TABLE audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  time TEXT NOT NULL,      -- UTC ISO 8601
-  who TEXT NOT NULL,
-  role TEXT NOT NULL,
-  method TEXT NOT NULL,
-  target TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  name TEXT NOT NULL,
-  status INTEGER NOT NULL,
-  before TEXT,             -- JSON; NULL: absent
-  after TEXT
-);
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-)"};
-
-// The same in PostgreSQL (schema "audit"). Appends take the schema's transaction lock
-// (db::Conn::begin), so ids grow in commit order across hub instances and a reader going on
-// from an id misses none.
-const std::vector<std::string> kPostgresMigrations = {R"(
-CREATE TABLE audit (
-  id BIGSERIAL PRIMARY KEY,
+// The columns after the id, the same in both backends. before/after: JSON; NULL: absent.
+// time: UTC ISO 8601.
+constexpr const char* kColumns = R"(
   time TEXT NOT NULL,
   who TEXT NOT NULL,
   role TEXT NOT NULL,
@@ -44,6 +21,21 @@ CREATE TABLE audit (
   before TEXT,
   after TEXT
 );
+)";
+
+const std::vector<std::string> kSqliteMigrations = {
+    std::string("CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT,") + kColumns + R"(
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)"};
+
+// The same in PostgreSQL (schema "audit"). Appends take the schema's transaction lock
+// (db::Conn::begin), so ids grow in commit order across hub instances and a reader going on
+// from an id misses none.
+const std::vector<std::string> kPostgresMigrations = {
+    std::string("CREATE TABLE audit (id BIGSERIAL PRIMARY KEY,") + kColumns + R"(
 CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
 CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
