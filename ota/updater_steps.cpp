@@ -40,6 +40,7 @@ void Updater::assign(const Assignment& a) {
         (same_rollout &&
          (state_.phase == Phase::kCommitted || state_.phase == Phase::kRolledBack))) {
       ++ignored_;
+      if (a.generation == state_.generation && same_rollout) queue_report();  // asked again
       return;
     }
     UpdateState next;
@@ -52,6 +53,9 @@ void Updater::assign(const Assignment& a) {
   }
   if (a.generation <= state_.generation || (deferred_ && a.generation <= deferred_->generation)) {
     ++ignored_;
+    // The hub sending the current assignment again wants to hear where it stands (a hub instance
+    // that took over the rollouts missed the reports sent before): the current state again.
+    if (a.generation == state_.generation && same_rollout) queue_report();
     return;
   }
   if (pending_phase(state_.phase) || running_ != Job::kNone) {

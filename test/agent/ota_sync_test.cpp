@@ -86,7 +86,9 @@ TEST_F(OtaSyncTest, AnAssignmentRunsAndEveryStepIsReportedWithIncreasingSeq) {
   EXPECT_EQ(*fs::read_file(dir_ / "slots/slot-b"), payload_);
 }
 
-TEST_F(OtaSyncTest, DuplicateAndOlderGenerationsAreIgnored) {
+// The current generation again changes nothing but is answered with the current state (a hub
+// instance that took over the rollouts asks so); an older one is ignored silently.
+TEST_F(OtaSyncTest, DuplicateAndOlderGenerationsChangeNothingAndTheDuplicateIsAnswered) {
   start_agent();
   send("ota", sync::encode(assignment(3)));
   run_until_final();
@@ -95,7 +97,11 @@ TEST_F(OtaSyncTest, DuplicateAndOlderGenerationsAreIgnored) {
   send("ota", sync::encode(assignment(2, "9.0")));
   for (int i = 0; i < 20; ++i) step(20);
   EXPECT_EQ(agent_->updater()->ignored_assignments(), 2u);
-  EXPECT_EQ(got<v1::UpdateReport>("ota").size(), before);
+  const auto reports = got<v1::UpdateReport>("ota");
+  ASSERT_EQ(reports.size(), before + 1);
+  EXPECT_EQ(reports.back().generation(), 3u);
+  EXPECT_EQ(reports.back().phase(), v1::UPDATE_COMMITTED);
+  EXPECT_GT(reports.back().seq(), reports[before - 1].seq());
   EXPECT_EQ(agent_->updater()->state().version, "2.0");
 }
 

@@ -231,6 +231,24 @@ TEST_F(UpdaterTest, OlderAndEqualGenerationsChangeNothing) {
   EXPECT_EQ(server_.requests_of("payload"), 1);
 }
 
+// A hub instance that took over the rollouts sends the current assignment again: the node
+// answers with where it stands, without starting anything again.
+TEST_F(UpdaterTest, TheCurrentAssignmentSentAgainIsAnsweredWithTheCurrentState) {
+  auto u = make();
+  u->assign(assignment(manifest(), 5));
+  EXPECT_EQ(drive(*u), Phase::kCommitted);
+  u->take_reports();
+  u->assign(assignment(manifest(), 5));
+  auto again = u->take_reports();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].phase, Phase::kCommitted);
+  EXPECT_EQ(again[0].generation, 5u);
+  EXPECT_EQ(server_.requests_of("payload"), 1);
+  // An older generation is no question about the current update: nothing to answer.
+  u->assign(assignment(manifest(), 4));
+  EXPECT_TRUE(u->take_reports().empty());
+}
+
 TEST_F(UpdaterTest, AbortStopsADownloadBeforeTheSwitch) {
   server_.stall = true;
   auto u = make();
