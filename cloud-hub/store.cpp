@@ -337,20 +337,7 @@ Status Store::transaction(const std::function<Status()>& fn) {
 }
 
 Status Store::check_lease(uint32_t shard, const std::string& owner, int64_t epoch) {
-  auto s = db_->prepare(
-      "SELECT 1 FROM public.flotilla_shard_leases WHERE shard = ? AND owner = ? AND epoch = ? "
-      "AND expires_at > clock_timestamp() FOR SHARE");
-  if (!s) return s.error();
-  s->bind(1, static_cast<int64_t>(shard));
-  s->bind(2, owner);
-  s->bind(3, epoch);
-  auto row = s->step();
-  if (!row) return row.error();
-  if (!*row) {
-    return Error("the lease of shard " + std::to_string(shard) + " under epoch " +
-                 std::to_string(epoch) + " is not '" + owner + "''s any more");
-  }
-  return Ok();
+  return db::check_lease(*db_, shard, owner, epoch);
 }
 
 Expected<std::optional<NodeRecord>> Store::get_node(const std::string& name) {

@@ -152,6 +152,12 @@ class Tx {
 // list "a, b, c".
 std::string upsert_sql(const std::string& table, const std::string& columns, int keys);
 
+// PostgreSQL (several hub instances, docs/multi-hub.md): inside the current transaction, whether
+// `owner` still holds the lease of `shard` under `epoch`, unexpired by the database's clock. The
+// lease row stays share-locked until the transaction ends, so no other instance can take the
+// shard over before it committed or rolled back. An error: it does not.
+Status check_lease(Conn& conn, uint32_t shard, const std::string& owner, int64_t epoch);
+
 // A SQLite database file (created if missing); ":memory:" for tests.
 // `full_sync`: every commit is synced to disk before it returns (sql::Db::open).
 Expected<std::unique_ptr<Conn>> open_sqlite(const std::string& path, bool full_sync = false);

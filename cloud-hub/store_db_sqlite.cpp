@@ -46,6 +46,23 @@ class SqliteConn final : public Conn {
 
 }  // namespace
 
+Status check_lease(Conn& conn, uint32_t shard, const std::string& owner, int64_t epoch) {
+  auto s = conn.prepare(
+      "SELECT 1 FROM public.flotilla_shard_leases WHERE shard = ? AND owner = ? AND epoch = ? "
+      "AND expires_at > clock_timestamp() FOR SHARE");
+  if (!s) return s.error();
+  s->bind(1, static_cast<int64_t>(shard));
+  s->bind(2, owner);
+  s->bind(3, epoch);
+  auto row = s->step();
+  if (!row) return row.error();
+  if (!*row) {
+    return Error("the lease of shard " + std::to_string(shard) + " under epoch " +
+                 std::to_string(epoch) + " is not '" + owner + "''s any more");
+  }
+  return Ok();
+}
+
 std::string upsert_sql(const std::string& table, const std::string& columns, int keys) {
   std::vector<std::string> names;
   for (size_t start = 0; start <= columns.size();) {

@@ -21,6 +21,12 @@ RolloutOutcome fail(Code code, std::string message) {
   return o;
 }
 
+RolloutOutcome not_driving(const std::string& what) {
+  return fail(Code::kFailed, what +
+                                 ": this hub instance does not drive the rollouts now (the "
+                                 "holder of shard 0's lease does); try again");
+}
+
 // The cumulative number of nodes each wave reaches, out of `n`.
 std::vector<size_t> wave_ends(const std::vector<RolloutWave>& waves, size_t n) {
   std::vector<size_t> ends;
@@ -199,6 +205,7 @@ RolloutOutcome UpdateRollouts::apply(const RolloutManifest& m) {
   RolloutOutcome done;
   {
     std::lock_guard lock(mu_);
+    if (!driving_) return not_driving(what);
     const std::string spec_json = to_json(m).dump();
     if (auto it = rollouts_.find(m.name); it != rollouts_.end()) {
       if (it->second.spec_json != spec_json) {
@@ -273,10 +280,11 @@ RolloutOutcome UpdateRollouts::change(const std::string& name, const std::string
   RolloutOutcome done;
   {
     std::lock_guard lock(mu_);
+    const std::string what = "Failed to " + verb + " rollout '" + name + "'";
+    if (!driving_) return not_driving(what);
     auto it = rollouts_.find(name);
     if (it == rollouts_.end()) return fail(Code::kNotFound, "rollout '" + name + "' not found");
     Rollout& r = it->second;
-    const std::string what = "Failed to " + verb + " rollout '" + name + "'";
     const int64_t now = clock_.wall_ms();
     // Already so: nothing changes, and the answer says so.
     done.action = "unchanged";
@@ -345,6 +353,7 @@ void UpdateRollouts::on_hello(const std::string& node) {
   Outbox out;
   {
     std::lock_guard lock(mu_);
+    if (!driving_) return;
     // By name: a failed save reloads rollouts_.
     for (const std::string& name : names_locked()) {
       auto it = rollouts_.find(name);
@@ -376,6 +385,7 @@ void UpdateRollouts::on_report(const pb::UpdateReport& report) {
   Outbox out;
   {
     std::lock_guard lock(mu_);
+    if (!driving_) return;
     auto it = rollouts_.find(report.rollout());
     if (it == rollouts_.end()) return;
     Rollout& r = it->second;
@@ -427,6 +437,7 @@ void UpdateRollouts::tick() {
   Outbox out;
   {
     std::lock_guard lock(mu_);
+    if (!driving_) return;
     for (const std::string& name : names_locked()) {
       auto it = rollouts_.find(name);
       if (it == rollouts_.end() || finished(it->second)) continue;
@@ -444,6 +455,7 @@ RolloutOutcome UpdateRollouts::remove(const std::string& name) {
   Outbox out;
   {
     std::lock_guard lock(mu_);
+    if (!driving_) return not_driving("Failed to delete rollout '" + name + "'");
     auto it = rollouts_.find(name);
     if (it == rollouts_.end()) return fail(Code::kNotFound, "rollout '" + name + "' not found");
     Rollout& r = it->second;
@@ -458,12 +470,13 @@ RolloutOutcome UpdateRollouts::remove(const std::string& name) {
       return fail(Code::kFailed,
                   "Failed to delete rollout '" + name + "': " + st.error().message());
     }
-    sql::Tx tx(db_);
+    db::Tx tx(*db_);
     Status st = tx.begun();
+    if (st && fence_) st = fence_(*db_);
     for (const char* sql :
          {"DELETE FROM rollout_nodes WHERE rollout = ?", "DELETE FROM rollouts WHERE name = ?"}) {
       if (!st) break;
-      auto stmt = db_.prepare(sql);
+      auto stmt = db_->prepare(sql);
       st = stmt ? stmt->bind(1, name).run() : Status(stmt.error());
     }
     if (st) st = tx.commit();
@@ -492,6 +505,52 @@ ArtifactOutcome UpdateRollouts::delete_artifact(const std::string& name,
     }
   }
   return artifacts_.remove(name, version);
+}
+
+void UpdateRollouts::set_driving(bool on, Fence fence) {
+  Outbox out;
+  {
+    std::lock_guard lock(mu_);
+    fence_ = std::move(fence);
+    if (on == driving_) return;
+    driving_ = on;
+    rollouts_.clear();
+    generations_.clear();
+    if (on && db_) {
+      if (auto st = load_locked(); !st) {
+        // Driving nothing is safe: the next acquisition of the lease tries again.
+        log_->error("Failed to load the rollouts to drive: {}", st.error().message());
+        driving_ = false;
+        rollouts_.clear();
+        generations_.clear();
+      }
+    }
+    log_->info("{} the rollouts ({} loaded)", driving_ ? "driving" : "not driving",
+               rollouts_.size());
+    // Whatever the last driver heard before it went is unknown here: every node with an
+    // unfinished assignment gets it again and answers with where it stands (Updater::assign).
+    std::vector<std::string> had;
+    for (auto& [name, r] : rollouts_) {
+      had.push_back(name);
+      if (r.phase == "Completed") continue;
+      for (auto& n : r.nodes) {
+        if (n.first_generation != 0 && n.result.empty()) {
+          assign_locked(r, n, r.phase == "Aborted", true, out);
+        }
+      }
+    }
+    // Watchers here hear of what is driven here (docs/multi-hub.md).
+    if (driving_) {
+      for (const auto& name : had) note_changed_locked(name);
+    }
+    if (reach_ && out.empty()) reach_(driving_ && awaiting_reports_locked());
+  }
+  flush(out, false);
+}
+
+bool UpdateRollouts::driving() {
+  std::lock_guard lock(mu_);
+  return driving_;
 }
 
 void UpdateRollouts::flush(Outbox& out, bool with_events) {

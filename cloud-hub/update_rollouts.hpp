@@ -16,9 +16,15 @@
 // one new and sends the unfinished nodes their assignment again with abort = true; deleting an
 // unfinished rollout aborts it first.
 //
-// State lives in memory and in its own SQLite database (<data>/rollouts.db): each change is one
-// transaction, written before any message about it goes out; open() loads it back, so a restarted
-// hub carries on. Times are the clock's wall time (persisted across restarts).
+// State lives in memory and in its own database (<data>/rollouts.db, or the schema "ota" of the
+// PostgreSQL database that several hub instances share): each change is one transaction, written
+// before any message about it goes out; open() loads it back, so a restarted hub carries on.
+// Times are the clock's wall time (persisted across restarts).
+//
+// Several hub instances: only one drives the rollouts at a time, the holder of shard 0's lease
+// (set_driving; docs/multi-hub.md). The others keep nothing in memory, ignore hellos, reports and
+// ticks, and forward the rollout API to the driver (Api). Each save of the driver runs its fence
+// inside the transaction, so a driver that lost the lease cannot overwrite its successor's state.
 //
 // Thread-safety: every public method may be called from any thread; one mutex serialises them,
 // and no Controller lock is ever taken while it is held. on_hello() and on_report() run on the
@@ -28,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,8 +49,8 @@
 #include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/controller.hpp"
 #include "cloud-hub/manifest.hpp"
+#include "cloud-hub/store_db.hpp"
 #include "common/clock.hpp"
-#include "common/sqlite.hpp"
 #include "sync/flotilla.pb.h"
 #include "sync/transport.hpp"
 
@@ -70,8 +77,17 @@ class UpdateRollouts {
   UpdateRollouts(const Clock& clock, sync::Transport& transport, ArtifactStore& artifacts,
                  Controller& controller, UpdateRolloutsOptions options);
 
-  // Opens (creating) the database and loads every rollout.
+  // Opens (creating) the SQLite database at options.db_path, or migrates `db` (either backend),
+  // and loads every rollout when driving.
   Status open();
+  Status open(std::unique_ptr<db::Conn> db);
+  // Runs inside each save's transaction; an error refuses the save (and reloads the state).
+  using Fence = std::function<Status(db::Conn&)>;
+  // Drives the rollouts (the default) or not. Taking over loads them from the database and
+  // sends every unfinished assignment again, so the nodes answer with where they stand; letting
+  // go forgets them. From any thread; call before open() to start not driving.
+  void set_driving(bool on, Fence fence = {});
+  bool driving();
   // For a hub bound to a port chosen at start; call before any message arrives.
   void set_public_url(std::string url) { options_.public_url = std::move(url); }
 
@@ -172,7 +188,9 @@ class UpdateRollouts {
   std::shared_ptr<spdlog::logger> log_;
 
   std::mutex mu_;
-  sql::Db db_;
+  std::unique_ptr<db::Conn> db_;
+  bool driving_ = true;
+  Fence fence_;
   std::map<std::string, Rollout> rollouts_;
   std::map<std::string, uint64_t> generations_;  // node -> its latest generation
   std::vector<Event> events_;                    // not yet in the event log

@@ -42,27 +42,54 @@ CREATE TABLE rollout_nodes (
 CREATE TABLE node_generations (node TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 )"};
 
+// PostgreSQL: 64-bit integers and BYTEA; otherwise the same tables.
+std::vector<std::string> postgres_migrations() {
+  std::vector<std::string> steps;
+  for (std::string step : kMigrations) {
+    for (auto [from, to] :
+         {std::pair<std::string, std::string>{" INTEGER", " BIGINT"}, {" BLOB", " BYTEA"}}) {
+      for (size_t at = step.find(from); at != std::string::npos; at = step.find(from, at)) {
+        step.replace(at, from.size(), to);
+        at += to.size();
+      }
+    }
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
+constexpr const char* kRolloutColumns =
+    "name, spec, manifest, signature, has_delta, phase, paused_reason, current_wave, "
+    "soak_until_ms, accepted_failed, created_ms, updated_ms";
+constexpr const char* kNodeColumns =
+    "rollout, node, wave, first_generation, generation, assigned_ms, result, phase, message, "
+    "attempts, seq, updated_ms";
+
 }  // namespace
 
 Status UpdateRollouts::open() {
-  std::lock_guard lock(mu_);
-  auto db = sql::Db::open(options_.db_path);
+  auto db = db::open_sqlite(options_.db_path);
   if (!db) return db.error().WithContext("Failed to open '" + options_.db_path + "'");
-  db_ = std::move(*db);
-  if (auto st = db_.migrate(kMigrations); !st) {
-    return st.error().WithContext("Failed to migrate '" + options_.db_path + "'");
+  return open(std::move(*db));
+}
+
+Status UpdateRollouts::open(std::unique_ptr<db::Conn> db) {
+  std::lock_guard lock(mu_);
+  db_ = std::move(db);
+  static const std::vector<std::string> kPostgres = postgres_migrations();
+  const bool sqlite = db_->backend() == db::Backend::kSqlite;
+  if (auto st = db_->migrate(sqlite ? kMigrations : kPostgres); !st) {
+    return st.error().WithContext("Failed to migrate the rollouts' database " + db_->name());
   }
-  return load_locked();
+  return driving_ ? load_locked() : Ok();
 }
 
 Status UpdateRollouts::load_locked() {
   rollouts_.clear();
   generations_.clear();
-  auto rows = db_.prepare(
-      "SELECT name, spec, manifest, signature, has_delta, phase, paused_reason, current_wave, "
-      "soak_until_ms, accepted_failed, created_ms, updated_ms FROM rollouts");
+  auto rows = db_->prepare(std::string("SELECT ") + kRolloutColumns + " FROM rollouts");
   if (!rows) return rows.error();
-  Status st = sql::for_each_row(*rows, [&]() -> Status {
+  Status st = db::for_each_row(*rows, [&]() -> Status {
     Rollout r;
     const std::string name = rows->col_text(0);
     r.spec_json = rows->col_text(1);
@@ -85,11 +112,10 @@ Status UpdateRollouts::load_locked() {
     return Ok();
   });
   if (!st) return st;
-  auto nodes = db_.prepare(
-      "SELECT rollout, node, wave, first_generation, generation, assigned_ms, result, phase, "
-      "message, attempts, seq, updated_ms FROM rollout_nodes ORDER BY rollout, node");
+  auto nodes = db_->prepare(std::string("SELECT ") + kNodeColumns +
+                            " FROM rollout_nodes ORDER BY rollout, node");
   if (!nodes) return nodes.error();
-  st = sql::for_each_row(*nodes, [&]() -> Status {
+  st = db::for_each_row(*nodes, [&]() -> Status {
     auto it = rollouts_.find(nodes->col_text(0));
     if (it == rollouts_.end()) return Ok();
     NodeState n;
@@ -109,20 +135,21 @@ Status UpdateRollouts::load_locked() {
     return Ok();
   });
   if (!st) return st;
-  auto gens = db_.prepare("SELECT node, generation FROM node_generations");
+  auto gens = db_->prepare("SELECT node, generation FROM node_generations");
   if (!gens) return gens.error();
-  return sql::for_each_row(
+  return db::for_each_row(
       *gens, [&] { generations_[gens->col_text(0)] = static_cast<uint64_t>(gens->col_int(1)); });
 }
 
 Status UpdateRollouts::save_locked(Rollout& r, Outbox& out) {
   auto write = [&]() -> Status {
-    sql::Tx tx(db_);
+    db::Tx tx(*db_);
     if (auto st = tx.begun(); !st) return st;
-    auto row = db_.prepare(
-        "INSERT OR REPLACE INTO rollouts (name, spec, manifest, signature, has_delta, phase, "
-        "paused_reason, current_wave, soak_until_ms, accepted_failed, created_ms, updated_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (fence_) {
+      if (auto st = fence_(*db_); !st) return st;
+    }
+    static const std::string kUpsertRollout = db::upsert_sql("rollouts", kRolloutColumns, 1);
+    auto row = db_->prepare(kUpsertRollout);
     if (!row) return row.error();
     row->bind(1, r.spec.name)
         .bind(2, r.spec_json)
@@ -143,10 +170,8 @@ Status UpdateRollouts::save_locked(Rollout& r, Outbox& out) {
     if (auto st = row->run(); !st) return st;
     for (size_t i : r.dirty) {
       const NodeState& n = r.nodes[i];
-      auto node = db_.prepare(
-          "INSERT OR REPLACE INTO rollout_nodes (rollout, node, wave, first_generation, "
-          "generation, assigned_ms, result, phase, message, attempts, seq, updated_ms) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      static const std::string kUpsertNode = db::upsert_sql("rollout_nodes", kNodeColumns, 2);
+      auto node = db_->prepare(kUpsertNode);
       if (!node) return node.error();
       node->bind(1, r.spec.name)
           .bind(2, n.node)
@@ -162,9 +187,10 @@ Status UpdateRollouts::save_locked(Rollout& r, Outbox& out) {
           .bind(12, n.updated_ms);
       if (auto st = node->run(); !st) return st;
       if (n.generation == 0) continue;
-      auto gen = db_.prepare(
+      auto gen = db_->prepare(
           "INSERT INTO node_generations (node, generation) VALUES (?, ?) ON CONFLICT (node) DO "
-          "UPDATE SET generation = max(generation, excluded.generation)");
+          "UPDATE SET generation = CASE WHEN node_generations.generation > excluded.generation "
+          "THEN node_generations.generation ELSE excluded.generation END");
       if (!gen) return gen.error();
       if (auto st = gen->bind(1, n.node).bind(2, static_cast<int64_t>(n.generation)).run(); !st) {
         return st;

@@ -17,6 +17,7 @@
 #include "cloud-hub/flotctl/commands.hpp"
 #include "cloud-hub/hub.hpp"
 #include "cloud-hub/watch_feeder.hpp"
+#include "common/sqlite.hpp"
 #include "test/hub/ota_harness.hpp"
 #include "test/support/temp_dir.hpp"
 

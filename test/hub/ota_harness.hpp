@@ -63,7 +63,8 @@ struct OtaHarness {
     artifacts = std::move(*a);
     reopen();
   }
-  // A new UpdateRollouts over the same database: what a hub restart sees.
+  // A new UpdateRollouts over the same database: what a hub restart sees. With `open_db`, over
+  // the connection it makes (PostgreSQL) instead of the file.
   void reopen() {
     hub.sync_server->set_rollouts(nullptr);
     rollouts.reset();
@@ -72,7 +73,7 @@ struct OtaHarness {
     o.public_url = "http://hub.test:8080";
     rollouts = std::make_unique<UpdateRollouts>(hub.clock, *hub.hub_transport, *artifacts,
                                                 *hub.controller, o);
-    auto st = rollouts->open();
+    auto st = open_db ? rollouts->open(open_db()) : rollouts->open();
     if (!st) ADD_FAILURE() << st.error().message();
     hub.sync_server->set_rollouts(rollouts.get());
   }
@@ -87,6 +88,7 @@ struct OtaHarness {
     return a;
   }
 
+  std::function<std::unique_ptr<db::Conn>()> open_db;
   flotilla::testing::TempDir dir;
   HubHarness hub;
   ota::KeyPair key;

@@ -356,6 +356,53 @@ TEST_F(RolloutsTest, HubRestartKeepsTheRolloutState) {
   EXPECT_GT(agent(1).assignments.back().generation(), gen1);
 }
 
+// Several hub instances: one drives the rollouts (the holder of shard 0's lease). Not driving,
+// an instance ignores the fleet and refuses changes; taking over, it loads the rollouts and
+// asks every node with an unfinished assignment where it stands; a fenced save changes nothing.
+TEST_F(RolloutsTest, OnlyTheDriverActsAndTakingOverAsksTheUnfinishedNodesAgain) {
+  ASSERT_EQ(ota.rollouts->apply(rollout("  selector: {matchLabels: {ring: canary}}\n")).code,
+            Code::kCreated);
+  ASSERT_EQ(assigned(1), 1u);
+  ASSERT_EQ(assigned(2), 1u);
+  const uint64_t gen2 = agent(2).assignments.back().generation();
+  agent(1).update_report(pb::UPDATE_COMMITTED);
+
+  ota.rollouts->set_driving(false);
+  EXPECT_FALSE(ota.rollouts->driving());
+  EXPECT_FALSE(ota.rollouts->view("fw-2").has_value());
+  EXPECT_EQ(ota.rollouts->pause("fw-2").code, Code::kFailed);
+  EXPECT_EQ(ota.rollouts->apply(rollout("  selector: {matchLabels: {ring: main}}\n", "r2")).code,
+            Code::kFailed);
+  agent(2).update_report(pb::UPDATE_COMMITTED);  // the driver is gone: nobody hears it
+  agent(2).hello(0, {{"ring", "canary"}});
+  advance(700);  // past the progress timeout (600 s): nothing times out where nothing drives
+  EXPECT_EQ(assigned(2), 1u);
+
+  ota.rollouts->set_driving(true);
+  ASSERT_TRUE(ota.rollouts->view("fw-2").has_value());
+  EXPECT_EQ(status()["counts"]["succeeded"], 1);
+  EXPECT_EQ(node_status(2)["result"], "");
+  EXPECT_EQ(assigned(1), 1u);  // finished: not asked
+  ASSERT_EQ(assigned(2), 2u);  // the same assignment again
+  EXPECT_EQ(agent(2).assignments.back().generation(), gen2);
+
+  // A driver whose lease moved on: its save is refused and memory goes back to the database.
+  bool fenced = true;
+  ota.rollouts->set_driving(true, [&fenced](db::Conn&) -> Status {
+    if (fenced) return Error("lease lost");
+    return Ok();
+  });
+  agent(2).update_report(pb::UPDATE_COMMITTED);
+  EXPECT_EQ(node_status(2)["result"], "");
+  EXPECT_EQ(status()["phase"], "Progressing");
+  fenced = false;
+  agent(2).update_report(pb::UPDATE_COMMITTED);
+  EXPECT_EQ(node_status(2)["result"], "succeeded");
+  EXPECT_EQ(status()["phase"], "Completed");
+  ota.reopen();  // what it saved is what the next driver loads
+  EXPECT_EQ(status()["phase"], "Completed");
+}
+
 TEST_F(RolloutsTest, ApplyValidatesAndIsIdempotent) {
   auto unknown = ota.rollouts->apply(rollout("", "r1"));
   ASSERT_EQ(unknown.code, Code::kCreated) << unknown.message;  // fw 2.0 exists

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cloud-hub/hub_stores.hpp"
+#include "common/sqlite.hpp"
 #include "test/hub/fake_agent.hpp"
 #include "test/support/temp_dir.hpp"
 
