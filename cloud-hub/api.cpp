@@ -183,10 +183,14 @@ void Api::install(httplib::Server& server) {
   // The guard (tokens, roles, audit) first, then the body size.
   ApiGuard* guard = guard_.get();
   server.set_pre_routing_handler(
-      [guard, refuse, answer](const httplib::Request& req, httplib::Response& res) {
+      [this, guard, refuse, answer](const httplib::Request& req, httplib::Response& res) {
         if (guard->check(req, res) != 0) return httplib::Server::HandlerResponse::Handled;
         const int status = refuse(req);
-        if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
+        if (status == 0) {
+          return is_rollout_call(req) && forward_target(req, res)
+                     ? httplib::Server::HandlerResponse::Handled
+                     : httplib::Server::HandlerResponse::Unhandled;
+        }
         answer(status, res);
         return httplib::Server::HandlerResponse::Handled;
       });
@@ -457,6 +461,21 @@ void Api::watch(const httplib::Request& req, httplib::Response& res, WatchFilter
                      [this] { open_watches_.fetch_sub(1); });
 }
 
+bool Api::forward_target(const httplib::Request& req, httplib::Response& res) {
+  if (!forwarding_.where || req.has_header(kForwardedBy)) return false;
+  const ForwardTarget target = forwarding_.where();
+  if (target.here) return false;
+  if (target.url.empty()) {
+    send_error(res, 503,
+               "no hub instance drives the rollouts now (shard 0's lease is being taken over); "
+               "try again");
+    return true;
+  }
+  metrics_.count("flotilla_hub_api_forwarded_total");
+  forward_request(req, res, target.url, forwarding_.instance, forwarding_.ca_file);
+  return true;
+}
+
 void Api::set_admission(std::shared_ptr<const AdmissionPolicy> policy) {
   admission_ = std::move(policy);
   if (!admission_) return;
@@ -471,6 +490,9 @@ void Api::apply(const httplib::Request& req, httplib::Response& res, const std::
   auto all = parse_all_manifests(req.body, "request body");
   if (!all) return send_error(res, 400, all.error().message());
   const std::vector<WorkloadManifest>& manifests = all->workloads;
+  // Rollouts are made where they are driven: the whole document goes there, before anything in
+  // it is applied here.
+  if (!all->rollouts.empty() && forward_target(req, res)) return;
   if (!name.empty() && (manifests.size() != 1 || !all->devices.empty() || !all->rollouts.empty() ||
                         manifests.front().name != name)) {
     return send_error(

@@ -54,6 +54,7 @@
 #include <string>
 
 #include "cloud-hub/admission.hpp"
+#include "cloud-hub/api_forward.hpp"
 #include "cloud-hub/api_guard.hpp"
 #include "cloud-hub/artifact_store.hpp"
 #include "cloud-hub/controller.hpp"
@@ -90,6 +91,15 @@ class Api {
   // The admission policy every applied workload is checked against (admission.hpp); set before
   // install(). Unset: no admission checks. Seeds its per-rule rejection counters at 0.
   void set_admission(std::shared_ptr<const AdmissionPolicy> policy);
+  // Several hub instances (api_forward.hpp): `where` tells where rollout calls are answered
+  // now; this instance forwards them as `instance`, verifying an https driver with `ca_file`.
+  // Set before install(). Unset: every call is answered here.
+  struct Forwarding {
+    std::function<ForwardTarget()> where;
+    std::string instance;
+    std::string ca_file;
+  };
+  void set_forwarding(Forwarding forwarding) { forwarding_ = std::move(forwarding); }
   // Registers every route on `server` and sizes its worker pool (see above).
   void install(httplib::Server& server);
   // Watch streams open now.
@@ -101,6 +111,9 @@ class Api {
 
  private:
   void apply(const httplib::Request& req, httplib::Response& res, const std::string& name);
+  // When the call is answered by another instance: forwards it there (or answers 503 while
+  // none is known) and returns true.
+  bool forward_target(const httplib::Request& req, httplib::Response& res);
   // GET of a list: with ?watch=true a watch stream, else the list with its resourceVersion.
   void list(const httplib::Request& req, httplib::Response& res, Change::Kind kind);
   // GET of one object: with ?watch=true a watch stream of it, else its view.
@@ -122,6 +135,7 @@ class Api {
   SystemClock clock_;
   std::unique_ptr<ApiGuard> guard_;
   std::shared_ptr<const AdmissionPolicy> admission_;
+  Forwarding forwarding_;
 };
 
 }  // namespace flotilla::hub

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <optional>
 
+#include "cloud-hub/api_forward.hpp"
 #include "cloud-hub/api_reply.hpp"
 #include "cloud-hub/manifest.hpp"
 #include "common/log.hpp"
@@ -133,7 +134,8 @@ void ApiGuard::finish(const httplib::Request& req, const httplib::Response& res)
   if (!t_pending || t_pending->req != &req || t_pending->guard != this) return;
   Pending p = std::move(*t_pending);
   t_pending.reset();
-  if (audit_ == nullptr) return;
+  // A call forwarded to another instance is audited there (api_forward.hpp).
+  if (audit_ == nullptr || res.has_header(kForwardedTo)) return;
   AuditRecord base;
   base.time = utc_time(clock_.wall_ms());
   base.who = p.who;

@@ -120,7 +120,8 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   if (hub->leases_) {
     for (uint32_t s = 0; s < o.shards; ++s) hub->sync_->set_owned(s, false);  // until leased
   }
-  auto artifacts = ArtifactStore::open(o.data_dir + "/artifacts", o.ota_public_key_pem);
+  auto artifacts = ArtifactStore::open(
+      o.artifacts_dir.empty() ? o.data_dir + "/artifacts" : o.artifacts_dir, o.ota_public_key_pem);
   if (!artifacts) return artifacts.error();
   hub->artifacts_ = std::move(*artifacts);
   UpdateRolloutsOptions r;
@@ -130,21 +131,31 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->rollouts_ = std::make_unique<UpdateRollouts>(hub->clock_, *hub->transport_, *hub->artifacts_,
                                                     *hub->controller_, r);
   if (hub->leases_) {
-    // With several instances, this one hears every node's hellos and update reports while its
-    // rollouts need them (docs/multi-hub.md).
+    // With several instances, one drives the rollouts (the holder of shard 0's lease: see
+    // apply_lease_changes), kept in the shared database; it hears every node's hellos and
+    // update reports while its rollouts need them (docs/multi-hub.md).
     SyncServer* sync = hub->sync_.get();
     hub->rollouts_->set_reach_listener([sync](bool on) { sync->set_fleet_updates(on); });
+    hub->rollouts_->set_driving(false);
+    auto conn = db::open_postgres(o.store, "ota");
+    if (!conn) return conn.error().WithContext("Failed to open the rollouts' database");
+    if (auto st = hub->rollouts_->open(std::move(*conn)); !st) return st.error();
+  } else if (auto st = hub->rollouts_->open(); !st) {
+    return st.error();
   }
-  if (auto st = hub->rollouts_->open(); !st) return st.error();
   hub->sync_->set_rollouts(hub->rollouts_.get());
   SyncServer* sync_server = hub->sync_.get();  // outlives every scrape: stopped after HTTP
   hub->metrics_.add_source([sync_server] { return sync_server->gauges_text(); });
   if (ShardLeases* leases = hub->leases_.get()) {
     const uint32_t shards = o.shards;
-    hub->metrics_.add_source([leases, shards] {
+    UpdateRollouts* rollouts = hub->rollouts_.get();
+    hub->metrics_.add_source([leases, shards, rollouts] {
       const auto owned = leases->owned();
-      std::string text = "# TYPE flotilla_hub_shards_owned gauge\nflotilla_hub_shards_owned " +
-                         std::to_string(owned.size()) + "\n# TYPE flotilla_hub_shard_owned gauge\n";
+      std::string text =
+          "# TYPE flotilla_hub_rollouts_driving gauge\nflotilla_hub_rollouts_driving " +
+          std::string(rollouts->driving() ? "1" : "0") +
+          "\n# TYPE flotilla_hub_shards_owned gauge\nflotilla_hub_shards_owned " +
+          std::to_string(owned.size()) + "\n# TYPE flotilla_hub_shard_owned gauge\n";
       for (uint32_t s = 0; s < shards; ++s) {
         text += "flotilla_hub_shard_owned{shard=\"" + std::to_string(s) + "\"} " +
                 (owned.count(s) != 0 ? "1\n" : "0\n");
@@ -235,6 +246,14 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->api_ = std::make_unique<Api>(*hub->controller_, hub->metrics_, *hub->watch_);
   hub->api_->set_auth(hub->tokens_.get(), hub->audit_.get());
   hub->api_->set_ota(hub->artifacts_.get(), hub->rollouts_.get());
+  if (ShardLeases* leases = hub->leases_.get()) {
+    UpdateRollouts* rollouts = hub->rollouts_.get();
+    hub->api_->set_forwarding({[leases, rollouts]() -> ForwardTarget {
+                                 if (rollouts->driving()) return {};
+                                 return {false, leases->leader().api_url};
+                               },
+                               instance, o.api_tls_cert});
+  }
   hub->api_->set_admission(o.admission);
   if (o.admission) {
     log::get("hub")->info("admission policy loaded file={} rules={}", o.admission->source,
@@ -268,9 +287,21 @@ Status Hub::start() {
   } else {
     port_ = options_.listen_port;
   }
+  const std::string scheme = options_.api_tls_cert.empty() ? "http://" : "https://";
   if (options_.public_url.empty()) {
-    rollouts_->set_public_url((options_.api_tls_cert.empty() ? "http://" : "https://") + host +
-                              ":" + std::to_string(port_));
+    rollouts_->set_public_url(scheme + host + ":" + std::to_string(port_));
+  }
+  if (leases_) {
+    std::string url = options_.instance_url;
+    if (url.empty()) {
+      std::string reachable = host;
+      if (host == "0.0.0.0" || host == "::" || host.empty()) {
+        char name[256] = {};
+        reachable = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
+      }
+      url = scheme + reachable + ":" + std::to_string(port_);
+    }
+    leases_->set_api_url(url);
   }
   if (leases_) {
     for (uint32_t s = 0; s < options_.shards; ++s) controller_->set_shard_owned(s, false);
@@ -332,6 +363,7 @@ void Hub::take_shard(uint32_t shard) {
 }
 
 void Hub::let_go_shard(uint32_t shard) {
+  if (shard == 0) rollouts_->set_driving(false);  // before the next holder can load them
   if (!sync_->owned(shard)) return;
   sync_->set_owned(shard, false);  // unsubscribe, drop what was queued
   controller_->set_shard_owned(shard, false);
@@ -346,6 +378,11 @@ void Hub::apply_lease_changes(const LeaseChanges& changes) {
   for (const auto& lease : changes.acquired) {
     log->info("shard lease acquired shard={} epoch={}", lease.shard, lease.epoch);
     take_shard(lease.shard);
+    if (lease.shard != 0) continue;
+    // Shard 0's holder drives the rollouts; each save re-checks that it still holds the lease.
+    rollouts_->set_driving(true, [leases = leases_.get(), epoch = lease.epoch](db::Conn& c) {
+      return db::check_lease(c, 0, leases->instance_id(), epoch);
+    });
   }
   if (!changes.acquired.empty()) {
     metrics_.count("flotilla_hub_shard_leases_acquired_total", {}, changes.acquired.size());

@@ -57,6 +57,10 @@ struct HubOptions {
   // With `store`: several instances share its shards by leases (shard_leases.hpp,
   // docs/multi-hub.md). `instance_id` empty: host name and process id.
   std::string instance_id;
+  // With `store`: this instance's API URL as the other instances reach it (they forward rollout
+  // calls to the instance driving the rollouts, api_forward.hpp); empty: http(s)://<listen
+  // host>:<bound port>, the host name for a wildcard listen address.
+  std::string instance_url;
   Millis lease_period{10000};
   uint32_t shards = sync::kDefaultShards;
   Millis node_timeout{15000};
@@ -70,6 +74,10 @@ struct HubOptions {
   // signed by; empty: signatures are stored unchecked (agents check them).
   std::string public_url;
   std::string ota_public_key_pem;
+  // The OTA artifacts' folder; empty: <data_dir>/artifacts. Instances sharing a `store` must
+  // share it too (a shared file system): the instance driving a rollout, and any that serves a
+  // download, reads the artifact there.
+  std::string artifacts_dir;
   // API authentication (api_auth.hpp): the tokens file; empty: the API is open to anyone who
   // reaches it (logged as a warning at start). Every change is recorded in <data>/audit.db.
   std::string api_tokens_file;

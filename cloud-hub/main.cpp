@@ -46,6 +46,11 @@ int main(int argc, char** argv) {
             "with --store: this instance's name among the hubs sharing the database, unique "
             "among running ones (default: host name and process id)",
             "");
+  flags.add("instance-url",
+            "with --store: this instance's API URL as the other instances reach it; they "
+            "forward rollout calls to the one driving the rollouts (default: http(s)://<listen "
+            "address>, the host name for 0.0.0.0)",
+            "");
   flags.add("lease-period-ms",
             "with --store: how long a shard lease lasts unrenewed; a dead instance's shards move "
             "to the others within two periods",
@@ -71,6 +76,10 @@ int main(int argc, char** argv) {
   flags.add("public-url",
             "the hub's URL as nodes reach it, for the artifact URLs of OTA assignments (default: "
             "http://<listen address>)",
+            "");
+  flags.add("artifacts",
+            "folder of the OTA artifacts (default: <data>/artifacts); instances sharing a "
+            "--store must share it (a shared file system)",
             "");
   flags.add("ota-public-key",
             "PEM file of the Ed25519 public key artifact manifests must be signed by (default: "
@@ -123,6 +132,8 @@ int main(int argc, char** argv) {
   if (!lease) return usage_error(flags, lease.error().message());
   options.lease_period = flotilla::Millis(*lease);
   options.instance_id = flags.get("instance-id");
+  options.instance_url = flags.get("instance-url");
+  options.artifacts_dir = flags.get("artifacts");
   auto grace = flags.get_int("recovery-grace-ms", 0, 24LL * 3600 * 1000);
   if (!grace) return usage_error(flags, grace.error().message());
   options.recovery_grace = flotilla::Millis(*grace);

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS flotilla_hub_instances (
   id text PRIMARY KEY,
   expires_at timestamptz NOT NULL,
   started_at timestamptz NOT NULL DEFAULT now());
+ALTER TABLE flotilla_hub_instances ADD COLUMN IF NOT EXISTS api_url text NOT NULL DEFAULT '';
 )";
 
 std::string join_ids(const std::vector<uint32_t>& shards) {
@@ -148,11 +149,16 @@ void ShardLeases::held_arrays(const std::vector<uint32_t>& shards, std::string* 
 }
 
 Status ShardLeases::heartbeat() {
+  std::string api_url;
+  {
+    std::lock_guard lock(mu_);
+    api_url = api_url_;
+  }
   auto r = conn_.query(
-      "INSERT INTO flotilla_hub_instances(id, expires_at) "
-      "VALUES ($1, now() + $2::bigint * interval '1 millisecond') "
-      "ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at",
-      {options_.instance_id, int64_t{options_.lease_period.count()}});
+      "INSERT INTO flotilla_hub_instances(id, expires_at, api_url) "
+      "VALUES ($1, now() + $2::bigint * interval '1 millisecond', $3) "
+      "ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at, api_url = $3",
+      {options_.instance_id, int64_t{options_.lease_period.count()}, api_url});
   if (!r) return r.error();
   // Instances gone for long only clutter the table.
   auto gone = conn_.query(
@@ -317,7 +323,28 @@ LeaseChanges ShardLeases::tick() {
   }
   if (auto st = release_above(*quota, changes); !st) return fail(st.error());
   if (auto st = acquire_up_to(*quota, changes); !st) return fail(st.error());
+  if (auto st = read_leader(); !st) return fail(st.error());
   return changes;
+}
+
+Status ShardLeases::read_leader() {
+  auto r = conn_.query(
+      "SELECT l.owner, i.api_url FROM flotilla_shard_leases l JOIN flotilla_hub_instances i "
+      "ON i.id = l.owner WHERE l.shard = 0 AND l.expires_at > now()");
+  if (!r) return r.error();
+  std::lock_guard lock(mu_);
+  leader_ = r->rows() == 0 ? InstanceInfo{} : InstanceInfo{r->text(0, 0), r->text(0, 1)};
+  return Ok();
+}
+
+void ShardLeases::set_api_url(std::string url) {
+  std::lock_guard lock(mu_);
+  api_url_ = std::move(url);
+}
+
+InstanceInfo ShardLeases::leader() const {
+  std::lock_guard lock(mu_);
+  return leader_;
 }
 
 Expected<std::vector<uint32_t>> ShardLeases::leave() {

@@ -13,7 +13,9 @@
 //   4. releases, gracefully, the leases above its quota (so a joining instance gets its share at
 //      once instead of after an expiry), calling `before_release` for each shard first;
 //   5. acquires free shards (released, or with an expired lease) up to its quota, in one UPDATE
-//      whose WHERE re-checks the expiry on the row it locks: two instances never both acquire.
+//      whose WHERE re-checks the expiry on the row it locks: two instances never both acquire;
+//   6. reads the leader: the holder of shard 0's lease, which drives the OTA rollouts
+//      (UpdateRollouts::set_driving), and the API address its heartbeat gave.
 // Call tick() at least three times per lease period (lease_period / 3 is the recommended
 // interval). A killed instance's shards are free one lease period after its last tick and taken
 // by the others at their next tick: within lease_period + tick interval.
@@ -76,6 +78,12 @@ struct LeaseChanges {
   Status status;               // the database error that cut the tick short; Ok otherwise
 };
 
+// A live instance as the others see it.
+struct InstanceInfo {
+  std::string id;       // empty: none
+  std::string api_url;  // where its REST API answers (set_api_url), e.g. http://10.0.0.5:8080
+};
+
 class ShardLeases {
  public:
   // Connects, creates the tables if missing (one instance at a time, under an advisory lock),
@@ -94,12 +102,17 @@ class ShardLeases {
   // The quota computed by the last successful tick (0 before).
   uint32_t quota() const;
   const std::string& instance_id() const { return options_.instance_id; }
+  // This instance's API address, written with each heartbeat from the next tick on.
+  void set_api_url(std::string url);
+  // The holder of shard 0's lease as of the last successful tick (id empty: none or unknown).
+  InstanceInfo leader() const;
 
  private:
   ShardLeases(ShardLeaseOptions options, const Clock& clock, pg::Conn conn);
   Status connect();
   void drop_expired(LeaseChanges& changes);  // mu_ held
   Status heartbeat();
+  Status read_leader();
   Status renew(LeaseChanges& changes);
   Expected<uint32_t> compute_quota();
   // Calls before_release, forgets `shards` and frees their rows (held ones, by epoch).
@@ -117,6 +130,8 @@ class ShardLeases {
   mutable std::mutex mu_;
   std::map<uint32_t, OwnedLease> held_;
   uint32_t quota_ = 0;
+  std::string api_url_;
+  InstanceInfo leader_;
 };
 
 }  // namespace flotilla::hub

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cloud-hub/api_forward.hpp"
 #include "cloud-hub/hub.hpp"
 #include "test/hub/api_server.hpp"
 #include "test/hub/sse_client.hpp"
@@ -41,6 +42,30 @@ class ApiTest : public ::testing::Test {
   ApiServer s_;
   httplib::Client c_ = s_.client();
 };
+
+// Several instances: which calls only the instance driving the rollouts answers.
+TEST(ApiForward, RolloutCallsButWatchesAndArtifactDeletesGoToTheDriver) {
+  auto call = [](const std::string& method, const std::string& path, bool watch = false) {
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    if (watch) req.params.emplace("watch", "true");
+    return is_rollout_call(req);
+  };
+  EXPECT_TRUE(call("GET", "/api/v1/rollouts"));
+  EXPECT_TRUE(call("GET", "/api/v1/rollouts/fw-2"));
+  EXPECT_TRUE(call("PUT", "/api/v1/rollouts/fw-2"));
+  EXPECT_TRUE(call("POST", "/api/v1/rollouts/fw-2/pause"));
+  EXPECT_TRUE(call("DELETE", "/api/v1/rollouts/fw-2"));
+  EXPECT_TRUE(call("DELETE", "/api/v1/artifacts/fw/2.0"));
+  EXPECT_FALSE(call("GET", "/api/v1/rollouts", true));  // served where it is made
+  EXPECT_FALSE(call("GET", "/api/v1/rollouts/fw-2", true));
+  EXPECT_FALSE(call("GET", "/api/v1/artifacts/fw/2.0"));
+  EXPECT_FALSE(call("PUT", "/api/v1/artifacts/fw/2.0/payload"));  // into the shared folder
+  EXPECT_FALSE(call("DELETE", "/api/v1/artifacts/fw/2.0/payload"));
+  EXPECT_FALSE(call("GET", "/api/v1/rolloutsx"));
+  EXPECT_FALSE(call("PUT", "/api/v1/workloads"));  // forwarded by apply() when it holds rollouts
+}
 
 TEST_F(ApiTest, ApplyGetAndDeleteAWorkload) {
   FakeAgent agent(s_.harness.broker, "n1");

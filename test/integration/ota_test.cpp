@@ -170,8 +170,31 @@ class OtaAcrossInstances : public OtaEndToEnd {
     b_shards_ = *b;
   }
 
+  // The instances share the database and the artifacts' folder.
   std::vector<std::string> instance_args(const std::string& id) {
-    return {"--store", store_, "--instance-id", id, "--lease-period-ms", "2000"};
+    return {"--store",           store_, "--instance-id", id,
+            "--lease-period-ms", "2000", "--artifacts",   fleet_.dir() / "artifacts"};
+  }
+  RunResult flotctl_at(int port, std::vector<std::string> args) {
+    args.insert(args.begin(), {FLOTCTL_BIN, "--hub", "http://127.0.0.1:" + std::to_string(port)});
+    return run_command(args, 30s);
+  }
+  json rollout_at(int port, const std::string& name) {
+    RunResult r = flotctl_at(port, {"get", "rollouts", name, "-o", "json"});
+    if (r.exit_code != 0) return json();
+    try {
+      return json::parse(r.out);
+    } catch (const std::exception&) {
+      return json();
+    }
+  }
+  // Whether the instance at `port` drives the rollouts (nullopt: it did not answer).
+  std::optional<bool> drives(int port) {
+    RunResult r = run_command({"/usr/bin/curl", "-sf", "--max-time", "2",
+                               "http://127.0.0.1:" + std::to_string(port) + "/metrics"},
+                              5s);
+    if (r.exit_code != 0) return std::nullopt;
+    return r.out.find("\nflotilla_hub_rollouts_driving 1\n") != std::string::npos;
   }
   std::vector<std::string> hub_args() override {
     auto args = OtaEndToEnd::hub_args();
@@ -190,6 +213,61 @@ TEST_F(OtaAcrossInstances, ARolloutMadeThroughOneInstanceUpdatesANodeOfAnotherIn
   // hub-b owned the node's shard all along: hub-a heard the node through its update topics.
   EXPECT_EQ(owned_shards(b_port_), std::optional<std::set<uint32_t>>(b_shards_));
   EXPECT_EQ(b_shards_.count(sync::shard_of(node_, sync::kDefaultShards)), 1u);
+}
+
+// The instance driving the rollouts (the holder of shard 0's lease) is killed -9 while the node
+// runs its post-switch health check, so the node's Committed report reaches no driver. The other
+// instance takes shard 0 over, loads the rollout from the database, asks the node where it
+// stands and completes the rollout. The rollout was made through the instance that did not
+// drive it (forwarded), and is read through the survivor afterwards.
+TEST_F(OtaAcrossInstances, WhenTheDrivingInstanceDiesTheOtherCompletesItsRollout) {
+  const std::string v2 = image(1 << 20, 'b');
+  ASSERT_NO_FATAL_FAILURE(push("2.0", v2));
+  // The report that ends the 1 s check goes out while no instance drives (takeover: 1.3-3 s).
+  ASSERT_NO_FATAL_FAILURE(start_agent("sleep 1"));
+  std::optional<bool> a_drives, b_drives;
+  ASSERT_TRUE(eventually(
+      [&] {
+        a_drives = drives(fleet_.http_port());
+        b_drives = drives(b_port_);
+        return a_drives && b_drives && *a_drives != *b_drives;
+      },
+      10s))
+      << "exactly one instance should drive the rollouts\n"
+      << fleet_.dump_logs() << hub_b_.log();
+  const int driver = *a_drives ? fleet_.http_port() : b_port_;
+  const int other = *a_drives ? b_port_ : fleet_.http_port();
+
+  // Made through the instance that does not drive: forwarded to the one that does.
+  const std::string file = fleet_.manifest_file(rollout_yaml("fw-2", "2.0"), "fw-2.yaml");
+  RunResult made = flotctl_at(other, {"apply", "-f", file});
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err << fleet_.dump_logs() << hub_b_.log();
+  ASSERT_TRUE(eventually(
+      [&] {
+        json r = rollout_at(other, "fw-2");
+        return r.is_object() && r["status"]["nodes"].size() == 1 &&
+               r["status"]["nodes"][0].value("phase", "") == "HealthCheck";
+      },
+      30s))
+      << rollout_at(driver, "fw-2").dump() << fleet_.dump_logs() << hub_b_.log();
+
+  if (driver == fleet_.http_port()) {
+    fleet_.kill9_hub();
+  } else {
+    hub_b_.kill9();
+  }
+  json done;
+  ASSERT_TRUE(eventually(
+      [&] {
+        done = rollout_at(other, "fw-2");
+        return done.is_object() && done["status"].value("phase", "") == "Completed";
+      },
+      30s))
+      << done.dump() << fleet_.dump_logs() << hub_b_.log();
+  EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
+  EXPECT_EQ(drives(other), std::optional<bool>(true));
+  EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
+  EXPECT_EQ(slurp(slots_ + "/active"), v2);
 }
 
 // The hub's connection is cut mid-download, then the agent is killed -9 while it waits to
