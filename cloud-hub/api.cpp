@@ -115,6 +115,9 @@ std::optional<ListOptions> list_options(const httplib::Request& req, httplib::Re
   return o;
 }
 
+constexpr const char* kNoDriver =
+    "no hub instance drives the rollouts now (shard 0's lease is being taken over); try again";
+
 // ?NAME=true|false (absent: false); nullopt after answering 400.
 std::optional<bool> bool_param(const httplib::Request& req, httplib::Response& res,
                                const std::string& name) {
@@ -451,6 +454,19 @@ void Api::watch(const httplib::Request& req, httplib::Response& res, WatchFilter
                           "); try again later");
   }
   metrics_.count("flotilla_hub_watches_total", kind);
+  if (filter.kind == Change::Kind::kRollout && forwarding_.where && !req.has_header(kForwardedBy)) {
+    // Rollout changes are heard where the rollouts are driven: the watch is streamed from there.
+    const ForwardTarget target = forwarding_.where();
+    if (target.url.empty() && !target.here) {
+      open_watches_.fetch_sub(1);
+      return send_error(res, 503, kNoDriver);
+    }
+    if (!target.here) {
+      metrics_.count("flotilla_hub_api_forwarded_total");
+      return forward_watch(req, res, target.url, forwarding_.instance, forwarding_.ca_file,
+                           [this] { open_watches_.fetch_sub(1); });
+    }
+  }
   if (*after < watch_.oldest() || *after > watch_.version()) {
     metrics_.count("flotilla_hub_watches_expired_total", kind);  // the stream answers 410
   }
@@ -466,9 +482,7 @@ bool Api::forward_target(const httplib::Request& req, httplib::Response& res) {
   const ForwardTarget target = forwarding_.where();
   if (target.here) return false;
   if (target.url.empty()) {
-    send_error(res, 503,
-               "no hub instance drives the rollouts now (shard 0's lease is being taken over); "
-               "try again");
+    send_error(res, 503, kNoDriver);
     return true;
   }
   metrics_.count("flotilla_hub_api_forwarded_total");

@@ -13,6 +13,7 @@
 
 #include <httplib.h>
 
+#include <functional>
 #include <string>
 
 namespace flotilla::hub {
@@ -27,8 +28,8 @@ struct ForwardTarget {
 };
 
 // Whether `req` is one that only the driver of the rollouts answers: any call under
-// /api/v1/rollouts but a watch (served where it is made, from that instance's watch log), and
-// the deletion of an artifact (refused while an unfinished rollout uses it).
+// /api/v1/rollouts but a watch (forward_watch), and the deletion of an artifact (refused while
+// an unfinished rollout uses it).
 bool is_rollout_call(const httplib::Request& req);
 
 // Sends `req` to the instance at `url` (http://host:port or https://...; `ca_file` verifies
@@ -36,5 +37,15 @@ bool is_rollout_call(const httplib::Request& req);
 // content type into `res`. An instance that does not answer gets 503 with the reason.
 void forward_request(const httplib::Request& req, httplib::Response& res, const std::string& url,
                      const std::string& from, const std::string& ca_file);
+
+// A rollout watch made here, streamed from the driver: answers 200 text/event-stream and copies
+// the driver's stream (its events, versions and keepalives) until either side ends it. A driver
+// that does not answer, or answers other than 200, ends the stream with an ERROR event carrying
+// its status (503 when it did not answer), as a watch whose version is gone ends with 410; the
+// client reconnects, and lists again when its version is unknown there. `on_end` runs once,
+// when the stream is over.
+void forward_watch(const httplib::Request& req, httplib::Response& res, const std::string& url,
+                   const std::string& from, const std::string& ca_file,
+                   std::function<void()> on_end);
 
 }  // namespace flotilla::hub

@@ -107,16 +107,17 @@ std::string sse_event(const Delivery& delivery) {
   return out;
 }
 
-std::string sse_gone(uint64_t asked, uint64_t oldest) {
-  json status = {{"kind", "Status"},
-                 {"apiVersion", "v1"},
-                 {"status", "Failure"},
-                 {"code", 410},
-                 {"reason", "Expired"},
-                 {"message", "resourceVersion " + std::to_string(asked) +
-                                 " is not in the hub's watch history (it starts after " +
-                                 std::to_string(oldest) + "): list again"}};
+std::string sse_error(int code, const std::string& reason, const std::string& message) {
+  json status = {{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
+                 {"code", code},     {"reason", reason},   {"message", message}};
   return "event: ERROR\ndata: " + json{{"type", "ERROR"}, {"object", status}}.dump() + "\n\n";
+}
+
+std::string sse_gone(uint64_t asked, uint64_t oldest) {
+  return sse_error(410, "Expired",
+                   "resourceVersion " + std::to_string(asked) +
+                       " is not in the hub's watch history (it starts after " +
+                       std::to_string(oldest) + "): list again");
 }
 
 void start_watch_stream(WatchLog& log, WatchFilter filter, uint64_t after,

@@ -39,8 +39,10 @@ void start_watch_stream(WatchLog& log, WatchFilter filter, uint64_t after,
                         WatchStreamOptions options, httplib::Response& res,
                         std::function<void()> on_end);
 
-// The frame of one event, and of the error that ends a stream whose version is gone.
+// The frame of one event, of an error that ends a stream (a Status object with the HTTP `code`),
+// and of the one for a stream whose version is gone (410 Expired).
 std::string sse_event(const Delivery& delivery);
+std::string sse_error(int code, const std::string& reason, const std::string& message);
 std::string sse_gone(uint64_t asked, uint64_t oldest);
 
 }  // namespace flotilla::hub

@@ -238,6 +238,11 @@ TEST_F(OtaAcrossInstances, WhenTheDrivingInstanceDiesTheOtherCompletesItsRollout
   const int driver = *a_drives ? fleet_.http_port() : b_port_;
   const int other = *a_drives ? b_port_ : fleet_.http_port();
 
+  // A rollout watch on the instance that does not drive: streamed from the one that does.
+  ChildProcess watch;
+  watch.start({"/usr/bin/curl", "-sN", "--max-time", "60",
+               "http://127.0.0.1:" + std::to_string(other) + "/api/v1/rollouts?watch=true"},
+              fleet_.dir() / "rollout-watch.log");
   // Made through the instance that does not drive: forwarded to the one that does.
   const std::string file = fleet_.manifest_file(rollout_yaml("fw-2", "2.0"), "fw-2.yaml");
   RunResult made = flotctl_at(other, {"apply", "-f", file});
@@ -250,6 +255,14 @@ TEST_F(OtaAcrossInstances, WhenTheDrivingInstanceDiesTheOtherCompletesItsRollout
       },
       30s))
       << rollout_at(driver, "fw-2").dump() << fleet_.dump_logs() << hub_b_.log();
+  EXPECT_TRUE(eventually(
+      [&] {
+        const std::string seen = watch.log();
+        return seen.find("\"type\":\"ADDED\"") != std::string::npos &&
+               seen.find("\"name\":\"fw-2\"") != std::string::npos;
+      },
+      10s))
+      << "the watch on the other instance saw: " << watch.log();
 
   if (driver == fleet_.http_port()) {
     fleet_.kill9_hub();
@@ -266,6 +279,8 @@ TEST_F(OtaAcrossInstances, WhenTheDrivingInstanceDiesTheOtherCompletesItsRollout
       << done.dump() << fleet_.dump_logs() << hub_b_.log();
   EXPECT_EQ(done["status"]["counts"].value("succeeded", 0), 1) << done.dump();
   EXPECT_EQ(drives(other), std::optional<bool>(true));
+  // The driver's stream ended with it; a client reconnects (and lists again where it lands).
+  EXPECT_TRUE(watch.wait_exit(10s).has_value()) << watch.log();
   EXPECT_EQ(fs::read_symlink(slots_ + "/active").string(), "slot-b");
   EXPECT_EQ(slurp(slots_ + "/active"), v2);
 }
