@@ -35,8 +35,7 @@ struct TempFile {
   int fd = -1;
   bool keep = false;
   explicit TempFile(const std::string& dir) {
-    static std::atomic<uint64_t> counter{0};
-    path = dir + "/.upload." + std::to_string(::getpid()) + "." + std::to_string(++counter);
+    path = fs::unique_temp_name(dir + "/.upload");
     fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   }
   ~TempFile() {

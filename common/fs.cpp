@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -18,8 +19,17 @@ namespace {
 std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
+std::string unique_temp_name(const std::string& prefix) {
+  static const std::string host = [] {
+    char name[256] = {};
+    return ::gethostname(name, sizeof(name) - 1) == 0 ? std::string(name) : std::string("host");
+  }();
+  static std::atomic<uint64_t> counter{0};
+  return prefix + "." + host + "." + std::to_string(::getpid()) + "." + std::to_string(++counter);
+}
+
 Status write_atomic(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string tmp = unique_temp_name(path + ".tmp");
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Error("Failed to create '" + tmp + "': " + errno_text());
   size_t off = 0;

@@ -8,6 +8,10 @@
 
 namespace flotilla::fs {
 
+// `prefix` + ".<host name>.<pid>.<n>": a name no other thread, process or host sharing the folder
+// (a network file system) uses at the same time, for temp files that are renamed into place.
+std::string unique_temp_name(const std::string& prefix);
+
 // Writes `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync dir.
 Status write_atomic(const std::string& path, const std::string& data);
 

@@ -25,6 +25,18 @@ TEST(Fs, WriteAtomicReplacesWholeFileAndLeavesNoTemp) {
   EXPECT_EQ(entries, 1);
 }
 
+// Temp names stay apart across threads, processes and hosts sharing a folder (NFS).
+TEST(Fs, TempNamesCarryTheHostAndProcessAndNeverRepeat) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof(host) - 1), 0);
+  const std::string a = fs::unique_temp_name("/x/f.tmp");
+  const std::string b = fs::unique_temp_name("/x/f.tmp");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.rfind("/x/f.tmp." + std::string(host) + "." + std::to_string(::getpid()) + ".", 0),
+            0u)
+      << a;
+}
+
 TEST(Fs, ErrorsNameThePath) {
   auto r = fs::read_file("/nonexistent/flotilla/x");
   ASSERT_FALSE(r.ok());
