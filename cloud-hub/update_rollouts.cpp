@@ -205,7 +205,7 @@ RolloutOutcome UpdateRollouts::apply(const RolloutManifest& m) {
   RolloutOutcome done;
   {
     std::lock_guard lock(mu_);
-    if (!driving_) return not_driving(what);
+    if (!loaded_) return not_driving(what);
     const std::string spec_json = to_json(m).dump();
     if (auto it = rollouts_.find(m.name); it != rollouts_.end()) {
       if (it->second.spec_json != spec_json) {
@@ -281,7 +281,7 @@ RolloutOutcome UpdateRollouts::change(const std::string& name, const std::string
   {
     std::lock_guard lock(mu_);
     const std::string what = "Failed to " + verb + " rollout '" + name + "'";
-    if (!driving_) return not_driving(what);
+    if (!loaded_) return not_driving(what);
     auto it = rollouts_.find(name);
     if (it == rollouts_.end()) return fail(Code::kNotFound, "rollout '" + name + "' not found");
     Rollout& r = it->second;
@@ -353,7 +353,7 @@ void UpdateRollouts::on_hello(const std::string& node) {
   Outbox out;
   {
     std::lock_guard lock(mu_);
-    if (!driving_) return;
+    if (!loaded_) return;
     // By name: a failed save reloads rollouts_.
     for (const std::string& name : names_locked()) {
       auto it = rollouts_.find(name);
@@ -385,7 +385,7 @@ void UpdateRollouts::on_report(const pb::UpdateReport& report) {
   Outbox out;
   {
     std::lock_guard lock(mu_);
-    if (!driving_) return;
+    if (!loaded_) return;
     auto it = rollouts_.find(report.rollout());
     if (it == rollouts_.end()) return;
     Rollout& r = it->second;
@@ -438,6 +438,8 @@ void UpdateRollouts::tick() {
   {
     std::lock_guard lock(mu_);
     if (!driving_) return;
+    if (!loaded_) take_over_locked(out);
+    if (!loaded_) return;
     for (const std::string& name : names_locked()) {
       auto it = rollouts_.find(name);
       if (it == rollouts_.end() || finished(it->second)) continue;
@@ -455,7 +457,7 @@ RolloutOutcome UpdateRollouts::remove(const std::string& name) {
   Outbox out;
   {
     std::lock_guard lock(mu_);
-    if (!driving_) return not_driving("Failed to delete rollout '" + name + "'");
+    if (!loaded_) return not_driving("Failed to delete rollout '" + name + "'");
     auto it = rollouts_.find(name);
     if (it == rollouts_.end()) return fail(Code::kNotFound, "rollout '" + name + "' not found");
     Rollout& r = it->second;
@@ -514,38 +516,43 @@ void UpdateRollouts::set_driving(bool on, Fence fence) {
     fence_ = std::move(fence);
     if (on == driving_) return;
     driving_ = on;
+    loaded_ = false;
     rollouts_.clear();
     generations_.clear();
-    if (on && db_) {
-      if (auto st = load_locked(); !st) {
-        // Driving nothing is safe: the next acquisition of the lease tries again.
-        log_->error("Failed to load the rollouts to drive: {}", st.error().message());
-        driving_ = false;
-        rollouts_.clear();
-        generations_.clear();
-      }
+    if (on) {
+      take_over_locked(out);
+    } else {
+      log_->info("not driving the rollouts");
+      if (reach_) reach_(false);
     }
-    log_->info("{} the rollouts ({} loaded)", driving_ ? "driving" : "not driving",
-               rollouts_.size());
-    // Whatever the last driver heard before it went is unknown here: every node with an
-    // unfinished assignment gets it again and answers with where it stands (Updater::assign).
-    std::vector<std::string> had;
-    for (auto& [name, r] : rollouts_) {
-      had.push_back(name);
-      if (r.phase == "Completed") continue;
-      for (auto& n : r.nodes) {
-        if (n.first_generation != 0 && n.result.empty()) {
-          assign_locked(r, n, r.phase == "Aborted", true, out);
-        }
-      }
-    }
-    // Watchers here hear of what is driven here (docs/multi-hub.md).
-    if (driving_) {
-      for (const auto& name : had) note_changed_locked(name);
-    }
-    if (reach_ && out.empty()) reach_(driving_ && awaiting_reports_locked());
   }
   flush(out, false);
+}
+
+void UpdateRollouts::take_over_locked(Outbox& out) {
+  if (!db_) return;  // open() comes later and loads them
+  if (auto st = load_locked(); !st) {
+    // Nothing is driven until the next tick loads them.
+    log_->error("Failed to load the rollouts to drive; trying again at the next tick: {}",
+                st.error().message());
+    rollouts_.clear();
+    generations_.clear();
+    return;
+  }
+  loaded_ = true;
+  log_->info("driving the rollouts ({} loaded)", rollouts_.size());
+  // Whatever the last driver heard before it went is unknown here: every node with an
+  // unfinished assignment gets it again and answers with where it stands (Updater::assign).
+  for (auto& [name, r] : rollouts_) {
+    note_changed_locked(name);  // watchers here hear of what is driven here
+    if (r.phase == "Completed") continue;
+    for (auto& n : r.nodes) {
+      if (n.first_generation != 0 && n.result.empty()) {
+        assign_locked(r, n, r.phase == "Aborted", true, out);
+      }
+    }
+  }
+  if (reach_ && out.empty()) reach_(awaiting_reports_locked());
 }
 
 bool UpdateRollouts::driving() {

@@ -83,9 +83,10 @@ class UpdateRollouts {
   Status open(std::unique_ptr<db::Conn> db);
   // Runs inside each save's transaction; an error refuses the save (and reloads the state).
   using Fence = std::function<Status(db::Conn&)>;
-  // Drives the rollouts (the default) or not. Taking over loads them from the database and
-  // sends every unfinished assignment again, so the nodes answer with where they stand; letting
-  // go forgets them. From any thread; call before open() to start not driving.
+  // Drives the rollouts (the default) or not. Taking over loads them from the database (again
+  // at each tick until that succeeds) and sends every unfinished assignment again, so the nodes
+  // answer with where they stand; letting go forgets them. From any thread; call before open()
+  // to start not driving.
   void set_driving(bool on, Fence fence = {});
   bool driving();
   // For a hub bound to a port chosen at start; call before any message arrives.
@@ -174,6 +175,9 @@ class UpdateRollouts {
   // state (and drops `out`: nothing is sent about a change that was not kept).
   Status save_locked(Rollout& r, Outbox& out);
   Status load_locked();
+  // Loads the rollouts to drive and queues every unfinished assignment again; on failure
+  // nothing is loaded and tick() tries again.
+  void take_over_locked(Outbox& out);
   nlohmann::json view_locked(const Rollout& r, bool summary = false) const;
   void note_changed_locked(const std::string& name);
   RolloutOutcome change(const std::string& name, const std::string& verb);
@@ -189,7 +193,8 @@ class UpdateRollouts {
 
   std::mutex mu_;
   std::unique_ptr<db::Conn> db_;
-  bool driving_ = true;
+  bool driving_ = true;  // this instance should drive the rollouts
+  bool loaded_ = false;  // ... and they are in memory (only while driving: take_over_locked)
   Fence fence_;
   std::map<std::string, Rollout> rollouts_;
   std::map<std::string, uint64_t> generations_;  // node -> its latest generation

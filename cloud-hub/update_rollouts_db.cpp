@@ -81,7 +81,10 @@ Status UpdateRollouts::open(std::unique_ptr<db::Conn> db) {
   if (auto st = db_->migrate(sqlite ? kMigrations : kPostgres); !st) {
     return st.error().WithContext("Failed to migrate the rollouts' database " + db_->name());
   }
-  return driving_ ? load_locked() : Ok();
+  if (!driving_) return Ok();
+  auto st = load_locked();
+  loaded_ = static_cast<bool>(st);
+  return st;
 }
 
 Status UpdateRollouts::load_locked() {
