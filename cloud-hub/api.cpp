@@ -190,7 +190,8 @@ void Api::install(httplib::Server& server) {
         if (guard->check(req, res) != 0) return httplib::Server::HandlerResponse::Handled;
         const int status = refuse(req);
         if (status == 0) {
-          return is_rollout_call(req) && forward_target(req, res)
+          // A single hub (no forwarding) never pays for is_rollout_call's regexes.
+          return forwarding_.where && is_rollout_call(req) && forward_target(req, res)
                      ? httplib::Server::HandlerResponse::Handled
                      : httplib::Server::HandlerResponse::Unhandled;
         }
@@ -454,18 +455,15 @@ void Api::watch(const httplib::Request& req, httplib::Response& res, WatchFilter
                           "); try again later");
   }
   metrics_.count("flotilla_hub_watches_total", kind);
-  if (filter.kind == Change::Kind::kRollout && forwarding_.where && !req.has_header(kForwardedBy)) {
-    // Rollout changes are heard where the rollouts are driven: the watch is streamed from there.
-    const ForwardTarget target = forwarding_.where();
-    if (target.url.empty() && !target.here) {
+  // Rollout changes are heard where the rollouts are driven: the watch is streamed from there.
+  if (auto url = filter.kind == Change::Kind::kRollout ? driver_url(req) : std::nullopt) {
+    if (url->empty()) {
       open_watches_.fetch_sub(1);
       return send_error(res, 503, kNoDriver);
     }
-    if (!target.here) {
-      metrics_.count("flotilla_hub_api_forwarded_total");
-      return forward_watch(req, res, target.url, forwarding_.instance, forwarding_.ca_file,
-                           [this] { open_watches_.fetch_sub(1); });
-    }
+    metrics_.count("flotilla_hub_api_forwarded_total");
+    return forward_watch(req, res, *url, forwarding_.instance, forwarding_.ca_file,
+                         [this] { open_watches_.fetch_sub(1); });
   }
   if (*after < watch_.oldest() || *after > watch_.version()) {
     metrics_.count("flotilla_hub_watches_expired_total", kind);  // the stream answers 410
@@ -477,16 +475,22 @@ void Api::watch(const httplib::Request& req, httplib::Response& res, WatchFilter
                      [this] { open_watches_.fetch_sub(1); });
 }
 
+std::optional<std::string> Api::driver_url(const httplib::Request& req) {
+  if (!forwarding_.where || req.has_header(kForwardedBy)) return std::nullopt;
+  ForwardTarget target = forwarding_.where();
+  if (target.here) return std::nullopt;
+  return std::move(target.url);
+}
+
 bool Api::forward_target(const httplib::Request& req, httplib::Response& res) {
-  if (!forwarding_.where || req.has_header(kForwardedBy)) return false;
-  const ForwardTarget target = forwarding_.where();
-  if (target.here) return false;
-  if (target.url.empty()) {
+  auto url = driver_url(req);
+  if (!url) return false;
+  if (url->empty()) {
     send_error(res, 503, kNoDriver);
     return true;
   }
   metrics_.count("flotilla_hub_api_forwarded_total");
-  forward_request(req, res, target.url, forwarding_.instance, forwarding_.ca_file);
+  forward_request(req, res, *url, forwarding_.instance, forwarding_.ca_file);
   return true;
 }
 

@@ -51,6 +51,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cloud-hub/admission.hpp"
@@ -111,8 +112,11 @@ class Api {
 
  private:
   void apply(const httplib::Request& req, httplib::Response& res, const std::string& name);
+  // The driver's API address when another instance answers `req` ("" while none is known);
+  // nullopt when this one does.
+  std::optional<std::string> driver_url(const httplib::Request& req);
   // When the call is answered by another instance: forwards it there (or answers 503 while
-  // none is known) and returns true.
+  // none is known) and returns true. The caller has checked that only the driver answers it.
   bool forward_target(const httplib::Request& req, httplib::Response& res);
   // GET of a list: with ?watch=true a watch stream, else the list with its resourceVersion.
   void list(const httplib::Request& req, httplib::Response& res, Change::Kind kind);

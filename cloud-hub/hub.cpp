@@ -58,11 +58,7 @@ Expected<std::unique_ptr<Hub>> Hub::create(HubOptions options,
   hub->stores_ = std::move(*stores);
   std::string instance = o.instance_id;
   if (!o.store.empty()) {
-    if (instance.empty()) {
-      char host[256] = {};
-      if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "hub");
-      instance = std::string(host) + "-" + std::to_string(getpid());
-    }
+    if (instance.empty()) instance = fs::host_name("hub") + "-" + std::to_string(getpid());
     ShardLeaseOptions l;
     l.conninfo = o.store;
     l.instance_id = instance;
@@ -294,12 +290,8 @@ Status Hub::start() {
   if (leases_) {
     std::string url = options_.instance_url;
     if (url.empty()) {
-      std::string reachable = host;
-      if (host == "0.0.0.0" || host == "::" || host.empty()) {
-        char name[256] = {};
-        reachable = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
-      }
-      url = scheme + reachable + ":" + std::to_string(port_);
+      const bool wildcard = host == "0.0.0.0" || host == "::" || host.empty();
+      url = scheme + (wildcard ? fs::host_name("localhost") : host) + ":" + std::to_string(port_);
     }
     leases_->set_api_url(url);
   }

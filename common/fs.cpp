@@ -19,11 +19,14 @@ namespace {
 std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
+std::string host_name(const std::string& fallback) {
+  char name[256] = {};
+  return ::gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0' ? std::string(name)
+                                                                       : fallback;
+}
+
 std::string unique_temp_name(const std::string& prefix) {
-  static const std::string host = [] {
-    char name[256] = {};
-    return ::gethostname(name, sizeof(name) - 1) == 0 ? std::string(name) : std::string("host");
-  }();
+  static const std::string host = host_name("host");
   static std::atomic<uint64_t> counter{0};
   return prefix + "." + host + "." + std::to_string(::getpid()) + "." + std::to_string(++counter);
 }

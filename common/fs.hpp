@@ -8,6 +8,9 @@
 
 namespace flotilla::fs {
 
+// This machine's host name; `fallback` when it cannot be read or is empty.
+std::string host_name(const std::string& fallback);
+
 // `prefix` + ".<host name>.<pid>.<n>": a name no other thread, process or host sharing the folder
 // (a network file system) uses at the same time, for temp files that are renamed into place.
 std::string unique_temp_name(const std::string& prefix);

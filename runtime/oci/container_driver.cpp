@@ -47,8 +47,7 @@ bool name_char(char c) {
 
 std::string hostname_for(const LaunchSpec& spec, const std::string& name) {
   if (spec.container.host_network) {
-    char host[256] = {};
-    if (::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') return host;
+    if (std::string host = fs::host_name(""); !host.empty()) return host;
   }
   std::string out;
   for (char c : name.substr(0, kMaxHostnameLength)) {
