@@ -76,15 +76,16 @@ std::string cpu_shares(const ScenarioOptions& o, const CpuSample& a, const CpuSa
 }
 
 void flood_cpu_rows(const ScenarioOptions& o, const CpuSample& a, const CpuSample& b, double wall_s,
-                    std::ostream& out) {
+                    std::ostream& out, const std::string& phase) {
   const double hub_cpu = b.hub.cpu_seconds - a.hub.cpu_seconds;
-  out << "| hub CPU during the flood | " << fmt(hub_cpu, 2) << " s ("
+  out << "| hub CPU during " << phase << " | " << fmt(hub_cpu, 2) << " s ("
       << fmt(100 * hub_cpu / wall_s, 0) << "% of one core) |\n";
-  out << "| hub threads, CPU during the flood (busiest first; s, % of the flood's wall time) | "
+  out << "| hub threads, CPU during " << phase << " (busiest first; s, % of its wall time) | "
       << busiest_threads(a.hub_threads, b.hub_threads, wall_s) << " |\n";
-  out << "| machine CPU during the flood: busy / hub / mosquitto / simulator / everything else | "
-      << cpu_shares(o, a, b, wall_s) << " of one core ("
-      << fmt((b.machine.total_seconds - a.machine.total_seconds) / wall_s, 0) << " cores) |\n";
+  out << "| machine CPU during " << phase
+      << ": busy / hub / mosquitto / simulator / everything else | " << cpu_shares(o, a, b, wall_s)
+      << " of one core (" << fmt((b.machine.total_seconds - a.machine.total_seconds) / wall_s, 0)
+      << " cores) |\n";
 }
 
 Harness::Harness(const ScenarioOptions& o) : options_(o), fleet_(loop_, o.fleet), hub_(o.hub_port) {

@@ -51,10 +51,10 @@ CpuSample sample_cpu(const ScenarioOptions& o);
 std::string cpu_shares(const ScenarioOptions& o, const CpuSample& a, const CpuSample& b,
                        double wall_s);
 
-// Rows for a flood between samples a and b, `wall_s` apart: the hub's CPU, its busiest threads,
-// and the machine's CPU by hub / broker / simulator / everything else.
+// Rows for a phase (default "the flood") between samples a and b, `wall_s` apart: the hub's CPU,
+// its busiest threads, and the machine's CPU by hub / broker / simulator / everything else.
 void flood_cpu_rows(const ScenarioOptions& o, const CpuSample& a, const CpuSample& b, double wall_s,
-                    std::ostream& out);
+                    std::ostream& out, const std::string& phase = "the flood");
 
 // The fleet, its loop thread, and the usage baselines every scenario reports against.
 class Harness {

@@ -39,9 +39,11 @@ int run_startup(const ScenarioOptions& o, std::ostream& out) {
   Harness h(o);
   if (connect_and_report_ready(h, o, out) < 0) return 1;
   const uint32_t n = o.fleet.nodes;
+  const CpuSample cpu_sent = sample_cpu(o);
   const Clock::time_point sent = Clock::now();
   auto applied = h.hub_.apply("startup", every_node_manifest("startup", "v1"));
   const Clock::time_point accepted = Clock::now();
+  const CpuSample cpu_accepted = sample_cpu(o);
   if (!applied) {
     out << "| apply | FAILED: " << applied.error().message() << " |\n";
     return 1;
@@ -63,6 +65,8 @@ int run_startup(const ScenarioOptions& o, std::ostream& out) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(o.poll_ms));
   }
+  const CpuSample cpu_done = sample_cpu(o);
+  const Clock::time_point done = Clock::now();
   std::vector<double> sim_times;
   for (auto t : h.fleet_.running_acked("startup")) sim_times.push_back(seconds_since(accepted, t));
   std::sort(sim_times.begin(), sim_times.end());
@@ -79,6 +83,10 @@ int run_startup(const ScenarioOptions& o, std::ostream& out) {
   out << "| sim-side: Running status PUBACK p50 / p99 / max (" << sim_times.size()
       << " instances) | " << fmt(percentile(sim_times, 50)) << " / "
       << fmt(percentile(sim_times, 99)) << " / " << fmt(percentile(sim_times, 100)) << " s |\n";
+  flood_cpu_rows(o, cpu_sent, cpu_accepted, seconds_since(sent, accepted), out,
+                 "the apply request");
+  flood_cpu_rows(o, cpu_accepted, cpu_done, seconds_since(accepted, done), out,
+                 "the apply response → all Running");
   h.usage_rows(out);
   return 0;
 }
