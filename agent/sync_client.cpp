@@ -68,6 +68,7 @@ Status SyncClient::subscribe() {
 void SyncClient::on_hub_online(const std::string& payload, bool retained) {
   auto online = sync::decode<v1::HubOnline>(payload);
   if (!online) return reject("hub/online", online.error().message());
+  hub_version_ = online->protocol_version();
   if (online->epoch() == hello_epoch_) return;
   hello_epoch_ = online->epoch();
   // The retained copy comes with our subscription, which every (re)connect makes and follows
@@ -132,7 +133,20 @@ void SyncClient::send_hello() {
   (void)transport_.publish(topic("hello"), sync::encode(hello), 1);
 }
 
+bool SyncClient::hub_takes_acks_in_status() const {
+  return hub_version_ >= sync::kAckInStatusSinceVersion;
+}
+
+void SyncClient::ack_applied(uint64_t revision) {
+  if (hub_takes_acks_in_status()) {
+    ack_due_ = std::max(ack_due_, revision);
+  } else {
+    send_ack(revision);
+  }
+}
+
 void SyncClient::send_ack(uint64_t revision) {
+  ack_due_ = 0;
   v1::Ack ack;
   ack.set_node(node_);
   ack.set_revision(revision);
@@ -242,7 +256,7 @@ bool SyncClient::handle_desired(const std::string& payload) {
   // Fault tests: a kill -9 in the window between persist and ack (docs/protocol.md says the
   // agent re-acks on restart).
   if (failpoint("agent.after_persist_before_ack")) std::raise(SIGKILL);
-  send_ack(msg->to_revision());
+  ack_applied(msg->to_revision());
   return true;
 }
 
@@ -260,6 +274,7 @@ void SyncClient::tick(uint32_t instances_running) {
     next_heartbeat_ = clock_.now() + config_.heartbeat;
   }
   flush();
+  if (ack_due_ != 0) send_ack(ack_due_);  // no status batch took it
 }
 
 void SyncClient::say_goodbye(sync::Transport::DoneHandler done) {

@@ -83,6 +83,11 @@ class SyncClient {
   void on_hub_online(const std::string& payload, bool retained);
   void send_hello();
   void send_ack(uint64_t revision);
+  // After persisting `revision`: to a hub speaking v3 the ack rides on the status batch this
+  // tick sends (the reconciler reports what the apply started), else it goes alone at the end of
+  // the tick; to an older hub it goes now.
+  void ack_applied(uint64_t revision);
+  bool hub_takes_acks_in_status() const;
   void send_full_status();
   void flush();
   void publish_batch(v1::StatusBatch& batch, Batch keys);
@@ -103,6 +108,8 @@ class SyncClient {
   // Epoch of the last HubOnline answered with Hello; a new one means a hub (re)connected and may
   // have missed our Hello.
   std::string hello_epoch_;
+  uint32_t hub_version_ = 0;  // the newest version the shard's hub speaks, as its HubOnline said
+  uint64_t ack_due_ = 0;      // a persisted revision whose ack has not gone out yet (v3 hubs)
   bool acked_since_start_ = false;
   TimePoint next_heartbeat_{};
   TimePoint retry_at_{};

@@ -19,6 +19,12 @@ constexpr size_t kPerRecordOverhead = 8;
 size_t SyncClient::batch_limit() const { return sync::kMaxMessageBytes - kBatchHeadroom; }
 
 void SyncClient::publish_batch(v1::StatusBatch& batch, Batch keys) {
+  if (hub_takes_acks_in_status()) {
+    // Persisted before this batch was built: the batch acks it.
+    batch.set_acked_revision(store_.meta().desired_revision);
+    ack_due_ = 0;
+    acked_since_start_ = true;
+  }
   uint64_t id = ++next_batch_id_;
   for (const auto& key : keys.statuses) inflight_statuses_.insert(key);
   for (uint64_t seq : keys.events) inflight_events_.insert(seq);

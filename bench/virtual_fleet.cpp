@@ -4,6 +4,7 @@
 #include <random>
 
 #include "sync/codec.hpp"
+#include "sync/desired_parts.hpp"
 #include "sync/topics.hpp"
 
 namespace flotilla::bench {
@@ -199,6 +200,8 @@ void VirtualFleet::on_hub_online(uint32_t c, uint32_t shard, std::string_view pa
                                  bool retained) {
   auto online = sync::decode<pb::HubOnline>(payload);
   if (!online) return;
+  if (hub_version_.size() < options_.shards) hub_version_.resize(options_.shards, 0);
+  if (shard < hub_version_.size()) hub_version_[shard] = online->protocol_version();
   for (uint32_t i : conns_[c].nodes) {
     Node& n = nodes_[i];
     if (n.shard != shard || n.answered_epoch == online->epoch()) continue;
@@ -236,7 +239,7 @@ void VirtualFleet::on_desired(Node& node, std::string_view payload) {
   // "Persist" (in memory) the new set and revision, then ack, then converge the instances.
   node.desired.swap(next);
   node.revision = msg->to_revision();
-  send_ack(node, node.revision);
+  ack_applied(node);
   for (auto it = node.instances.begin(); it != node.instances.end();) {
     if (node.desired.count(it->first) == 0) {
       instance_removed(node, it->first);
@@ -310,7 +313,18 @@ void VirtualFleet::queue_full_status(Node& node) {
   mark_dirty(node);
 }
 
+void VirtualFleet::ack_applied(Node& node) {
+  if (node.shard < hub_version_.size() &&
+      hub_version_[node.shard] >= sync::kAckInStatusSinceVersion) {
+    node.ack_due = node.revision;
+    mark_dirty(node);
+  } else {
+    send_ack(node, node.revision);
+  }
+}
+
 void VirtualFleet::send_ack(Node& node, uint64_t revision) {
+  node.ack_due = 0;
   if (!conn_of(node).up() || node.offline) return;
   pb::Ack a;
   a.set_node(node.name);
@@ -339,8 +353,18 @@ void VirtualFleet::send_heartbeat(Node& node) {
 void VirtualFleet::flush_status(Node& node) {
   node.dirty = false;
   if (!conn_of(node).up() || node.offline) return;  // re-sent in full on the next connect
+  if (node.pending.empty() && !node.full_pending) {
+    if (node.ack_due != 0) send_ack(node, node.ack_due);  // nothing to carry it
+    return;
+  }
   pb::StatusBatch batch;
   batch.set_node(node.name);
+  const bool carries_ack = node.shard < hub_version_.size() &&
+                           hub_version_[node.shard] >= sync::kAckInStatusSinceVersion;
+  if (carries_ack) {
+    batch.set_acked_revision(node.revision);
+    node.ack_due = 0;
+  }
   if (node.full_pending) {
     // A full batch lists every instance's latest record; the agent sends the same.
     batch.set_full(true);
@@ -365,13 +389,18 @@ void VirtualFleet::flush_status(Node& node) {
   node.full_pending = false;
   ++counters_.status_batches;
   counters_.status_records += batch.instances_size();
-  conn_of(node).publish(topic(node, "status"), sync::encode(batch), 1,
-                        [this, running = std::move(running)] {
-                          if (running.empty()) return;
-                          const SteadyTime now = std::chrono::steady_clock::now();
-                          std::lock_guard<std::mutex> lock(stats_mu_);
-                          for (const auto& w : running) running_acked_[w].push_back(now);
-                        });
+  conn_of(node).publish(
+      topic(node, "status"), sync::encode(batch), 1,
+      [this, &node, running = std::move(running), acked = carries_ack ? node.revision : 0] {
+        if (acked > node.acked_revision) {
+          node.acked_revision = acked;
+          node.acked_at = std::chrono::steady_clock::now();
+        }
+        if (running.empty()) return;
+        const SteadyTime now = std::chrono::steady_clock::now();
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        for (const auto& w : running) running_acked_[w].push_back(now);
+      });
 }
 
 void VirtualFleet::on_idle() {

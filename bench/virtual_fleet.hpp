@@ -145,6 +145,7 @@ class VirtualFleet {
     uint64_t blast_records = 0;  // records blasted so far (picks the next instance id)
     std::string boot_id;
     std::string answered_epoch;
+    uint64_t ack_due = 0;  // applied, not yet acked: rides on the next status batch (v3 hubs)
     std::map<std::string, flotilla::v1::WorkloadSpec> desired;
     std::map<std::string, Instance> instances;          // workload -> running instance
     std::vector<flotilla::v1::InstanceStatus> pending;  // records not yet sent
@@ -175,6 +176,8 @@ class VirtualFleet {
   void send_hello(Node& node);
   void queue_full_status(Node& node);
   void send_ack(Node& node, uint64_t revision);
+  // As the agent: a hub speaking v3 takes the ack in the status batch the apply causes.
+  void ack_applied(Node& node);
   void send_heartbeat(Node& node);
   void instance_running(Node& node, const flotilla::v1::WorkloadSpec& spec);
   void instance_removed(Node& node, const std::string& workload);
@@ -188,6 +191,7 @@ class VirtualFleet {
   FleetOptions options_;
   FleetCounters counters_;
   std::vector<Node> nodes_;
+  std::vector<uint32_t> hub_version_;  // per shard: the newest version its HubOnline said
   std::vector<Conn> conns_;
   std::unordered_map<std::string, uint32_t> by_name_;
   std::unique_ptr<MqttConn> monitor_;

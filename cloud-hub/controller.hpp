@@ -343,6 +343,13 @@ class Controller {
   Expected<const WorkloadManifest*> manifest_locked(const WorkloadRecord& w);
   // Queues the node's DesiredState if its acked revision differs from its current one.
   void queue_desired_locked(Shard& shard, const NodeRecord& node, Outbox& out);
+  // An ack of `revision` (an Ack, or a v3 StatusBatch's acked_revision): raises
+  // node.acked_revision and returns true when it is newer and was issued; a revision above the
+  // node's current one is logged and counted, and changes nothing. The caller stores the node.
+  bool take_ack_locked(NodeRecord& node, uint64_t revision);
+  // After a stored ack: a node still behind is sent the rest, unless a message covering it is
+  // already on its way.
+  void after_ack_locked(Shard& shard, const NodeRecord& node, const Live& live, Outbox& out);
   void queue_desired_for_locked(const std::set<std::string>& nodes, Outbox& out);
   void queue_resync_locked(const std::string& node, const std::string& reason, Outbox& out);
   // Records an event: a node's in its shard's store, a fleet-wide one (node empty) in control.

@@ -228,30 +228,40 @@ void Controller::on_ack(const pb::Ack& ack) {
     Live& live = shard.live[node.name];
     live.last_seen = clock_.now();
     live.timed_out = false;
-    if (ack.revision() > node.revision) {
-      // Not issued by this store; the agent's next hello or heartbeat resets the history.
-      log_->warn("ack for unknown revision node={} acked={} current={}", node.name, ack.revision(),
-                 node.revision);
-      metrics_.count("flotilla_hub_acks_ignored_total", {{"reason", "unknown_revision"}});
-      return;
-    }
-    if (ack.revision() <= node.acked_revision) {
+    if (ack.revision() <= node.acked_revision && ack.revision() <= node.revision) {
       metrics_.count("flotilla_hub_acks_ignored_total", {{"reason", "duplicate"}});
       return;
     }
-    node.acked_revision = ack.revision();
+    if (!take_ack_locked(node, ack.revision())) return;
     if (auto st = shard.store->put_node_progress(node); !st) {
       return store_failed("record ack of node '" + node.name + "'", st.error());
     }
-    log_->debug("ack node={} revision={} current={}", node.name, ack.revision(), node.revision);
-    // Still behind: send the rest unless a message covering it is already on its way.
-    bool covered =
-        live.sent_to == node.revision && clock_.now() - live.last_sent < options_.resend_interval;
-    if (node.ready && node.acked_revision != node.revision && !covered) {
-      queue_desired_locked(shard, node, out);
-    }
+    after_ack_locked(shard, node, live, out);
   }
   flush(out);
+}
+
+bool Controller::take_ack_locked(NodeRecord& node, uint64_t revision) {
+  if (revision > node.revision) {
+    // Not issued by this store; the agent's next hello or heartbeat resets the history.
+    log_->warn("ack for unknown revision node={} acked={} current={}", node.name, revision,
+               node.revision);
+    metrics_.count("flotilla_hub_acks_ignored_total", {{"reason", "unknown_revision"}});
+    return false;
+  }
+  if (revision <= node.acked_revision) return false;
+  node.acked_revision = revision;
+  log_->debug("ack node={} revision={} current={}", node.name, revision, node.revision);
+  return true;
+}
+
+void Controller::after_ack_locked(Shard& shard, const NodeRecord& node, const Live& live,
+                                  Outbox& out) {
+  bool covered =
+      live.sent_to == node.revision && clock_.now() - live.last_sent < options_.resend_interval;
+  if (node.ready && node.acked_revision != node.revision && !covered) {
+    queue_desired_locked(shard, node, out);
+  }
 }
 
 void Controller::on_status(const pb::StatusBatch& batch) {
@@ -270,6 +280,10 @@ void Controller::on_status(const pb::StatusBatch& batch) {
       live.timed_out = false;
       const uint64_t seen_before = node.status_seq;
       const int64_t wall = clock_.wall_ms();
+      // v3 agents ack in their status batches; every batch carries the revision, so one that
+      // is not newer is no duplicate ack, just nothing new.
+      const bool acked =
+          batch.has_acked_revision() && take_ack_locked(node, batch.acked_revision());
       Status st = shard.store->transaction([&]() -> Status {
         std::set<std::string> listed;
         for (const auto& inst : batch.instances()) {
@@ -302,6 +316,7 @@ void Controller::on_status(const pb::StatusBatch& batch) {
         return shard.store->put_node_progress(node);
       });
       if (!st) return store_failed("record status of node '" + node.name + "'", st.error());
+      if (acked) after_ack_locked(shard, node, live, out);
       observe_startups_locked(shard, batch);
       if (batch.instances_size() > 0) note_changed(Change::Kind::kNode, node.name);
       bool rolling = false;

@@ -62,6 +62,9 @@ std::vector<UpMessage> coalesce_status(std::vector<UpMessage> in, size_t& merged
       if (e.seq() == 0 || e.seq() > seen) *merged.add_events() = std::move(e);
     }
     merged.set_dropped_events(merged.dropped_events() + batch->dropped_events());
+    if (batch->has_acked_revision() && batch->acked_revision() > merged.acked_revision()) {
+      merged.set_acked_revision(batch->acked_revision());
+    }
     ++merged_count;
   }
   return out;

@@ -1,4 +1,5 @@
-// Protocol versions and what v2 added: a DesiredState larger than one message travels in parts.
+// Protocol versions, what v2 added (a DesiredState larger than one message travels in parts) and
+// what v3 added (an agent talking to a v3 hub acks in its status batches).
 //
 // Versions. An agent's Hello states the newest version it speaks (`protocol_version`) and the
 // oldest (`min_protocol_version`; 0 from v1 agents, which speak only v1). The hub speaks
@@ -6,6 +7,9 @@
 // a node with no common version is refused (its hello is dropped, logged and counted). The
 // messages of v1 are unchanged in v2, so a v1 agent keeps working against a v2 hub: it is only
 // never sent parts (a desired state too large for one message is reported and held, as v1 did).
+// v3 adds StatusBatch.acked_revision, which the hub takes as an Ack; an agent folds its ack into
+// the status batch that follows an apply only when the hub's HubOnline says v3 or newer, so a
+// v3 agent keeps sending Ack messages to an older hub, and a v2 agent's Acks still count.
 //
 // Parts (v2). split_desired() cuts a DesiredState into messages of at most `max_bytes`, each a
 // copy of the header (node, from, to, snapshot) with `part` = 0..parts-1 and a share of the
@@ -28,7 +32,8 @@
 
 namespace flotilla::sync {
 
-inline constexpr uint32_t kPartsSinceVersion = 2;  // DesiredState parts
+inline constexpr uint32_t kPartsSinceVersion = 2;        // DesiredState parts
+inline constexpr uint32_t kAckInStatusSinceVersion = 3;  // StatusBatch.acked_revision
 
 // The version to speak with a peer that speaks [peer_min, peer_max] (peer_min 0: only
 // peer_max), or an error naming both ranges.

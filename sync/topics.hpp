@@ -13,7 +13,7 @@
 namespace flotilla::sync {
 
 // Protocol versions (sync/desired_parts.hpp says what each added and how they are negotiated).
-inline constexpr uint32_t kProtocolVersion = 2;     // newest this build speaks
+inline constexpr uint32_t kProtocolVersion = 3;     // newest this build speaks
 inline constexpr uint32_t kMinProtocolVersion = 1;  // oldest this build still speaks
 inline constexpr uint32_t kDefaultShards = 16;
 

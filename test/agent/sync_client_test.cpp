@@ -25,6 +25,21 @@ class SyncTest : public testing::AgentFixture {
     AgentFixture::on_hub_message(m);
     if (m.topic.find("/up/ack") != std::string::npos)
       revision_when_acked_.push_back(persisted_revision());
+    if (m.topic.find("/up/status") != std::string::npos) {
+      auto batch = sync::decode<v1::StatusBatch>(m.payload);
+      if (batch.ok() && batch->has_acked_revision())
+        revision_when_status_acked_.push_back(persisted_revision());
+    }
+  }
+  // The hub of the agent's shard announces itself speaking `version`.
+  void hub_online(uint32_t version, const std::string& epoch = "e1") {
+    v1::HubOnline online;
+    online.set_epoch(epoch);
+    online.set_protocol_version(version);
+    ASSERT_TRUE(hub_->publish_retained(sync::hub_online_topic(sync::shard_of(kNode, 16)),
+                                       sync::encode(online))
+                    .ok());
+    agent_->run_once();
   }
   std::vector<uint64_t> ack_revisions() {
     std::vector<uint64_t> out;
@@ -33,6 +48,7 @@ class SyncTest : public testing::AgentFixture {
   }
   std::vector<v1::StatusBatch> batches() { return got<v1::StatusBatch>("status"); }
   std::vector<uint64_t> revision_when_acked_;
+  std::vector<uint64_t> revision_when_status_acked_;
 };
 
 TEST_F(SyncTest, TransportOptionsFollowTheProtocol) {
@@ -58,7 +74,7 @@ TEST_F(SyncTest, ConnectSendsHelloThenFullStatus) {
   EXPECT_EQ(kinds()[1], "status");
   auto hello = got<v1::Hello>("hello").at(0);
   EXPECT_EQ(hello.node(), "edge-1");
-  EXPECT_EQ(hello.protocol_version(), 2u);
+  EXPECT_EQ(hello.protocol_version(), sync::kProtocolVersion);
   EXPECT_EQ(hello.min_protocol_version(), 1u);
   EXPECT_EQ(hello.acked_revision(), 3u);
   EXPECT_EQ(hello.boot_id(), "boot-1");
@@ -87,6 +103,39 @@ TEST_F(SyncTest, SnapshotIsPersistedBeforeItIsAcked) {
   EXPECT_EQ(ack_revisions(), std::vector<uint64_t>{5});
   EXPECT_EQ(revision_when_acked_, std::vector<uint64_t>{5});
   EXPECT_EQ(driver_.running(), std::vector<std::string>{"web-1"}) << "not reconciled at once";
+}
+
+// Protocol v3: to a hub that says it speaks v3, the ack rides on the status batch the apply
+// causes (one message instead of two per node); an apply that starts nothing is acked alone, and
+// to an older hub every ack goes alone, as before.
+TEST_F(SyncTest, AV3HubTakesTheAckInTheStatusBatchThatFollowsTheApply) {
+  start_agent();
+  hub_online(3);  // answered with a hello and a full status, which carries revision 0
+  received_.clear();
+  revision_when_status_acked_.clear();
+  send_desired(snapshot(kNode, 5, {process_spec("web")}));
+  EXPECT_TRUE(ack_revisions().empty()) << "no Ack message of its own";
+  auto sent = batches();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].acked_revision(), 5u);
+  ASSERT_EQ(sent[0].instances_size(), 1);
+  EXPECT_EQ(sent[0].instances(0).instance_id(), "web-1");
+  EXPECT_EQ(revision_when_status_acked_, std::vector<uint64_t>{5}) << "persisted, then acked";
+
+  // Nothing to report (the same workload again): the ack goes alone, in the same tick.
+  received_.clear();
+  send_desired(snapshot(kNode, 6, {process_spec("web")}));
+  EXPECT_EQ(ack_revisions(), std::vector<uint64_t>{6});
+  EXPECT_TRUE(batches().empty());
+
+  // A hub one version behind (v2) gets an Ack for each apply, and batches it does not read
+  // carry nothing new.
+  hub_online(2, "e2");
+  received_.clear();
+  send_desired(delta(kNode, 6, 7, {process_spec("db")}, {}));
+  EXPECT_EQ(ack_revisions(), std::vector<uint64_t>{7});
+  EXPECT_EQ(revision_when_acked_.back(), 7u);
+  for (const auto& b : batches()) EXPECT_FALSE(b.has_acked_revision());
 }
 
 TEST_F(SyncTest, DesiredStateInPartsIsAppliedOnlyWhenWholeAndAckedOnce) {

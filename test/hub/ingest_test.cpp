@@ -64,6 +64,31 @@ TEST(CoalesceStatus, MergesANodesRunKeepingTheNewestRecordOfEachInstance) {
   EXPECT_EQ(std::get<pb::StatusBatch>(out[1]).node(), "n2");
 }
 
+TEST(CoalesceStatus, AMergedRunAcksTheHighestRevisionItCarried) {
+  std::vector<UpMessage> in;
+  auto b1 = batch("n1", {instance("web", "web-1", pb::PHASE_PENDING, 1)});
+  b1.set_acked_revision(4);
+  auto b2 = batch("n1", {instance("web", "web-1", pb::PHASE_RUNNING, 2)});  // an older agent's
+  auto b3 = batch("n1", {instance("web", "web-1", pb::PHASE_RUNNING, 3)});
+  b3.set_acked_revision(6);
+  auto b4 = batch("n1", {instance("web", "web-1", pb::PHASE_RUNNING, 4)});
+  b4.set_acked_revision(5);  // reordered
+  for (auto* b : {&b1, &b2, &b3, &b4}) in.emplace_back(*b);
+  size_t merged = 0;
+  auto out = coalesce_status(std::move(in), merged);
+  EXPECT_EQ(merged, 3u);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::get<pb::StatusBatch>(out[0]).acked_revision(), 6u);
+
+  // A run none of whose batches acks stays without an ack.
+  std::vector<UpMessage> plain;
+  plain.emplace_back(batch("n2", {instance("web", "web-1", pb::PHASE_RUNNING, 1)}));
+  plain.emplace_back(batch("n2", {instance("web", "web-1", pb::PHASE_RUNNING, 2)}));
+  auto out2 = coalesce_status(std::move(plain), merged);
+  ASSERT_EQ(out2.size(), 1u);
+  EXPECT_FALSE(std::get<pb::StatusBatch>(out2[0]).has_acked_revision());
+}
+
 TEST(CoalesceStatus, AnythingElseFromTheNodeOrAFullBatchEndsTheRun) {
   std::vector<UpMessage> in;
   in.emplace_back(batch("n1", {instance("web", "web-1", pb::PHASE_PENDING, 1)}));

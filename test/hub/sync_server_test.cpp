@@ -89,6 +89,45 @@ TEST(SyncServerTest, DuplicateAndStaleAcksChangeNothing) {
   EXPECT_EQ(hub.node("n1").acked_revision, 1u);
 }
 
+// Protocol v3: a status batch's acked_revision is an ack. Every batch of a v3 agent carries it,
+// so one that is not newer is not counted as a duplicate ack; one never issued changes nothing.
+TEST(SyncServerTest, AStatusBatchCarryingAnAckedRevisionAcksIt) {
+  HubHarness hub;
+  hub.apply(process_workload("a", "placement: {everyNode: true}"));
+  FakeAgent agent(hub.broker, "n1");
+  agent.hello(0);
+  ASSERT_EQ(agent.desired.size(), 1u);
+  pb::StatusBatch b;
+  b.set_node("n1");
+  *b.add_instances() = instance("a", "a-1", pb::PHASE_RUNNING, 1);
+  b.set_acked_revision(1);
+  agent.send("status", b);
+  EXPECT_EQ(hub.node("n1").acked_revision, 1u);
+  EXPECT_EQ(hub.store->get_instance("n1", "a-1")->value().status.phase(), pb::PHASE_RUNNING);
+
+  b.clear_instances();
+  agent.send("status", b);  // the same revision again, as every later batch carries it
+  b.set_acked_revision(7);  // never issued
+  agent.send("status", b);
+  EXPECT_EQ(hub.node("n1").acked_revision, 1u);
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_acks_ignored_total", {{"reason", "duplicate"}}), 0u);
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_acks_ignored_total", {{"reason", "unknown_revision"}}),
+            1u);
+
+  // Still behind after the ack it carries: the rest is sent, as after an Ack.
+  hub.apply(process_workload("b", "placement: {everyNode: true}"));
+  hub.apply(process_workload("c", "placement: {everyNode: true}"));
+  ASSERT_EQ(agent.desired.back().to_revision(), 3u);
+  agent.desired.clear();
+  hub.clock.advance(Millis(30000));  // past the resend interval
+  b.set_acked_revision(2);
+  agent.send("status", b);
+  EXPECT_EQ(hub.node("n1").acked_revision, 2u);
+  ASSERT_EQ(agent.desired.size(), 1u);
+  EXPECT_EQ(agent.desired[0].from_revision(), 2u);
+  EXPECT_EQ(agent.desired[0].to_revision(), 3u);
+}
+
 TEST(SyncServerTest, AgentAheadOfTheHubGetsASnapshotPastItsRevision) {
   HubHarness hub;
   hub.apply(process_workload("a", "placement: {everyNode: true}"));
