@@ -264,12 +264,20 @@ Expected<ApplyOutcome> Controller::apply(const std::vector<WorkloadManifest>& ma
       if (r.action != "unchanged") log_->info("workload {} name={}", r.action, r.name);
     }
     if (plan) {
-      // Committed in control; start() repairs the shards if this does not get through.
-      if (auto m = materialize_locked(*plan, true, changed_nodes); !m) {
+      // Committed in control; start() repairs the shards if this does not get through. Shard
+      // by shard: the control lock (and the fleet lock) stay held, so no other placement change
+      // interleaves, but each shard is locked only while it is written, and its nodes are sent
+      // their desired state as soon as it committed. At 100,000 nodes the first nodes run
+      // before the last shard is written, and ingest goes on meanwhile.
+      auto send_shard = [this](const std::set<std::string>& changed_in_shard) {
+        Outbox shard_out;
+        queue_desired_for_locked(changed_in_shard, shard_out);
+        flush(shard_out);
+      };
+      if (auto m = materialize_locked(*plan, true, changed_nodes, {}, send_shard, &locks); !m) {
         store_failed("write desired state after an apply", m.error());
       }
     }
-    queue_desired_for_locked(changed_nodes, out);
   }
   flush(out);
   return outcome;
@@ -465,7 +473,8 @@ Status Controller::write_placements_locked(const Plan& plan) {
 
 Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
                                       std::set<std::string>& changed,
-                                      const std::set<std::string>& also) {
+                                      const std::set<std::string>& also,
+                                      const ShardDone& shard_done, Locks* locks) {
   // Nodes that gained or lost a workload; with unchanged specs no other node needs a look.
   std::set<std::string> moved = also;
   if (!specs_changed) {
@@ -493,15 +502,24 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
   }
   Status failed = Ok();
   const TimePoint issued = clock_.now();
+  // Every shard has been read: from here on one shard at a time (mutexes[0] is the control lock).
+  const bool shard_by_shard = locks != nullptr;
+  if (shard_by_shard) {
+    for (size_t i = 1; i < locks->mutexes.size(); ++i) locks->mutexes[i].unlock();
+  }
   for (size_t i = 0; i < shards_.size(); ++i) {
     Shard& shard = *shards_[i];
+    std::unique_lock<std::recursive_mutex> shard_lock(*shard.mu, std::defer_lock);
+    if (shard_by_shard) shard_lock.lock();
     // Startup clocks of this shard's new instances, and (node, workload) pairs that no longer
     // start anything: taken into shard.startups once the transaction committed.
     std::vector<std::pair<std::pair<std::string, std::string>, std::string>> starting;
     std::vector<std::pair<std::string, std::string>> not_starting;
+    std::set<std::string> changed_here;
     Status st = shard.store->transaction([&]() -> Status {
       starting.clear();
       not_starting.clear();
+      changed_here.clear();
       for (const auto& node : plan.nodes_by_shard[i]) {
         if (!specs_changed && moved.count(node) == 0) continue;
         auto rows = shard.store->desired_for_node(node);
@@ -538,7 +556,7 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
         if (upserts.empty() && deletes.empty()) continue;
         auto rev = shard.store->update_node_desired(node, upserts, deletes);
         if (!rev) return rev.error();
-        changed.insert(node);
+        changed_here.insert(node);
         note_changed(Change::Kind::kNode, node);
         for (const auto& workload : deletes) note_changed(Change::Kind::kWorkload, workload);
         for (const auto& workload : deletes) not_starting.push_back({node, workload});
@@ -580,6 +598,9 @@ Status Controller::materialize_locked(const Plan& plan, bool specs_changed,
         shard.startups[key] = Startup{std::move(hash), issued};
       }
     }
+    changed.insert(changed_here.begin(), changed_here.end());
+    if (shard_lock.owns_lock()) shard_lock.unlock();
+    if (shard_done && st) shard_done(changed_here);
     // One shard's failure does not keep the others from their desired state.
     if (!st && failed) failed = st;
   }

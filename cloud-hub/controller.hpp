@@ -320,8 +320,15 @@ class Controller {
   // transaction per shard, and adds them to `changed`. `specs_changed` false (a node came, went
   // or changed) lets it skip nodes whose set of placed workloads stayed the same.
   // `also`: nodes to look at in any case (back from a rebuilt shard, with nothing stored).
+  // `shard_done` (apply), with `locks` the caller's lock_all(): once what needs every shard is
+  // read, the shard locks are let go (the control and fleet locks stay held), each shard's lock
+  // is taken for its own transaction only, and after it is released `shard_done` gets the nodes
+  // that shard changed, so their desired state can leave while the next shard is written and
+  // the shards already done go on ingesting.
+  using ShardDone = std::function<void(const std::set<std::string>& changed_in_shard)>;
   Status materialize_locked(const Plan& plan, bool specs_changed, std::set<std::string>& changed,
-                            const std::set<std::string>& also = {});
+                            const std::set<std::string>& also = {},
+                            const ShardDone& shard_done = {}, Locks* locks = nullptr);
   // Rolling updates (spec.update): for each workload with an update policy whose new spec is
   // still on its way (or all of them when `specs_changed`), the nodes that may take it now
   // (rollout.hpp); adds those nodes to `visit`. Records each rollout's status for the views.

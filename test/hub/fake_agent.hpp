@@ -138,6 +138,7 @@ class FakeAgent {
     if (seq) update_seq = std::max(update_seq, *seq);
     send("ota", r);
   }
+  const std::string& node() const { return node_; }
   template <typename M>
   void send(const std::string& kind, const M& msg) {
     raw(kind, sync::encode(msg));

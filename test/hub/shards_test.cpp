@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "cloud-hub/hub_stores.hpp"
@@ -214,6 +215,61 @@ TEST(ShardedControllerTest, ApplyReachesNodesOfEveryShardAndListsPageAcrossShard
     page.after = *list_token_decode(next);
   }
   EXPECT_EQ(seen, all);
+}
+
+// An apply writes the shards one at a time and sends each shard's nodes their desired state as
+// soon as that shard committed: at 100,000 nodes the first ones start while later shards are
+// still being written, and a shard already written goes on ingesting (its lock is not held while
+// the others are written).
+TEST(ShardedControllerTest, AnApplySendsEachShardOnceWrittenAndWrittenShardsIngestMeanwhile) {
+  flotilla::testing::TempDir dir;
+  sync::FakeBroker broker;
+  FakeClock clock;
+  ShardedHub hub(dir.path(), broker, clock);
+  auto names = names_by_shard(1);  // one node per shard, in shard order
+  auto agents = hello_all(broker, names);
+  const std::string last = names.back().front();
+  Store& last_store = *hub.stores.shards.back();
+  std::vector<uint64_t> last_revision_when_sent;  // of the last shard's node
+  std::vector<bool> ingested_at_once;
+  std::vector<std::thread> reporters;
+  auto watcher = broker.connect("watcher");
+  watcher->set_handlers(
+      [&](sync::Message m) {
+        auto t = sync::parse_topic(m.topic);
+        if (!t || t->kind != "desired" || t->node == last) return;
+        last_revision_when_sent.push_back((*last_store.get_node(last))->revision);
+        // The node reports from another thread, as the ingest thread would: its shard's lock
+        // must be free now. (If not, the report waits for the apply, and is joined after it.)
+        auto agent = std::find_if(agents.begin(), agents.end(),
+                                  [&](const auto& a) { return a->node() == t->node; });
+        ASSERT_NE(agent, agents.end());
+        auto reported = std::make_shared<std::promise<void>>();
+        reporters.emplace_back([agent = agent->get(), node = t->node, reported] {
+          agent->status({testing::instance("a", node + "-a", pb::PHASE_RUNNING, 1)});
+          reported->set_value();
+        });
+        ingested_at_once.push_back(reported->get_future().wait_for(std::chrono::seconds(5)) ==
+                                   std::future_status::ready);
+      },
+      [](bool) {});
+  ASSERT_TRUE(watcher->start().ok());
+  ASSERT_TRUE(watcher->subscribe("flotilla/v1/s/+/n/+/down/desired", 1).ok());
+
+  auto r = hub.controller->apply(manifests(process_workload("a", "placement: {everyNode: true}")));
+  for (auto& t : reporters) t.join();
+  ASSERT_TRUE(r.ok() && r->refused.empty());
+  EXPECT_EQ(last_revision_when_sent, std::vector<uint64_t>(kShards - 1, 0))
+      << "the first shards' nodes were sent their desired state only after every shard was written";
+  EXPECT_EQ(ingested_at_once, std::vector<bool>(kShards - 1, true))
+      << "a written shard's lock was still held while the apply went on";
+  for (size_t i = 0; i + 1 < names.size(); ++i) {
+    const std::string& node = names[i].front();
+    auto inst = hub.stores.shards[i]->get_instance(node, node + "-a");
+    ASSERT_TRUE(inst.ok() && inst->has_value()) << node;
+    EXPECT_EQ((*inst)->status.phase(), pb::PHASE_RUNNING);
+  }
+  EXPECT_EQ((*last_store.get_node(last))->revision, 1u);
 }
 
 TEST(ShardedControllerTest, PagesOverUnevenShardsListEveryNodeOnceInNameOrder) {
