@@ -421,7 +421,11 @@ class Controller {
   std::atomic<uint64_t> resched_wanted_{0};
   std::atomic<uint64_t> resched_done_{0};  // written under the control lock
 
-  std::mutex hold_mu_;             // taken last, alone
+  std::mutex hold_mu_;  // taken last, alone
+  // The control store's counts as last read by gauges_text(): a scrape while an apply holds the
+  // control lock shows these instead of waiting (the shards' counts are read live).
+  std::mutex control_counts_mu_;  // taken last, alone
+  StoreCounts control_counts_;
   std::set<std::string> awaited_;  // nodes of rebuilt shards that have not said hello yet
   std::optional<TimePoint> hold_until_;
   std::set<std::string> rematerialize_;  // awaited nodes that came back: their desired state

@@ -397,14 +397,22 @@ std::string Controller::gauges_text() {
   StoreCounts total;
   std::vector<int64_t> per_shard;
   {
-    std::lock_guard lock(control_mu_);
-    auto c = control_.counts();
-    if (!c) {
-      metrics_.count("flotilla_hub_store_errors_total");
-      return "";
+    // An apply holds the control lock to its end (at 100,000 nodes, seconds): a scrape meanwhile
+    // takes the control counts of the last scrape that could read them rather than wait, so the
+    // shards' live counts (instances starting during the apply) are seen as they change.
+    std::unique_lock lock(control_mu_, std::try_to_lock);
+    if (lock.owns_lock()) {
+      auto c = control_.counts();
+      if (!c) {
+        metrics_.count("flotilla_hub_store_errors_total");
+        return "";
+      }
+      std::lock_guard counts(control_counts_mu_);
+      control_counts_ = *c;
     }
-    total.workloads = c->workloads;
-    total.pending_instances = c->pending_instances;
+    std::lock_guard counts(control_counts_mu_);
+    total.workloads = control_counts_.workloads;
+    total.pending_instances = control_counts_.pending_instances;
   }
   for (auto& shard : shards_) {
     std::lock_guard lock(*shard->mu);

@@ -34,6 +34,13 @@ std::vector<std::vector<std::string>> names_by_shard(size_t per_shard) {
   return out;
 }
 
+// The value of one series in a /metrics text (0 when absent).
+double metric_value(const std::string& text, const std::string& series) {
+  auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
 // A FakeAgent per name, each having said hello.
 std::vector<std::unique_ptr<FakeAgent>> hello_all(
     sync::FakeBroker& broker, const std::vector<std::vector<std::string>>& names) {
@@ -232,6 +239,7 @@ TEST(ShardedControllerTest, AnApplySendsEachShardOnceWrittenAndWrittenShardsInge
   Store& last_store = *hub.stores.shards.back();
   std::vector<uint64_t> last_revision_when_sent;  // of the last shard's node
   std::vector<bool> ingested_at_once;
+  std::vector<double> running_seen;  // by a scrape during the apply; -1: it did not answer
   std::vector<std::thread> reporters;
   auto watcher = broker.connect("watcher");
   watcher->set_handlers(
@@ -251,6 +259,17 @@ TEST(ShardedControllerTest, AnApplySendsEachShardOnceWrittenAndWrittenShardsInge
         });
         ingested_at_once.push_back(reported->get_future().wait_for(std::chrono::seconds(5)) ==
                                    std::future_status::ready);
+        // A metrics scrape meanwhile answers at once (the apply holds the control lock).
+        auto scraped = std::make_shared<std::promise<std::string>>();
+        reporters.emplace_back(
+            [&hub, scraped] { scraped->set_value(hub.controller->gauges_text()); });
+        auto gauges = scraped->get_future();
+        if (gauges.wait_for(std::chrono::seconds(5)) == std::future_status::ready) {
+          running_seen.push_back(
+              metric_value(gauges.get(), "flotilla_hub_instances{phase=\"Running\"}"));
+        } else {
+          running_seen.push_back(-1);
+        }
       },
       [](bool) {});
   ASSERT_TRUE(watcher->start().ok());
@@ -263,6 +282,10 @@ TEST(ShardedControllerTest, AnApplySendsEachShardOnceWrittenAndWrittenShardsInge
       << "the first shards' nodes were sent their desired state only after every shard was written";
   EXPECT_EQ(ingested_at_once, std::vector<bool>(kShards - 1, true))
       << "a written shard's lock was still held while the apply went on";
+  // Each scrape answered during the apply and saw the instances reported so far.
+  std::vector<double> want_seen;
+  for (uint32_t i = 1; i < kShards; ++i) want_seen.push_back(i);
+  EXPECT_EQ(running_seen, want_seen);
   for (size_t i = 0; i + 1 < names.size(); ++i) {
     const std::string& node = names[i].front();
     auto inst = hub.stores.shards[i]->get_instance(node, node + "-a");
