@@ -296,6 +296,7 @@ void VirtualFleet::send_hello(Node& node) {
   pb::Hello h;
   h.set_node(node.name);
   h.set_protocol_version(sync::kProtocolVersion);
+  h.set_min_protocol_version(sync::kMinProtocolVersion);  // as the agent: older hubs talk down
   h.set_agent_version("fleetsim");
   h.mutable_labels()->insert(options_.labels.begin(), options_.labels.end());
   h.mutable_capacity()->set_cpu_millis(options_.cpu_millis);
