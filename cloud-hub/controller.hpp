@@ -47,6 +47,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -260,6 +261,8 @@ class Controller {
     uint32_t number = 0;
     bool owned = true;  // set_shard_owned
     std::map<std::string, Live> live;
+    // When each unknown node was last asked to resync (bounded; see resync_unknown_locked).
+    std::unordered_map<std::string, TimePoint> unknown_resynced;
     // Startups awaited, by (node, workload). Memory only (an instance already Running when
     // the hub starts is never counted) and bounded: dropped when observed, when the workload
     // leaves the node or the node is deleted, after kStartupForget; at most kMaxStartups.
@@ -350,6 +353,10 @@ class Controller {
   Expected<const WorkloadManifest*> manifest_locked(const WorkloadRecord& w);
   // Queues the node's DesiredState if its acked revision differs from its current one.
   void queue_desired_locked(Shard& shard, const NodeRecord& node, Outbox& out);
+  // A node the hub does not know sent a heartbeat or status: asks it for a hello, at most once
+  // per resend interval. Its answer (hello and a full status) would otherwise be answered again
+  // at once whenever the hello is not taken (no protocol version in common), without end.
+  void resync_unknown_locked(Shard& shard, const std::string& node, Outbox& out);
   // An ack of `revision` (an Ack, or a v3 StatusBatch's acked_revision): raises
   // node.acked_revision and returns true when it is newer and was issued; a revision above the
   // node's current one is logged and counted, and changes nothing. The caller stores the node.

@@ -145,7 +145,7 @@ void Controller::on_heartbeat(const pb::Heartbeat& hb) {
     if (!existing) return store_failed("read node '" + hb.node() + "'", existing.error());
     if (!*existing) {
       // The hub does not know this node (it lost its store, or the hello was lost).
-      queue_resync_locked(hb.node(), "unknown node: send hello", out);
+      resync_unknown_locked(shard, hb.node(), out);
     } else {
       NodeRecord node = **existing;
       const TimePoint now = clock_.now();
@@ -241,6 +241,22 @@ void Controller::on_ack(const pb::Ack& ack) {
   flush(out);
 }
 
+void Controller::resync_unknown_locked(Shard& shard, const std::string& node, Outbox& out) {
+  const TimePoint now = clock_.now();
+  auto it = shard.unknown_resynced.find(node);
+  if (it != shard.unknown_resynced.end() && now - it->second < options_.resend_interval) {
+    metrics_.count("flotilla_hub_resyncs_suppressed_total");
+    return;
+  }
+  if (shard.unknown_resynced.size() >= 4096) {
+    std::erase_if(shard.unknown_resynced,
+                  [&](const auto& e) { return now - e.second >= options_.resend_interval; });
+    if (shard.unknown_resynced.size() >= 4096) shard.unknown_resynced.clear();
+  }
+  shard.unknown_resynced[node] = now;
+  queue_resync_locked(node, "unknown node: send hello", out);
+}
+
 bool Controller::take_ack_locked(NodeRecord& node, uint64_t revision) {
   if (revision > node.revision) {
     // Not issued by this store; the agent's next hello or heartbeat resets the history.
@@ -272,7 +288,7 @@ void Controller::on_status(const pb::StatusBatch& batch) {
     auto existing = shard.store->get_node(batch.node());
     if (!existing) return store_failed("read node '" + batch.node() + "'", existing.error());
     if (!*existing) {
-      queue_resync_locked(batch.node(), "unknown node: send hello", out);
+      resync_unknown_locked(shard, batch.node(), out);
     } else {
       NodeRecord node = **existing;
       Live& live = shard.live[node.name];

@@ -641,6 +641,30 @@ TEST(SyncServerTest, VersionIsNegotiatedAndOnlyV2AgentsGetDesiredStateInParts) {
   EXPECT_FALSE(hub.store->get_node("n3")->has_value());
 }
 
+// A node whose hello is refused (no version in common) answers each Resync with a hello and a
+// full status, which the hub does not know either: it is asked again at most once per resend
+// interval, not at network speed without end.
+TEST(SyncServerTest, AnUnknownNodeIsAskedToResyncAtMostOncePerResendInterval) {
+  HubHarness hub;
+  FakeAgent future(hub.broker, "n3");
+  for (int i = 0; i < 5; ++i) {
+    future.send("hello", hello_speaking("n3", 9, 7));
+    future.status({}, true);
+  }
+  EXPECT_FALSE(hub.store->get_node("n3")->has_value());
+  EXPECT_EQ(future.resyncs, 1);
+  EXPECT_EQ(hub.metrics.value("flotilla_hub_resyncs_suppressed_total"), 4u);
+  hub.clock.advance(Millis(5000));
+  future.heartbeat(0);
+  future.status({}, true);
+  EXPECT_EQ(future.resyncs, 2);
+  // Once it says a hello the hub takes, it is known and hears nothing more of this.
+  future.hello(0);
+  future.status({}, true);
+  EXPECT_TRUE(hub.store->get_node("n3")->has_value());
+  EXPECT_EQ(future.resyncs, 2);
+}
+
 }  // namespace
 }  // namespace flotilla::hub
 
